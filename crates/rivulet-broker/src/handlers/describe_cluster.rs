@@ -1,0 +1,20 @@
+//! DescribeCluster: one broker, which is also the controller.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Reply, RequestContext};
+
+pub(crate) fn handle(ctx: RequestContext, _req: DescribeClusterRequest) -> Reply {
+    let cfg = &ctx.broker.config;
+    let mut resp = DescribeClusterResponse::default();
+    resp.cluster_id = StrBytes::from_string(ctx.broker.logs.cluster_id().to_string());
+    resp.controller_id = BrokerId(cfg.node_id);
+    let mut b = DescribeClusterBroker::default();
+    b.broker_id = BrokerId(cfg.node_id);
+    b.host = StrBytes::from_string(cfg.advertised_host.clone());
+    b.port = i32::from(cfg.advertised_port);
+    resp.brokers = vec![b];
+    Reply::now(resp)
+}

@@ -1,0 +1,115 @@
+//! DescribeConfigs for topics (effective values, overrides marked as dynamic topic configs) and
+//! for the broker (its log defaults under Kafka's broker config names, read-only).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Reply, RequestContext};
+use crate::error::log_error_code;
+
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+
+// Kafka's DescribeConfigs config_source values.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Kafka's ConfigType for a topic config key (DescribeConfigs v3+).
+fn config_type(key: &str) -> i8 {
+    match key {
+        "cleanup.policy" => 7,                                        // LIST
+        "message.timestamp.type" => 2,                                // STRING
+        "max.message.bytes" | "index.interval.bytes" | "segment.bytes" => 3, // INT
+        "retention.ms" | "retention.bytes" | "segment.ms" => 5,      // LONG
+        _ => 0,
+    }
+}
+
+pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply {
+    let v = ctx.version();
+    let broker = &ctx.broker;
+    let mut resp = DescribeConfigsResponse::default();
+    for res in req.resources {
+        let mut out = DescribeConfigsResult::default();
+        out.resource_type = res.resource_type;
+        out.resource_name = res.resource_name.clone();
+        let wanted = |k: &str| {
+            res.configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
+        };
+        let entry = |name: String, value: String, source: i8, read_only: bool, ty: i8| {
+            let mut e = DescribeConfigsResourceResult::default();
+            e.name = StrBytes::from_string(name);
+            e.value = Some(StrBytes::from_string(value));
+            e.config_source = source;
+            e.read_only = read_only;
+            if v >= 3 {
+                e.config_type = ty;
+            }
+            e
+        };
+        match res.resource_type {
+            RESOURCE_TOPIC => {
+                let name = res.resource_name.to_string();
+                match (broker.logs.topic(&name), broker.logs.topic_config(&name)) {
+                    (Some(topic), Ok(cfg)) => {
+                        let overrides = topic.overrides.read().clone();
+                        for (k, val) in cfg.entries() {
+                            if wanted(k) {
+                                let source = if overrides.contains_key(k) {
+                                    SOURCE_DYNAMIC_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                out.configs.push(entry(k.to_string(), val, source, false, config_type(k)));
+                            }
+                        }
+                    }
+                    (_, Err(e)) => {
+                        out.error_code = log_error_code(&e);
+                        out.error_message = Some(StrBytes::from_string(e.to_string()));
+                    }
+                    (None, _) => {
+                        out.error_code = ResponseError::UnknownTopicOrPartition.code();
+                        out.error_message = Some(StrBytes::from_string(format!("unknown topic {name}")));
+                    }
+                }
+            }
+            RESOURCE_BROKER => {
+                let cfg = &broker.config;
+                let d = broker.logs.defaults();
+                let entries: Vec<(&str, String, i8)> = vec![
+                    ("auto.create.topics.enable", cfg.auto_create_topics.to_string(), 1),
+                    ("num.partitions", cfg.default_partitions.to_string(), 3),
+                    ("socket.request.max.bytes", cfg.max_frame_bytes.to_string(), 3),
+                    ("max.connections", cfg.max_connections.to_string(), 3),
+                    ("log.cleanup.policy", d.cleanup_policy.clone(), 7),
+                    ("log.index.interval.bytes", d.index_interval_bytes.to_string(), 3),
+                    ("log.retention.bytes", d.retention_bytes.to_string(), 5),
+                    ("log.retention.ms", d.retention_ms.to_string(), 5),
+                    ("log.roll.ms", d.segment_ms.to_string(), 5),
+                    ("log.segment.bytes", d.segment_bytes.to_string(), 3),
+                    ("log.message.timestamp.type", d.message_timestamp_type.clone(), 2),
+                    ("message.max.bytes", d.max_message_bytes.to_string(), 3),
+                ];
+                for (k, val, ty) in entries {
+                    if wanted(k) {
+                        out.configs.push(entry(k.to_string(), val, SOURCE_STATIC_BROKER, true, ty));
+                    }
+                }
+            }
+            other => {
+                out.error_code = ResponseError::InvalidRequest.code();
+                out.error_message = Some(StrBytes::from_string(format!(
+                    "resource type {other} is not supported (topics: 2, broker: 4)"
+                )));
+            }
+        }
+        resp.results.push(out);
+    }
+    Reply::now(resp)
+}

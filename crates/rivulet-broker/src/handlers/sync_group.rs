@@ -1,0 +1,10 @@
+//! STUB written by the dispatcher so the crate compiles; the coordinator engineer replaces it.
+
+use kafka_protocol::messages::SyncGroupRequest;
+
+use super::{Reply, RequestContext};
+
+pub(crate) fn handle(ctx: RequestContext, req: SyncGroupRequest) -> Reply {
+    let _ = (ctx, req);
+    todo!("SyncGroup")
+}

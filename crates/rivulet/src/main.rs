@@ -1,0 +1,214 @@
+//! `rivulet` — the one binary: the embedded Kafka-compatible broker, admin commands and
+//! benchmarks. This crate only parses flags and wires the library crates together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rivulet_broker::{BrokerConfig, FsyncPolicy, GroupConfig};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "rivulet", version, about = "A real-time data pipeline in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Kafka-compatible broker.
+    Broker(BrokerArgs),
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// Address to listen on; a host name binds every address it resolves to
+    /// (`localhost` covers 127.0.0.1 and ::1). Port 0 picks a free port.
+    #[arg(long, env = "RIVULET_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// Directory holding the log segments, offsets and metadata.
+    #[arg(long, env = "RIVULET_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// host:port clients are told to connect to [default: the listen address].
+    #[arg(long, env = "RIVULET_ADVERTISED_ADDRESS")]
+    advertised_address: Option<String>,
+    /// Partitions of auto-created topics (Kafka's num.partitions).
+    #[arg(long, env = "RIVULET_DEFAULT_PARTITIONS", default_value_t = 1)]
+    default_partitions: i32,
+    /// Create topics on first Metadata request for them.
+    #[arg(long, env = "RIVULET_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+    /// `always`: acks=1/-1 are answered after fsync (group commit). `<N>ms`: fsync every N ms
+    /// and answer before (faster; a power loss can lose up to N ms of acknowledged writes).
+    #[arg(long, env = "RIVULET_FSYNC", default_value = "always", value_parser = parse_fsync)]
+    fsync: FsyncPolicy,
+    /// Largest request frame accepted (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "RIVULET_MAX_REQUEST_BYTES", default_value_t = 100 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// Most client connections served at once; more are refused.
+    #[arg(long, env = "RIVULET_MAX_CONNECTIONS", default_value_t = 1000)]
+    max_connections: usize,
+    /// Default segment.bytes for topics.
+    #[arg(long, env = "RIVULET_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    segment_bytes: u64,
+    /// Default retention.ms for topics (-1: keep forever).
+    #[arg(long, env = "RIVULET_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    retention_ms: i64,
+    /// Default retention.bytes per partition (-1: unlimited).
+    #[arg(long, env = "RIVULET_RETENTION_BYTES", default_value_t = -1, allow_negative_numbers = true)]
+    retention_bytes: i64,
+    /// Default max.message.bytes (largest record batch).
+    #[arg(long, env = "RIVULET_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
+    max_message_bytes: i32,
+    /// Wait for more members before the first rebalance of a group (ms).
+    #[arg(long, env = "RIVULET_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 300)]
+    group_initial_rebalance_delay_ms: u64,
+}
+
+fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
+    if s == "always" {
+        return Ok(FsyncPolicy::Always);
+    }
+    let ms = s
+        .strip_suffix("ms")
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("expected `always` or an interval like `100ms`, got `{s}`"))?;
+    Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Broker(args) => broker(args).await,
+    }
+}
+
+async fn broker(args: BrokerArgs) -> Result<()> {
+    let listeners = bind(&args.listen).await?;
+    let first = listeners[0].local_addr()?;
+    let (host, port) = match &args.advertised_address {
+        Some(a) => split_host_port(a).with_context(|| format!("--advertised-address {a}"))?,
+        None => {
+            let (h, _) = split_host_port(&args.listen).with_context(|| format!("--listen {}", args.listen))?;
+            (h, first.port())
+        }
+    };
+    let mut config = BrokerConfig::new(&args.data_dir, host, port);
+    config.default_partitions = args.default_partitions;
+    config.auto_create_topics = args.auto_create_topics;
+    config.fsync = args.fsync;
+    config.max_frame_bytes = args.max_request_bytes;
+    config.max_connections = args.max_connections;
+    config.log_defaults.segment_bytes = args.segment_bytes;
+    config.log_defaults.retention_ms = args.retention_ms;
+    config.log_defaults.retention_bytes = args.retention_bytes;
+    config.log_defaults.max_message_bytes = args.max_message_bytes;
+    config.group = GroupConfig {
+        initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
+        ..GroupConfig::default()
+    };
+    if config.default_partitions < 1 {
+        bail!("--default-partitions must be at least 1");
+    }
+    let handle = rivulet_broker::start(config, listeners)
+        .await
+        .with_context(|| format!("starting the broker on data dir {}", args.data_dir.display()))?;
+    for addr in handle.local_addrs() {
+        // Machine-readable readiness line on stdout (logs go to stderr); tests and the bench
+        // wait for it.
+        println!("rivulet broker listening on {addr}");
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down (press Ctrl-C again to exit at once)");
+    tokio::select! {
+        r = handle.shutdown() => r.context("clean shutdown")?,
+        _ = wait_for_signal() => {
+            tracing::warn!("second signal: exiting without a clean shutdown");
+            std::process::exit(130);
+        }
+    }
+    Ok(())
+}
+
+/// Binds every address `listen` resolves to. With port 0 and several addresses, the port the
+/// first one got is reused for the others so clients see one port.
+async fn bind(listen: &str) -> Result<Vec<TcpListener>> {
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("resolving --listen {listen}"))?
+        .collect();
+    addrs.dedup();
+    let Some(&first) = addrs.first() else {
+        bail!("--listen {listen} resolves to no address");
+    };
+    let l = TcpListener::bind(first)
+        .await
+        .with_context(|| format!("binding {first}"))?;
+    let port = l.local_addr()?.port();
+    let mut out = vec![l];
+    for mut a in addrs.into_iter().skip(1) {
+        a.set_port(port);
+        match TcpListener::bind(a).await {
+            Ok(l) => out.push(l),
+            // e.g. ::1 on a host without IPv6: serve what we can.
+            Err(e) => tracing::warn!("not listening on {a}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+fn split_host_port(s: &str) -> Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .with_context(|| format!("expected host:port, got `{s}`"))?;
+    let port: u16 = port.parse().with_context(|| format!("bad port in `{s}`"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
