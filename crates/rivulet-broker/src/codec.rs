@@ -68,6 +68,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
 ];
@@ -111,7 +112,7 @@ pub enum Decoded {
     Request {
         api: ApiKey,
         header: RequestHeader,
-        body: RequestKind,
+        body: Box<RequestKind>,
     },
     /// A version we do not implement of an API we do. Answered with UNSUPPORTED_VERSION (for
     /// ApiVersions, with the v0 body listing our APIs as KIP-511 requires).
@@ -152,11 +153,19 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, CodecError> {
     };
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| malformed(format!("header: {e:#}")))?;
-    let body = RequestKind::decode(api, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
+    let body =
+        RequestKind::decode(api, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
     if frame.has_remaining() {
-        return Err(malformed(format!("{} unexpected trailing bytes", frame.remaining())));
+        return Err(malformed(format!(
+            "{} unexpected trailing bytes",
+            frame.remaining()
+        )));
     }
-    Ok(Decoded::Request { api, header, body })
+    Ok(Decoded::Request {
+        api,
+        header,
+        body: Box::new(body),
+    })
 }
 
 /// Encodes a response frame (length prefix, response header, body) for `api` at `version`.
@@ -243,7 +252,8 @@ mod tests {
         h.request_api_version = version;
         h.correlation_id = 7;
         h.client_id = Some(StrBytes::from_static_str("test"));
-        h.encode(&mut buf, api.request_header_version(version)).unwrap();
+        h.encode(&mut buf, api.request_header_version(version))
+            .unwrap();
         body(&mut buf);
         buf.freeze()
     }
@@ -287,7 +297,10 @@ mod tests {
             let f = frame(ApiKey::Metadata, v, |b| {
                 MetadataRequest::default().encode(b, v).unwrap()
             });
-            assert!(matches!(decode_request(f).unwrap(), Decoded::Request { .. }));
+            assert!(matches!(
+                decode_request(f).unwrap(),
+                Decoded::Request { .. }
+            ));
         }
     }
 
@@ -323,8 +336,14 @@ mod tests {
         raw.put_i16(9999);
         raw.put_i16(0);
         raw.put_i32(1);
-        assert!(matches!(decode_request(raw.freeze()), Err(CodecError::UnknownApiKey(9999))));
-        assert!(matches!(decode_request(Bytes::from_static(&[0, 1])), Err(CodecError::TooShort(2))));
+        assert!(matches!(
+            decode_request(raw.freeze()),
+            Err(CodecError::UnknownApiKey(9999))
+        ));
+        assert!(matches!(
+            decode_request(Bytes::from_static(&[0, 1])),
+            Err(CodecError::TooShort(2))
+        ));
     }
 
     #[test]
@@ -332,7 +351,10 @@ mod tests {
         // Metadata v1 topics array claiming i32::MAX entries with no bytes behind it.
         let mut f = BytesMut::from(&frame(ApiKey::Metadata, 1, |_| {})[..]);
         f.put_i32(i32::MAX);
-        assert!(matches!(decode_request(f.freeze()), Err(CodecError::Malformed { .. })));
+        assert!(matches!(
+            decode_request(f.freeze()),
+            Err(CodecError::Malformed { .. })
+        ));
     }
 
     proptest! {

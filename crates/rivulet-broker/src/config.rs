@@ -40,7 +40,11 @@ pub struct BrokerConfig {
 
 impl BrokerConfig {
     /// Defaults for a broker whose data lives in `data_dir`, advertised as `host:port`.
-    pub fn new(data_dir: impl Into<PathBuf>, advertised_host: impl Into<String>, advertised_port: u16) -> Self {
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        advertised_host: impl Into<String>,
+        advertised_port: u16,
+    ) -> Self {
         BrokerConfig {
             node_id: 0,
             advertised_host: advertised_host.into(),

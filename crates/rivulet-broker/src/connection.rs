@@ -123,7 +123,11 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
 }
 
 /// Decodes one frame and starts handling it.
-fn dispatch(broker: &Arc<Broker>, frame: bytes::Bytes, peer: SocketAddr) -> Result<Pending, CodecError> {
+fn dispatch(
+    broker: &Arc<Broker>,
+    frame: bytes::Bytes,
+    peer: SocketAddr,
+) -> Result<Pending, CodecError> {
     match codec::decode_request(frame)? {
         Decoded::UnsupportedVersion {
             api,
@@ -155,9 +159,9 @@ fn dispatch(broker: &Arc<Broker>, frame: bytes::Bytes, peer: SocketAddr) -> Resu
                 peer,
             };
             let encode = move |resp| codec::encode_response(api, version, correlation_id, &resp);
-            Ok(match handlers::handle(ctx, body) {
+            Ok(match handlers::handle(ctx, *body) {
                 Reply::Now(resp) => {
-                    let r = encode(resp);
+                    let r = encode(*resp);
                     Box::pin(async move { Some(r) })
                 }
                 Reply::Later(fut) => Box::pin(async move { Some(encode(fut.await)) }),

@@ -32,13 +32,17 @@ pub struct BrokerHandle {
 
 /// Opens storage (recovering after a crash), starts the background tasks and serves the given,
 /// already-bound listeners (tests bind 127.0.0.1:0) until [`BrokerHandle::shutdown`].
-pub async fn start(config: BrokerConfig, listeners: Vec<TcpListener>) -> Result<BrokerHandle, BrokerError> {
+pub async fn start(
+    config: BrokerConfig,
+    listeners: Vec<TcpListener>,
+) -> Result<BrokerHandle, BrokerError> {
     let data_dir = config.data_dir.clone();
     let defaults = config.log_defaults.clone();
     let started = std::time::Instant::now();
-    let logs = tokio::task::spawn_blocking(move || rivulet_log::LogManager::open(&data_dir, defaults))
-        .await
-        .map_err(|e| BrokerError::Other(format!("storage open task failed: {e}")))??;
+    let logs =
+        tokio::task::spawn_blocking(move || rivulet_log::LogManager::open(&data_dir, defaults))
+            .await
+            .map_err(|e| BrokerError::Other(format!("storage open task failed: {e}")))??;
     let groups = GroupCoordinator::open(&config.data_dir, config.group.clone())?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -63,7 +67,11 @@ pub async fn start(config: BrokerConfig, listeners: Vec<TcpListener>) -> Result<
         addrs.push(listener.local_addr()?);
         tasks.spawn(accept_loop(broker.clone(), listener, slots.clone()));
     }
-    Ok(BrokerHandle { broker, addrs, tasks })
+    Ok(BrokerHandle {
+        broker,
+        addrs,
+        tasks,
+    })
 }
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, slots: Arc<Semaphore>) {
@@ -84,12 +92,18 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, slots: Arc<Sema
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            broker.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            broker
+                .stats
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, max = broker.config.max_connections, "connection refused: too many connections");
             drop(stream);
             continue;
         };
-        broker.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        broker
+            .stats
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
         let b = broker.clone();
         conns.spawn(async move {
             crate::connection::serve(b, stream, peer).await;

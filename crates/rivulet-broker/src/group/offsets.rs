@@ -58,8 +58,13 @@ type GroupOffsets = BTreeMap<TopicPartition, OffsetEntry>;
 /// Durable mutations.
 #[derive(Debug)]
 pub(crate) enum WriteOp {
-    Commit { group: String, entries: Vec<(TopicPartition, OffsetEntry)> },
-    DeleteGroup { group: String },
+    Commit {
+        group: String,
+        entries: Vec<(TopicPartition, OffsetEntry)>,
+    },
+    DeleteGroup {
+        group: String,
+    },
 }
 
 struct WriteReq {
@@ -91,7 +96,11 @@ impl OffsetStore {
             std::fs::remove_file(&tmp)?;
         }
         let path = dir.join(LOG_FILE);
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
         let (offsets, valid_len) = replay(&data);
@@ -108,11 +117,22 @@ impl OffsetStore {
         let live = live_bytes(&offsets);
         let offsets = Arc::new(Mutex::new(offsets));
         let (tx, rx) = mpsc::channel();
-        let writer = Writer { dir, file, file_len: valid_len, live_len: live, offsets: offsets.clone(), poisoned: false };
+        let writer = Writer {
+            dir,
+            file,
+            file_len: valid_len,
+            live_len: live,
+            offsets: offsets.clone(),
+            poisoned: false,
+        };
         let thread = std::thread::Builder::new()
             .name("rivulet-offsets".into())
             .spawn(move || writer.run(rx))?;
-        Ok(OffsetStore { offsets, tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+        Ok(OffsetStore {
+            offsets,
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Queues a durable write; the receiver resolves once it is fsynced and applied.
@@ -134,7 +154,11 @@ impl OffsetStore {
     }
 
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<OffsetEntry> {
-        self.offsets.lock().get(group)?.get(&(topic.to_string(), partition)).cloned()
+        self.offsets
+            .lock()
+            .get(group)?
+            .get(&(topic.to_string(), partition))
+            .cloned()
     }
 
     /// All committed offsets of a group, sorted by topic then partition.
@@ -146,8 +170,12 @@ impl OffsetStore {
             .unwrap_or_default()
     }
 
+    #[cfg(test)]
     pub fn has_offsets(&self, group: &str) -> bool {
-        self.offsets.lock().get(group).is_some_and(|m| !m.is_empty())
+        self.offsets
+            .lock()
+            .get(group)
+            .is_some_and(|m| !m.is_empty())
     }
 
     pub fn groups(&self) -> Vec<String> {
@@ -158,7 +186,8 @@ impl OffsetStore {
     pub fn shutdown(&self) -> Result<(), BrokerError> {
         drop(self.tx.lock().take());
         if let Some(t) = self.thread.lock().take() {
-            t.join().map_err(|_| BrokerError::Other("offset store writer panicked".into()))?;
+            t.join()
+                .map_err(|_| BrokerError::Other("offset store writer panicked".into()))?;
         }
         Ok(())
     }
@@ -217,7 +246,9 @@ impl Writer {
 
     fn write_batch(&mut self, batch: &[WriteReq]) -> std::io::Result<()> {
         if self.poisoned {
-            return Err(std::io::Error::other("offsets log is unusable after an earlier fsync failure"));
+            return Err(std::io::Error::other(
+                "offsets log is unusable after an earlier fsync failure",
+            ));
         }
         let mut buf = Vec::new();
         for req in batch {
@@ -254,14 +285,18 @@ impl Writer {
                     for ((topic, partition), e) in entries {
                         self.live_len += commit_frame_len(group, topic, e);
                         if let Some(old) = g.insert((topic.clone(), *partition), e.clone()) {
-                            self.live_len = self.live_len.saturating_sub(commit_frame_len(group, topic, &old));
+                            self.live_len = self
+                                .live_len
+                                .saturating_sub(commit_frame_len(group, topic, &old));
                         }
                     }
                 }
                 WriteOp::DeleteGroup { group } => {
                     if let Some(g) = map.remove(group) {
                         for ((topic, _), e) in &g {
-                            self.live_len = self.live_len.saturating_sub(commit_frame_len(group, topic, e));
+                            self.live_len = self
+                                .live_len
+                                .saturating_sub(commit_frame_len(group, topic, e));
                         }
                     }
                 }
@@ -288,13 +323,30 @@ impl Writer {
         let tmp = self.dir.join(TMP_FILE);
         let path = self.dir.join(LOG_FILE);
         {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             f.write_all(&buf)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, &path)?;
-        File::open(&self.dir)?.sync_all()?;
-        self.file = OpenOptions::new().append(true).open(&path)?;
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        // Past the rename our handle points at the unlinked old file: if we cannot switch to
+        // the new one, appending to the old handle would lose data, so stop writing instead.
+        let swapped = File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .and_then(|()| OpenOptions::new().append(true).open(&path));
+        match swapped {
+            Ok(f) => self.file = f,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
         let before = self.file_len;
         self.file_len = buf.len() as u64;
         self.live_len = self.file_len;
@@ -376,8 +428,14 @@ impl<'a> Cursor<'a> {
 }
 
 enum Record {
-    Commit { group: String, tp: TopicPartition, entry: OffsetEntry },
-    Tombstone { group: String },
+    Commit {
+        group: String,
+        tp: TopicPartition,
+        entry: OffsetEntry,
+    },
+    Tombstone {
+        group: String,
+    },
 }
 
 fn parse_payload(p: &[u8]) -> Option<Record> {
@@ -394,7 +452,12 @@ fn parse_payload(p: &[u8]) -> Option<Record> {
             Record::Commit {
                 group,
                 tp: (topic, partition),
-                entry: OffsetEntry { offset, leader_epoch, metadata, commit_timestamp_ms },
+                entry: OffsetEntry {
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_timestamp_ms,
+                },
             }
         }
         KIND_GROUP_TOMBSTONE => Record::Tombstone { group: c.string()? },
@@ -410,7 +473,9 @@ fn replay(data: &[u8]) -> (HashMap<String, GroupOffsets>, u64) {
     let mut pos = 0usize;
     while data.len() - pos >= HEADER {
         let mut h = Cursor(&data[pos..pos + HEADER]);
-        let (Some(len), Some(crc)) = (h.arr::<4>(), h.arr::<4>()) else { break };
+        let (Some(len), Some(crc)) = (h.arr::<4>(), h.arr::<4>()) else {
+            break;
+        };
         let len = u32::from_be_bytes(len) as usize;
         let crc = u32::from_be_bytes(crc);
         if len > MAX_PAYLOAD || data.len() - pos - HEADER < len {
@@ -434,30 +499,7 @@ fn replay(data: &[u8]) -> (HashMap<String, GroupOffsets>, u64) {
     (map, pos as u64)
 }
 
-/// CRC-32C (Castagnoli), table-driven; the crate has no CRC dependency of its own.
-fn crc32c(data: &[u8]) -> u32 {
-    const fn table() -> [u32; 256] {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 { 0x82F6_3B78 ^ (c >> 1) } else { c >> 1 };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    }
-    static TABLE: [u32; 256] = table();
-    let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
-}
+use crc32c::crc32c;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -465,12 +507,12 @@ mod tests {
     use super::*;
 
     fn entry(offset: i64) -> OffsetEntry {
-        OffsetEntry { offset, leader_epoch: 3, metadata: "m".into(), commit_timestamp_ms: 1 }
-    }
-
-    #[test]
-    fn crc32c_known_vector() {
-        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        OffsetEntry {
+            offset,
+            leader_epoch: 3,
+            metadata: "m".into(),
+            commit_timestamp_ms: 1,
+        }
     }
 
     #[tokio::test]
@@ -478,11 +520,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = OffsetStore::open(dir.path()).unwrap();
-            let op = WriteOp::Commit { group: "g".into(), entries: vec![(("t".into(), 0), entry(5))] };
+            let op = WriteOp::Commit {
+                group: "g".into(),
+                entries: vec![(("t".into(), 0), entry(5))],
+            };
             s.submit(op).await.unwrap().unwrap();
-            let op = WriteOp::Commit { group: "h".into(), entries: vec![(("t".into(), 1), entry(7))] };
+            let op = WriteOp::Commit {
+                group: "h".into(),
+                entries: vec![(("t".into(), 1), entry(7))],
+            };
             s.submit(op).await.unwrap().unwrap();
-            s.submit(WriteOp::DeleteGroup { group: "h".into() }).await.unwrap().unwrap();
+            s.submit(WriteOp::DeleteGroup { group: "h".into() })
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(s.get("g", "t", 0), Some(entry(5)));
         }
         let s = OffsetStore::open(dir.path()).unwrap();
@@ -496,7 +547,10 @@ mod tests {
         {
             let s = OffsetStore::open(dir.path()).unwrap();
             for i in 0..3 {
-                let op = WriteOp::Commit { group: "g".into(), entries: vec![(("t".into(), i), entry(i as i64))] };
+                let op = WriteOp::Commit {
+                    group: "g".into(),
+                    entries: vec![(("t".into(), i), entry(i as i64))],
+                };
                 s.submit(op).await.unwrap().unwrap();
             }
         }
@@ -511,7 +565,10 @@ mod tests {
         let len = std::fs::metadata(&path).unwrap().len();
         assert!(len < full - 10, "file truncated to the valid prefix");
         // Appends after the truncation replay fine.
-        let op = WriteOp::Commit { group: "g".into(), entries: vec![(("t".into(), 9), entry(9))] };
+        let op = WriteOp::Commit {
+            group: "g".into(),
+            entries: vec![(("t".into(), 9), entry(9))],
+        };
         s.submit(op).await.unwrap().unwrap();
         drop(s);
         let s = OffsetStore::open(dir.path()).unwrap();
@@ -523,9 +580,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = OffsetStore::open(dir.path()).unwrap();
-            let op = WriteOp::Commit { group: "g".into(), entries: vec![(("t".into(), 0), entry(1))] };
+            let op = WriteOp::Commit {
+                group: "g".into(),
+                entries: vec![(("t".into(), 0), entry(1))],
+            };
             s.submit(op).await.unwrap().unwrap();
-            let op = WriteOp::Commit { group: "g".into(), entries: vec![(("t".into(), 1), entry(2))] };
+            let op = WriteOp::Commit {
+                group: "g".into(),
+                entries: vec![(("t".into(), 1), entry(2))],
+            };
             s.submit(op).await.unwrap().unwrap();
         }
         let path = dir.path().join(OFFSETS_DIR).join(LOG_FILE);
@@ -545,8 +608,16 @@ mod tests {
             let s = OffsetStore::open(dir.path()).unwrap();
             // ~2 KiB per frame, same partition over and over: forces compaction past 1 MiB.
             for i in 0..1200 {
-                let e = OffsetEntry { offset: i, leader_epoch: -1, metadata: big.clone(), commit_timestamp_ms: 0 };
-                let op = WriteOp::Commit { group: "g".into(), entries: vec![(("t".into(), 0), e)] };
+                let e = OffsetEntry {
+                    offset: i,
+                    leader_epoch: -1,
+                    metadata: big.clone(),
+                    commit_timestamp_ms: 0,
+                };
+                let op = WriteOp::Commit {
+                    group: "g".into(),
+                    entries: vec![(("t".into(), 0), e)],
+                };
                 s.submit(op).await.unwrap().unwrap();
             }
         }

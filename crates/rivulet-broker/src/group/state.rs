@@ -78,7 +78,12 @@ pub(crate) struct SyncOutcome {
 
 impl SyncOutcome {
     pub fn error(error: ResponseError) -> SyncOutcome {
-        SyncOutcome { error: error.code(), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+        SyncOutcome {
+            error: error.code(),
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
     }
 }
 
@@ -96,7 +101,6 @@ pub(crate) struct Member {
     pub client_host: String,
     pub rebalance_timeout: Duration,
     pub session_timeout: Duration,
-    pub protocol_type: String,
     /// (name, metadata) in the member's preference order.
     pub protocols: Vec<(String, Bytes)>,
     pub assignment: Bytes,
@@ -109,14 +113,21 @@ pub(crate) struct Member {
 
 impl Member {
     fn metadata(&self, protocol: &str) -> Bytes {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
     fn matches(&self, protocols: &[(String, Bytes)]) -> bool {
         self.protocols == protocols
     }
     /// The member's favourite among `candidates` (Kafka's `MemberMetadata.vote`).
     fn vote<'a>(&'a self, candidates: &HashSet<&str>) -> Option<&'a str> {
-        self.protocols.iter().map(|(n, _)| n.as_str()).find(|n| candidates.contains(n))
+        self.protocols
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .find(|n| candidates.contains(n))
     }
     /// Members parked on a join or sync automatically satisfy heartbeats (Kafka does the same;
     /// the rebalance / sync timeouts cover them instead).
@@ -193,17 +204,13 @@ impl Group {
         v.into_iter()
     }
 
-    pub fn has_member(&self, id: &str) -> bool {
-        self.members.contains_key(id)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     /// Largest rebalance timeout among members (Kafka's `GroupMetadata.rebalanceTimeoutMs`).
     fn rebalance_timeout(&self) -> Duration {
-        self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default()
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
     }
 
     fn is_static_member_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
@@ -220,7 +227,9 @@ impl Group {
         }
         self.protocol_type.as_deref() == Some(protocol_type)
             && protocols.iter().any(|(name, _)| {
-                self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name))
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
             })
     }
 
@@ -232,7 +241,11 @@ impl Group {
             .protocols
             .iter()
             .map(|(n, _)| n.as_str())
-            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == n)))
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == n))
+            })
             .collect();
         let set: HashSet<&str> = candidates.iter().copied().collect();
         let mut votes: HashMap<&str, usize> = HashMap::new();
@@ -256,7 +269,12 @@ impl Group {
         format!("{prefix}-{}", uuid::Uuid::new_v4())
     }
 
-    fn add_member(&mut self, p: &JoinParams, id: String, now: Instant) -> oneshot::Receiver<JoinOutcome> {
+    fn add_member(
+        &mut self,
+        p: &JoinParams,
+        id: String,
+        now: Instant,
+    ) -> oneshot::Receiver<JoinOutcome> {
         if self.members.is_empty() {
             self.protocol_type = Some(p.protocol_type.clone());
         }
@@ -279,7 +297,6 @@ impl Group {
                 client_host: p.client_host.clone(),
                 rebalance_timeout: p.rebalance_timeout,
                 session_timeout: p.session_timeout,
-                protocol_type: p.protocol_type.clone(),
                 protocols: p.protocols.clone(),
                 assignment: Bytes::new(),
                 awaiting_join: Some(tx),
@@ -301,7 +318,8 @@ impl Group {
         }
         self.pending_sync.remove(id);
         if self.leader.as_deref() == Some(id) {
-            self.leader = self.members().next().map(|m| m.id.clone());
+            let next = self.members().next().map(|m| m.id.clone());
+            self.leader = next;
         }
         Some(m)
     }
@@ -309,7 +327,9 @@ impl Group {
     /// Kafka's `removeMemberAndUpdateGroup`: answer its parked requests, then rebalance or try to
     /// complete the ongoing one.
     fn remove_member_and_update(&mut self, id: &str, now: Instant, cfg: &GroupConfig) {
-        let Some(mut m) = self.remove_member(id) else { return };
+        let Some(mut m) = self.remove_member(id) else {
+            return;
+        };
         if let Some(tx) = m.awaiting_join.take() {
             let _ = tx.send(JoinOutcome::error(id, ResponseError::UnknownMemberId));
         }
@@ -318,13 +338,18 @@ impl Group {
         }
         match self.state {
             GroupState::Dead | GroupState::Empty => {}
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now, cfg),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, cfg)
+            }
             GroupState::PreparingRebalance => self.try_complete_join(now),
         }
     }
 
     fn can_rebalance(&self) -> bool {
-        matches!(self.state, GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty)
+        matches!(
+            self.state,
+            GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty
+        )
     }
 
     fn maybe_prepare_rebalance(&mut self, now: Instant, cfg: &GroupConfig) {
@@ -403,10 +428,16 @@ impl Group {
         self.protocol_name = self.select_protocol();
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol_name.clone().unwrap_or_default();
-        let all: Vec<(String, Option<String>, Bytes)> =
-            self.members().map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol))).collect();
+        let all: Vec<(String, Option<String>, Bytes)> = self
+            .members()
+            .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+            .collect();
         let leader = self.leader.clone().unwrap_or_default();
-        let (gen, ptype, pname) = (self.generation, self.protocol_type.clone(), self.protocol_name.clone());
+        let (gen, ptype, pname) = (
+            self.generation,
+            self.protocol_type.clone(),
+            self.protocol_name.clone(),
+        );
         self.pending_sync = self.members.keys().cloned().collect();
         self.sync_deadline = Some(now + self.rebalance_timeout());
         tracing::info!(group = %self.id, generation = gen, members = all.len(), protocol = %protocol, "rebalance completed join phase");
@@ -421,7 +452,11 @@ impl Group {
                     leader: leader.clone(),
                     member_id: m.id.clone(),
                     skip_assignment: false,
-                    members: if m.id == leader { all.clone() } else { Vec::new() },
+                    members: if m.id == leader {
+                        all.clone()
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
         }
@@ -429,11 +464,20 @@ impl Group {
 
     /// Kafka's `maybeElectNewJoinedLeader`: keep the leader if it rejoined, else any rejoined one.
     fn elect_joined_leader(&mut self) -> bool {
-        let Some(leader) = self.leader.clone() else { return false };
-        if self.members.get(&leader).is_some_and(|m| m.awaiting_join.is_some()) {
+        let Some(leader) = self.leader.clone() else {
+            return false;
+        };
+        if self
+            .members
+            .get(&leader)
+            .is_some_and(|m| m.awaiting_join.is_some())
+        {
             return true;
         }
-        let next = self.members().find(|m| m.awaiting_join.is_some()).map(|m| m.id.clone());
+        let next = self
+            .members()
+            .find(|m| m.awaiting_join.is_some())
+            .map(|m| m.id.clone());
         match next {
             Some(id) => {
                 self.leader = Some(id);
@@ -443,7 +487,12 @@ impl Group {
         }
     }
 
-    fn current_join_outcome(&self, member_id: &str, with_members: bool, skip_assignment: bool) -> JoinOutcome {
+    fn current_join_outcome(
+        &self,
+        member_id: &str,
+        with_members: bool,
+        skip_assignment: bool,
+    ) -> JoinOutcome {
         let protocol = self.protocol_name.clone().unwrap_or_default();
         JoinOutcome {
             error: 0,
@@ -454,7 +503,9 @@ impl Group {
             member_id: member_id.to_string(),
             skip_assignment,
             members: if with_members {
-                self.members().map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol))).collect()
+                self.members()
+                    .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -489,10 +540,16 @@ impl Group {
     /// JoinGroup. `new_member_prefix` is the client id (dynamic) or instance id (static).
     pub fn join(&mut self, p: JoinParams, now: Instant, cfg: &GroupConfig) -> Pending<JoinOutcome> {
         if self.state == GroupState::Dead {
-            return Pending::Now(JoinOutcome::error(p.member_id, ResponseError::CoordinatorNotAvailable));
+            return Pending::Now(JoinOutcome::error(
+                p.member_id,
+                ResponseError::CoordinatorNotAvailable,
+            ));
         }
         if !self.supports_protocols(&p.protocol_type, &p.protocols) {
-            return Pending::Now(JoinOutcome::error(p.member_id, ResponseError::InconsistentGroupProtocol));
+            return Pending::Now(JoinOutcome::error(
+                p.member_id,
+                ResponseError::InconsistentGroupProtocol,
+            ));
         }
         let reply = if p.member_id.is_empty() {
             self.join_new_member(p, now, cfg)
@@ -503,14 +560,23 @@ impl Group {
         reply
     }
 
-    fn join_new_member(&mut self, p: JoinParams, now: Instant, cfg: &GroupConfig) -> Pending<JoinOutcome> {
+    fn join_new_member(
+        &mut self,
+        p: JoinParams,
+        now: Instant,
+        cfg: &GroupConfig,
+    ) -> Pending<JoinOutcome> {
         match p.instance_id.clone() {
             None => {
                 let new_id = Self::generate_member_id(&p.client_id);
                 if p.version >= 4 {
                     // Two-step join (KIP-394): hand out the id, expect a second join with it.
-                    self.pending_members.insert(new_id.clone(), now + p.session_timeout);
-                    return Pending::Now(JoinOutcome::error(new_id, ResponseError::MemberIdRequired));
+                    self.pending_members
+                        .insert(new_id.clone(), now + p.session_timeout);
+                    return Pending::Now(JoinOutcome::error(
+                        new_id,
+                        ResponseError::MemberIdRequired,
+                    ));
                 }
                 self.add_member_and_rebalance(&p, new_id, now, cfg)
             }
@@ -580,7 +646,8 @@ impl Group {
         }
         match self.state {
             GroupState::Stable => {
-                let unchanged = old_protocols == p.protocols && self.select_protocol() == self.protocol_name;
+                let unchanged =
+                    old_protocols == p.protocols && self.select_protocol() == self.protocol_name;
                 // A pre-v9 leader cannot be told to skip assignment, so it needs a real rebalance.
                 if unchanged && (!was_leader || p.version >= 9) {
                     let outcome = self.current_join_outcome(&new_id, was_leader, was_leader);
@@ -598,7 +665,12 @@ impl Group {
         Pending::Wait(rx)
     }
 
-    fn join_current_member(&mut self, p: JoinParams, now: Instant, cfg: &GroupConfig) -> Pending<JoinOutcome> {
+    fn join_current_member(
+        &mut self,
+        p: JoinParams,
+        now: Instant,
+        cfg: &GroupConfig,
+    ) -> Pending<JoinOutcome> {
         let id = p.member_id.clone();
         if self.pending_members.contains_key(&id) {
             return self.add_member_and_rebalance(&p, id, now, cfg);
@@ -606,8 +678,10 @@ impl Group {
         if self.is_static_member_fenced(&id, p.instance_id.as_deref()) {
             return Pending::Now(JoinOutcome::error(id, ResponseError::FencedInstanceId));
         }
-        let instance_unknown =
-            p.instance_id.as_ref().is_some_and(|i| !self.static_members.contains_key(i));
+        let instance_unknown = p
+            .instance_id
+            .as_ref()
+            .is_some_and(|i| !self.static_members.contains_key(i));
         let Some(member) = self.members.get(&id) else {
             return Pending::Now(JoinOutcome::error(id, ResponseError::UnknownMemberId));
         };
@@ -709,7 +783,9 @@ impl Group {
             }
             GroupState::Stable => {
                 self.pending_sync.remove(member_id);
-                let Some(m) = self.members.get_mut(member_id) else { return err(E::UnknownMemberId) };
+                let Some(m) = self.members.get_mut(member_id) else {
+                    return err(E::UnknownMemberId);
+                };
                 m.session_deadline = now + m.session_timeout;
                 Pending::Now(SyncOutcome {
                     error: 0,
@@ -723,7 +799,13 @@ impl Group {
     }
 
     /// Heartbeat; returns the error code.
-    pub fn heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now: Instant) -> i16 {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> i16 {
         use ResponseError as E;
         if self.state == GroupState::Dead {
             return E::CoordinatorNotAvailable.code();
@@ -733,7 +815,9 @@ impl Group {
         }
         let state = self.state;
         let current_generation = self.generation;
-        let Some(m) = self.members.get_mut(member_id) else { return E::UnknownMemberId.code() };
+        let Some(m) = self.members.get_mut(member_id) else {
+            return E::UnknownMemberId.code();
+        };
         if generation != current_generation {
             return E::IllegalGeneration.code();
         }
@@ -752,7 +836,13 @@ impl Group {
     }
 
     /// LeaveGroup for one identity (member id and/or instance id).
-    pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, now: Instant, cfg: &GroupConfig) -> LeaveResult {
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now: Instant,
+        cfg: &GroupConfig,
+    ) -> LeaveResult {
         use ResponseError as E;
         if !member_id.is_empty() && self.is_static_member_fenced(member_id, instance_id) {
             return E::FencedInstanceId.code();
@@ -820,7 +910,9 @@ impl Group {
             return None;
         }
         // Rebalance (or initial delay) timeout.
-        if self.state == GroupState::PreparingRebalance && self.join_deadline.is_some_and(|d| d <= now) {
+        if self.state == GroupState::PreparingRebalance
+            && self.join_deadline.is_some_and(|d| d <= now)
+        {
             match self.initial_delay_remaining {
                 Some(remaining) if self.new_member_added && !remaining.is_zero() => {
                     // More members arrived during the delay: wait another (bounded) round.
@@ -833,8 +925,10 @@ impl Group {
             }
         }
         // Members of the new generation that never sent SyncGroup are dropped.
-        if matches!(self.state, GroupState::CompletingRebalance | GroupState::Stable)
-            && self.sync_deadline.is_some_and(|d| d <= now)
+        if matches!(
+            self.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) && self.sync_deadline.is_some_and(|d| d <= now)
         {
             self.sync_deadline = None;
             if !self.pending_sync.is_empty() {
@@ -843,7 +937,10 @@ impl Group {
                     tracing::info!(group = %self.id, member = %id, "removing member that did not sync in time");
                     if let Some(mut m) = self.remove_member(id) {
                         if let Some(tx) = m.awaiting_join.take() {
-                            let _ = tx.send(JoinOutcome::error(id.as_str(), ResponseError::UnknownMemberId));
+                            let _ = tx.send(JoinOutcome::error(
+                                id.as_str(),
+                                ResponseError::UnknownMemberId,
+                            ));
                         }
                     }
                 }
@@ -857,8 +954,12 @@ impl Group {
             self.try_complete_join(now);
         }
         // Session timeouts.
-        let expired: Vec<String> =
-            self.members.values().filter(|m| m.session_expired(now)).map(|m| m.id.clone()).collect();
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.session_expired(now))
+            .map(|m| m.id.clone())
+            .collect();
         for id in expired {
             tracing::info!(group = %self.id, member = %id, "member session expired");
             self.remove_member_and_update(&id, now, cfg);

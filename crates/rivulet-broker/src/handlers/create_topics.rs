@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -64,7 +66,11 @@ pub(crate) fn handle(ctx: RequestContext, req: CreateTopicsRequest) -> Reply {
                                     let mut c = CreatableTopicConfigs::default();
                                     c.name = StrBytes::from_static_str(k);
                                     c.value = Some(StrBytes::from_string(val));
-                                    c.config_source = if topic.overrides.read().contains_key(k) { 1 } else { 5 };
+                                    c.config_source = if topic.overrides.read().contains_key(k) {
+                                        1
+                                    } else {
+                                        5
+                                    };
                                     c
                                 })
                                 .collect(),

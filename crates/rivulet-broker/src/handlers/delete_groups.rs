@@ -1,10 +1,9 @@
-//! STUB written by the dispatcher so the crate compiles; the coordinator engineer replaces it.
+//! DeleteGroups (API 42, v0–2): deletes Empty groups and, durably, their committed offsets.
 
 use kafka_protocol::messages::DeleteGroupsRequest;
 
 use super::{Reply, RequestContext};
 
 pub(crate) fn handle(ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
-    let _ = (ctx, req);
-    todo!("DeleteGroups")
+    Reply::later(ctx.broker.groups.delete_groups(req, ctx.version()))
 }

@@ -31,7 +31,9 @@ pub(crate) fn handle(ctx: RequestContext, req: DeleteTopicsRequest) -> Reply {
             None => logs.topic_by_id(id).map(|t| t.name.clone()),
         };
         let result = match &resolved {
-            Some(n) => logs.delete_topic(n).map_err(|e| (log_error_code(&e), e.to_string())),
+            Some(n) => logs
+                .delete_topic(n)
+                .map_err(|e| (log_error_code(&e), e.to_string())),
             None => Err((
                 ResponseError::UnknownTopicId.code(),
                 format!("unknown topic id {id}"),

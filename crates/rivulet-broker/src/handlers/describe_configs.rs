@@ -2,7 +2,9 @@
 //! for the broker (its log defaults under Kafka's broker config names, read-only).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -20,10 +22,10 @@ const SOURCE_DEFAULT: i8 = 5;
 /// Kafka's ConfigType for a topic config key (DescribeConfigs v3+).
 fn config_type(key: &str) -> i8 {
     match key {
-        "cleanup.policy" => 7,                                        // LIST
-        "message.timestamp.type" => 2,                                // STRING
+        "cleanup.policy" => 7,                                               // LIST
+        "message.timestamp.type" => 2,                                       // STRING
         "max.message.bytes" | "index.interval.bytes" | "segment.bytes" => 3, // INT
-        "retention.ms" | "retention.bytes" | "segment.ms" => 5,      // LONG
+        "retention.ms" | "retention.bytes" | "segment.ms" => 5,              // LONG
         _ => 0,
     }
 }
@@ -65,7 +67,13 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                                 } else {
                                     SOURCE_DEFAULT
                                 };
-                                out.configs.push(entry(k.to_string(), val, source, false, config_type(k)));
+                                out.configs.push(entry(
+                                    k.to_string(),
+                                    val,
+                                    source,
+                                    false,
+                                    config_type(k),
+                                ));
                             }
                         }
                     }
@@ -75,7 +83,8 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                     }
                     (None, _) => {
                         out.error_code = ResponseError::UnknownTopicOrPartition.code();
-                        out.error_message = Some(StrBytes::from_string(format!("unknown topic {name}")));
+                        out.error_message =
+                            Some(StrBytes::from_string(format!("unknown topic {name}")));
                     }
                 }
             }
@@ -83,22 +92,39 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                 let cfg = &broker.config;
                 let d = broker.logs.defaults();
                 let entries: Vec<(&str, String, i8)> = vec![
-                    ("auto.create.topics.enable", cfg.auto_create_topics.to_string(), 1),
+                    (
+                        "auto.create.topics.enable",
+                        cfg.auto_create_topics.to_string(),
+                        1,
+                    ),
                     ("num.partitions", cfg.default_partitions.to_string(), 3),
-                    ("socket.request.max.bytes", cfg.max_frame_bytes.to_string(), 3),
+                    (
+                        "socket.request.max.bytes",
+                        cfg.max_frame_bytes.to_string(),
+                        3,
+                    ),
                     ("max.connections", cfg.max_connections.to_string(), 3),
                     ("log.cleanup.policy", d.cleanup_policy.clone(), 7),
-                    ("log.index.interval.bytes", d.index_interval_bytes.to_string(), 3),
+                    (
+                        "log.index.interval.bytes",
+                        d.index_interval_bytes.to_string(),
+                        3,
+                    ),
                     ("log.retention.bytes", d.retention_bytes.to_string(), 5),
                     ("log.retention.ms", d.retention_ms.to_string(), 5),
                     ("log.roll.ms", d.segment_ms.to_string(), 5),
                     ("log.segment.bytes", d.segment_bytes.to_string(), 3),
-                    ("log.message.timestamp.type", d.message_timestamp_type.clone(), 2),
+                    (
+                        "log.message.timestamp.type",
+                        d.message_timestamp_type.clone(),
+                        2,
+                    ),
                     ("message.max.bytes", d.max_message_bytes.to_string(), 3),
                 ];
                 for (k, val, ty) in entries {
                     if wanted(k) {
-                        out.configs.push(entry(k.to_string(), val, SOURCE_STATIC_BROKER, true, ty));
+                        out.configs
+                            .push(entry(k.to_string(), val, SOURCE_STATIC_BROKER, true, ty));
                     }
                 }
             }

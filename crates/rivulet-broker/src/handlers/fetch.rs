@@ -30,7 +30,11 @@ pub(crate) fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
         loop {
             rx.borrow_and_update();
             let (resp, bytes, errors) = read_all(&broker, &req, v);
-            if bytes >= min_bytes.max(1) || errors || max_wait.is_zero() || Instant::now() >= deadline {
+            if bytes >= min_bytes.max(1)
+                || errors
+                || max_wait.is_zero()
+                || Instant::now() >= deadline
+            {
                 return resp;
             }
             tokio::select! {
@@ -53,7 +57,11 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse,
     let mut resp = FetchResponse::default();
     let mut total = 0usize;
     let mut errors = false;
-    let budget = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let budget = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
     for t in &req.topics {
         let topic = broker.logs.topic(&t.topic.0);
         let mut tr = FetchableTopicResponse::default();

@@ -33,11 +33,10 @@ pub(crate) fn handle(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -
             ))
         } else if let Some(topic) = logs.topic(&name) {
             let current = topic.overrides.read().clone();
-            apply(current, &res.configs, logs.topic_config(&name).ok())
-                .and_then(|next| {
-                    logs.set_topic_overrides(&name, next, req.validate_only)
-                        .map_err(|e| (log_error_code(&e), e.to_string()))
-                })
+            apply(current, &res.configs, logs.topic_config(&name).ok()).and_then(|next| {
+                logs.set_topic_overrides(&name, next, req.validate_only)
+                    .map_err(|e| (log_error_code(&e), e.to_string()))
+            })
         } else {
             Err((
                 ResponseError::UnknownTopicOrPartition.code(),
@@ -74,7 +73,9 @@ fn apply(
             }
             APPEND | SUBTRACT => {
                 if !LIST_KEYS.contains(&key.as_str()) {
-                    return Err(invalid(format!("{key} is not a list config; APPEND/SUBTRACT do not apply")));
+                    return Err(invalid(format!(
+                        "{key} is not a list config; APPEND/SUBTRACT do not apply"
+                    )));
                 }
                 let current = overrides
                     .get(&key)
@@ -105,7 +106,11 @@ fn apply(
                 }
                 overrides.insert(key, items.join(","));
             }
-            other => return Err(invalid(format!("unknown config operation {other} for {key}"))),
+            other => {
+                return Err(invalid(format!(
+                    "unknown config operation {other} for {key}"
+                )))
+            }
         }
     }
     Ok(overrides)

@@ -1,10 +1,16 @@
-//! STUB written by the dispatcher so the crate compiles; the coordinator engineer replaces it.
+//! JoinGroup (API 11, v0–9): joins or rejoins a consumer group; the response is held until the
+//! rebalance's join phase completes (see `crate::group`).
 
 use kafka_protocol::messages::JoinGroupRequest;
 
 use super::{Reply, RequestContext};
+use crate::group::ClientInfo;
 
 pub(crate) fn handle(ctx: RequestContext, req: JoinGroupRequest) -> Reply {
-    let _ = (ctx, req);
-    todo!("JoinGroup")
+    let client = ClientInfo {
+        version: ctx.version(),
+        client_id: ctx.client_id(),
+        client_host: ctx.client_host(),
+    };
+    Reply::later(ctx.broker.groups.join_group(req, client))
 }

@@ -1,10 +1,9 @@
-//! STUB written by the dispatcher so the crate compiles; the coordinator engineer replaces it.
+//! LeaveGroup (API 13, v0–5; v3+ removes a batch of members with per-member errors).
 
 use kafka_protocol::messages::LeaveGroupRequest;
 
 use super::{Reply, RequestContext};
 
 pub(crate) fn handle(ctx: RequestContext, req: LeaveGroupRequest) -> Reply {
-    let _ = (ctx, req);
-    todo!("LeaveGroup")
+    Reply::now(ctx.broker.groups.leave_group(req, ctx.version()))
 }

@@ -1,10 +1,9 @@
-//! STUB written by the dispatcher so the crate compiles; the coordinator engineer replaces it.
+//! ListGroups (API 16, v0–4; v4 filters by state).
 
 use kafka_protocol::messages::ListGroupsRequest;
 
 use super::{Reply, RequestContext};
 
 pub(crate) fn handle(ctx: RequestContext, req: ListGroupsRequest) -> Reply {
-    let _ = (ctx, req);
-    todo!("ListGroups")
+    Reply::now(ctx.broker.groups.list_groups(req, ctx.version()))
 }

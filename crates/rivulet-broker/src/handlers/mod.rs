@@ -38,7 +38,7 @@ impl RequestContext {
 
 /// A handler's answer.
 pub(crate) enum Reply {
-    Now(ResponseKind),
+    Now(Box<ResponseKind>),
     Later(BoxFuture<'static, ResponseKind>),
     /// Produce with acks=0: Kafka sends nothing back.
     NoResponse,
@@ -46,7 +46,7 @@ pub(crate) enum Reply {
 
 impl Reply {
     pub fn now(r: impl Into<ResponseKind>) -> Reply {
-        Reply::Now(r.into())
+        Reply::Now(Box::new(r.into()))
     }
     pub fn later<F, R>(f: F) -> Reply
     where
@@ -57,6 +57,7 @@ impl Reply {
     }
 }
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -100,6 +101,7 @@ pub(crate) fn handle(ctx: RequestContext, body: RequestKind) -> Reply {
         RequestKind::CreatePartitions(r) => create_partitions::handle(ctx, r),
         RequestKind::DescribeConfigs(r) => describe_configs::handle(ctx, r),
         RequestKind::IncrementalAlterConfigs(r) => incremental_alter_configs::handle(ctx, r),
+        RequestKind::AlterConfigs(r) => alter_configs::handle(ctx, r),
         RequestKind::DescribeCluster(r) => describe_cluster::handle(ctx, r),
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(ctx, r),
         RequestKind::JoinGroup(r) => join_group::handle(ctx, r),

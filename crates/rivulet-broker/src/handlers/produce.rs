@@ -33,7 +33,7 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
             ResponseError::TransactionalIdAuthorizationFailed.code(),
             "transactions are not supported by this broker".into(),
         ))
-    } else if !matches!(req.acks, 0 | 1 | -1) {
+    } else if !(-1..=1).contains(&req.acks) {
         Some((
             ResponseError::InvalidRequiredAcks.code(),
             format!("acks must be 0, 1 or -1, got {}", req.acks),
@@ -58,7 +58,8 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
             r.base_offset = -1;
             r.log_append_time_ms = -1;
             let part = topic.as_ref().and_then(|t| t.partition(p.index));
-            let outcome: Result<(AppendResult, i64), (i16, String)> = match (&refuse, part.as_ref()) {
+            let outcome: Result<(AppendResult, i64), (i16, String)> = match (&refuse, part.as_ref())
+            {
                 (Some((code, msg)), _) => Err((*code, msg.clone())),
                 (None, None) => Err((
                     ResponseError::UnknownTopicOrPartition.code(),
@@ -85,10 +86,10 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                             last_offset,
                             log_append_time,
                         } => {
-                            broker
-                                .stats
-                                .records_in
-                                .fetch_add((last_offset - base_offset + 1) as u64, Ordering::Relaxed);
+                            broker.stats.records_in.fetch_add(
+                                (last_offset - base_offset + 1) as u64,
+                                Ordering::Relaxed,
+                            );
                             (base_offset, last_offset, log_append_time)
                         }
                         AppendResult::Duplicate {
@@ -168,20 +169,28 @@ pub(crate) fn unsupported_legacy(
     take(&mut frame, 8).ok_or_else(|| malformed("header"))?;
     string(&mut frame).ok_or_else(|| malformed("client id"))?;
     take(&mut frame, 6).ok_or_else(|| malformed("acks/timeout"))?;
-    let topics = take(&mut frame, 4).ok_or_else(|| malformed("topic count"))?.get_i32();
+    let topics = take(&mut frame, 4)
+        .ok_or_else(|| malformed("topic count"))?
+        .get_i32();
     let mut out = BytesMut::new();
     out.put_i32(0);
     out.put_i32(correlation_id);
     out.put_i32(topics.max(0));
     for _ in 0..topics.max(0) {
         let name = string(&mut frame).ok_or_else(|| malformed("topic name"))?;
-        let parts = take(&mut frame, 4).ok_or_else(|| malformed("partition count"))?.get_i32();
+        let parts = take(&mut frame, 4)
+            .ok_or_else(|| malformed("partition count"))?
+            .get_i32();
         out.put_i16(name.len() as i16);
         out.put_slice(&name);
         out.put_i32(parts.max(0));
         for _ in 0..parts.max(0) {
-            let index = take(&mut frame, 4).ok_or_else(|| malformed("partition"))?.get_i32();
-            let size = take(&mut frame, 4).ok_or_else(|| malformed("message set size"))?.get_i32();
+            let index = take(&mut frame, 4)
+                .ok_or_else(|| malformed("partition"))?
+                .get_i32();
+            let size = take(&mut frame, 4)
+                .ok_or_else(|| malformed("message set size"))?
+                .get_i32();
             take(&mut frame, size.max(0) as usize).ok_or_else(|| malformed("message set"))?;
             out.put_i32(index);
             out.put_i16(ResponseError::UnsupportedVersion.code());
