@@ -133,7 +133,11 @@ impl Durability {
             let mut done = Vec::with_capacity(targets.len());
             for (p, file, end) in targets {
                 if let Err(e) = file.sync_data() {
-                    return Err(format!("fsync of {}-{} failed: {e}", p.topic, p.index));
+                    let reason = format!("fsync of {}-{} failed: {e}", p.topic, p.index);
+                    // The page cache may have dropped the data: never acknowledge it, never
+                    // append after it (Kafka takes the log directory offline too).
+                    p.log.lock().mark_offline(&reason);
+                    return Err(reason);
                 }
                 done.push((p, end));
             }

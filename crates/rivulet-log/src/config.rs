@@ -107,8 +107,7 @@ impl LogConfig {
                     let mut parts: Vec<&str> = v.split(',').map(str::trim).collect();
                     parts.sort_unstable();
                     parts.dedup();
-                    if parts.is_empty() || parts.iter().any(|p| *p != "delete" && *p != "compact")
-                    {
+                    if parts.is_empty() || parts.iter().any(|p| *p != "delete" && *p != "compact") {
                         return Err(invalid(key, v, "must be delete, compact or compact,delete"));
                     }
                     c.cleanup_policy = parts.join(",");

@@ -84,6 +84,8 @@ pub(crate) struct SparseIndex<E: IndexEntry> {
     persisted: usize,
     /// Open lazily for the active segment; rolled segments keep no descriptor.
     file: Option<File>,
+    /// A write failed part-way: the file content is unknown, rewrite it whole next time.
+    rewrite: bool,
 }
 
 impl<E: IndexEntry> SparseIndex<E> {
@@ -100,6 +102,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             entries: Vec::new(),
             persisted: 0,
             file: Some(file),
+            rewrite: false,
         })
     }
 
@@ -123,6 +126,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             persisted: entries.len(),
             entries,
             file: None,
+            rewrite: false,
         }))
     }
 
@@ -145,7 +149,10 @@ impl<E: IndexEntry> SparseIndex<E> {
 
     /// Writes pending entries to the file (no fsync).
     pub fn flush(&mut self) -> Result<()> {
-        if self.persisted == self.entries.len() {
+        if self.rewrite {
+            self.file = None;
+            self.persisted = 0;
+        } else if self.persisted == self.entries.len() {
             return Ok(());
         }
         let mut buf = Vec::with_capacity((self.entries.len() - self.persisted) * E::SIZE);
@@ -154,16 +161,26 @@ impl<E: IndexEntry> SparseIndex<E> {
         }
         let path = &self.path;
         if self.file.is_none() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| LogError::io(path, e))?;
+            let mut opts = OpenOptions::new();
+            opts.create(true);
+            if self.rewrite {
+                opts.write(true).truncate(true);
+            } else {
+                opts.append(true);
+            }
+            let f = opts.open(path).map_err(|e| {
+                self.rewrite = true;
+                LogError::io(path, e)
+            })?;
             self.file = Some(f);
         }
         if let Some(f) = self.file.as_mut() {
-            f.write_all(&buf).map_err(|e| LogError::io(path, e))?;
+            if let Err(e) = f.write_all(&buf) {
+                self.rewrite = true;
+                return Err(LogError::io(path, e));
+            }
         }
+        self.rewrite = false;
         self.persisted = self.entries.len();
         Ok(())
     }
@@ -208,23 +225,25 @@ pub(crate) type TimeIndex = SparseIndex<TimeEntry>;
 impl OffsetIndex {
     /// Entries strictly increasing in both fields and positions inside the log file.
     pub fn is_consistent(&self, log_size: u64) -> bool {
-        self.entries.windows(2).all(|w| {
-            w[0].rel_offset < w[1].rel_offset && w[0].position < w[1].position
-        }) && self
-            .entries
-            .last()
-            .is_none_or(|e| u64::from(e.position) < log_size)
+        self.entries
+            .windows(2)
+            .all(|w| w[0].rel_offset < w[1].rel_offset && w[0].position < w[1].position)
+            && self
+                .entries
+                .last()
+                .is_none_or(|e| u64::from(e.position) < log_size)
     }
 }
 
 impl TimeIndex {
     /// Timestamps strictly increasing, offsets non-decreasing and not past `max_rel_offset`.
     pub fn is_consistent(&self, max_rel_offset: u32) -> bool {
-        self.entries.windows(2).all(|w| {
-            w[0].timestamp < w[1].timestamp && w[0].rel_offset <= w[1].rel_offset
-        }) && self
-            .entries
-            .last()
-            .is_none_or(|e| e.rel_offset <= max_rel_offset)
+        self.entries
+            .windows(2)
+            .all(|w| w[0].timestamp < w[1].timestamp && w[0].rel_offset <= w[1].rel_offset)
+            && self
+                .entries
+                .last()
+                .is_none_or(|e| e.rel_offset <= max_rel_offset)
     }
 }

@@ -23,12 +23,17 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+mod fsutil;
 mod index;
 pub mod manager;
 pub mod partition;
 pub mod producer;
 mod segment;
 pub mod store;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
 
 pub use batch::{validate_batches, BatchHeader};
 pub use config::LogConfig;

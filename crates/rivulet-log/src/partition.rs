@@ -1,13 +1,26 @@
 //! One partition's log: an ordered set of segments, the active one last.
+//!
+//! Appends validate the producer's batches, rewrite only the base offset and leader epoch (plus
+//! timestamp fields under LogAppendTime) in a private copy, and write the whole payload with a
+//! single `pwrite` to the active segment. Nothing is fsynced on append: the broker drives
+//! durability through [`PartitionLog::sync_target`] / [`PartitionLog::mark_flushed`] outside the
+//! partition lock. Segment rolls fsync the finished segment, so only the active one is ever
+//! behind the flushed offset.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::batch::{compute_crc, validate_batches, BatchHeader};
 use crate::config::LogConfig;
-use crate::error::Result;
+use crate::error::{LogError, Result};
+use crate::fsutil::{remove_if_exists, sync_dir};
+use crate::producer::{Prepared, ProducerStateManager, PRODUCER_EXPIRATION_MS};
+use crate::segment::{parse_log_name, segment_file, ScanStep, Scanner, Segment};
 
 /// How to open a partition directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,77 +50,515 @@ pub enum AppendResult {
 /// A partition log on disk. Not internally synchronised: the owner wraps it in a mutex.
 #[derive(Debug)]
 pub struct PartitionLog {
-    _private: (),
+    dir: PathBuf,
+    config: LogConfig,
+    /// By base offset; never empty, the last one is the active segment.
+    segments: BTreeMap<i64, Segment>,
+    log_end: i64,
+    flushed: i64,
+    producers: ProducerStateManager,
+    /// Set after an I/O failure that leaves the on-disk state uncertain; appends are refused.
+    offline: Option<String>,
 }
 
 impl PartitionLog {
     /// Opens (or creates) the partition directory, recovering as `recovery` says.
     pub fn open(dir: &Path, config: LogConfig, recovery: Recovery) -> Result<PartitionLog> {
-        todo!("{dir:?} {config:?} {recovery:?}")
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let mut bases = Vec::new();
+        let mut indexes = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LogError::io(dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(".deleted") || name.ends_with(".tmp") {
+                // Leftovers of an interrupted deletion or atomic write.
+                remove_if_exists(&entry.path())?;
+            } else if let Some(base) = parse_log_name(name) {
+                bases.push(base);
+            } else if name.ends_with(".index") || name.ends_with(".timeindex") {
+                indexes.push(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        // Index files whose log is gone (a deletion interrupted between renames) are garbage.
+        for path in indexes {
+            let base = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| parse_log_name(&format!("{s}.log")));
+            if base.is_none_or(|b| bases.binary_search(&b).is_err()) {
+                remove_if_exists(&path)?;
+            }
+        }
+
+        let mut segments = BTreeMap::new();
+        if bases.is_empty() {
+            segments.insert(0, Segment::create(dir, 0)?);
+            sync_dir(dir)?;
+        } else {
+            // Segments before `first_recovered` are trusted like after a clean shutdown.
+            let first_recovered = match recovery {
+                Recovery::Clean => bases.len(),
+                Recovery::From(o) => bases.partition_point(|b| *b <= o).saturating_sub(1),
+            };
+            for (i, &base) in bases.iter().enumerate() {
+                let next_base = bases.get(i + 1).copied();
+                let clean = if i < first_recovered {
+                    Segment::load_clean(dir, base, next_base)?
+                } else {
+                    None
+                };
+                let (seg, truncated) = match clean {
+                    Some(seg) => (seg, false),
+                    None => {
+                        if i < first_recovered {
+                            tracing::warn!(dir = %dir.display(), base, "index in doubt, rebuilding segment");
+                        }
+                        Segment::recover(dir, base, config.index_interval_bytes)?
+                    }
+                };
+                segments.insert(base, seg);
+                if truncated {
+                    // Everything after a torn batch is unreachable: drop later segments.
+                    for &later in &bases[i + 1..] {
+                        tracing::warn!(dir = %dir.display(), base = later, "deleting segment after truncation point");
+                        for ext in ["log", "index", "timeindex"] {
+                            remove_if_exists(&segment_file(dir, later, ext))?;
+                        }
+                    }
+                    sync_dir(dir)?;
+                    break;
+                }
+            }
+        }
+        let (log_start, log_end) = match (segments.values().next(), segments.values().last()) {
+            (Some(first), Some(last)) => (first.base_offset, last.next_offset),
+            _ => (0, 0),
+        };
+        let producers = rebuild_producers(dir, &segments, log_start, log_end)?;
+        Ok(PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_end,
+            // Clean: flushed at close. Recovered: every re-read segment was fsynced.
+            flushed: log_end,
+            producers,
+            offline: None,
+        })
+    }
+
+    fn active(&self) -> &Segment {
+        // Invariant: `segments` is never empty (open creates one; retention rolls first).
+        self.segments
+            .values()
+            .next_back()
+            .unwrap_or_else(|| unreachable!("partition log without segments"))
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .unwrap_or_else(|| unreachable!("partition log without segments"))
+    }
+
+    fn check_online(&self) -> Result<()> {
+        match &self.offline {
+            Some(reason) => Err(LogError::Offline(reason.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Validates the payload (CRC, size against max.message.bytes, producer epoch/sequence) and
     /// appends it. All or nothing. Rolls the active segment first when it is past
     /// segment.bytes or older than segment.ms.
     pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendResult> {
-        todo!("{} {now_ms}", records.len())
+        self.check_online()?;
+        if records.is_empty() {
+            return Err(LogError::InvalidRecord("empty record set".into()));
+        }
+        let headers = validate_batches(records)?;
+        let max = usize::try_from(self.config.max_message_bytes).unwrap_or(0);
+        for h in &headers {
+            if h.total_size() > max {
+                return Err(LogError::MessageTooLarge {
+                    size: h.total_size(),
+                    max,
+                });
+            }
+            if h.is_transactional() || h.is_control() {
+                return Err(LogError::InvalidRecord(
+                    "transactional and control batches are not supported".into(),
+                ));
+            }
+        }
+        let mut base_offsets = Vec::with_capacity(headers.len());
+        let mut next = self.log_end;
+        for h in &headers {
+            base_offsets.push(next);
+            next += i64::from(h.last_offset_delta) + 1;
+        }
+        let staged = match self.producers.prepare(&headers, &base_offsets)? {
+            Prepared::Duplicate {
+                base_offset,
+                last_offset,
+            } => {
+                return Ok(AppendResult::Duplicate {
+                    base_offset,
+                    last_offset,
+                })
+            }
+            Prepared::Append(staged) => staged,
+        };
+
+        // Assign offsets in a private copy; the producer's buffer is never modified.
+        let lat = self.config.log_append_time();
+        let mut buf = records.to_vec();
+        let mut placed = Vec::with_capacity(headers.len());
+        let mut pos = 0usize;
+        for (h, &base) in headers.iter().zip(&base_offsets) {
+            let size = h.total_size();
+            let b = &mut buf[pos..pos + size];
+            b[..8].copy_from_slice(&base.to_be_bytes());
+            b[BatchHeader::LEADER_EPOCH_OFFSET..BatchHeader::LEADER_EPOCH_OFFSET + 4]
+                .copy_from_slice(&0i32.to_be_bytes());
+            let mut stored = *h;
+            stored.base_offset = base;
+            stored.partition_leader_epoch = 0;
+            if lat {
+                // These fields are CRC-covered, so the CRC is recomputed.
+                stored.attributes |= 0x08;
+                stored.max_timestamp = now_ms;
+                let a = BatchHeader::ATTRIBUTES_OFFSET;
+                b[a..a + 2].copy_from_slice(&stored.attributes.to_be_bytes());
+                let t = BatchHeader::MAX_TIMESTAMP_OFFSET;
+                b[t..t + 8].copy_from_slice(&now_ms.to_be_bytes());
+                stored.crc = compute_crc(b);
+                let c = BatchHeader::CRC_OFFSET;
+                b[c..c + 4].copy_from_slice(&stored.crc.to_be_bytes());
+            }
+            placed.push((pos as u64, stored));
+            pos += size;
+        }
+        let last_offset = next - 1;
+
+        self.maybe_roll(buf.len() as u64, last_offset, now_ms)?;
+        let interval = self.config.index_interval_bytes;
+        let seg = self.active_mut();
+        let start = seg.size;
+        if let Err(e) = seg.file.write_all_at(&buf, start) {
+            // Cut off whatever part of the payload reached the file so no torn batch is ever
+            // visible; if even that fails the on-disk state is unknown.
+            let err = LogError::io(&seg.log_path, e);
+            if let Err(e2) = seg.file.set_len(start) {
+                let reason = format!(
+                    "cannot undo partial write to {}: {e2}",
+                    seg.log_path.display()
+                );
+                self.offline = Some(reason);
+            }
+            return Err(err);
+        }
+        seg.roll_base_ms.get_or_insert(now_ms);
+        for (p, h) in &placed {
+            seg.track_batch(start + p, h, h.max_timestamp, interval);
+        }
+        seg.size = start + buf.len() as u64;
+        seg.maybe_flush_indexes();
+        self.producers.commit(staged);
+        self.log_end = next;
+        Ok(AppendResult::Appended {
+            base_offset: base_offsets.first().copied().unwrap_or(self.log_end),
+            last_offset,
+            log_append_time: if lat { now_ms } else { -1 },
+        })
+    }
+
+    /// Rolls before writing `len` bytes ending at `last_offset` if the active segment is full,
+    /// too old, or would overflow its u32 index fields.
+    fn maybe_roll(&mut self, len: u64, last_offset: i64, now_ms: i64) -> Result<()> {
+        let seg = self.active();
+        if seg.size == 0 {
+            return Ok(());
+        }
+        let full = seg.size + len > self.config.segment_bytes;
+        let old = seg
+            .roll_base_ms
+            .is_some_and(|b| now_ms.saturating_sub(b) > self.config.segment_ms);
+        let overflow = last_offset - seg.base_offset > i64::from(u32::MAX)
+            || seg.size + len > u64::from(u32::MAX);
+        if full || old || overflow {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the active segment (final index entries, fsync of data and indexes) and starts
+    /// a new one at the log end. Everything below the new base is durable afterwards.
+    fn roll(&mut self) -> Result<()> {
+        self.check_online()?;
+        let new_base = self.log_end;
+        let seg = self.active_mut();
+        let synced = seg.finish_indexes().and_then(|()| {
+            seg.file
+                .sync_all()
+                .map_err(|e| LogError::io(&seg.log_path, e))
+        });
+        if let Err(e) = synced {
+            // A failed fsync may have dropped dirty pages: durability can no longer be promised.
+            self.offline = Some(e.to_string());
+            return Err(e);
+        }
+        seg.offset_index.close_file();
+        seg.time_index.close_file();
+        let new_seg = Segment::create(&self.dir, new_base)?;
+        sync_dir(&self.dir)?;
+        self.segments.insert(new_base, new_seg);
+        self.mark_flushed(new_base);
+        // The snapshot only shortens recovery; the log itself is the source of truth.
+        if let Err(e) = self.producers.write_snapshot(&self.dir, new_base) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot failed");
+        }
+        Ok(())
     }
 
     /// See [`crate::PartitionStore::read`]. `offset == log_end_offset` gives empty bytes; an
     /// offset below the log start or above the log end is `OffsetOutOfRange`.
     pub fn read(&self, offset: i64, max_bytes: usize, upper_bound: i64) -> Result<Bytes> {
-        todo!("{offset} {max_bytes} {upper_bound}")
+        let log_start = self.log_start_offset();
+        if offset < log_start || offset > self.log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end: self.log_end,
+            });
+        }
+        if offset == self.log_end || offset >= upper_bound {
+            return Ok(Bytes::new());
+        }
+        let first_base = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(log_start, |(b, _)| *b);
+        // Normally the first segment holds the offset; later ones only matter if it is empty.
+        for seg in self.segments.range(first_base..).map(|(_, s)| s) {
+            if let Some((pos, h)) = seg.find_batch(offset)? {
+                return seg.read_from(pos, &h, max_bytes, upper_bound);
+            }
+        }
+        Ok(Bytes::new())
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        self.segments.keys().next().copied().unwrap_or(self.log_end)
     }
     /// Next offset to be assigned (Kafka's log end offset).
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.log_end
     }
     /// Offset below which everything is fsynced.
     pub fn flushed_offset(&self) -> i64 {
-        todo!()
+        self.flushed
     }
     /// When data above the flushed offset exists: the active segment file to `sync_data` and the
     /// offset that will be durable once it returns. The caller syncs outside any lock, then calls
     /// [`Self::mark_flushed`]. Segments that roll are fsynced by the roll itself.
     pub fn sync_target(&self) -> Option<(Arc<File>, i64)> {
-        todo!()
+        (self.log_end > self.flushed).then(|| (Arc::clone(&self.active().file), self.log_end))
     }
     /// Records that everything below `offset` is durable (monotonic: lower values are ignored).
     pub fn mark_flushed(&mut self, offset: i64) {
-        todo!("{offset}")
+        self.flushed = self.flushed.max(offset.min(self.log_end));
     }
     /// Largest timestamp in the log and the offset of the record carrying it (ListOffsets -3).
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
-        todo!()
+        let mut best: Option<(i64, i64, &Segment)> = None;
+        for seg in self.segments.values() {
+            if let Some((t, o)) = seg.max_timestamp {
+                if best.is_none_or(|(bt, _, _)| t > bt) {
+                    best = Some((t, o, seg));
+                }
+            }
+        }
+        let Some((ts, batch_offset, seg)) = best else {
+            return Ok(None);
+        };
+        let Some((pos, h)) = seg.find_batch(batch_offset)? else {
+            return Ok(Some((ts, batch_offset)));
+        };
+        if h.is_log_append_time() {
+            return Ok(Some((ts, h.base_offset)));
+        }
+        let records = seg.decode_batch_at(pos, &h)?;
+        let offset = records
+            .iter()
+            .find(|r| r.timestamp == ts)
+            .map_or(h.base_offset, |r| r.offset);
+        Ok(Some((ts, offset)))
     }
     /// First record with timestamp >= `timestamp`: (offset, timestamp). Uses the time index to
     /// find the batch, then decodes that batch's records to find the exact record.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
-        todo!("{timestamp}")
+        for seg in self.segments.values() {
+            if seg.max_timestamp.is_some_and(|(t, _)| t >= timestamp) {
+                if let Some(found) = seg.offset_for_timestamp(timestamp)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
     }
     /// Deletes whole segments past retention.ms / retention.bytes; returns how many.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
-        todo!("{now_ms}")
+        let mut deleted = 0;
+        loop {
+            let total = self.size_bytes();
+            let only_active = self.segments.len() == 1;
+            let Some(first) = self.segments.values().next() else {
+                break;
+            };
+            if first.size == 0 {
+                break;
+            }
+            let time_expired = self.config.retention_ms >= 0
+                && first
+                    .retention_timestamp()
+                    .is_some_and(|t| t < now_ms.saturating_sub(self.config.retention_ms));
+            // Kafka never deletes the active segment for size, only for time.
+            let size_expired = !only_active
+                && u64::try_from(self.config.retention_bytes)
+                    .is_ok_and(|limit| total - first.size >= limit);
+            if !(time_expired || size_expired) {
+                break;
+            }
+            if only_active {
+                // Keep an (empty) active segment at the log end so offsets continue.
+                self.roll()?;
+            }
+            self.delete_oldest()?;
+            deleted += 1;
+        }
+        self.producers.expire(now_ms, PRODUCER_EXPIRATION_MS);
+        Ok(deleted)
     }
+
+    /// Removes the oldest segment: rename its files to `.deleted` (so a crash never leaves half
+    /// a segment that looks valid), then unlink them.
+    fn delete_oldest(&mut self) -> Result<()> {
+        let Some((base, seg)) = self.segments.pop_first() else {
+            return Ok(());
+        };
+        let paths = seg.paths();
+        let mut renamed = Vec::with_capacity(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            let mut d = p.as_os_str().to_owned();
+            d.push(".deleted");
+            let d = PathBuf::from(d);
+            match std::fs::rename(p, &d) {
+                Ok(()) => renamed.push(d),
+                Err(e) if i > 0 && e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if i == 0 => {
+                    // The log file is still in place: keep the segment.
+                    self.segments.insert(base, seg);
+                    return Err(LogError::io(p, e));
+                }
+                Err(e) => tracing::warn!(path = %p.display(), error = %e, "rename failed"),
+            }
+        }
+        drop(seg);
+        sync_dir(&self.dir)?;
+        for d in renamed {
+            if let Err(e) = remove_if_exists(&d) {
+                tracing::warn!(error = %e, "removing deleted segment file failed");
+            }
+        }
+        tracing::info!(dir = %self.dir.display(), base, "deleted segment");
+        Ok(())
+    }
+
     pub fn config(&self) -> &LogConfig {
-        todo!()
+        &self.config
     }
     pub fn set_config(&mut self, config: LogConfig) {
-        todo!("{config:?}")
+        self.config = config;
     }
     /// Bytes on disk across all segments.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.segments.values().map(|s| s.size).sum()
     }
     pub fn segment_count(&self) -> usize {
-        todo!()
+        self.segments.len()
     }
     /// Flushes data and index files and writes the producer snapshot (clean shutdown).
     pub fn close(&mut self) -> Result<()> {
-        todo!()
+        let log_end = self.log_end;
+        let seg = self.active_mut();
+        seg.finish_indexes()?;
+        seg.file
+            .sync_all()
+            .map_err(|e| LogError::io(&seg.log_path, e))?;
+        self.mark_flushed(log_end);
+        self.producers.write_snapshot(&self.dir, log_end)
     }
+
+    /// Number of idempotent producers with state in this partition.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Refuses further appends (e.g. after the broker's fsync of [`Self::sync_target`] failed).
+    pub fn mark_offline(&mut self, reason: &str) {
+        self.offline.get_or_insert_with(|| reason.to_string());
+    }
+    /// Why the log refuses appends, if it does.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+}
+
+/// Producer state as of `log_end`: the snapshot if usable, plus a header walk over the batches
+/// after it (the whole log when there is no usable snapshot).
+fn rebuild_producers(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+    log_start: i64,
+    log_end: i64,
+) -> Result<ProducerStateManager> {
+    let (from, mut state) = match ProducerStateManager::load_snapshot(dir) {
+        Some((offset, state)) if (0..=log_end).contains(&offset) => (offset.max(log_start), state),
+        _ => (log_start, ProducerStateManager::default()),
+    };
+    for seg in segments.values() {
+        if seg.next_offset <= from {
+            continue;
+        }
+        let start = if from > seg.base_offset {
+            seg.find_batch(from)?.map_or(seg.size, |(p, _)| p)
+        } else {
+            0
+        };
+        let mut scanner = Scanner::new(&seg.file, &seg.log_path, start, seg.size, false);
+        loop {
+            match scanner.next_batch()? {
+                ScanStep::Batch { header, .. } => {
+                    if header.base_offset >= from {
+                        state.replay(&header);
+                    }
+                }
+                ScanStep::End => break,
+                ScanStep::Torn { position, reason } => {
+                    tracing::warn!(path = %seg.log_path.display(), position, %reason, "unexpected bad batch while rebuilding producer state");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(state)
 }
