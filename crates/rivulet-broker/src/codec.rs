@@ -156,10 +156,9 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, CodecError> {
     let body =
         RequestKind::decode(api, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
     if frame.has_remaining() {
-        return Err(malformed(format!(
-            "{} unexpected trailing bytes",
-            frame.remaining()
-        )));
+        // Kafka ignores bytes after the last field it knows (some librdkafka versions send an
+        // extra field in Metadata v12); so do we, but say so when debugging.
+        tracing::debug!(?api, version, trailing = frame.remaining(), "ignoring trailing request bytes");
     }
     Ok(Decoded::Request {
         api,

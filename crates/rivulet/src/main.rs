@@ -11,7 +11,11 @@ use rivulet_broker::{BrokerConfig, FsyncPolicy, GroupConfig};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
-#[command(name = "rivulet", version, about = "A real-time data pipeline in one binary")]
+#[command(
+    name = "rivulet",
+    version,
+    about = "A real-time data pipeline in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +25,27 @@ struct Cli {
 enum Command {
     /// Run the Kafka-compatible broker.
     Broker(BrokerArgs),
+    /// Manage topics on any Kafka-compatible broker.
+    Topics {
+        /// Bootstrap servers.
+        #[arg(long, env = "RIVULET_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+        brokers: String,
+        #[command(subcommand)]
+        command: rivulet_client::admin::TopicsCommand,
+    },
+    /// Inspect consumer groups: members, assignments, committed offsets and lag.
+    Groups {
+        /// Bootstrap servers.
+        #[arg(long, env = "RIVULET_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+        brokers: String,
+        #[command(subcommand)]
+        command: rivulet_client::admin::GroupsCommand,
+    },
+    /// Produce/consume benchmarks (librdkafka client against our or any broker).
+    Bench {
+        #[command(subcommand)]
+        command: rivulet_client::bench::BenchCommand,
+    },
 }
 
 #[derive(Args)]
@@ -64,7 +89,11 @@ struct BrokerArgs {
     #[arg(long, env = "RIVULET_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
     max_message_bytes: i32,
     /// Wait for more members before the first rebalance of a group (ms).
-    #[arg(long, env = "RIVULET_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "RIVULET_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 300
+    )]
     group_initial_rebalance_delay_ms: u64,
 }
 
@@ -89,7 +118,10 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -105,6 +137,9 @@ fn main() {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Broker(args) => broker(args).await,
+        Command::Topics { brokers, command } => Ok(command.run(&brokers).await?),
+        Command::Groups { brokers, command } => Ok(command.run(&brokers).await?),
+        Command::Bench { command } => Ok(command.run().await?),
     }
 }
 
@@ -114,7 +149,8 @@ async fn broker(args: BrokerArgs) -> Result<()> {
     let (host, port) = match &args.advertised_address {
         Some(a) => split_host_port(a).with_context(|| format!("--advertised-address {a}"))?,
         None => {
-            let (h, _) = split_host_port(&args.listen).with_context(|| format!("--listen {}", args.listen))?;
+            let (h, _) = split_host_port(&args.listen)
+                .with_context(|| format!("--listen {}", args.listen))?;
             (h, first.port())
         }
     };
@@ -137,7 +173,12 @@ async fn broker(args: BrokerArgs) -> Result<()> {
     }
     let handle = rivulet_broker::start(config, listeners)
         .await
-        .with_context(|| format!("starting the broker on data dir {}", args.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "starting the broker on data dir {}",
+                args.data_dir.display()
+            )
+        })?;
     for addr in handle.local_addrs() {
         // Machine-readable readiness line on stdout (logs go to stderr); tests and the bench
         // wait for it.
