@@ -303,6 +303,17 @@ mod tests {
         }
     }
 
+    /// Regression: librdkafka sends Metadata v12 with bytes after the last field; Kafka
+    /// ignores them and so must we (we used to close the connection).
+    #[test]
+    fn trailing_bytes_are_ignored_like_kafka() {
+        let f = frame(ApiKey::Metadata, 12, |b| {
+            MetadataRequest::default().encode(b, 12).unwrap();
+            b.put_slice(&[0, 0, 0]);
+        });
+        assert!(matches!(decode_request(f).unwrap(), Decoded::Request { .. }));
+    }
+
     #[test]
     fn unsupported_version_is_answered_not_fatal() {
         let mut raw = BytesMut::new();

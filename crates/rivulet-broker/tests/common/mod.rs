@@ -47,8 +47,11 @@ impl TestBroker {
 
     /// Starts a broker, letting `configure` adjust the config (applied again on restarts).
     pub async fn start_with(configure: fn(&mut BrokerConfig)) -> TestBroker {
+        init_test_tracing();
         let dir = tempfile::tempdir().expect("tempdir");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local_addr").port();
         let mut cfg = base_config(dir.path(), port);
         configure(&mut cfg);
@@ -90,7 +93,11 @@ impl TestBroker {
             match TcpListener::bind(("127.0.0.1", self.port)).await {
                 Ok(l) => break l,
                 Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot re-bind port {}: {e}", self.port);
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot re-bind port {}: {e}",
+                        self.port
+                    );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
@@ -129,7 +136,9 @@ pub fn producer_config(bootstrap: &str) -> ClientConfig {
 }
 
 pub fn producer(bootstrap: &str) -> FutureProducer {
-    producer_config(bootstrap).create().expect("create producer")
+    producer_config(bootstrap)
+        .create()
+        .expect("create producer")
 }
 
 /// Config for a consumer without a group (manual assign), reading from the beginning.
@@ -145,11 +154,15 @@ pub fn plain_consumer_config(bootstrap: &str) -> ClientConfig {
 }
 
 pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    client_config(bootstrap).create().expect("create admin client")
+    client_config(bootstrap)
+        .create()
+        .expect("create admin client")
 }
 
 pub fn admin_opts() -> AdminOptions {
-    AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))).request_timeout(Some(Duration::from_secs(20)))
+    AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(20)))
+        .request_timeout(Some(Duration::from_secs(20)))
 }
 
 /// Creates a topic and asserts success.
@@ -178,14 +191,21 @@ pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
 /// Reads partition `partition` of `topic` from offset `from` until `count` messages were read
 /// (or the deadline passes, which panics). Blocking: call from `spawn_blocking`/a thread or
 /// through [`read_partition`].
-pub fn read_partition_blocking(bootstrap: &str, topic: &str, partition: i32, from: i64, count: usize) -> Vec<OwnedMessage> {
+pub fn read_partition_blocking(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    count: usize,
+) -> Vec<OwnedMessage> {
     let mut out = Vec::with_capacity(count);
     if count == 0 {
         return out;
     }
     let c: BaseConsumer = plain_consumer_config(bootstrap).create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(from)).expect("tpl");
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))
+        .expect("tpl");
     c.assign(&tpl).expect("assign");
     let deadline = Instant::now() + WAIT;
     while out.len() < count {
@@ -204,7 +224,13 @@ pub fn read_partition_blocking(bootstrap: &str, topic: &str, partition: i32, fro
 }
 
 /// Async wrapper: reads `count` messages of one partition from `from`.
-pub async fn read_partition(bootstrap: &str, topic: &str, partition: i32, from: i64, count: usize) -> Vec<OwnedMessage> {
+pub async fn read_partition(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    count: usize,
+) -> Vec<OwnedMessage> {
     let (b, t) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || read_partition_blocking(&b, &t, partition, from, count))
         .await
@@ -227,7 +253,10 @@ pub async fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<Owned
 pub fn headers_of(m: &OwnedMessage) -> Vec<(String, Option<Vec<u8>>)> {
     match m.headers() {
         None => vec![],
-        Some(h) => h.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect(),
+        Some(h) => h
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+            .collect(),
     }
 }
 
@@ -242,7 +271,11 @@ pub fn key_str(m: &OwnedMessage) -> Option<String> {
 /// Asserts that messages carry the dense offsets `first, first+1, ...`.
 pub fn assert_dense(msgs: &[OwnedMessage], first: i64, what: &str) {
     for (i, m) in msgs.iter().enumerate() {
-        assert_eq!(m.offset(), first + i as i64, "{what}: offsets not dense at index {i}");
+        assert_eq!(
+            m.offset(),
+            first + i as i64,
+            "{what}: offsets not dense at index {i}"
+        );
     }
 }
 
@@ -294,3 +327,148 @@ pub async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
 }
 
 pub type Overrides = BTreeMap<String, String>;
+
+/// Raw Kafka frames over a plain TCP socket (for malformed-input tests and APIs librdkafka does
+/// not expose). Encoding/decoding goes through the `kafka-protocol` crate.
+pub mod raw {
+    use std::time::Duration;
+
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub const IO_WAIT: Duration = Duration::from_secs(30);
+
+    pub async fn connect(addr: &str) -> TcpStream {
+        tokio::time::timeout(IO_WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect failed")
+    }
+
+    /// Encodes a full frame (length prefix, request header, body) for `api` at `version`.
+    pub fn frame<R: Encodable>(
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &R,
+    ) -> BytesMut {
+        let mut header = RequestHeader::default();
+        header.request_api_key = api as i16;
+        header.request_api_version = version;
+        header.correlation_id = correlation_id;
+        header.client_id = Some(StrBytes::from_static_str("rivulet-raw-test"));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .expect("encode header");
+        body.encode(&mut buf, version).expect("encode body");
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        buf
+    }
+
+    /// Reads one response frame body (without the length prefix).
+    pub async fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await?;
+        let len = i32::from_be_bytes(len);
+        assert!(
+            (0..64 << 20).contains(&len),
+            "implausible response length {len}"
+        );
+        let mut body = vec![0u8; len as usize];
+        s.read_exact(&mut body).await?;
+        Ok(Bytes::from(body))
+    }
+
+    /// Sends `body` as `api`@`version` and decodes the response (header checked).
+    pub async fn call<Req: Encodable, Resp: Decodable>(
+        s: &mut TcpStream,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &Req,
+    ) -> Resp {
+        let f = frame(api, version, correlation_id, body);
+        tokio::time::timeout(IO_WAIT, s.write_all(&f))
+            .await
+            .expect("write timed out")
+            .expect("write");
+        let mut resp = tokio::time::timeout(IO_WAIT, read_frame(s))
+            .await
+            .expect("response timed out")
+            .expect("read response");
+        let h = ResponseHeader::decode(&mut resp, api.response_header_version(version))
+            .expect("response header");
+        assert_eq!(h.correlation_id, correlation_id, "correlation id");
+        let r = Resp::decode(&mut resp, version).expect("decode response body");
+        assert_eq!(
+            resp.remaining(),
+            0,
+            "trailing bytes after {api:?} v{version} response"
+        );
+        r
+    }
+
+    /// Waits until the peer closes the connection (EOF or reset) and returns true, or returns
+    /// false if it is still open after `IO_WAIT`. Any bytes the broker sends first are skipped.
+    pub async fn closed_by_peer(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + IO_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+/// Prints the broker's tracing events to stderr when `RIVULET_TEST_LOG` is set (a minimal
+/// subscriber, so the tests need no extra dependency). Useful when a test fails.
+pub fn init_test_tracing() {
+    use std::fmt::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Printer(AtomicU64);
+    struct Fields(String);
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                let _ = write!(self.0, " {value:?}");
+            } else {
+                let _ = write!(self.0, " {}={value:?}", field.name());
+            }
+        }
+    }
+    impl tracing::Subscriber for Printer {
+        fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+            *m.level() <= tracing::Level::DEBUG
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(self.0.fetch_add(1, Ordering::Relaxed) + 1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, e: &tracing::Event<'_>) {
+            let mut f = Fields(String::new());
+            e.record(&mut f);
+            eprintln!(
+                "[broker {} {}]{}",
+                e.metadata().level(),
+                e.metadata().target(),
+                f.0
+            );
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    if std::env::var_os("RIVULET_TEST_LOG").is_some() {
+        let _ = tracing::subscriber::set_global_default(Printer(AtomicU64::new(0)));
+    }
+}
