@@ -158,7 +158,12 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, CodecError> {
     if frame.has_remaining() {
         // Kafka ignores bytes after the last field it knows (some librdkafka versions send an
         // extra field in Metadata v12); so do we, but say so when debugging.
-        tracing::debug!(?api, version, trailing = frame.remaining(), "ignoring trailing request bytes");
+        tracing::debug!(
+            ?api,
+            version,
+            trailing = frame.remaining(),
+            "ignoring trailing request bytes"
+        );
     }
     Ok(Decoded::Request {
         api,
@@ -311,7 +316,10 @@ mod tests {
             MetadataRequest::default().encode(b, 12).unwrap();
             b.put_slice(&[0, 0, 0]);
         });
-        assert!(matches!(decode_request(f).unwrap(), Decoded::Request { .. }));
+        assert!(matches!(
+            decode_request(f).unwrap(),
+            Decoded::Request { .. }
+        ));
     }
 
     #[test]

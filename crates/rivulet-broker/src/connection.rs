@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 
 use crate::codec::{self, CodecError, Decoded};
@@ -31,39 +31,35 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
     let max_frame = broker.config.max_frame_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
-    let mut out = BytesMut::new();
-    let (mut rd, mut wr) = stream.split();
+    let (mut rd, wr) = stream.split();
+    // Small responses coalesce in the buffer; large ones (fetches) bypass it without a copy.
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut reading = true;
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             Some(resp) = in_flight.next(), if !in_flight.is_empty() => {
-                match resp {
-                    Some(Ok(bytes)) => out.extend_from_slice(&bytes),
-                    Some(Err(e)) => {
-                        tracing::error!(%peer, "closing connection: {e}");
-                        break;
-                    }
-                    None => {}
-                }
-                // Coalesce responses that are already done into one write.
-                while let Some(Some(resp)) = in_flight.next().now_or_never() {
+                let mut next = Some(resp);
+                // Write this response and every following one that is already done, then flush once.
+                while let Some(resp) = next.take() {
                     match resp {
-                        Some(Ok(bytes)) => out.extend_from_slice(&bytes),
+                        Some(Ok(bytes)) => {
+                            broker.stats.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                            if wr.write_all(&bytes).await.is_err() {
+                                return;
+                            }
+                        }
                         Some(Err(e)) => {
                             tracing::error!(%peer, "closing connection: {e}");
                             return;
                         }
                         None => {}
                     }
+                    next = in_flight.next().now_or_never().flatten();
                 }
-                if !out.is_empty() {
-                    broker.stats.bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
-                    if wr.write_all(&out).await.is_err() {
-                        break;
-                    }
-                    out.clear();
+                if wr.flush().await.is_err() {
+                    break;
                 }
                 if !reading && in_flight.is_empty() {
                     break;

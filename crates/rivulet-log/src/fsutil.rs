@@ -17,9 +17,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Atomically replaces `path` with `contents` (tmp + fsync + rename + dir fsync).
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
+    // A short temp name beside the target: `<name>.tmp` would pass the 255-byte file name
+    // limit for the longest legal topic names (249 characters + ".json").
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
     {
         let mut f = OpenOptions::new()
             .create(true)

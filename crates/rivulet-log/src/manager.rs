@@ -445,8 +445,12 @@ impl LogManager {
             if !dir.exists() {
                 continue;
             }
+            // File names are limited to 255 bytes: like Kafka, shorten the topic part so a
+            // 249-character topic can still be deleted (names are ASCII, so slicing is safe).
+            let mut prefix = format!("{name}-{index}");
+            prefix.truncate(255 - 1 - 32 - DELETE_SUFFIX.len());
             let doomed = self.data_dir.join(format!(
-                "{name}-{index}.{}{DELETE_SUFFIX}",
+                "{prefix}.{}{DELETE_SUFFIX}",
                 Uuid::new_v4().simple()
             ));
             std::fs::rename(&dir, &doomed).map_err(io_err(&dir))?;

@@ -882,3 +882,31 @@ fn bench_append_and_read_throughput() {
     let secs = start.elapsed().as_secs_f64();
     println!("read: {:.1} M records/s", n as f64 / secs / 1e6);
 }
+
+/// Regression: a 249-character topic (the longest Kafka allows) must be creatable, writable
+/// across its metadata file's atomic rewrite, and deletable; temp and delete-marker file names
+/// used to exceed the 255-byte file name limit.
+#[test]
+fn longest_legal_topic_name_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "t".repeat(249);
+    validate_topic_name(&name).unwrap();
+    let mgr = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+    let topic = mgr.create_topic(&name, 2, BTreeMap::new(), false).unwrap();
+    let mut overrides = BTreeMap::new();
+    overrides.insert("retention.ms".to_string(), "1000".to_string());
+    mgr.set_topic_overrides(&name, overrides, false).unwrap();
+    let part = topic.partition(0).unwrap();
+    part.log.lock().append(&batch(1, 0), 0).unwrap();
+    mgr.delete_topic(&name).unwrap();
+    assert!(mgr.topic(&name).is_none());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ttt"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "partition dirs left behind: {leftovers:?}"
+    );
+}

@@ -28,7 +28,12 @@ enum Command {
     /// Manage topics on any Kafka-compatible broker.
     Topics {
         /// Bootstrap servers.
-        #[arg(long, env = "RIVULET_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+        #[arg(
+            long,
+            env = "RIVULET_BROKERS",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
         brokers: String,
         #[command(subcommand)]
         command: rivulet_client::admin::TopicsCommand,
@@ -36,7 +41,12 @@ enum Command {
     /// Inspect consumer groups: members, assignments, committed offsets and lag.
     Groups {
         /// Bootstrap servers.
-        #[arg(long, env = "RIVULET_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+        #[arg(
+            long,
+            env = "RIVULET_BROKERS",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
         brokers: String,
         #[command(subcommand)]
         command: rivulet_client::admin::GroupsCommand,

@@ -1,0 +1,699 @@
+//! `rivulet topics …` and `rivulet groups …`: admin commands through librdkafka.
+//!
+//! Everything goes through the Kafka protocol (Metadata, ListOffsets, CreateTopics,
+//! DescribeConfigs, ListGroups/DescribeGroups, OffsetFetch), so these commands work against
+//! any Kafka-compatible broker and double as a check of what Rivulet's broker answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::util::{base_config, blocking, REQUEST_TIMEOUT};
+use crate::ClientError;
+
+/// Topics whose names start with this are the broker's own (e.g. `__consumer_offsets`).
+const INTERNAL_PREFIX: &str = "__";
+
+/// `rivulet topics …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TopicsCommand {
+    /// List topics with their partition counts.
+    List,
+    /// Create a topic.
+    Create {
+        /// Topic name.
+        name: String,
+        /// Number of partitions.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Topic config override, `key=value` (repeatable), e.g. `retention.ms=3600000`.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        config: Vec<(String, String)>,
+    },
+    /// Show a topic's partitions (log start offset, high watermark) and its configs.
+    Describe {
+        /// Topic name.
+        name: String,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+}
+
+/// `rivulet groups …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum GroupsCommand {
+    /// List consumer groups.
+    List,
+    /// Show a group's state, members, assignments, committed offsets and lag.
+    Describe {
+        /// Group id.
+        group: String,
+    },
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got `{s}`")),
+    }
+}
+
+fn admin_client(brokers: &str) -> Result<Arc<AdminClient<DefaultClientContext>>, ClientError> {
+    base_config(brokers)
+        .create::<AdminClient<DefaultClientContext>>()
+        .map(Arc::new)
+        .map_err(ClientError::kafka(format!(
+            "creating an admin client for {brokers}"
+        )))
+}
+
+fn admin_options() -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(REQUEST_TIMEOUT))
+        .operation_timeout(Some(REQUEST_TIMEOUT))
+}
+
+/// A consumer that never subscribes: used for metadata, watermarks and, with a `group.id`,
+/// for reading a group's committed offsets without joining the group.
+fn plain_consumer(brokers: &str, group: Option<&str>) -> Result<BaseConsumer, ClientError> {
+    let mut c = base_config(brokers);
+    c.set("enable.auto.commit", "false");
+    c.set("enable.auto.offset.store", "false");
+    if let Some(g) = group {
+        c.set("group.id", g);
+    }
+    c.create::<BaseConsumer>()
+        .map_err(ClientError::kafka(format!(
+            "creating a consumer for {brokers}"
+        )))
+}
+
+/// One partition as `describe` shows it.
+struct PartitionInfo {
+    id: i32,
+    leader: i32,
+    low: i64,
+    high: i64,
+}
+
+/// Metadata and watermarks of every partition of `topic`, in partition order.
+fn topic_partitions(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<Vec<PartitionInfo>, ClientError> {
+    let md = consumer
+        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .map_err(ClientError::kafka(format!(
+            "fetching metadata of topic {topic}"
+        )))?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Err(ClientError::NotFound(format!(
+            "topic {topic} does not exist"
+        )));
+    };
+    if let Some(err) = t.error() {
+        let code = rdkafka::types::RDKafkaErrorCode::from(err);
+        if code == rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition {
+            return Err(ClientError::NotFound(format!(
+                "topic {topic} does not exist"
+            )));
+        }
+        return Err(ClientError::Broker {
+            context: format!("metadata of topic {topic}"),
+            code,
+        });
+    }
+    let mut out = Vec::with_capacity(t.partitions().len());
+    for p in t.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), REQUEST_TIMEOUT)
+            .map_err(ClientError::kafka(format!(
+                "fetching offsets of {topic}/{}",
+                p.id()
+            )))?;
+        out.push(PartitionInfo {
+            id: p.id(),
+            leader: p.leader(),
+            low,
+            high,
+        });
+    }
+    out.sort_by_key(|p| p.id);
+    Ok(out)
+}
+
+impl TopicsCommand {
+    /// Runs the command against `brokers` (librdkafka's `bootstrap.servers`), printing to
+    /// stdout.
+    pub async fn run(self, brokers: &str) -> Result<(), ClientError> {
+        match self {
+            TopicsCommand::List => list_topics(brokers).await,
+            TopicsCommand::Create {
+                name,
+                partitions,
+                config,
+            } => create_topic(brokers, &name, partitions, &config).await,
+            TopicsCommand::Describe { name } => describe_topic(brokers, &name).await,
+            TopicsCommand::Delete { name } => delete_topic(brokers, &name).await,
+        }
+    }
+}
+
+async fn list_topics(brokers: &str) -> Result<(), ClientError> {
+    let consumer = plain_consumer(brokers, None)?;
+    let ctx = format!("fetching metadata from {brokers}");
+    let topics = blocking(move || {
+        let md = consumer
+            .fetch_metadata(None, REQUEST_TIMEOUT)
+            .map_err(ClientError::kafka(ctx))?;
+        let mut v: Vec<(String, usize)> = md
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name().to_string(), t.partitions().len()))
+            .collect();
+        v.sort();
+        Ok(v)
+    })
+    .await?;
+    let width = topics
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0)
+        .max("TOPIC".len());
+    println!("{:<width$}  PARTITIONS", "TOPIC");
+    for (name, partitions) in topics {
+        println!("{name:<width$}  {partitions}");
+    }
+    Ok(())
+}
+
+/// Creates `name` with `partitions` partitions and the given config overrides. Also used by
+/// the benchmarks.
+pub(crate) async fn create_topic_inner(
+    brokers: &str,
+    name: &str,
+    partitions: i32,
+    config: &[(String, String)],
+) -> Result<(), ClientError> {
+    if partitions < 1 {
+        return Err(ClientError::InvalidArgument(format!(
+            "--partitions must be at least 1, got {partitions}"
+        )));
+    }
+    let admin = admin_client(brokers)?;
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in config {
+        topic = topic.set(k, v);
+    }
+    let ctx = format!("creating topic {name}");
+    let results = admin
+        .create_topics([&topic], &admin_options())
+        .await
+        .map_err(ClientError::kafka(ctx.clone()))?;
+    for r in results {
+        if let Err((_, code)) = r {
+            return Err(ClientError::Broker { context: ctx, code });
+        }
+    }
+    Ok(())
+}
+
+async fn create_topic(
+    brokers: &str,
+    name: &str,
+    partitions: i32,
+    config: &[(String, String)],
+) -> Result<(), ClientError> {
+    create_topic_inner(brokers, name, partitions, config).await?;
+    println!("created topic {name} with {partitions} partition(s)");
+    Ok(())
+}
+
+async fn delete_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
+    let admin = admin_client(brokers)?;
+    let ctx = format!("deleting topic {name}");
+    let results = admin
+        .delete_topics(&[name], &admin_options())
+        .await
+        .map_err(ClientError::kafka(ctx.clone()))?;
+    for r in results {
+        if let Err((_, code)) = r {
+            return Err(ClientError::Broker { context: ctx, code });
+        }
+    }
+    println!("deleted topic {name}");
+    Ok(())
+}
+
+async fn describe_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
+    let consumer = plain_consumer(brokers, None)?;
+    let topic = name.to_string();
+    let partitions = blocking(move || topic_partitions(&consumer, &topic)).await?;
+
+    let admin = admin_client(brokers)?;
+    let ctx = format!("describing configs of topic {name}");
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(name)], &admin_options())
+        .await
+        .map_err(ClientError::kafka(ctx.clone()))?;
+    let mut configs = Vec::new();
+    for r in results {
+        let resource = r.map_err(|code| ClientError::Broker {
+            context: ctx.clone(),
+            code,
+        })?;
+        for e in resource.entries {
+            // DynamicTopic is a per-topic override; brokers that do not report sources
+            // (Unknown) still say whether the value is the default.
+            let overridden = e.source == ConfigSource::DynamicTopic
+                || (e.source == ConfigSource::Unknown && !e.is_default);
+            let value = if e.is_sensitive {
+                "(sensitive)".to_string()
+            } else {
+                e.value.unwrap_or_else(|| "(null)".to_string())
+            };
+            configs.push((e.name, value, overridden));
+        }
+    }
+    configs.sort();
+
+    let total: i64 = partitions.iter().map(|p| p.high - p.low).sum();
+    println!("topic: {name}");
+    println!("partitions: {}", partitions.len());
+    println!("records: {total}");
+    println!();
+    println!(
+        "{:>9}  {:>6}  {:>16}  {:>16}  {:>12}",
+        "PARTITION", "LEADER", "LOG-START", "HIGH-WATERMARK", "RECORDS"
+    );
+    for p in &partitions {
+        println!(
+            "{:>9}  {:>6}  {:>16}  {:>16}  {:>12}",
+            p.id,
+            p.leader,
+            p.low,
+            p.high,
+            p.high - p.low
+        );
+    }
+    println!();
+    println!("configs (* = topic override):");
+    let width = configs.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    for (n, v, overridden) in configs {
+        let mark = if overridden { '*' } else { ' ' };
+        println!("{mark} {n:<width$} = {v}");
+    }
+    Ok(())
+}
+
+impl GroupsCommand {
+    /// Runs the command against `brokers` (librdkafka's `bootstrap.servers`), printing to
+    /// stdout.
+    pub async fn run(self, brokers: &str) -> Result<(), ClientError> {
+        match self {
+            GroupsCommand::List => list_groups(brokers).await,
+            GroupsCommand::Describe { group } => describe_group(brokers, &group).await,
+        }
+    }
+}
+
+async fn list_groups(brokers: &str) -> Result<(), ClientError> {
+    let consumer = plain_consumer(brokers, None)?;
+    let ctx = format!("listing groups on {brokers}");
+    let groups = blocking(move || {
+        let list = consumer
+            .fetch_group_list(None, REQUEST_TIMEOUT)
+            .map_err(ClientError::kafka(ctx))?;
+        let mut v: Vec<(String, String, String, usize)> = list
+            .groups()
+            .iter()
+            .map(|g| {
+                (
+                    g.name().to_string(),
+                    g.state().to_string(),
+                    g.protocol_type().to_string(),
+                    g.members().len(),
+                )
+            })
+            .collect();
+        v.sort();
+        Ok(v)
+    })
+    .await?;
+    let width = groups
+        .iter()
+        .map(|g| g.0.len())
+        .max()
+        .unwrap_or(0)
+        .max("GROUP".len());
+    println!(
+        "{:<width$}  {:<20}  {:<14}  MEMBERS",
+        "GROUP", "STATE", "PROTOCOL-TYPE"
+    );
+    for (name, state, ptype, members) in groups {
+        // librdkafka follows ListGroups with DescribeGroups; a broker that answers only the
+        // former leaves the state empty.
+        let state = if state.is_empty() { "-" } else { &state };
+        println!("{name:<width$}  {state:<20}  {ptype:<14}  {members}");
+    }
+    Ok(())
+}
+
+/// A member of a group as `describe` shows it.
+struct MemberView {
+    id: String,
+    client_id: String,
+    host: String,
+    assignment: Result<Vec<(String, Vec<i32>)>, ClientError>,
+}
+
+/// One row of the offsets table.
+struct OffsetRow {
+    topic: String,
+    partition: i32,
+    committed: Option<i64>,
+    end: i64,
+    member: Option<String>,
+}
+
+struct GroupView {
+    state: String,
+    protocol_type: String,
+    protocol: String,
+    members: Vec<MemberView>,
+    offsets: Vec<OffsetRow>,
+}
+
+async fn describe_group(brokers: &str, group: &str) -> Result<(), ClientError> {
+    let consumer = plain_consumer(brokers, Some(group))?;
+    let g = group.to_string();
+    let view = blocking(move || group_view(&consumer, &g)).await?;
+    println!("group: {group}");
+    println!("state: {}", view.state);
+    println!("protocol-type: {}", view.protocol_type);
+    println!("protocol: {}", view.protocol);
+    println!("members: {}", view.members.len());
+    for m in &view.members {
+        println!("  member: {}", m.id);
+        println!("    client-id: {}", m.client_id);
+        println!("    host: {}", m.host);
+        match &m.assignment {
+            Ok(a) if a.is_empty() => println!("    assignment: (none)"),
+            Ok(a) => {
+                let parts: Vec<String> = a
+                    .iter()
+                    .map(|(t, ps)| {
+                        let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+                        format!("{t}[{}]", ps.join(","))
+                    })
+                    .collect();
+                println!("    assignment: {}", parts.join(" "));
+            }
+            Err(e) => println!("    assignment: ({e})"),
+        }
+    }
+    println!();
+    if view.offsets.is_empty() {
+        println!("no committed offsets");
+        return Ok(());
+    }
+    let tw = view
+        .offsets
+        .iter()
+        .map(|r| r.topic.len())
+        .max()
+        .unwrap_or(0)
+        .max("TOPIC".len());
+    println!(
+        "{:<tw$}  {:>9}  {:>16}  {:>16}  {:>10}  MEMBER",
+        "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"
+    );
+    for r in &view.offsets {
+        let (committed, lag) = match r.committed {
+            Some(c) => (c.to_string(), (r.end - c).max(0).to_string()),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        println!(
+            "{:<tw$}  {:>9}  {:>16}  {:>16}  {:>10}  {}",
+            r.topic,
+            r.partition,
+            committed,
+            r.end,
+            lag,
+            r.member.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn group_view(consumer: &BaseConsumer, group: &str) -> Result<GroupView, ClientError> {
+    let list = consumer
+        .fetch_group_list(Some(group), REQUEST_TIMEOUT)
+        .map_err(ClientError::kafka(format!("describing group {group}")))?;
+    let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
+        return Err(ClientError::NotFound(format!(
+            "group {group} does not exist"
+        )));
+    };
+    let members: Vec<MemberView> = info
+        .members()
+        .iter()
+        .map(|m| MemberView {
+            id: m.id().to_string(),
+            client_id: m.client_id().to_string(),
+            host: m.client_host().to_string(),
+            assignment: match m.assignment() {
+                None => Ok(Vec::new()),
+                Some([]) => Ok(Vec::new()),
+                Some(b) => decode_assignment(b),
+            },
+        })
+        .collect();
+
+    // Which member owns which partition, for the offsets table.
+    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
+    for m in &members {
+        if let Ok(a) = &m.assignment {
+            for (t, ps) in a {
+                for p in ps {
+                    owner.insert((t.clone(), *p), m.id.clone());
+                }
+            }
+        }
+    }
+
+    // OffsetFetch for every partition of every topic: librdkafka only asks for the partitions
+    // it is given, and an empty group has no assignment to say which topics it consumed.
+    let md = consumer
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(ClientError::kafka("fetching metadata"))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut wanted: BTreeSet<(String, i32)> = owner.keys().cloned().collect();
+    for t in md.topics() {
+        if t.name().starts_with(INTERNAL_PREFIX) || t.error().is_some() {
+            continue;
+        }
+        for p in t.partitions() {
+            wanted.insert((t.name().to_string(), p.id()));
+        }
+    }
+    for (t, p) in &wanted {
+        tpl.add_partition(t, *p);
+    }
+    let mut offsets = Vec::new();
+    if tpl.count() > 0 {
+        // A consumer with this group.id that never subscribes: OffsetFetch without joining.
+        let committed =
+            consumer
+                .committed_offsets(tpl, REQUEST_TIMEOUT)
+                .map_err(ClientError::kafka(format!(
+                    "fetching committed offsets of group {group}"
+                )))?;
+        for e in committed.elements() {
+            let c = match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            };
+            let key = (e.topic().to_string(), e.partition());
+            let member = owner.get(&key).cloned();
+            if c.is_none() && member.is_none() {
+                continue; // neither consumed by this group nor assigned in it
+            }
+            let (_, high) = consumer
+                .fetch_watermarks(e.topic(), e.partition(), REQUEST_TIMEOUT)
+                .map_err(ClientError::kafka(format!(
+                    "fetching offsets of {}/{}",
+                    e.topic(),
+                    e.partition()
+                )))?;
+            offsets.push(OffsetRow {
+                topic: key.0,
+                partition: key.1,
+                committed: c,
+                end: high,
+                member,
+            });
+        }
+    }
+    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok(GroupView {
+        state: info.state().to_string(),
+        protocol_type: info.protocol_type().to_string(),
+        protocol: info.protocol().to_string(),
+        members,
+        offsets,
+    })
+}
+
+/// Decodes a classic consumer-protocol `Assignment` (versions 0-3 share one layout):
+/// `i16 version, [string topic, [i32 partition]], bytes user_data`. Returns the topics with
+/// their partitions; trailing data (user data, later fields) is ignored.
+pub fn decode_assignment(bytes: &[u8]) -> Result<Vec<(String, Vec<i32>)>, ClientError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let version = r.i16()?;
+    if version < 0 {
+        return Err(r.err(format!("negative version {version}")));
+    }
+    let topics = r.i32()?;
+    if topics < 0 {
+        return Ok(Vec::new()); // null array
+    }
+    let mut out = Vec::new();
+    for _ in 0..topics {
+        let len = r.i16()?;
+        if len < 0 {
+            return Err(r.err("null topic name".to_string()));
+        }
+        let name = r.take(len as usize)?;
+        let name =
+            String::from_utf8(name.to_vec()).map_err(|e| r.err(format!("topic name: {e}")))?;
+        let n = r.i32()?;
+        let mut parts = Vec::new();
+        for _ in 0..n.max(0) {
+            parts.push(r.i32()?);
+        }
+        out.push((name, parts));
+    }
+    Ok(out)
+}
+
+/// A bounds-checked big-endian reader: the bytes come from the broker, so every length is
+/// checked against what is there before anything is allocated or read.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, reason: String) -> ClientError {
+        ClientError::Decode {
+            what: "consumer group assignment".to_string(),
+            reason,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ClientError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| {
+                self.err(format!(
+                    "truncated: need {n} bytes at offset {}, have {}",
+                    self.pos,
+                    self.buf.len()
+                ))
+            })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn i16(&mut self) -> Result<i16, ClientError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32, ClientError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(version: i16, topics: &[(&str, &[i32])], user_data: Option<&[u8]>) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&version.to_be_bytes());
+        b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+        for (t, ps) in topics {
+            b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+            b.extend_from_slice(t.as_bytes());
+            b.extend_from_slice(&(ps.len() as i32).to_be_bytes());
+            for p in *ps {
+                b.extend_from_slice(&p.to_be_bytes());
+            }
+        }
+        match user_data {
+            None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(u) => {
+                b.extend_from_slice(&(u.len() as i32).to_be_bytes());
+                b.extend_from_slice(u);
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn decodes_assignment_all_versions() {
+        for v in 0..=3 {
+            let b = encode(v, &[("orders", &[0, 2]), ("t", &[1])], Some(b"ud"));
+            let a = decode_assignment(&b).expect("decodes");
+            assert_eq!(
+                a,
+                vec![
+                    ("orders".to_string(), vec![0, 2]),
+                    ("t".to_string(), vec![1])
+                ]
+            );
+        }
+        let b = encode(0, &[], None);
+        assert_eq!(decode_assignment(&b).expect("decodes"), vec![]);
+    }
+
+    #[test]
+    fn rejects_truncated_and_hostile_assignment() {
+        let b = encode(1, &[("orders", &[0, 2])], None);
+        for cut in 0..b.len() - 4 {
+            assert!(decode_assignment(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        // A huge partition count with no data must fail, not allocate or panic.
+        let mut h = Vec::new();
+        h.extend_from_slice(&0i16.to_be_bytes());
+        h.extend_from_slice(&1i32.to_be_bytes());
+        h.extend_from_slice(&1i16.to_be_bytes());
+        h.push(b'x');
+        h.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_assignment(&h).is_err());
+    }
+
+    #[test]
+    fn parses_key_value() {
+        assert_eq!(parse_key_value("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
+}

@@ -1,0 +1,686 @@
+//! `rivulet bench produce|consume`: throughput and latency benchmarks through librdkafka.
+//!
+//! Without `--brokers` a bench starts its own broker (this same executable, see
+//! `bench::broker`) on a free loopback port with a throw-away data directory and reports the
+//! broker's memory use too. Producing and consuming run on dedicated threads with
+//! librdkafka's non-async API (`BaseProducer`, `BaseConsumer`): a future per message would
+//! cost more than the broker does. Every loop is bounded by the record count and by
+//! `--timeout-secs`. Results are printed as aligned `key: value` lines and one final JSON
+//! line (for docs/BENCHMARKS.md).
+
+mod broker;
+mod payload;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+
+use crate::util::{base_config, blocking, REQUEST_TIMEOUT};
+use crate::ClientError;
+use broker::{BenchBroker, Rss};
+use payload::PayloadGen;
+
+/// Produce latency is recorded for one record in this many: enough samples for p99 of
+/// millions of records, without a clock read and histogram update per record.
+const LATENCY_SAMPLE_EVERY: u64 = 100;
+
+/// `rivulet bench …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Produce `--count` records as fast as possible; report throughput and latency.
+    Produce(ProduceArgs),
+    /// Consume `--count` records from offset 0 (producing them first if the topic has fewer).
+    Consume(ConsumeArgs),
+}
+
+/// Flags shared by both benches (the consume bench produces with them when it pre-fills).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Bootstrap servers; without it the bench starts its own broker on 127.0.0.1.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Topic to use; created (with --partitions) if missing.
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// Number of records.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub count: u64,
+    /// Record size in bytes (a JSON object padded to exactly this size).
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Partitions of the topic when the bench creates it.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    /// Producer acks: 0, 1 or all (-1) [default: 1, or all with --idempotent].
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_acks)]
+    pub acks: Option<String>,
+    /// Producer compression.
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+    /// Producer batch.size in bytes (librdkafka caps it at message.max.bytes).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub batch_size: u32,
+    /// Producer linger.ms.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u32,
+    /// Use the idempotent producer (enable.idempotence=true).
+    #[arg(long)]
+    pub idempotent: bool,
+    /// --fsync of the broker the bench starts: `always` or an interval like `100ms`.
+    #[arg(long, default_value = "always")]
+    pub fsync: String,
+    /// Give up on each phase (pre-fill, produce, consume) after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+}
+
+/// `rivulet bench produce` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `rivulet bench consume` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Producer compression codecs (librdkafka's `compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+impl CommonArgs {
+    /// The effective `acks`: the idempotent producer requires `all`.
+    fn acks(&self) -> Result<&str, ClientError> {
+        match (self.acks.as_deref(), self.idempotent) {
+            (None, false) => Ok("1"),
+            (None, true) | (Some("all"), _) => Ok("all"),
+            (Some(a), false) => Ok(a),
+            (Some(a), true) => Err(ClientError::InvalidArgument(format!(
+                "--idempotent needs --acks all, got --acks {a}"
+            ))),
+        }
+    }
+}
+
+fn parse_acks(s: &str) -> Result<String, String> {
+    match s {
+        "0" | "1" => Ok(s.to_string()),
+        "all" | "-1" => Ok("all".to_string()),
+        _ => Err(format!("expected 0, 1, all or -1, got `{s}`")),
+    }
+}
+
+impl BenchCommand {
+    /// Runs the benchmark, printing its figures to stdout.
+    pub async fn run(self) -> Result<(), ClientError> {
+        let (mode, common) = match &self {
+            BenchCommand::Produce(a) => ("produce", &a.common),
+            BenchCommand::Consume(a) => ("consume", &a.common),
+        };
+        if common.count == 0 {
+            return Err(ClientError::InvalidArgument(
+                "--count must be at least 1".into(),
+            ));
+        }
+        common.acks()?;
+        if common.timeout_secs == 0 {
+            return Err(ClientError::InvalidArgument(
+                "--timeout-secs must be at least 1".into(),
+            ));
+        }
+        // Checked before any broker is started.
+        PayloadGen::new(common.size, common.count)?;
+
+        let own = match &common.brokers {
+            Some(_) => None,
+            None => {
+                let fsync = common.fsync.clone();
+                Some(blocking(move || BenchBroker::start(&fsync)).await?)
+            }
+        };
+        let brokers = match (&common.brokers, &own) {
+            (Some(b), _) => b.clone(),
+            (None, Some(o)) => o.addr().to_string(),
+            (None, None) => return Err(ClientError::BrokerProcess("no broker".into())),
+        };
+
+        let mut report = Report::new(mode);
+        report.add("broker", brokers.clone());
+        report.add("broker_started_by_bench", own.is_some());
+        if own.is_some() {
+            report.add("broker_fsync", common.fsync.clone());
+        }
+        let result = match self {
+            BenchCommand::Produce(a) => produce_bench(&brokers, a.common, &mut report).await,
+            BenchCommand::Consume(a) => consume_bench(&brokers, a.common, &mut report).await,
+        };
+        if let Some(b) = own {
+            let Rss {
+                peak_kib,
+                current_kib,
+            } = b.stop();
+            report.add("broker_peak_rss_mib", round2(peak_kib as f64 / 1024.0));
+            report.add("broker_rss_mib", round2(current_kib as f64 / 1024.0));
+        }
+        report.print();
+        result
+    }
+}
+
+/// Figures in print order; printed as `key: value` lines, then as one JSON object.
+struct Report {
+    fields: Vec<(&'static str, Value)>,
+}
+
+impl Report {
+    fn new(mode: &str) -> Report {
+        Report {
+            fields: vec![("bench", json!(mode))],
+        }
+    }
+
+    fn add(&mut self, key: &'static str, value: impl Into<Value>) {
+        self.fields.push((key, value.into()));
+    }
+
+    fn print(&self) {
+        let width = self.fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+        for (k, v) in &self.fields {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("{:<width$} {text}", format!("{k}:"));
+        }
+        let obj: serde_json::Map<String, Value> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        println!("{}", Value::Object(obj));
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Creates the topic unless it exists; returns its partition count.
+async fn ensure_topic(brokers: &str, args: &CommonArgs) -> Result<usize, ClientError> {
+    match crate::admin::create_topic_inner(brokers, &args.topic, args.partitions, &[]).await {
+        Ok(()) => {}
+        Err(ClientError::Broker {
+            code: RDKafkaErrorCode::TopicAlreadyExists,
+            ..
+        }) => {}
+        Err(e) => return Err(e),
+    }
+    let (n, _) = topic_offsets(brokers, &args.topic).await?;
+    Ok(n)
+}
+
+/// Partition count and (partition, low, high) of every partition of `topic`, waiting
+/// (bounded) for the metadata to show the topic right after it was created.
+async fn topic_offsets(
+    brokers: &str,
+    topic: &str,
+) -> Result<(usize, Vec<(i32, i64, i64)>), ClientError> {
+    let consumer: BaseConsumer =
+        base_config(brokers)
+            .create()
+            .map_err(ClientError::kafka(format!(
+                "creating a consumer for {brokers}"
+            )))?;
+    let topic = topic.to_string();
+    blocking(move || {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let md = consumer
+                .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)
+                .map_err(ClientError::kafka(format!(
+                    "fetching metadata of topic {topic}"
+                )))?;
+            let parts: Vec<i32> = md
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if !parts.is_empty() {
+                let mut out = Vec::with_capacity(parts.len());
+                for p in parts {
+                    let (low, high) = consumer
+                        .fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
+                        .map_err(ClientError::kafka(format!(
+                            "fetching offsets of {topic}/{p}"
+                        )))?;
+                    out.push((p, low, high));
+                }
+                out.sort_unstable();
+                return Ok((out.len(), out));
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Timeout(format!(
+                    "topic {topic} did not appear in metadata"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+}
+
+/// Delivery reports: counts, the first error, and sampled latencies.
+struct BenchContext {
+    start: Instant,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl ClientContext for BenchContext {}
+
+impl ProducerContext for BenchContext {
+    /// 0: not sampled; otherwise 1 + nanoseconds from `start` to the send.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: usize) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        if sent != 0 {
+            let now = self.start.elapsed().as_nanos() as u64;
+            let us = now.saturating_sub(sent as u64 - 1) / 1000;
+            if let Ok(mut h) = self.latency_us.lock() {
+                h.saturating_record(us.max(1));
+            }
+        }
+    }
+}
+
+/// What a produce run achieved.
+struct ProduceOutcome {
+    delivered: u64,
+    failed: u64,
+    first_error: Option<String>,
+    elapsed: Duration,
+    latency_us: Histogram<u64>,
+    timed_out: bool,
+}
+
+/// Produces records `first_id..first_id + count` to `args.topic` on a dedicated thread.
+async fn produce(
+    brokers: &str,
+    args: &CommonArgs,
+    first_id: u64,
+    count: u64,
+) -> Result<ProduceOutcome, ClientError> {
+    let mut config = base_config(brokers);
+    config
+        .set("acks", args.acks()?)
+        .set("compression.type", args.compression.as_str())
+        .set("batch.size", args.batch_size.to_string())
+        .set("linger.ms", args.linger_ms.to_string())
+        .set("batch.num.messages", "100000")
+        // A deep local queue: the sender should wait on the broker, not on librdkafka.
+        .set("queue.buffering.max.messages", "2000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set(
+            "enable.idempotence",
+            if args.idempotent { "true" } else { "false" },
+        );
+    let histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))?;
+    let context = BenchContext {
+        start: Instant::now(),
+        delivered: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        latency_us: Mutex::new(histogram),
+    };
+    let producer: BaseProducer<BenchContext> =
+        config
+            .create_with_context(context)
+            .map_err(ClientError::kafka(format!(
+                "creating a producer for {brokers}"
+            )))?;
+    let mut gen = PayloadGen::new(args.size, first_id + count)?;
+    let topic = args.topic.clone();
+    let timeout = Duration::from_secs(args.timeout_secs);
+
+    blocking(move || {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let mut timed_out = false;
+        'records: for i in 0..count {
+            let id = first_id + i;
+            // Cheap enough to check every 1024 records; also serves delivery reports.
+            if i.is_multiple_of(1024) {
+                producer.poll(Duration::ZERO);
+                if Instant::now() >= deadline {
+                    timed_out = true;
+                    break;
+                }
+            }
+            let opaque = if i.is_multiple_of(LATENCY_SAMPLE_EVERY) {
+                producer.context().start.elapsed().as_nanos() as usize + 1
+            } else {
+                0
+            };
+            let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(&topic, opaque)
+                .payload(gen.record(id));
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        // The local queue is full: serve delivery reports until there is room.
+                        record = r;
+                        producer.poll(Duration::from_millis(5));
+                        if Instant::now() >= deadline {
+                            timed_out = true;
+                            break 'records;
+                        }
+                    }
+                    Err((e, _)) => {
+                        return Err(ClientError::Kafka {
+                            context: format!("producing to {topic}"),
+                            source: e,
+                        })
+                    }
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if producer.flush(left.max(Duration::from_millis(1))).is_err() {
+            timed_out = true;
+        }
+        let elapsed = start.elapsed();
+        let ctx = producer.context();
+        let first_error = ctx.first_error.lock().ok().and_then(|f| f.clone());
+        let latency_us = ctx
+            .latency_us
+            .lock()
+            .map(|h| h.clone())
+            .map_err(|e| ClientError::Worker(e.to_string()))?;
+        Ok(ProduceOutcome {
+            delivered: ctx.delivered.load(Ordering::Relaxed),
+            failed: ctx.failed.load(Ordering::Relaxed),
+            first_error,
+            elapsed,
+            latency_us,
+            timed_out,
+        })
+    })
+    .await
+}
+
+fn add_setup(report: &mut Report, args: &CommonArgs, partitions: usize) {
+    report.add("topic", args.topic.clone());
+    report.add("partitions", partitions);
+    report.add("records", args.count);
+    report.add("record_bytes", args.size);
+    report.add("acks", args.acks().unwrap_or("?"));
+    report.add("compression", args.compression.as_str());
+    report.add("batch_size", args.batch_size);
+    report.add("linger_ms", args.linger_ms);
+    report.add("idempotent", args.idempotent);
+}
+
+async fn produce_bench(
+    brokers: &str,
+    args: CommonArgs,
+    report: &mut Report,
+) -> Result<(), ClientError> {
+    let partitions = ensure_topic(brokers, &args).await?;
+    add_setup(report, &args, partitions);
+    let out = produce(brokers, &args, 0, args.count).await?;
+    let secs = out.elapsed.as_secs_f64().max(1e-9);
+    let ms = |q: f64| round2(out.latency_us.value_at_quantile(q) as f64 / 1000.0);
+    report.add("delivered", out.delivered);
+    report.add("errors", out.failed);
+    report.add(
+        "records_per_sec",
+        (out.delivered as f64 / secs).round() as u64,
+    );
+    report.add(
+        "mb_per_sec",
+        round2(out.delivered as f64 * args.size as f64 / secs / 1e6),
+    );
+    report.add("latency_p50_ms", ms(0.50));
+    report.add("latency_p99_ms", ms(0.99));
+    report.add(
+        "latency_max_ms",
+        round2(out.latency_us.max() as f64 / 1000.0),
+    );
+    report.add("latency_samples", out.latency_us.len());
+    report.add("total_secs", round2(secs));
+    check_outcome(&out, args.count, args.timeout_secs)
+}
+
+fn check_outcome(out: &ProduceOutcome, count: u64, timeout_secs: u64) -> Result<(), ClientError> {
+    if out.failed > 0 {
+        return Err(ClientError::Incomplete(format!(
+            "{} of {count} records failed; first error: {}",
+            out.failed,
+            out.first_error.as_deref().unwrap_or("unknown")
+        )));
+    }
+    if out.timed_out || out.delivered < count {
+        return Err(ClientError::Timeout(format!(
+            "{} of {count} records delivered within {timeout_secs}s",
+            out.delivered
+        )));
+    }
+    Ok(())
+}
+
+async fn consume_bench(
+    brokers: &str,
+    args: CommonArgs,
+    report: &mut Report,
+) -> Result<(), ClientError> {
+    ensure_topic(brokers, &args).await?;
+    let (_, offsets) = topic_offsets(brokers, &args.topic).await?;
+    let existing: u64 = offsets
+        .iter()
+        .map(|(_, low, high)| (high - low).max(0) as u64)
+        .sum();
+    let mut prefilled = 0;
+    if existing < args.count {
+        // Untimed: the consume bench measures consuming only.
+        let missing = args.count - existing;
+        let out = produce(brokers, &args, existing, missing).await?;
+        check_outcome(&out, missing, args.timeout_secs)?;
+        prefilled = missing;
+    }
+    let (partitions, offsets) = topic_offsets(brokers, &args.topic).await?;
+    add_setup(report, &args, partitions);
+    report.add("prefilled", prefilled);
+
+    let mut config = base_config(brokers);
+    config
+        // librdkafka wants a group.id even for assign(); nothing is committed to it.
+        .set("group.id", "rivulet-bench")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        // Large fetches: the bench measures the broker's read path, not request overhead.
+        .set("fetch.min.bytes", "1048576")
+        .set("fetch.wait.max.ms", "100")
+        .set("fetch.max.bytes", "67108864")
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("receive.message.max.bytes", "100000000")
+        .set("queued.max.messages.kbytes", "262144")
+        .set("queued.min.messages", "1000000");
+    let consumer: BaseConsumer = config.create().map_err(ClientError::kafka(format!(
+        "creating a consumer for {brokers}"
+    )))?;
+    // assign, not subscribe: no group, no rebalance, every partition from its start.
+    let mut tpl = TopicPartitionList::new();
+    for (p, _, _) in &offsets {
+        tpl.add_partition_offset(&args.topic, *p, Offset::Beginning)
+            .map_err(ClientError::kafka("building the assignment"))?;
+    }
+    consumer.assign(&tpl).map_err(ClientError::kafka(format!(
+        "assigning the partitions of {}",
+        args.topic
+    )))?;
+
+    let count = args.count;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let topic = args.topic.clone();
+    let (records, bytes, elapsed, timed_out, errors) = blocking(move || {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let (mut records, mut bytes) = (0u64, 0u64);
+        let mut errors: (u64, Option<String>) = (0, None);
+        let mut timed_out = false;
+        while records < count {
+            if Instant::now() >= deadline {
+                timed_out = true;
+                break;
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(m)) => {
+                    records += 1;
+                    bytes += m.payload_len() as u64;
+                }
+                // librdkafka retries by itself (e.g. after a dropped connection): count the
+                // error and go on; the deadline bounds a consumer that never recovers.
+                Some(Err(e)) => {
+                    errors.0 += 1;
+                    errors
+                        .1
+                        .get_or_insert_with(|| format!("consuming {topic}: {e}"));
+                }
+            }
+        }
+        Ok((records, bytes, start.elapsed(), timed_out, errors))
+    })
+    .await?;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    report.add("consumed", records);
+    report.add("records_per_sec", (records as f64 / secs).round() as u64);
+    report.add("mb_per_sec", round2(bytes as f64 / secs / 1e6));
+    report.add("total_secs", round2(secs));
+    report.add("errors", errors.0);
+    if timed_out {
+        return Err(ClientError::Timeout(format!(
+            "{records} of {count} records consumed within {}s{}",
+            args.timeout_secs,
+            errors
+                .1
+                .map(|e| format!("; first error: {e}"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    }
+
+    #[test]
+    fn parses_flags_and_defaults() {
+        let cli = Cli::try_parse_from(["x", "produce"]).expect("parses");
+        let BenchCommand::Produce(a) = cli.bench else {
+            panic!("not produce")
+        };
+        let c = a.common;
+        assert_eq!(
+            (c.count, c.size, c.partitions, c.topic.as_str()),
+            (5_000_000, 100, 1, "bench")
+        );
+        assert_eq!(
+            (c.acks().ok(), c.fsync.as_str(), c.timeout_secs),
+            (Some("1"), "always", 300)
+        );
+        assert!(c.brokers.is_none());
+
+        let cli = Cli::try_parse_from([
+            "x",
+            "consume",
+            "--brokers",
+            "localhost:9092",
+            "--acks",
+            "-1",
+            "--compression",
+            "zstd",
+            "--count",
+            "10",
+        ])
+        .expect("parses");
+        let BenchCommand::Consume(a) = cli.bench else {
+            panic!("not consume")
+        };
+        assert_eq!(a.common.acks().ok(), Some("all"));
+        let idem = |extra: &[&str]| {
+            let mut argv = vec!["x", "produce", "--idempotent"];
+            argv.extend_from_slice(extra);
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let BenchCommand::Produce(a) = cli.bench else {
+                panic!("not produce")
+            };
+            a.common.acks().ok().map(str::to_string)
+        };
+        assert_eq!(idem(&[]).as_deref(), Some("all"));
+        assert_eq!(idem(&["--acks", "1"]), None);
+        assert_eq!(a.common.compression, Compression::Zstd);
+        assert!(Cli::try_parse_from(["x", "produce", "--acks", "2"]).is_err());
+    }
+}
