@@ -56,6 +56,8 @@ enum Command {
         #[command(subcommand)]
         command: rivulet_client::bench::BenchCommand,
     },
+    /// Generate random events into a topic.
+    Gen(rivulet_gen::GenArgs),
 }
 
 #[derive(Args)]
@@ -150,7 +152,32 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Topics { brokers, command } => Ok(command.run(&brokers).await?),
         Command::Groups { brokers, command } => Ok(command.run(&brokers).await?),
         Command::Bench { command } => Ok(command.run().await?),
+        Command::Gen(args) => generate(args).await,
     }
+}
+
+/// `rivulet gen`: the first Ctrl-C/SIGTERM stops producing (the summary still accounts for
+/// every event sent); a second one exits at once.
+async fn generate(args: rivulet_gen::GenArgs) -> Result<()> {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        on_signal.cancel();
+        wait_for_signal().await;
+        eprintln!("second signal: exiting without waiting for delivery reports");
+        std::process::exit(130);
+    });
+    let summary = rivulet_gen::run(args, cancel).await?;
+    println!("{summary}");
+    if summary.errors > 0 {
+        bail!(
+            "{} of {} events were not delivered",
+            summary.errors,
+            summary.sent
+        );
+    }
+    Ok(())
 }
 
 async fn broker(args: BrokerArgs) -> Result<()> {

@@ -1,0 +1,37 @@
+//! `rivulet-gen`: the event generator, the first stage of the pipeline
+//! (**generator → broker topic → engine**).
+//!
+//! It produces JSON events such as
+//! `{"id":42,"value":17.30,"timestamp":"2026-11-24T10:00:00.123Z"}` into a topic of any
+//! Kafka-compatible broker (Rivulet's own or a real Kafka) through librdkafka, keyed by the id
+//! in decimal so each id stays in one partition (Java-compatible murmur2 partitioner). The
+//! stream engine reads that topic; its tests compute the expected results from the very same
+//! sequence with [`EventStream`], which is pure and deterministic for a seed.
+//!
+//! - [`EventStream`] / [`StreamConfig`]: what is generated, including late (out-of-order)
+//!   and malformed events; the exact rule is in [`stream`].
+//! - [`run`]: paces the stream into the topic ([`pacing`]: absolute schedule, bursts per
+//!   tick), with acks=all, the idempotent producer, bounded backpressure, a progress line
+//!   per second on stderr and a [`GenSummary`] at the end.
+//! - [`GenArgs`]: the `rivulet gen` flags, flattened into the binary's subcommand.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rivulet_gen::GenError> {
+//! let args = rivulet_gen::GenArgs::try_parse_from(["gen", "--count", "1000", "--seed", "7"])
+//!     .map_err(|e| rivulet_gen::GenError::InvalidArgs(e.to_string()))?;
+//! let summary = rivulet_gen::run(args, tokio_util::sync::CancellationToken::new()).await?;
+//! println!("{summary}");
+//! # Ok(()) }
+//! ```
+
+mod args;
+mod error;
+pub mod pacing;
+mod run;
+pub mod stream;
+pub mod time;
+
+pub use args::{parse_duration, parse_start_time, Compression, Dist, GenArgs};
+pub use error::GenError;
+pub use run::{run, GenSummary};
+pub use stream::{Event, EventKind, EventStream, Field, Malformation, StreamConfig, ValueDist};

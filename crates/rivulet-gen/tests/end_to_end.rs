@@ -1,0 +1,506 @@
+//! End to end: the generator produces into Rivulet's real broker (in this process, on
+//! 127.0.0.1:0) through librdkafka, and an rdkafka consumer reads everything back. The
+//! records must be exactly what `EventStream` computes for the same seed. No mocks, no timing
+//! assertions; every wait is bounded.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use rivulet_broker::{BrokerConfig, BrokerHandle};
+use rivulet_gen::{
+    time, Event, EventKind, EventStream, GenArgs, GenError, GenSummary, Malformation,
+};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for any single wait (loaded 2-core CI machine).
+const WAIT: Duration = Duration::from_secs(60);
+const START: &str = "2026-11-24T10:00:00Z";
+const PARTITIONS: usize = 3;
+
+struct TestBroker {
+    _dir: tempfile::TempDir,
+    port: u16,
+    handle: BrokerHandle,
+}
+
+impl TestBroker {
+    async fn start(auto_create: bool) -> TestBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut cfg = BrokerConfig::new(dir.path(), "127.0.0.1", port);
+        cfg.default_partitions = PARTITIONS as i32;
+        cfg.auto_create_topics = auto_create;
+        let handle = tokio::time::timeout(WAIT, rivulet_broker::start(cfg, vec![listener]))
+            .await
+            .expect("broker start timed out")
+            .expect("broker start failed");
+        TestBroker {
+            _dir: dir,
+            port,
+            handle,
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    async fn shutdown(self) {
+        tokio::time::timeout(WAIT, self.handle.shutdown())
+            .await
+            .expect("broker shutdown timed out")
+            .expect("broker shutdown failed");
+    }
+}
+
+fn gen_args(bootstrap: &str, topic: &str, extra: &[&str]) -> GenArgs {
+    let mut argv = vec![
+        "gen",
+        "--brokers",
+        bootstrap,
+        "--topic",
+        topic,
+        "--start-time",
+        START,
+        "--quiet",
+    ];
+    argv.extend_from_slice(extra);
+    GenArgs::try_parse_from(argv).unwrap()
+}
+
+/// The stream `run` produces for these args (seed and start time given explicitly).
+fn expected(args: &GenArgs, n: u64) -> Vec<Event> {
+    let cfg = args.stream_config(args.seed.unwrap(), args.start_time.unwrap());
+    EventStream::new(cfg)
+        .unwrap()
+        .take(usize::try_from(n).unwrap())
+        .collect()
+}
+
+async fn run_gen(args: GenArgs) -> GenSummary {
+    tokio::time::timeout(WAIT, rivulet_gen::run(args, CancellationToken::new()))
+        .await
+        .expect("generator timed out")
+        .expect("generator failed")
+}
+
+/// A record read back: partition, key, payload (in offset order within its partition).
+#[derive(Debug, Clone)]
+struct Record {
+    partition: i32,
+    key: String,
+    payload: Vec<u8>,
+}
+
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "rivulet-gen-test-unused")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .set("broker.address.family", "v4")
+        .create()
+        .unwrap()
+}
+
+/// Every record of every partition of `topic` up to its current high watermark.
+async fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let c = consumer(&bootstrap);
+        let md = c
+            .fetch_metadata(Some(&topic), Duration::from_secs(20))
+            .unwrap();
+        let partitions = md.topics()[0].partitions().len();
+        assert_eq!(
+            partitions, PARTITIONS,
+            "the topic should be multi-partition"
+        );
+        let mut out = Vec::new();
+        for p in 0..partitions as i32 {
+            let (lo, hi) = c
+                .fetch_watermarks(&topic, p, Duration::from_secs(20))
+                .unwrap();
+            if hi <= lo {
+                continue;
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, p, Offset::Offset(lo))
+                .unwrap();
+            c.assign(&tpl).unwrap();
+            let deadline = Instant::now() + WAIT;
+            let mut next = lo;
+            while next < hi {
+                assert!(Instant::now() < deadline, "timed out reading {topic}/{p}");
+                match c.poll(Duration::from_millis(200)) {
+                    None => {}
+                    Some(Err(e)) => panic!("consume error on {topic}/{p}: {e}"),
+                    Some(Ok(m)) => {
+                        assert_eq!(m.partition(), p);
+                        assert_eq!(m.offset(), next, "offsets are contiguous");
+                        next += 1;
+                        out.push(Record {
+                            partition: p,
+                            key: String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
+                            payload: m.payload().unwrap_or_default().to_vec(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    })
+    .await
+    .unwrap()
+}
+
+/// Checks `records` are exactly `events`: each key in one partition, and per partition the
+/// same (key, payload) sequence as the stream restricted to that partition's keys.
+fn assert_same_sequence(records: &[Record], events: &[Event]) {
+    assert_eq!(records.len(), events.len(), "record count");
+    let mut partition_of: BTreeMap<&str, i32> = BTreeMap::new();
+    for r in records {
+        let p = *partition_of.entry(r.key.as_str()).or_insert(r.partition);
+        assert_eq!(p, r.partition, "key {} found in two partitions", r.key);
+    }
+    for p in 0..PARTITIONS as i32 {
+        let actual: Vec<(&str, &[u8])> = records
+            .iter()
+            .filter(|r| r.partition == p)
+            .map(|r| (r.key.as_str(), r.payload.as_slice()))
+            .collect();
+        let wanted: Vec<(&str, &[u8])> = events
+            .iter()
+            .filter(|e| partition_of.get(e.key.as_str()) == Some(&p))
+            .map(|e| (e.key.as_str(), e.payload.as_slice()))
+            .collect();
+        assert_eq!(actual, wanted, "partition {p} differs from EventStream");
+    }
+    for e in events {
+        assert!(
+            partition_of.contains_key(e.key.as_str()),
+            "key {} never arrived",
+            e.key
+        );
+    }
+}
+
+/// A strict consumer's check: an object with exactly `id` (unsigned), `value` (number) and
+/// `timestamp` (RFC 3339 string). Returns (id, value, timestamp ms) when well-formed.
+fn parse_strict(payload: &[u8]) -> Option<(u64, f64, i64)> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let obj = v.as_object()?;
+    if obj.len() != 3 {
+        return None;
+    }
+    let id = obj.get("id")?.as_u64()?;
+    let value = obj.get("value")?.as_f64()?;
+    let ts = time::parse_rfc3339(obj.get("timestamp")?.as_str()?).ok()?;
+    Some((id, value, ts))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_run_produces_exactly_the_event_stream() {
+    let broker = TestBroker::start(true).await;
+    let n = 3000u64;
+    let keys = 17u64;
+    let args = gen_args(
+        &broker.bootstrap(),
+        "events",
+        &[
+            "--seed",
+            "7",
+            "--count",
+            "3000",
+            "--keys",
+            "17",
+            "--rate",
+            "0",
+            "--dist",
+            "normal",
+            "--mean",
+            "20",
+            "--stddev",
+            "5",
+            "--late-fraction",
+            "0.1",
+            "--late-by",
+            "2s",
+            "--bad-fraction",
+            "0.05",
+        ],
+    );
+    let events = expected(&args, n);
+    let summary = run_gen(args.clone()).await;
+
+    // The summary accounts for every event, and its bad/late counts are the stream's.
+    assert_eq!(summary.sent, n);
+    assert_eq!(summary.acknowledged, n, "{summary}");
+    assert_eq!(summary.errors, 0, "{summary}");
+    assert!(!summary.cancelled);
+    assert_eq!(summary.seed, 7);
+    let count = |k| events.iter().filter(|e| e.kind == k).count() as u64;
+    assert_eq!(summary.bad, count(EventKind::Bad));
+    assert_eq!(summary.late, count(EventKind::Late));
+    assert!(summary.bad > 0 && summary.late > 0, "{summary}");
+
+    let records = read_topic(&broker.bootstrap(), "events").await;
+    assert_same_sequence(&records, &events);
+
+    let keys_seen: BTreeSet<u64> = records.iter().map(|r| r.key.parse().unwrap()).collect();
+    assert!(keys_seen.iter().all(|k| *k < keys), "{keys_seen:?}");
+    let partitions_used: BTreeSet<i32> = records.iter().map(|r| r.partition).collect();
+    assert!(
+        partitions_used.len() > 1,
+        "17 keys should spread over partitions"
+    );
+
+    // What a strict consumer sees on the wire, checked independently of EventStream's own
+    // bookkeeping: bad ones fail, good ones parse with the key as id and the scheduled
+    // timestamp, late ones are up to 2 s before their schedule.
+    let start_ms = time::parse_rfc3339(START).unwrap();
+    let by_key_order = |recs: &[Record]| {
+        let mut m: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for r in recs {
+            m.entry(r.key.clone()).or_default().push(r.payload.clone());
+        }
+        m
+    };
+    let mut wire = by_key_order(&records);
+    let (mut bad, mut late) = (0u64, 0u64);
+    for e in &events {
+        let payload = wire.get_mut(&e.key).unwrap().remove(0);
+        let parsed = parse_strict(&payload);
+        match e.kind {
+            EventKind::Bad => {
+                assert!(parsed.is_none(), "malformed record parsed: {e:?}");
+                bad += 1;
+                let text = String::from_utf8_lossy(&payload).to_string();
+                match e.malformation.unwrap() {
+                    Malformation::InvalidJson => {
+                        assert!(serde_json::from_slice::<Value>(&payload).is_err(), "{text}")
+                    }
+                    Malformation::MissingField(f) => {
+                        let v: Value = serde_json::from_slice(&payload).unwrap();
+                        assert!(v.get(f.name()).is_none(), "{text}");
+                    }
+                    Malformation::WrongType(f) => {
+                        let v: Value = serde_json::from_slice(&payload).unwrap();
+                        let member = &v[f.name()];
+                        let right_type = match f {
+                            rivulet_gen::Field::Id => member.is_u64(),
+                            rivulet_gen::Field::Value => member.is_number(),
+                            rivulet_gen::Field::Timestamp => member.is_string(),
+                        };
+                        assert!(!member.is_null() && !right_type, "{text}");
+                    }
+                }
+            }
+            EventKind::Good | EventKind::Late => {
+                let (id, value, ts) = parsed.unwrap_or_else(|| panic!("bad payload {e:?}"));
+                assert_eq!(id.to_string(), e.key);
+                assert_eq!(value, e.value);
+                // --rate 0: scheduled event times are 1 ms apart.
+                let scheduled = start_ms + i64::try_from(e.index).unwrap();
+                if e.kind == EventKind::Late {
+                    late += 1;
+                    assert!(ts < scheduled && scheduled - ts <= 2000, "{e:?}");
+                } else {
+                    assert_eq!(ts, scheduled);
+                }
+            }
+        }
+    }
+    assert_eq!((bad, late), (summary.bad, summary.late));
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_seed_reproduces_the_same_records_whatever_the_producer_settings() {
+    let broker = TestBroker::start(true).await;
+    let common = [
+        "--seed",
+        "12345",
+        "--count",
+        "800",
+        "--keys",
+        "5",
+        "--rate",
+        "0",
+        "--bad-fraction",
+        "0.1",
+        "--late-fraction",
+        "0.2",
+    ];
+    let a = gen_args(&broker.bootstrap(), "repro-a", &common);
+    let mut b_flags = common.to_vec();
+    b_flags.extend(["--compression", "zstd", "--no-idempotence"]);
+    let b = gen_args(&broker.bootstrap(), "repro-b", &b_flags);
+    let sa = run_gen(a.clone()).await;
+    let sb = run_gen(b).await;
+    assert_eq!((sa.sent, sa.acknowledged, sa.errors), (800, 800, 0));
+    assert_eq!((sb.sent, sb.acknowledged, sb.errors), (800, 800, 0));
+    assert_eq!((sa.bad, sa.late), (sb.bad, sb.late));
+
+    let ra = read_topic(&broker.bootstrap(), "repro-a").await;
+    let rb = read_topic(&broker.bootstrap(), "repro-b").await;
+    let events = expected(&a, 800);
+    assert_same_sequence(&ra, &events);
+    assert_same_sequence(&rb, &events);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_run_stops_on_cancel_and_accounts_for_every_event() {
+    let broker = TestBroker::start(true).await;
+    // No --count: runs until cancelled. Cancel once 40 records are readable (event-driven,
+    // not a timed sleep), then everything sent must be acknowledged and readable.
+    let args = gen_args(
+        &broker.bootstrap(),
+        "paced",
+        &["--seed", "99", "--rate", "400", "--keys", "8"],
+    );
+    let cancel = CancellationToken::new();
+    let gen = tokio::spawn(rivulet_gen::run(args.clone(), cancel.clone()));
+
+    let bootstrap = broker.bootstrap();
+    let watcher = tokio::task::spawn_blocking(move || {
+        let c = consumer(&bootstrap);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "generator produced nothing readable"
+            );
+            let total: i64 = (0..PARTITIONS as i32)
+                .map(|p| {
+                    c.fetch_watermarks("paced", p, Duration::from_secs(5))
+                        .map(|(lo, hi)| hi - lo)
+                        .unwrap_or(0)
+                })
+                .sum();
+            if total >= 40 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    watcher.await.unwrap();
+    cancel.cancel();
+    let summary = tokio::time::timeout(WAIT, gen)
+        .await
+        .expect("generator did not stop after cancellation")
+        .unwrap()
+        .unwrap();
+    assert!(summary.cancelled);
+    assert!(summary.sent >= 40, "{summary}");
+    assert_eq!(summary.acknowledged, summary.sent, "{summary}");
+    assert_eq!(summary.errors, 0);
+
+    let records = read_topic(&broker.bootstrap(), "paced").await;
+    let events = expected(&args, summary.sent);
+    assert_same_sequence(&records, &events);
+    // --rate 400: event i is stamped start + floor(i × 1000 / 400) ms = start + 2.5·i ms.
+    let start_ms = time::parse_rfc3339(START).unwrap();
+    for e in &events {
+        assert_eq!(
+            e.timestamp_ms,
+            start_ms + i64::try_from(e.index * 5 / 2).unwrap()
+        );
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_topic_without_auto_create_fails_fast() {
+    let broker = TestBroker::start(false).await;
+    let args = gen_args(
+        &broker.bootstrap(),
+        "nope",
+        &["--count", "10", "--seed", "1"],
+    );
+    let r = tokio::time::timeout(WAIT, rivulet_gen::run(args, CancellationToken::new()))
+        .await
+        .expect("generator hung on a missing topic");
+    assert!(
+        matches!(r, Err(GenError::UnknownTopic(ref t)) if t == "nope"),
+        "{r:?}"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_flags_are_refused_before_connecting() {
+    // Port 9 on loopback: nothing listens, and nothing is contacted either.
+    for extra in [
+        &["--keys", "0"][..],
+        &["--bad-fraction", "0.7", "--late-fraction", "0.7"],
+        &["--dist", "uniform", "--min", "5", "--max", "1"],
+        &["--late-fraction", "0.1", "--late-by", "0"],
+    ] {
+        let args = gen_args("127.0.0.1:9", "events", extra);
+        let r = tokio::time::timeout(WAIT, rivulet_gen::run(args, CancellationToken::new()))
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, Err(GenError::InvalidArgs(_))),
+            "{extra:?}: {r:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_errors_are_counted_not_dropped() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let broker = TestBroker::start(true).await;
+    // A topic whose max.message.bytes is below any record batch: the broker refuses every
+    // produce with MESSAGE_TOO_LARGE, a permanent error librdkafka reports per event.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("broker.address.family", "v4")
+        .create()
+        .unwrap();
+    let topic = NewTopic::new("tiny", 3, TopicReplication::Fixed(1)).set("max.message.bytes", "50");
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(20)));
+    let created = tokio::time::timeout(WAIT, admin.create_topics([&topic], &opts))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+
+    let args = gen_args(
+        &broker.bootstrap(),
+        "tiny",
+        &[
+            "--count",
+            "50",
+            "--seed",
+            "3",
+            "--rate",
+            "0",
+            "--no-idempotence",
+        ],
+    );
+    let summary = run_gen(args).await;
+    assert_eq!(summary.sent, 50);
+    assert_eq!(summary.acknowledged, 0, "{summary}");
+    assert_eq!(summary.errors, 50, "{summary}");
+    let first = summary.first_error.clone().unwrap();
+    assert!(first.to_lowercase().contains("too large"), "{first}");
+    assert!(
+        summary.to_string().contains("50 delivery errors"),
+        "{summary}"
+    );
+    broker.shutdown().await;
+}
