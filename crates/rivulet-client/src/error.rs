@@ -36,6 +36,9 @@ pub enum ClientError {
         /// Why it failed.
         reason: String,
     },
+    /// The broker broke the Kafka protocol, or a request could not be encoded (`--client raw`).
+    #[error("protocol: {0}")]
+    Protocol(String),
     /// Starting or talking to the broker that the bench runs itself failed.
     #[error("bench broker: {0}")]
     BrokerProcess(String),

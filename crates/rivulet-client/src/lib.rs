@@ -8,7 +8,9 @@
 //! - `rivulet groups …` — [`admin::GroupsCommand`]: list and describe consumer groups with
 //!   their members, assignments, committed offsets and lag;
 //! - `rivulet bench …` — [`bench::BenchCommand`]: produce and consume throughput/latency
-//!   benchmarks, against a given broker or one the bench starts itself.
+//!   benchmarks, against a given broker or one the bench starts itself; `--client raw` runs
+//!   them with a minimal `kafka-protocol` client instead, to measure the broker rather than
+//!   librdkafka.
 
 pub mod admin;
 pub mod bench;

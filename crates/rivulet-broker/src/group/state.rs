@@ -5,7 +5,7 @@
 //! JoinGroup until the rebalance completes, a follower's SyncGroup until the leader's assignment)
 //! park a `oneshot::Sender` on their member, which is fired when the state machine gets there.
 //! Deadlines (rebalance timeout, initial delay, session timeouts, pending-sync) are plain
-//! `Instant`s polled by the coordinator's timer task through [`Group::on_timer`].
+//! `Instant`s polled by the coordinator's timer task through `Group::on_timer`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};

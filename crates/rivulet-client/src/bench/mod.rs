@@ -7,9 +7,14 @@
 //! cost more than the broker does. Every loop is bounded by the record count and by
 //! `--timeout-secs`. Results are printed as aligned `key: value` lines and one final JSON
 //! line (for docs/BENCHMARKS.md).
+//!
+//! `--client raw` swaps librdkafka for the minimal client in `bench::raw` (pre-encoded
+//! batches, batch-header-only fetch parsing) so that the broker, not the client, is the
+//! bottleneck on a small machine; see there.
 
 mod broker;
 mod payload;
+mod raw;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -82,6 +87,32 @@ pub struct CommonArgs {
     /// Give up on each phase (pre-fill, produce, consume) after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
+    /// Client for the measured phase: `librdkafka` (what applications see) or `raw` (a
+    /// minimal client with pre-encoded batches and no per-record work, to load the broker
+    /// rather than the client; loopback brokers only). Pre-filling always uses librdkafka.
+    #[arg(long, value_enum, default_value_t = ClientKind::Librdkafka)]
+    pub client: ClientKind,
+    /// `--client raw` produce: produce requests in flight on its one connection.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub in_flight: u16,
+}
+
+/// The client a bench measures with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientKind {
+    /// librdkafka through the rdkafka crate.
+    Librdkafka,
+    /// The minimal kafka-protocol client of `bench::raw`.
+    Raw,
+}
+
+impl ClientKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Librdkafka => "librdkafka",
+            ClientKind::Raw => "raw",
+        }
+    }
 }
 
 /// `rivulet bench produce` flags.
@@ -137,6 +168,33 @@ impl CommonArgs {
             ))),
         }
     }
+
+    /// Refuses what `--client raw` does not do, before any broker is started.
+    fn check_client(&self, mode: &str) -> Result<(), ClientError> {
+        if self.client != ClientKind::Raw {
+            return Ok(());
+        }
+        if self.idempotent {
+            return Err(ClientError::InvalidArgument(
+                "--client raw has no idempotent producer; drop --idempotent".into(),
+            ));
+        }
+        if mode == "produce" && self.acks()? == "0" {
+            return Err(ClientError::InvalidArgument(
+                "--client raw needs --acks 1 or all: with acks 0 the broker sends no responses, so nothing would be checked or timed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `acks` as the protocol's number.
+    fn acks_num(&self) -> Result<i16, ClientError> {
+        Ok(match self.acks()? {
+            "0" => 0,
+            "1" => 1,
+            _ => -1,
+        })
+    }
 }
 
 fn parse_acks(s: &str) -> Result<String, String> {
@@ -160,6 +218,7 @@ impl BenchCommand {
             ));
         }
         common.acks()?;
+        common.check_client(mode)?;
         if common.timeout_secs == 0 {
             return Err(ClientError::InvalidArgument(
                 "--timeout-secs must be at least 1".into(),
@@ -181,6 +240,10 @@ impl BenchCommand {
             (None, None) => return Err(ClientError::BrokerProcess("no broker".into())),
         };
 
+        if common.client == ClientKind::Raw {
+            let deadline = Instant::now() + REQUEST_TIMEOUT;
+            raw::loopback_addrs(&brokers, deadline).await?;
+        }
         let mut report = Report::new(mode);
         report.add("broker", brokers.clone());
         report.add("broker_started_by_bench", own.is_some());
@@ -461,6 +524,7 @@ async fn produce(
 }
 
 fn add_setup(report: &mut Report, args: &CommonArgs, partitions: usize) {
+    report.add("client", args.client.as_str());
     report.add("topic", args.topic.clone());
     report.add("partitions", partitions);
     report.add("records", args.count);
@@ -468,7 +532,9 @@ fn add_setup(report: &mut Report, args: &CommonArgs, partitions: usize) {
     report.add("acks", args.acks().unwrap_or("?"));
     report.add("compression", args.compression.as_str());
     report.add("batch_size", args.batch_size);
-    report.add("linger_ms", args.linger_ms);
+    if args.client == ClientKind::Librdkafka {
+        report.add("linger_ms", args.linger_ms);
+    }
     report.add("idempotent", args.idempotent);
 }
 
@@ -479,7 +545,31 @@ async fn produce_bench(
 ) -> Result<(), ClientError> {
     let partitions = ensure_topic(brokers, &args).await?;
     add_setup(report, &args, partitions);
-    let out = produce(brokers, &args, 0, args.count).await?;
+    let out = match args.client {
+        ClientKind::Librdkafka => produce(brokers, &args, 0, args.count).await?,
+        ClientKind::Raw => {
+            let (_, offsets) = topic_offsets(brokers, &args.topic).await?;
+            let ids: Vec<i32> = offsets.iter().map(|(p, _, _)| *p).collect();
+            let spec = raw::ProduceSpec {
+                topic: &args.topic,
+                partitions: &ids,
+                count: args.count,
+                record_size: args.size,
+                acks: args.acks_num()?,
+                compression: raw::codec(args.compression),
+                batch_bytes: args.batch_size as usize,
+                in_flight: usize::from(args.in_flight),
+                timeout: Duration::from_secs(args.timeout_secs),
+            };
+            // Encoding the batches is setup, not measured.
+            let plan = raw::plan(&spec)?;
+            report.add("in_flight", args.in_flight);
+            report.add("records_per_batch", plan.per_batch);
+            report.add("batch_bytes", plan.batch_len);
+            report.add("requests", plan.requests());
+            raw::produce(brokers, &spec, &plan).await?
+        }
+    };
     let secs = out.elapsed.as_secs_f64().max(1e-9);
     let ms = |q: f64| round2(out.latency_us.value_at_quantile(q) as f64 / 1000.0);
     report.add("delivered", out.delivered);
@@ -542,6 +632,9 @@ async fn consume_bench(
     let (partitions, offsets) = topic_offsets(brokers, &args.topic).await?;
     add_setup(report, &args, partitions);
     report.add("prefilled", prefilled);
+    if args.client == ClientKind::Raw {
+        return consume_raw(brokers, &args, &offsets, report).await;
+    }
 
     let mut config = base_config(brokers);
     config
@@ -619,6 +712,49 @@ async fn consume_bench(
                 .1
                 .map(|e| format!("; first error: {e}"))
                 .unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// The measured phase of `bench consume --client raw`, from each partition's start.
+async fn consume_raw(
+    brokers: &str,
+    args: &CommonArgs,
+    offsets: &[(i32, i64, i64)],
+    report: &mut Report,
+) -> Result<(), ClientError> {
+    let starts: Vec<(i32, i64)> = offsets.iter().map(|(p, low, _)| (*p, *low)).collect();
+    let out = raw::consume(
+        brokers,
+        &args.topic,
+        &starts,
+        args.count,
+        Duration::from_secs(args.timeout_secs),
+    )
+    .await?;
+    let secs = out.elapsed.as_secs_f64().max(1e-9);
+    report.add("consumed", out.records);
+    report.add(
+        "records_per_sec",
+        (out.records as f64 / secs).round() as u64,
+    );
+    // Record-batch bytes as served (headers and record framing included).
+    report.add("mb_per_sec", round2(out.bytes as f64 / secs / 1e6));
+    report.add("total_secs", round2(secs));
+    report.add("fetches", out.fetches);
+    report.add("batches", out.batches);
+    report.add("errors", out.errors);
+    if let Some(e) = out.first_error {
+        return Err(ClientError::Incomplete(format!(
+            "{} fetch error(s) after {} records; first: {e}",
+            out.errors, out.records
+        )));
+    }
+    if out.timed_out || out.records < args.count {
+        return Err(ClientError::Timeout(format!(
+            "{} of {} records consumed within {}s",
+            out.records, args.count, args.timeout_secs
         )));
     }
     Ok(())
