@@ -1,0 +1,26 @@
+//! # rivulet-engine — continuous queries over event streams
+//!
+//! The engine takes the place of Spark Structured Streaming in the pipeline
+//! (generator → broker topic → **engine** → sinks): records arrive from a Kafka source, are
+//! decoded into Arrow record batches against a declared schema, flow through operators
+//! (filter, projection, event-time windowed aggregation) and leave as result batches.
+//!
+//! Control signals travel in-band with the data ([`operator::Message`]: batches, watermarks,
+//! checkpoint barriers), and every operator implements one trait ([`operator::Operator`]) with
+//! defaulted hooks for watermarks, triggers, checkpoints and close.
+//!
+//! The [`plan::Plan`] is a plain data structure: the TOML pipeline file builds it today, the SQL
+//! front end will compile to the same plan.
+
+pub mod decode;
+pub mod error;
+pub mod expr;
+pub mod operator;
+pub mod operators;
+pub mod plan;
+pub mod watermark;
+pub mod window;
+
+pub use error::EngineError;
+pub use operator::{Message, Operator};
+pub use plan::Plan;
