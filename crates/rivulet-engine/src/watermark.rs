@@ -13,6 +13,11 @@
 //! * **idleness**: a partition without data for `idle_timeout` stops holding the watermark back
 //!   (Flink's `withIdleness`). When *every* partition is idle the maximum over partitions is used,
 //!   so the last windows still close when the stream pauses;
+//! * **known but silent partitions hold it back**: a source registers every partition it reads
+//!   ([`WatermarkTracker::register`]) before data arrives, and there is no watermark until each
+//!   one has had data or gone idle (Flink's behaviour). Otherwise the partition polled first
+//!   would push the watermark past data the others have not delivered yet, and their rows would
+//!   be dropped as late;
 //! * **monotonic**: the combined watermark never moves back, even when a new partition appears
 //!   with older data or an idle partition wakes up.
 //!
@@ -35,11 +40,14 @@ use crate::plan::columns;
 /// What the tracker knows about one source partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionWatermark {
-    /// Largest event time (ms) seen on the partition.
+    /// Largest event time (ms) seen on the partition; [`NO_DATA`] while it has had none.
     pub max_event_time_ms: i64,
     /// Processing time (ms) of the last batch that had rows for the partition.
     pub last_seen_ms: i64,
 }
+
+/// `max_event_time_ms` of a registered partition that has not delivered data yet.
+pub const NO_DATA: i64 = i64::MIN;
 
 /// The tracker's checkpointable state (see [`WatermarkTracker::snapshot`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -64,6 +72,18 @@ impl WatermarkTracker {
             idle_timeout_ms,
             state: WatermarkState::default(),
         }
+    }
+
+    /// Makes `partition` known before it has data, so it holds the watermark back until it
+    /// delivers rows or goes idle. Partitions already known are left as they are.
+    pub fn register(&mut self, partition: i32, now_ms: i64) {
+        self.state
+            .partitions
+            .entry(partition)
+            .or_insert(PartitionWatermark {
+                max_event_time_ms: NO_DATA,
+                last_seen_ms: now_ms,
+            });
     }
 
     /// Records that a batch processed at `now_ms` had rows for `partition` with event times up to
@@ -118,18 +138,27 @@ impl WatermarkTracker {
     pub fn advance(&mut self, now_ms: i64) -> Option<i64> {
         let lateness = self.allowed_lateness_ms;
         let per_partition = |p: &PartitionWatermark| p.max_event_time_ms.saturating_sub(lateness);
-        let active = self
+        let active: Vec<&PartitionWatermark> = self
             .state
             .partitions
             .values()
             .filter(|p| !self.is_idle(p, now_ms))
-            .map(per_partition)
-            .min();
-        let candidate = match active {
+            .collect();
+        // A live partition that has not delivered anything yet: no watermark can be trusted.
+        if active.iter().any(|p| p.max_event_time_ms == NO_DATA) {
+            return None;
+        }
+        let candidate = match active.iter().map(|p| per_partition(p)).min() {
             Some(wm) => wm,
             // Every partition is idle (or none exists): let the furthest one drive time so the
             // remaining windows close.
-            None => self.state.partitions.values().map(per_partition).max()?,
+            None => self
+                .state
+                .partitions
+                .values()
+                .filter(|p| p.max_event_time_ms != NO_DATA)
+                .map(per_partition)
+                .max()?,
         };
         match self.state.current {
             Some(cur) if candidate <= cur => None,
@@ -231,6 +260,34 @@ mod tests {
         assert_eq!(t.advance(1), Some(9_000));
         assert_eq!(t.advance(2), None);
         assert_eq!(t.current(), Some(9_000));
+    }
+
+    #[test]
+    fn registered_partition_without_data_holds_the_watermark_until_idle() {
+        let mut t = WatermarkTracker::new(1_000, 10_000);
+        t.register(0, 0);
+        t.register(1, 0);
+        t.observe(0, 50_000, 100);
+        // Partition 1 is known but silent: rows it has not delivered yet must not become late.
+        assert_eq!(t.advance(100), None);
+        assert_eq!(t.current(), None);
+        t.observe(1, 20_000, 200);
+        assert_eq!(t.advance(200), Some(19_000));
+        // Registering again does not reset what a partition has seen.
+        t.register(1, 300);
+        assert_eq!(t.advance(300), None);
+        assert_eq!(t.current(), Some(19_000));
+        // A registered partition that never delivers stops holding back once idle.
+        let mut u = WatermarkTracker::new(1_000, 10_000);
+        u.register(0, 0);
+        u.register(1, 0);
+        u.observe(0, 50_000, 100);
+        assert_eq!(u.advance(5_000), None);
+        u.observe(0, 60_000, 10_500);
+        assert_eq!(u.advance(10_500), Some(59_000));
+        // And the all-idle fallback ignores partitions that never had data.
+        assert_eq!(u.advance(100_000), None);
+        assert_eq!(u.current(), Some(59_000));
     }
 
     #[test]
