@@ -1,0 +1,138 @@
+//! Dead letters and late rows.
+//!
+//! A record that fails decoding goes to the dead-letter topic (`<topic>.dlq`, or the plan's
+//! `dlq_topic`) unchanged: same key, same value bytes, with headers `rivulet.error` (the
+//! reason), `rivulet.source.topic`, `rivulet.source.partition` and `rivulet.source.offset`.
+//! Rows behind the watermark go to `late_topic` as JSON rows when one is configured, else they
+//! are only counted. Both go through [`EpochProducer`], so replayed epochs do not duplicate
+//! them.
+
+use std::collections::BTreeMap;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::rows::row_json;
+use crate::sinks::kafka::{EpochProducer, OutRecord};
+use crate::Result;
+
+pub const ERROR_HEADER: &str = "rivulet.error";
+pub const SOURCE_TOPIC_HEADER: &str = "rivulet.source.topic";
+pub const SOURCE_PARTITION_HEADER: &str = "rivulet.source.partition";
+pub const SOURCE_OFFSET_HEADER: &str = "rivulet.source.offset";
+
+/// A record that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub reason: String,
+}
+
+impl DeadRecord {
+    fn to_out(&self) -> OutRecord {
+        OutRecord {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            partition_hint: self.partition,
+            headers: vec![
+                (ERROR_HEADER.into(), self.reason.clone().into_bytes()),
+                (SOURCE_TOPIC_HEADER.into(), self.topic.clone().into_bytes()),
+                (
+                    SOURCE_PARTITION_HEADER.into(),
+                    self.partition.to_string().into_bytes(),
+                ),
+                (
+                    SOURCE_OFFSET_HEADER.into(),
+                    self.offset.to_string().into_bytes(),
+                ),
+            ],
+        }
+    }
+}
+
+/// Where dead letters and late rows go.
+pub struct DeadLetters {
+    brokers: String,
+    dlq_override: Option<String>,
+    /// Producers per dead-letter topic, opened on first use.
+    dlq: BTreeMap<String, EpochProducer>,
+    late: Option<EpochProducer>,
+}
+
+impl DeadLetters {
+    /// `dlq_topic`: the plan's override (else `<source topic>.dlq`); `late_topic`: where late
+    /// rows go (else counted only).
+    pub fn connect(
+        brokers: &str,
+        dlq_topic: Option<&str>,
+        late_topic: Option<&str>,
+    ) -> Result<DeadLetters> {
+        let late = match late_topic {
+            Some(t) => Some(EpochProducer::connect(brokers, t)?),
+            None => None,
+        };
+        Ok(DeadLetters {
+            brokers: brokers.to_string(),
+            dlq_override: dlq_topic.map(str::to_string),
+            dlq: BTreeMap::new(),
+            late,
+        })
+    }
+
+    /// The dead-letter topic for records of `source_topic`.
+    pub fn dlq_topic_for(&self, source_topic: &str) -> String {
+        self.dlq_override
+            .clone()
+            .unwrap_or_else(|| format!("{source_topic}.dlq"))
+    }
+
+    /// Sends the epoch's dead letters (in the given, deterministic order). Records are grouped
+    /// by destination topic, each topic's records in order.
+    pub fn send_dead_letters(&mut self, epoch: u64, records: &[DeadRecord]) -> Result<()> {
+        let mut by_topic: BTreeMap<String, Vec<OutRecord>> = BTreeMap::new();
+        for r in records {
+            by_topic
+                .entry(self.dlq_topic_for(&r.topic))
+                .or_default()
+                .push(r.to_out());
+        }
+        for (topic, outs) in by_topic {
+            if !self.dlq.contains_key(&topic) {
+                let p = EpochProducer::connect(&self.brokers, &topic)?;
+                self.dlq.insert(topic.clone(), p);
+            }
+            if let Some(p) = self.dlq.get_mut(&topic) {
+                p.send_epoch(epoch, &outs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether late rows are sent anywhere.
+    pub fn has_late_topic(&self) -> bool {
+        self.late.is_some()
+    }
+
+    /// Sends the epoch's late rows as JSON (when a late topic is configured).
+    pub fn send_late(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
+        let Some(p) = self.late.as_mut() else {
+            return Ok(());
+        };
+        let mut outs = Vec::new();
+        for b in batches {
+            for i in 0..b.num_rows() {
+                outs.push(OutRecord {
+                    key: None,
+                    value: Some(row_json(b, i).into_bytes()),
+                    partition_hint: outs.len() as i32,
+                    headers: Vec::new(),
+                });
+            }
+        }
+        p.send_epoch(epoch, &outs)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! # rivulet-runtime — runs a continuous query as checkpointed micro-batches
+//!
+//! Place in the pipeline: generator → broker topic → **runtime** (Kafka source → decode →
+//! operators of `rivulet-engine` → sinks). The runtime is the "driver" Spark Structured
+//! Streaming provides around its operators: it turns an endless topic into numbered
+//! micro-batches (*epochs*), runs each through the engine's operators, hands the result to the
+//! sinks and records every step in a checkpoint directory so that a restart — clean or after a
+//! crash — produces every result exactly once.
+//!
+//! - [`checkpoint`]: the on-disk write-ahead log (`offsets/`, `state/`, `commits/`).
+//! - [`source`]: the Kafka source (rdkafka `BaseConsumer`, manual assignment, own offsets).
+//! - [`sinks`]: console, JSON-lines files and Kafka, each exactly-once for replayed epochs.
+//! - [`dlq`]: dead letters and late rows to their topics.
+//! - [`progress`]: Spark-style `StreamingQueryProgress` records.
+//! - [`query`]: the driver, [`run_query`].
+
+pub mod checkpoint;
+pub mod dlq;
+pub mod error;
+pub mod progress;
+pub mod query;
+pub mod rows;
+pub mod sinks;
+pub mod source;
+
+pub use error::RuntimeError;
+pub use query::{run_query, QuerySummary, RunOptions};
+
+/// `Result` with [`RuntimeError`].
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -1,0 +1,335 @@
+//! Progress reports with Spark's `StreamingQueryProgress` field names, one per epoch: a
+//! one-line summary in the log, and with `--progress-json FILE` one JSON object per line.
+//!
+//! Rivulet adds `numDeadLetters` (records that failed decoding) and `numLateRows` (rows behind
+//! the watermark, not aggregated). A trigger that finds no data produces no epoch; the query's
+//! [`QueryStatus`] then says "Waiting for data to arrive", and the log says so once.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::RuntimeError;
+use crate::rows::rfc3339_ms;
+use crate::Result;
+
+/// Spark's `StreamingQueryProgress`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryProgress {
+    /// Stable query id (from the checkpoint's metadata).
+    pub id: String,
+    /// Id of this run (new at every start).
+    pub run_id: String,
+    pub name: String,
+    /// The epoch.
+    pub batch_id: u64,
+    /// When the trigger started, RFC 3339.
+    pub timestamp: String,
+    pub num_input_rows: u64,
+    pub input_rows_per_second: f64,
+    pub processed_rows_per_second: f64,
+    /// Phase durations: addBatch, getBatch, walCommit, queryPlanning, commitOffsets,
+    /// triggerExecution, latestOffset.
+    pub duration_ms: BTreeMap<String, u64>,
+    /// min / max / avg event time of the epoch's rows and the watermark, RFC 3339.
+    pub event_time: BTreeMap<String, String>,
+    pub state_operators: Vec<StateOperatorProgress>,
+    pub sources: Vec<SourceProgress>,
+    pub sink: SinkProgress,
+    pub num_dead_letters: u64,
+    pub num_late_rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateOperatorProgress {
+    pub operator_name: String,
+    pub num_rows_total: u64,
+    pub num_rows_updated: u64,
+    pub num_rows_dropped_by_watermark: u64,
+    pub memory_used_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceProgress {
+    pub description: String,
+    /// `{"topic":{"0":start,…}}` like Spark's Kafka source.
+    pub start_offset: serde_json::Value,
+    pub end_offset: serde_json::Value,
+    pub latest_offset: serde_json::Value,
+    pub num_input_rows: u64,
+    pub input_rows_per_second: f64,
+    pub processed_rows_per_second: f64,
+    /// `lag` (total records behind the latest offsets) and Spark's
+    /// `minOffsetsBehindLatest` / `maxOffsetsBehindLatest` / `avgOffsetsBehindLatest`.
+    pub metrics: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkProgress {
+    pub description: String,
+    pub num_output_rows: u64,
+}
+
+/// Spark's `StreamingQueryStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryStatus {
+    pub message: String,
+    pub is_data_available: bool,
+    pub is_trigger_active: bool,
+}
+
+impl QueryStatus {
+    pub fn waiting() -> QueryStatus {
+        QueryStatus {
+            message: "Waiting for data to arrive".into(),
+            is_data_available: false,
+            is_trigger_active: false,
+        }
+    }
+
+    pub fn processing() -> QueryStatus {
+        QueryStatus {
+            message: "Processing new data".into(),
+            is_data_available: true,
+            is_trigger_active: true,
+        }
+    }
+}
+
+/// Rows per second over `ms`, 0 when no time elapsed.
+pub fn rate(rows: u64, ms: u64) -> f64 {
+    if ms == 0 {
+        0.0
+    } else {
+        rows as f64 * 1000.0 / ms as f64
+    }
+}
+
+/// Event-time statistics of an epoch, in ms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventTimeStats {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    sum: i128,
+    count: u64,
+}
+
+impl EventTimeStats {
+    pub fn observe(&mut self, t: i64) {
+        self.min = Some(self.min.map_or(t, |m| m.min(t)));
+        self.max = Some(self.max.map_or(t, |m| m.max(t)));
+        self.sum += i128::from(t);
+        self.count += 1;
+    }
+
+    pub fn avg(&self) -> Option<i64> {
+        (self.count > 0).then(|| (self.sum / i128::from(self.count)) as i64)
+    }
+
+    /// Spark's `eventTime` map.
+    pub fn to_map(&self, watermark: Option<i64>) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        if let Some(v) = self.min {
+            m.insert("min".into(), rfc3339_ms(v));
+        }
+        if let Some(v) = self.max {
+            m.insert("max".into(), rfc3339_ms(v));
+        }
+        if let Some(v) = self.avg() {
+            m.insert("avg".into(), rfc3339_ms(v));
+        }
+        m.insert("watermark".into(), rfc3339_ms(watermark.unwrap_or(0)));
+        m
+    }
+}
+
+impl QueryProgress {
+    /// Total lag over all sources.
+    pub fn lag(&self) -> u64 {
+        self.sources
+            .iter()
+            .filter_map(|s| s.metrics.get("lag").and_then(|l| l.parse::<u64>().ok()))
+            .sum()
+    }
+
+    /// The one-line log summary.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "query `{}` batch {}: {} rows in {} ms ({:.0} rows/s), {} output rows, watermark {}, lag {}, {} dead letters, {} late rows",
+            self.name,
+            self.batch_id,
+            self.num_input_rows,
+            self.duration_ms.get("triggerExecution").copied().unwrap_or(0),
+            self.processed_rows_per_second,
+            self.sink.num_output_rows,
+            self.event_time.get("watermark").map_or("-", String::as_str),
+            self.lag(),
+            self.num_dead_letters,
+            self.num_late_rows,
+        )
+    }
+}
+
+/// Appends progress records as JSON lines.
+#[derive(Debug)]
+pub struct ProgressWriter {
+    path: PathBuf,
+    file: File,
+}
+
+impl ProgressWriter {
+    pub fn open(path: &Path) -> Result<ProgressWriter> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| RuntimeError::io("opening", path, e))?;
+        Ok(ProgressWriter {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn write(&mut self, p: &QueryProgress) -> Result<()> {
+        let mut line = serde_json::to_vec(p)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.flush())
+            .map_err(|e| RuntimeError::io("writing", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> QueryProgress {
+        let mut et = EventTimeStats::default();
+        et.observe(1_795_514_400_000);
+        et.observe(1_795_514_410_000);
+        QueryProgress {
+            id: "id".into(),
+            run_id: "run".into(),
+            name: "stats".into(),
+            batch_id: 3,
+            timestamp: rfc3339_ms(1_795_514_400_000),
+            num_input_rows: 10,
+            input_rows_per_second: 10.0,
+            processed_rows_per_second: 100.0,
+            duration_ms: [
+                ("addBatch".to_string(), 5),
+                ("triggerExecution".to_string(), 100),
+            ]
+            .into_iter()
+            .collect(),
+            event_time: et.to_map(Some(1_795_514_405_000)),
+            state_operators: vec![StateOperatorProgress {
+                operator_name: "window".into(),
+                num_rows_total: 4,
+                num_rows_updated: 2,
+                num_rows_dropped_by_watermark: 0,
+                memory_used_bytes: 100,
+            }],
+            sources: vec![SourceProgress {
+                description: "KafkaSource[events]".into(),
+                start_offset: serde_json::json!({"events": {"0": 0}}),
+                end_offset: serde_json::json!({"events": {"0": 10}}),
+                latest_offset: serde_json::json!({"events": {"0": 15}}),
+                num_input_rows: 10,
+                input_rows_per_second: 10.0,
+                processed_rows_per_second: 100.0,
+                metrics: [("lag".to_string(), "5".to_string())].into_iter().collect(),
+            }],
+            sink: SinkProgress {
+                description: "FileSink".into(),
+                num_output_rows: 2,
+            },
+            num_dead_letters: 1,
+            num_late_rows: 0,
+        }
+    }
+
+    #[test]
+    fn spark_field_names() {
+        let v = serde_json::to_value(sample()).unwrap();
+        for k in [
+            "id",
+            "runId",
+            "name",
+            "batchId",
+            "timestamp",
+            "numInputRows",
+            "inputRowsPerSecond",
+            "processedRowsPerSecond",
+            "durationMs",
+            "eventTime",
+            "stateOperators",
+            "sources",
+            "sink",
+            "numDeadLetters",
+            "numLateRows",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(v["durationMs"]["addBatch"], 5);
+        assert_eq!(v["eventTime"]["min"], "2026-11-24T10:00:00.000Z");
+        assert_eq!(v["eventTime"]["avg"], "2026-11-24T10:00:05.000Z");
+        assert_eq!(v["eventTime"]["watermark"], "2026-11-24T10:00:05.000Z");
+        let op = &v["stateOperators"][0];
+        for k in [
+            "operatorName",
+            "numRowsTotal",
+            "numRowsUpdated",
+            "numRowsDroppedByWatermark",
+            "memoryUsedBytes",
+        ] {
+            assert!(op.get(k).is_some(), "missing stateOperators.{k}");
+        }
+        let s = &v["sources"][0];
+        for k in [
+            "description",
+            "startOffset",
+            "endOffset",
+            "latestOffset",
+            "numInputRows",
+            "inputRowsPerSecond",
+            "processedRowsPerSecond",
+            "metrics",
+        ] {
+            assert!(s.get(k).is_some(), "missing sources.{k}");
+        }
+        assert_eq!(s["metrics"]["lag"], "5");
+        assert_eq!(v["sink"]["numOutputRows"], 2);
+        let back: QueryProgress = serde_json::from_value(v).unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn writer_appends_json_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("progress.jsonl");
+        let mut w = ProgressWriter::open(&p).unwrap();
+        w.write(&sample()).unwrap();
+        w.write(&sample()).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        for l in text.lines() {
+            let _: QueryProgress = serde_json::from_str(l).unwrap();
+        }
+        assert!(sample().summary_line().contains("batch 3: 10 rows"));
+        assert_eq!(
+            serde_json::to_value(QueryStatus::waiting()).unwrap()["isDataAvailable"],
+            false
+        );
+    }
+}

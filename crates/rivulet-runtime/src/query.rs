@@ -1,0 +1,836 @@
+//! The driver: runs a [`Plan`] as a sequence of micro-batches (*epochs*), Spark Structured
+//! Streaming style.
+//!
+//! One trigger (every processing-time interval, or as soon as data arrives) is one epoch:
+//!
+//! 1. poll up to `max_records_per_trigger` records (getBatch);
+//! 2. write `offsets/<epoch>`: ranges, the watermark in force, the batch timestamp (walCommit);
+//! 3. per topic-partition, in a fixed order (topic, partition), records in offset order:
+//!    decode (dead letters → DLQ), split rows behind the watermark off (late → late topic or
+//!    only counted), observe event times in the watermark tracker, run the operators
+//!    (`process_batch`);
+//! 4. advance the watermark → `on_watermark`, then `on_trigger`, cascading down the operators;
+//! 5. sort the result rows canonically and hand them to every sink (addBatch);
+//! 6. write `state/<epoch>`, then `commits/<epoch>`, then commit the end offsets to the
+//!    consumer group (visibility only), then report progress.
+//!
+//! The output of an epoch is a deterministic function of the restored state and the epoch's
+//! recorded input (ranges, watermark and batch timestamp), so re-running a pending epoch after
+//! a crash reproduces it exactly, and the idempotent sinks make the replay invisible.
+//!
+//! A trigger without data runs no epoch unless the watermark would move (idle partitions);
+//! then an empty epoch runs so windows can close (Spark's no-data batches).
+//!
+//! All librdkafka calls block, so the whole loop runs on a blocking thread
+//! ([`tokio::task::spawn_blocking`]); cancellation is checked between steps. On cancel the
+//! current epoch is finished and committed, then sinks are closed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
+use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use rivulet_engine::decode::{Decoder, RawRecord};
+use rivulet_engine::operator::Operator;
+use rivulet_engine::plan::{columns, OutputMode, Plan, SinkSpec, TriggerSpec};
+use rivulet_engine::watermark::{split_late, WatermarkState, WatermarkTracker};
+use rivulet_engine::window::WindowAggregate;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{now_ms, Checkpoint, EpochOffsets, EpochState, OffsetRange};
+use crate::dlq::{DeadLetters, DeadRecord};
+use crate::error::RuntimeError;
+use crate::progress::{
+    rate, EventTimeStats, ProgressWriter, QueryProgress, QueryStatus, SinkProgress, SourceProgress,
+    StateOperatorProgress,
+};
+use crate::rows::rfc3339_ms;
+use crate::sinks::{ConsoleSink, FileSink, KafkaSink, Sink};
+use crate::source::{KafkaSource, SourceRecord, TopicPartition};
+use crate::Result;
+
+/// Default `max_records_per_trigger`.
+pub const DEFAULT_MAX_RECORDS: u64 = 100_000;
+
+/// Where a test makes the driver "crash" (return an error at once, leaving the checkpoint
+/// exactly as a killed process would).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPoint {
+    /// After `offsets/<epoch>` is written, before any output.
+    AfterOffsets(u64),
+    /// After the sinks wrote the epoch, before `state/<epoch>`.
+    AfterSinks(u64),
+    /// After `state/<epoch>`, before `commits/<epoch>`.
+    AfterState(u64),
+}
+
+/// How [`run_query`] runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Append every progress record as a JSON line to this file.
+    pub progress_json: Option<PathBuf>,
+    /// Stop after this many epochs (replayed ones included) in this run.
+    pub max_epochs: Option<u64>,
+    /// Stop once a trigger finds no data, the watermark cannot move and the source has caught
+    /// up with the latest offsets (bounded runs, tests).
+    pub stop_when_caught_up: bool,
+    /// Committed epochs kept in the checkpoint (default [`crate::checkpoint::DEFAULT_RETAIN`]).
+    pub retain_epochs: Option<usize>,
+    /// Override of the plan's checkpoint directory.
+    pub checkpoint_dir: Option<PathBuf>,
+    #[doc(hidden)]
+    pub fail_point: Option<FailPoint>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuerySummary {
+    pub id: String,
+    pub run_id: String,
+    /// Epochs run (including a replayed one).
+    pub epochs: u64,
+    /// The epoch re-run at start, if one was pending.
+    pub replayed_epoch: Option<u64>,
+    /// The last committed epoch.
+    pub last_committed: Option<u64>,
+    pub input_rows: u64,
+    pub output_rows: u64,
+    pub dead_letters: u64,
+    pub late_rows: u64,
+    /// The watermark after the last epoch.
+    pub watermark: Option<i64>,
+}
+
+/// Runs `plan` until `cancel` (or the options' limits); see the module docs.
+pub async fn run_query(
+    plan: Plan,
+    opts: RunOptions,
+    cancel: CancellationToken,
+) -> Result<QuerySummary, RuntimeError> {
+    tokio::task::spawn_blocking(move || {
+        let mut q = Query::open(plan, opts, cancel)?;
+        q.run()
+    })
+    .await
+    .map_err(|e| RuntimeError::Thread(e.to_string()))?
+}
+
+/// The operator chain and the watermark tracker.
+struct Pipeline {
+    decoder: Decoder,
+    ops: Vec<Box<dyn Operator>>,
+    tracker: WatermarkTracker,
+    output_schema: SchemaRef,
+}
+
+impl Pipeline {
+    fn build(plan: &Plan) -> Result<Pipeline> {
+        let decoder = Decoder::new(plan)?;
+        let mut schema = decoder.schema();
+        let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+        build_stateless_ops(plan, &mut schema, &mut ops)?;
+        let agg = WindowAggregate::new(
+            schema,
+            &plan.group_by,
+            plan.window.as_ref(),
+            &plan.aggregates,
+            plan.output.mode,
+        )?;
+        let output_schema = agg.output_schema();
+        ops.push(Box::new(agg));
+        Ok(Pipeline {
+            decoder,
+            ops,
+            tracker: WatermarkTracker::new(
+                plan.event_time.allowed_lateness.0,
+                plan.event_time.idle_timeout.0,
+            ),
+            output_schema,
+        })
+    }
+
+    /// Pushes `batch` into operator `from` and cascades the outputs down the chain.
+    fn push(&mut self, from: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if from >= self.ops.len() {
+            out.push(batch);
+            return Ok(());
+        }
+        let mut produced = Vec::new();
+        self.ops[from].process_batch(batch, &mut produced)?;
+        for b in produced {
+            self.push(from + 1, b, out)?;
+        }
+        Ok(())
+    }
+
+    /// Calls a control hook on every operator in order, cascading each one's output.
+    fn signal(
+        &mut self,
+        out: &mut Vec<RecordBatch>,
+        hook: impl Fn(&mut dyn Operator, &mut Vec<RecordBatch>) -> rivulet_engine::error::Result<()>,
+    ) -> Result<()> {
+        for i in 0..self.ops.len() {
+            let mut produced = Vec::new();
+            hook(self.ops[i].as_mut(), &mut produced)?;
+            for b in produced {
+                self.push(i + 1, b, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, epoch: u64) -> Result<EpochState> {
+        let mut operators = Vec::with_capacity(self.ops.len());
+        for op in &self.ops {
+            operators.push((op.name().to_string(), op.snapshot()?));
+        }
+        Ok(EpochState {
+            epoch,
+            watermark_tracker: serde_json::to_value(self.tracker.snapshot())?,
+            operators,
+        })
+    }
+
+    fn restore(&mut self, state: &EpochState) -> Result<()> {
+        if state.operators.len() != self.ops.len() {
+            return Err(RuntimeError::Checkpoint(format!(
+                "state/{} has {} operators, the plan has {}: the plan changed incompatibly",
+                state.epoch,
+                state.operators.len(),
+                self.ops.len()
+            )));
+        }
+        for (op, (name, bytes)) in self.ops.iter_mut().zip(&state.operators) {
+            if op.name() != name {
+                return Err(RuntimeError::Checkpoint(format!(
+                    "state/{} holds `{name}` where the plan has `{}`",
+                    state.epoch,
+                    op.name()
+                )));
+            }
+            op.restore(bytes)?;
+        }
+        let wm: WatermarkState = serde_json::from_value(state.watermark_tracker.clone())?;
+        self.tracker.restore(wm);
+        Ok(())
+    }
+}
+
+/// Filter and derived columns, before the aggregation.
+fn build_stateless_ops(
+    plan: &Plan,
+    schema: &mut SchemaRef,
+    ops: &mut Vec<Box<dyn Operator>>,
+) -> Result<()> {
+    use rivulet_engine::operators::filter::Filter;
+    use rivulet_engine::operators::project::Project;
+    if let Some(sql) = &plan.filter {
+        let f = Filter::new(sql, schema)?;
+        *schema = f.output_schema();
+        ops.push(Box::new(f));
+    }
+    if !plan.columns.is_empty() {
+        let p = Project::new(&plan.columns, schema)?;
+        *schema = p.output_schema();
+        ops.push(Box::new(p));
+    }
+    Ok(())
+}
+
+/// Sorts result rows canonically (window start, then group keys, then emission order) so the
+/// output of an epoch is byte-for-byte reproducible and reads well.
+fn canonical_order(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    keys: &[String],
+) -> Result<Vec<RecordBatch>> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        return Ok(Vec::new());
+    }
+    let all = concat_batches(schema, &batches)?;
+    let mut sort: Vec<SortColumn> = Vec::new();
+    let mut names: Vec<&str> = vec![columns::WINDOW_START];
+    names.extend(keys.iter().map(String::as_str));
+    for n in names {
+        if let Some(c) = all.column_by_name(n) {
+            if c.data_type().is_primitive()
+                || matches!(
+                    c.data_type(),
+                    arrow::datatypes::DataType::Utf8 | arrow::datatypes::DataType::Boolean
+                )
+            {
+                sort.push(SortColumn {
+                    values: c.clone(),
+                    options: None,
+                });
+            }
+        }
+    }
+    let seq: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..all.num_rows() as u32));
+    sort.push(SortColumn {
+        values: seq,
+        options: None,
+    });
+    let idx = lexsort_to_indices(&sort, None)?;
+    Ok(vec![take_record_batch(&all, &idx)?])
+}
+
+struct Query {
+    plan: Plan,
+    opts: RunOptions,
+    cancel: CancellationToken,
+    checkpoint: Checkpoint,
+    pipeline: Pipeline,
+    source: KafkaSource,
+    sinks: Vec<Box<dyn Sink>>,
+    dead: DeadLetters,
+    progress: Option<ProgressWriter>,
+    /// Index of each partition in the fixed order (the watermark tracker's partition id).
+    tp_index: BTreeMap<TopicPartition, i32>,
+    next_epoch: u64,
+    summary: QuerySummary,
+    idle_logged: bool,
+    status: QueryStatus,
+}
+
+impl Query {
+    fn open(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Result<Query> {
+        let dir = opts
+            .checkpoint_dir
+            .clone()
+            .or_else(|| plan.checkpoint.dir.clone())
+            .unwrap_or_else(|| PathBuf::from("checkpoints").join(&plan.name));
+        let mut checkpoint = Checkpoint::open(&dir, &plan.name)?;
+        if let Some(n) = opts.retain_epochs {
+            checkpoint = checkpoint.with_retain(n);
+        }
+        let pipeline = Pipeline::build(&plan)?;
+        let source = KafkaSource::connect(&plan.source, &plan.name)?;
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        for s in &plan.sinks {
+            sinks.push(match s {
+                SinkSpec::Console => {
+                    Box::new(ConsoleSink::stdout().with_schema(pipeline.output_schema.clone()))
+                }
+                SinkSpec::File { path } => Box::new(FileSink::new(path)?),
+                SinkSpec::Kafka { topic, brokers } => Box::new(KafkaSink::connect(
+                    brokers.as_deref().unwrap_or(&plan.source.brokers),
+                    topic,
+                    &plan.group_by,
+                )?),
+            });
+        }
+        let dead = DeadLetters::connect(
+            &plan.source.brokers,
+            plan.source.dlq_topic.as_deref(),
+            plan.source.late_topic.as_deref(),
+        )?;
+        let progress = match &opts.progress_json {
+            Some(p) => Some(ProgressWriter::open(p)?),
+            None => None,
+        };
+        let tp_index = source
+            .partitions()
+            .into_iter()
+            .enumerate()
+            .map(|(i, tp)| (tp, i as i32))
+            .collect();
+        let summary = QuerySummary {
+            id: checkpoint.metadata().id.clone(),
+            run_id: uuid::Uuid::new_v4().to_string(),
+            ..QuerySummary::default()
+        };
+        Ok(Query {
+            plan,
+            opts,
+            cancel,
+            checkpoint,
+            pipeline,
+            source,
+            sinks,
+            dead,
+            progress,
+            tp_index,
+            next_epoch: 0,
+            summary,
+            idle_logged: false,
+            status: QueryStatus::waiting(),
+        })
+    }
+
+    fn fail_at(&self, fp: FailPoint) -> Result<()> {
+        if self.opts.fail_point == Some(fp) {
+            return Err(RuntimeError::FailPoint(format!("{fp:?}")));
+        }
+        Ok(())
+    }
+
+    fn epochs_exhausted(&self) -> bool {
+        self.opts
+            .max_epochs
+            .is_some_and(|m| self.summary.epochs >= m)
+    }
+
+    /// Restores the latest committed state and re-runs a pending epoch.
+    fn recover(&mut self) -> Result<()> {
+        let committed = self.checkpoint.latest_committed()?;
+        if let Some(c) = committed {
+            let state = self.checkpoint.read_state(c)?;
+            self.pipeline.restore(&state)?;
+            let offsets = self.checkpoint.read_offsets(c)?;
+            let positions = offsets
+                .ranges
+                .iter()
+                .map(|r| {
+                    (
+                        TopicPartition {
+                            topic: r.topic.clone(),
+                            partition: r.partition,
+                        },
+                        r.end,
+                    )
+                })
+                .collect();
+            self.source.start_at(&positions)?;
+            self.next_epoch = c + 1;
+            self.summary.last_committed = Some(c);
+            self.summary.watermark = self.pipeline.tracker.current();
+            tracing::info!(
+                "query `{}` resumes after epoch {c} (watermark {})",
+                self.plan.name,
+                self.summary.watermark.map_or("-".to_string(), rfc3339_ms)
+            );
+        }
+        let pending = self.checkpoint.pending()?;
+        // Every assigned partition holds the watermark back until it delivers data or goes idle,
+        // so the partition polled first cannot make the others' rows late. A replay registers
+        // at the epoch's recorded time, so its idleness decisions match the original run.
+        let registered_at = pending
+            .as_ref()
+            .map_or_else(now_ms, |p| p.batch_timestamp_ms);
+        for idx in self.tp_index.values() {
+            self.pipeline.tracker.register(*idx, registered_at);
+        }
+        match pending {
+            Some(pending) => {
+                tracing::info!(
+                    "query `{}`: re-running epoch {} with its recorded offsets",
+                    self.plan.name,
+                    pending.epoch
+                );
+                let records = self.source.read_ranges(&pending.ranges)?;
+                self.summary.replayed_epoch = Some(pending.epoch);
+                let getbatch = Instant::now();
+                self.run_epoch(&pending, records, getbatch, 0)?;
+                self.next_epoch = pending.epoch + 1;
+            }
+            None if committed.is_none() => {
+                self.source.start_fresh(self.plan.source.starting_offsets)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<QuerySummary> {
+        self.recover()?;
+        let max_records = usize::try_from(
+            self.plan
+                .source
+                .max_records_per_trigger
+                .unwrap_or(DEFAULT_MAX_RECORDS)
+                .max(1),
+        )
+        .unwrap_or(usize::MAX);
+        let interval = match self.plan.output.trigger {
+            TriggerSpec::ProcessingTime(d) => {
+                Some(Duration::from_millis(u64::try_from(d.0).unwrap_or(0)))
+            }
+            TriggerSpec::OnArrival => None,
+        };
+        let mut next_trigger = Instant::now();
+        while !self.cancel.is_cancelled() && !self.epochs_exhausted() {
+            // Wait for the trigger, in slices so cancellation is seen promptly.
+            if let Some(iv) = interval {
+                while Instant::now() < next_trigger && !self.cancel.is_cancelled() {
+                    let left = next_trigger.saturating_duration_since(Instant::now());
+                    std::thread::sleep(left.min(Duration::from_millis(50)));
+                }
+                if self.cancel.is_cancelled() {
+                    break;
+                }
+                next_trigger = (next_trigger + iv).max(Instant::now());
+            }
+            let started = Instant::now();
+            let before = self.source.positions().clone();
+            let wait = match interval {
+                Some(iv) => iv.min(Duration::from_millis(200)),
+                None => Duration::from_millis(500),
+            };
+            let records = self.source.poll_batch(max_records, wait)?;
+            let now = now_ms();
+            if records.is_empty() {
+                // Spark's no-data batch: only when the watermark would move.
+                let mut probe = self.pipeline.tracker.clone();
+                if probe.advance(now).is_none() {
+                    if !self.idle_logged {
+                        self.status = QueryStatus::waiting();
+                        tracing::info!("query `{}`: idle, waiting for data", self.plan.name);
+                        self.idle_logged = true;
+                    }
+                    if self.opts.stop_when_caught_up && self.caught_up()? {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            self.idle_logged = false;
+            self.status = QueryStatus::processing();
+            let after = self.source.positions();
+            let ranges = after
+                .iter()
+                .map(|(tp, end)| OffsetRange {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    start: before.get(tp).copied().unwrap_or(*end),
+                    end: *end,
+                })
+                .collect();
+            let offsets = EpochOffsets {
+                epoch: self.next_epoch,
+                batch_timestamp_ms: now,
+                watermark_ms: self.pipeline.tracker.current(),
+                ranges,
+            };
+            let wal = Instant::now();
+            self.checkpoint.write_offsets(&offsets)?;
+            let wal_ms = wal.elapsed().as_millis() as u64;
+            self.fail_at(FailPoint::AfterOffsets(offsets.epoch))?;
+            self.run_epoch(&offsets, records, started, wal_ms)?;
+            self.next_epoch += 1;
+        }
+        for s in &mut self.sinks {
+            s.close()?;
+        }
+        self.summary.watermark = self.pipeline.tracker.current();
+        Ok(self.summary.clone())
+    }
+
+    fn caught_up(&self) -> Result<bool> {
+        let latest = self.source.latest_offsets()?;
+        Ok(latest
+            .iter()
+            .all(|(tp, high)| self.source.positions().get(tp).is_some_and(|p| p >= high)))
+    }
+
+    /// Runs one epoch whose `offsets/<epoch>` is already durable.
+    fn run_epoch(
+        &mut self,
+        offsets: &EpochOffsets,
+        mut records: Vec<SourceRecord>,
+        started: Instant,
+        wal_ms: u64,
+    ) -> Result<()> {
+        let epoch = offsets.epoch;
+        let now = offsets.batch_timestamp_ms;
+        let get_batch_ms =
+            started.elapsed().as_millis() as u64 - wal_ms.min(started.elapsed().as_millis() as u64);
+        let add = Instant::now();
+        // Fixed order: topic, partition, offset.
+        records.sort_by(|a, b| {
+            (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset))
+        });
+        let num_input = records.len() as u64;
+        let mut dead: Vec<DeadRecord> = Vec::new();
+        let mut late: Vec<RecordBatch> = Vec::new();
+        let mut num_late = 0u64;
+        let mut out: Vec<RecordBatch> = Vec::new();
+        let mut et = EventTimeStats::default();
+        let mut i = 0;
+        while i < records.len() {
+            let topic = records[i].topic.clone();
+            let partition = records[i].partition;
+            let mut j = i;
+            while j < records.len()
+                && records[j].partition == partition
+                && records[j].topic == topic
+            {
+                j += 1;
+            }
+            let group = &records[i..j];
+            i = j;
+            let raw: Vec<RawRecord<'_>> = group
+                .iter()
+                .map(|r| RawRecord {
+                    key: r.key.as_deref(),
+                    value: r.value.as_deref(),
+                    partition: r.partition,
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp_ms,
+                })
+                .collect();
+            let decoded = self.pipeline.decoder.decode(&raw);
+            dead.extend(decoded.dead_letters.into_iter().map(|d| DeadRecord {
+                topic: topic.clone(),
+                partition: d.partition,
+                offset: d.offset,
+                key: d.key,
+                value: d.value,
+                reason: d.reason,
+            }));
+            let batch = decoded.batch;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            if let Some(times) = batch
+                .column_by_name(columns::EVENT_TIME)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            {
+                let mut max: Option<i64> = None;
+                for k in 0..times.len() {
+                    if times.is_valid(k) {
+                        let t = times.value(k);
+                        et.observe(t);
+                        max = Some(max.map_or(t, |m: i64| m.max(t)));
+                    }
+                }
+                if let (Some(m), Some(idx)) = (
+                    max,
+                    self.tp_index.get(&TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    }),
+                ) {
+                    self.pipeline.tracker.observe(*idx, m, now);
+                }
+            }
+            let (on_time, late_rows) = split_late(&batch, offsets.watermark_ms)?;
+            if let Some(l) = late_rows {
+                num_late += l.num_rows() as u64;
+                late.push(l);
+            }
+            if on_time.num_rows() > 0 {
+                self.pipeline.push(0, on_time, &mut out)?;
+            }
+        }
+        if let Some(wm) = self.pipeline.tracker.advance(now) {
+            self.pipeline
+                .signal(&mut out, |op, o| op.on_watermark(wm, o))?;
+        }
+        self.pipeline.signal(&mut out, |op, o| op.on_trigger(o))?;
+        let schema = self.pipeline.output_schema.clone();
+        let result = canonical_order(&schema, out, &self.plan.group_by)?;
+        let num_output: u64 = result.iter().map(|b| b.num_rows() as u64).sum();
+        self.dead.send_dead_letters(epoch, &dead)?;
+        self.dead.send_late(epoch, &late)?;
+        for s in &mut self.sinks {
+            s.write_epoch(epoch, &result)?;
+        }
+        let add_ms = add.elapsed().as_millis() as u64;
+        self.fail_at(FailPoint::AfterSinks(epoch))?;
+        let commit = Instant::now();
+        let state = self.pipeline.snapshot(epoch)?;
+        self.checkpoint.write_state(&state)?;
+        self.fail_at(FailPoint::AfterState(epoch))?;
+        self.checkpoint.write_commit(epoch)?;
+        for s in &mut self.sinks {
+            s.commit(epoch)?;
+        }
+        let ends: BTreeMap<TopicPartition, i64> = offsets
+            .ranges
+            .iter()
+            .map(|r| {
+                (
+                    TopicPartition {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                    },
+                    r.end,
+                )
+            })
+            .collect();
+        if let Err(e) = self.source.commit_to_group(&ends) {
+            tracing::warn!(
+                "committing offsets to group `{}`: {e}",
+                self.source.group_id()
+            );
+        }
+        let commit_ms = commit.elapsed().as_millis() as u64;
+        self.summary.epochs += 1;
+        self.summary.last_committed = Some(epoch);
+        self.summary.input_rows += num_input;
+        self.summary.output_rows += num_output;
+        self.summary.dead_letters += dead.len() as u64;
+        self.summary.late_rows += num_late;
+        self.summary.watermark = self.pipeline.tracker.current();
+        self.report(
+            offsets,
+            &ends,
+            ProgressCounts {
+                num_input,
+                num_output,
+                num_dead: dead.len() as u64,
+                num_late,
+                et,
+                get_batch_ms,
+                wal_ms,
+                add_ms,
+                commit_ms,
+                total_ms: started.elapsed().as_millis() as u64,
+            },
+        );
+        Ok(())
+    }
+
+    fn report(
+        &mut self,
+        offsets: &EpochOffsets,
+        ends: &BTreeMap<TopicPartition, i64>,
+        c: ProgressCounts,
+    ) {
+        let latest_t = Instant::now();
+        let latest = self.source.latest_offsets().unwrap_or_default();
+        let latest_ms = latest_t.elapsed().as_millis() as u64;
+        let by_topic = |f: &dyn Fn(&TopicPartition) -> Option<i64>| {
+            let mut m = serde_json::Map::new();
+            for tp in self.tp_index.keys() {
+                if let Some(v) = f(tp) {
+                    let e = m
+                        .entry(tp.topic.clone())
+                        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+                    if let serde_json::Value::Object(o) = e {
+                        o.insert(tp.partition.to_string(), v.into());
+                    }
+                }
+            }
+            serde_json::Value::Object(m)
+        };
+        let starts: BTreeMap<TopicPartition, i64> = offsets
+            .ranges
+            .iter()
+            .map(|r| {
+                (
+                    TopicPartition {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                    },
+                    r.start,
+                )
+            })
+            .collect();
+        let behind: Vec<i64> = ends
+            .iter()
+            .filter_map(|(tp, end)| latest.get(tp).map(|l| (l - end).max(0)))
+            .collect();
+        let lag: i64 = behind.iter().sum();
+        let mut metrics = BTreeMap::new();
+        metrics.insert("lag".to_string(), lag.to_string());
+        if !behind.is_empty() {
+            metrics.insert(
+                "minOffsetsBehindLatest".into(),
+                behind.iter().min().copied().unwrap_or(0).to_string(),
+            );
+            metrics.insert(
+                "maxOffsetsBehindLatest".into(),
+                behind.iter().max().copied().unwrap_or(0).to_string(),
+            );
+            metrics.insert(
+                "avgOffsetsBehindLatest".into(),
+                format!("{:.1}", lag as f64 / behind.len() as f64),
+            );
+        }
+        let trigger_ms = c.total_ms;
+        let mut duration_ms = BTreeMap::new();
+        duration_ms.insert("getBatch".to_string(), c.get_batch_ms);
+        duration_ms.insert("walCommit".to_string(), c.wal_ms);
+        duration_ms.insert("addBatch".to_string(), c.add_ms);
+        duration_ms.insert("commitOffsets".to_string(), c.commit_ms);
+        duration_ms.insert("latestOffset".to_string(), latest_ms);
+        duration_ms.insert("triggerExecution".to_string(), trigger_ms);
+        let input_rate = match self.plan.output.trigger {
+            TriggerSpec::ProcessingTime(d) => rate(c.num_input, u64::try_from(d.0).unwrap_or(0)),
+            TriggerSpec::OnArrival => rate(c.num_input, trigger_ms),
+        };
+        let processed_rate = rate(c.num_input, trigger_ms);
+        let state_operators = self
+            .pipeline
+            .ops
+            .iter()
+            .filter(|op| op.name() == "window_aggregate" || op.metrics().num_rows_total > 0)
+            .map(|op| {
+                let m = op.metrics();
+                StateOperatorProgress {
+                    operator_name: op.name().to_string(),
+                    num_rows_total: m.num_rows_total,
+                    num_rows_updated: m.num_rows_updated,
+                    num_rows_dropped_by_watermark: m.num_rows_dropped_by_watermark,
+                    memory_used_bytes: m.memory_used_bytes,
+                }
+            })
+            .collect();
+        let p = QueryProgress {
+            id: self.summary.id.clone(),
+            run_id: self.summary.run_id.clone(),
+            name: self.plan.name.clone(),
+            batch_id: offsets.epoch,
+            timestamp: rfc3339_ms(offsets.batch_timestamp_ms),
+            num_input_rows: c.num_input,
+            input_rows_per_second: input_rate,
+            processed_rows_per_second: processed_rate,
+            duration_ms,
+            event_time: c.et.to_map(self.pipeline.tracker.current()),
+            state_operators,
+            sources: vec![SourceProgress {
+                description: self.source.description(),
+                start_offset: by_topic(&|tp| starts.get(tp).copied()),
+                end_offset: by_topic(&|tp| ends.get(tp).copied()),
+                latest_offset: by_topic(&|tp| latest.get(tp).copied()),
+                num_input_rows: c.num_input,
+                input_rows_per_second: input_rate,
+                processed_rows_per_second: processed_rate,
+                metrics,
+            }],
+            sink: SinkProgress {
+                description: self
+                    .sinks
+                    .iter()
+                    .map(|s| s.description())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                num_output_rows: c.num_output,
+            },
+            num_dead_letters: c.num_dead,
+            num_late_rows: c.num_late,
+        };
+        tracing::info!("{}", p.summary_line());
+        if let Some(w) = self.progress.as_mut() {
+            if let Err(e) = w.write(&p) {
+                tracing::warn!("progress file: {e}");
+            }
+        }
+    }
+}
+
+struct ProgressCounts {
+    num_input: u64,
+    num_output: u64,
+    num_dead: u64,
+    num_late: u64,
+    et: EventTimeStats,
+    get_batch_ms: u64,
+    wal_ms: u64,
+    add_ms: u64,
+    commit_ms: u64,
+    total_ms: u64,
+}
+
+/// Whether the plan's aggregation emits final rows only (append mode).
+pub fn is_append(plan: &Plan) -> bool {
+    plan.output.mode == OutputMode::Append
+}

@@ -1,0 +1,343 @@
+//! The Kafka source: an rdkafka `BaseConsumer` with every partition of the query's topics
+//! assigned manually. The runtime tracks offsets itself (in the checkpoint's `offsets/` files);
+//! the consumer group (`group.id` from the plan, default `rivulet-<query name>`, auto-commit
+//! off) only receives the end offsets of each committed epoch, so lag tools
+//! (`rivulet groups describe`) see the query's progress.
+//!
+//! All calls block (librdkafka): the driver runs them on its own thread.
+//!
+//! Partitions added to a topic while the query runs are not picked up until a restart.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use rivulet_engine::plan::{SourceSpec, StartingOffsets};
+
+use crate::checkpoint::OffsetRange;
+use crate::error::RuntimeError;
+use crate::sinks::kafka::topic_partitions;
+use crate::Result;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most time a replay may take to re-read an epoch's recorded ranges.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A topic-partition, ordered by topic then partition: the fixed processing order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// One consumed record, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// The consumer and the next offset to read per partition.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    group_id: String,
+    brokers: String,
+    topics: Vec<String>,
+    /// Next offset to read, per partition (all partitions of all topics).
+    positions: BTreeMap<TopicPartition, i64>,
+}
+
+impl KafkaSource {
+    /// Connects to the brokers and discovers the partitions of `spec.topics` (waiting, bounded,
+    /// for topics to be auto-created). Positions are unset until [`KafkaSource::start_at`] or
+    /// [`KafkaSource::start_fresh`].
+    pub fn connect(spec: &SourceSpec, query_name: &str) -> Result<KafkaSource> {
+        if spec.topics.is_empty() {
+            return Err(RuntimeError::Plan("the source has no topics".into()));
+        }
+        let group_id = spec
+            .group_id
+            .clone()
+            .unwrap_or_else(|| format!("rivulet-{query_name}"));
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &spec.brokers)
+            .set("group.id", &group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| RuntimeError::kafka("creating the source consumer", e))?;
+        let mut positions = BTreeMap::new();
+        for t in &spec.topics {
+            let n = topic_partitions(consumer.client(), t)?;
+            for p in 0..n {
+                positions.insert(
+                    TopicPartition {
+                        topic: t.clone(),
+                        partition: p,
+                    },
+                    -1,
+                );
+            }
+        }
+        Ok(KafkaSource {
+            consumer,
+            group_id,
+            brokers: spec.brokers.clone(),
+            topics: spec.topics.clone(),
+            positions,
+        })
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// `KafkaV2[Subscribe[events]]`-like description for progress reports.
+    pub fn description(&self) -> String {
+        format!("KafkaSource[{}@{}]", self.topics.join(","), self.brokers)
+    }
+
+    /// The partitions in processing order.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.positions.keys().cloned().collect()
+    }
+
+    /// Next offset to read per partition.
+    pub fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
+        &self.positions
+    }
+
+    /// First start: positions from `starting` (earliest, latest or by timestamp).
+    pub fn start_fresh(&mut self, starting: StartingOffsets) -> Result<()> {
+        let mut pos = BTreeMap::new();
+        let by_time = if let StartingOffsets::Timestamp(ts) = starting {
+            let mut tpl = TopicPartitionList::new();
+            for tp in self.positions.keys() {
+                tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(ts))
+                    .map_err(|e| RuntimeError::kafka("building the timestamp query", e))?;
+            }
+            Some(
+                self.consumer
+                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
+                    .map_err(|e| RuntimeError::kafka("looking up offsets by timestamp", e))?,
+            )
+        } else {
+            None
+        };
+        for tp in self.positions.keys() {
+            let (low, high) = self.watermarks(tp)?;
+            let off = match starting {
+                StartingOffsets::Earliest => low,
+                StartingOffsets::Latest => high,
+                StartingOffsets::Timestamp(_) => by_time
+                    .as_ref()
+                    .and_then(|l| l.find_partition(&tp.topic, tp.partition))
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .unwrap_or(high),
+            };
+            pos.insert(tp.clone(), off);
+        }
+        self.start_at(&pos)
+    }
+
+    /// Resume: positions from the checkpoint (partitions not listed start at the earliest).
+    pub fn start_at(&mut self, positions: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let keys: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+        for tp in keys {
+            let off = match positions.get(&tp) {
+                Some(o) if *o >= 0 => *o,
+                _ => self.watermarks(&tp)?.0,
+            };
+            self.positions.insert(tp, off);
+        }
+        self.assign_positions()
+    }
+
+    fn assign_positions(&self) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (tp, off) in &self.positions {
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*off))
+                .map_err(|e| RuntimeError::kafka("building the assignment", e))?;
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| RuntimeError::kafka("assigning partitions", e))
+    }
+
+    fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(&tp.topic, tp.partition, REQUEST_TIMEOUT)
+            .map_err(|e| {
+                RuntimeError::kafka(
+                    format!("reading offsets of {}/{}", tp.topic, tp.partition),
+                    e,
+                )
+            })
+    }
+
+    /// Polls up to `max_records` records, waiting at most `max_wait` overall (returns early
+    /// when nothing more is immediately available after the first records). Positions advance
+    /// past the returned records.
+    pub fn poll_batch(
+        &mut self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<SourceRecord>> {
+        let deadline = Instant::now() + max_wait;
+        let mut out = Vec::new();
+        while out.len() < max_records {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let wait = if out.is_empty() {
+                (deadline - now).min(Duration::from_millis(100))
+            } else {
+                Duration::from_millis(0)
+            };
+            match self.consumer.poll(wait) {
+                None => {
+                    if !out.is_empty() {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(RuntimeError::kafka("polling the source", e)),
+                Some(Ok(m)) => {
+                    let tp = TopicPartition {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                    };
+                    let Some(pos) = self.positions.get_mut(&tp) else {
+                        continue;
+                    };
+                    if m.offset() < *pos {
+                        // Redelivered below our position (after a re-assign): already taken.
+                        continue;
+                    }
+                    *pos = m.offset() + 1;
+                    out.push(SourceRecord {
+                        topic: tp.topic,
+                        partition: tp.partition,
+                        offset: m.offset(),
+                        timestamp_ms: m.timestamp().to_millis().unwrap_or(-1),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replay: reads exactly the records in `ranges` (offsets `start..end` per partition), then
+    /// leaves the positions at the ranges' ends.
+    pub fn read_ranges(&mut self, ranges: &[OffsetRange]) -> Result<Vec<SourceRecord>> {
+        let mut pending: BTreeMap<TopicPartition, (i64, i64)> = BTreeMap::new();
+        for r in ranges {
+            let tp = TopicPartition {
+                topic: r.topic.clone(),
+                partition: r.partition,
+            };
+            if !self.positions.contains_key(&tp) {
+                return Err(RuntimeError::Checkpoint(format!(
+                    "the checkpoint names {}/{} which the source does not have",
+                    r.topic, r.partition
+                )));
+            }
+            self.positions.insert(tp.clone(), r.end);
+            if r.end > r.start {
+                pending.insert(tp, (r.start, r.end));
+            }
+        }
+        let mut out = Vec::new();
+        if !pending.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (tp, (start, _)) in &pending {
+                tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*start))
+                    .map_err(|e| RuntimeError::kafka("building the replay assignment", e))?;
+            }
+            self.consumer
+                .assign(&tpl)
+                .map_err(|e| RuntimeError::kafka("assigning the replay ranges", e))?;
+            let deadline = Instant::now() + REPLAY_TIMEOUT;
+            while !pending.is_empty() {
+                if Instant::now() >= deadline {
+                    return Err(RuntimeError::Source(format!(
+                        "timed out re-reading recorded ranges {:?}",
+                        pending
+                    )));
+                }
+                match self.consumer.poll(Duration::from_millis(100)) {
+                    None => {}
+                    Some(Err(e)) => return Err(RuntimeError::kafka("re-reading a range", e)),
+                    Some(Ok(m)) => {
+                        let tp = TopicPartition {
+                            topic: m.topic().to_string(),
+                            partition: m.partition(),
+                        };
+                        let Some((start, end)) = pending.get(&tp).copied() else {
+                            continue;
+                        };
+                        let o = m.offset();
+                        if o >= start && o < end {
+                            out.push(SourceRecord {
+                                topic: tp.topic.clone(),
+                                partition: tp.partition,
+                                offset: o,
+                                timestamp_ms: m.timestamp().to_millis().unwrap_or(-1),
+                                key: m.key().map(<[u8]>::to_vec),
+                                value: m.payload().map(<[u8]>::to_vec),
+                            });
+                        }
+                        if o + 1 >= end {
+                            pending.remove(&tp);
+                        }
+                    }
+                }
+            }
+        }
+        self.assign_positions()?;
+        out.sort_by(|a, b| {
+            (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset))
+        });
+        Ok(out)
+    }
+
+    /// Latest offset (high watermark) per partition, for lag.
+    pub fn latest_offsets(&self) -> Result<BTreeMap<TopicPartition, i64>> {
+        let mut out = BTreeMap::new();
+        for tp in self.positions.keys() {
+            out.insert(tp.clone(), self.watermarks(tp)?.1);
+        }
+        Ok(out)
+    }
+
+    /// Commits `positions` to the consumer group (asynchronously: visibility only).
+    pub fn commit_to_group(&self, positions: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (tp, off) in positions {
+            if *off >= 0 {
+                tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*off))
+                    .map_err(|e| RuntimeError::kafka("building the group commit", e))?;
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|e| RuntimeError::kafka("committing offsets to the group", e))
+    }
+}
