@@ -229,6 +229,18 @@ pub(crate) async fn create_topic_inner(
     Ok(())
 }
 
+/// Creates `name` unless it exists already; true when it was created. Used by `rivulet up`.
+pub async fn ensure_topic(brokers: &str, name: &str, partitions: i32) -> Result<bool, ClientError> {
+    match create_topic_inner(brokers, name, partitions, &[]).await {
+        Ok(()) => Ok(true),
+        Err(ClientError::Broker {
+            code: rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+            ..
+        }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 async fn create_topic(
     brokers: &str,
     name: &str,

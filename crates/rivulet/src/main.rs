@@ -58,6 +58,67 @@ enum Command {
     },
     /// Generate random events into a topic.
     Gen(rivulet_gen::GenArgs),
+    /// Run a continuous query.
+    Run(RunArgs),
+    /// Run the whole pipeline: embedded broker, generator and the default query.
+    Up(UpArgs),
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Directory for the embedded broker's log and the query's checkpoints.
+    #[arg(long, env = "RIVULET_DATA_DIR", default_value = "./rivulet-data")]
+    data_dir: PathBuf,
+    /// Where the embedded broker listens.
+    #[arg(long, env = "RIVULET_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// Use this Kafka-compatible cluster instead of starting the embedded broker.
+    #[arg(long, env = "RIVULET_BROKERS")]
+    brokers: Option<String>,
+    /// Topic the generator writes and the query reads.
+    #[arg(long, default_value = "events")]
+    topic: String,
+    /// Partitions of the topic when `up` creates it.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// Generator rate in events/s.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Number of distinct ids the generator uses.
+    #[arg(long, default_value_t = 10)]
+    keys: u64,
+    /// Do not start the generator (events come from elsewhere).
+    #[arg(long)]
+    no_generator: bool,
+    /// Do not run a query (broker and generator only).
+    #[arg(long)]
+    no_query: bool,
+    /// Query definition; default: 10-second tumbling windows per id with count, avg, min and
+    /// max of `value`, 5 s allowed lateness, update mode, console output.
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
+    /// Append a JSON progress record per micro-batch to this file.
+    #[arg(long)]
+    progress_json: Option<PathBuf>,
+}
+
+/// The default query of `rivulet up` (also shipped as examples/pipeline.toml).
+const DEFAULT_PIPELINE: &str = include_str!("../../../examples/pipeline.toml");
+
+#[derive(Args)]
+struct RunArgs {
+    /// The pipeline file (TOML) describing the query.
+    #[arg(long)]
+    pipeline: PathBuf,
+    /// Bootstrap servers, overriding the pipeline's `source.brokers`.
+    #[arg(long, env = "RIVULET_BROKERS")]
+    brokers: Option<String>,
+    /// Checkpoint directory, overriding the pipeline's `checkpoint.dir`.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Append a JSON progress record per micro-batch to this file.
+    #[arg(long)]
+    progress_json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -153,7 +214,170 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Groups { brokers, command } => Ok(command.run(&brokers).await?),
         Command::Bench { command } => Ok(command.run().await?),
         Command::Gen(args) => generate(args).await,
+        Command::Run(args) => run_pipeline(args).await,
+        Command::Up(args) => up(args).await,
     }
+}
+
+/// `rivulet run`: the first Ctrl-C/SIGTERM finishes the current micro-batch and checkpoints;
+/// a second one exits at once.
+async fn run_pipeline(args: RunArgs) -> Result<()> {
+    let mut plan = rivulet_engine::Plan::from_toml_file(&args.pipeline)?;
+    if let Some(b) = args.brokers {
+        plan.source.brokers = b;
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!(
+            "stopping after the current micro-batch (press Ctrl-C again to exit at once)"
+        );
+        on_signal.cancel();
+        wait_for_signal().await;
+        eprintln!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    let opts = rivulet_runtime::RunOptions {
+        progress_json: args.progress_json,
+        checkpoint_dir: args.checkpoint_dir,
+        ..rivulet_runtime::RunOptions::default()
+    };
+    let summary = rivulet_runtime::run_query(plan, opts, cancel).await?;
+    tracing::info!(
+        "query stopped after {} micro-batches ({} input rows, {} output rows)",
+        summary.epochs,
+        summary.input_rows,
+        summary.output_rows
+    );
+    Ok(())
+}
+
+/// `rivulet up`: broker, generator and query in one process. Shutdown goes source first: the
+/// generator stops, the query finishes its micro-batch and checkpoints, then the broker flushes
+/// and marks a clean shutdown. A second Ctrl-C exits at once.
+async fn up(args: UpArgs) -> Result<()> {
+    let data_dir = args.data_dir.clone();
+    let mut plan = match &args.pipeline {
+        Some(p) => rivulet_engine::Plan::from_toml_file(p)?,
+        None => rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?,
+    };
+    // The embedded broker, unless pointed at a cluster.
+    let (broker, brokers) = match &args.brokers {
+        Some(b) => (None, b.clone()),
+        None => {
+            let listeners = bind(&args.listen).await?;
+            let addr = listeners[0].local_addr()?;
+            let (host, _) = split_host_port(&args.listen)?;
+            let config = BrokerConfig::new(data_dir.join("broker"), host.clone(), addr.port());
+            let handle = rivulet_broker::start(config, listeners)
+                .await
+                .with_context(|| {
+                    format!("starting the embedded broker in {}", data_dir.display())
+                })?;
+            println!("rivulet broker listening on {addr}");
+            (Some(handle), format!("{host}:{}", addr.port()))
+        }
+    };
+    rivulet_client::admin::ensure_topic(&brokers, &args.topic, args.partitions)
+        .await
+        .with_context(|| format!("creating topic {} on {brokers}", args.topic))?;
+
+    let gen_cancel = tokio_util::sync::CancellationToken::new();
+    let query_cancel = tokio_util::sync::CancellationToken::new();
+    let mut generator = None;
+    if !args.no_generator {
+        let rate = args.rate.to_string();
+        let keys = args.keys.to_string();
+        let gen_args = rivulet_gen::GenArgs::try_parse_from([
+            "gen",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &args.topic,
+            "--rate",
+            &rate,
+            "--keys",
+            &keys,
+            "--quiet",
+        ])
+        .context("generator flags")?;
+        generator = Some(tokio::spawn(rivulet_gen::run(gen_args, gen_cancel.clone())));
+    }
+    let mut query = None;
+    if !args.no_query {
+        plan.source.brokers = brokers.clone();
+        if args.pipeline.is_none() {
+            plan.source.topics = vec![args.topic.clone()];
+        }
+        let opts = rivulet_runtime::RunOptions {
+            progress_json: args.progress_json.clone(),
+            checkpoint_dir: Some(data_dir.join("checkpoints").join(&plan.name)),
+            ..rivulet_runtime::RunOptions::default()
+        };
+        query = Some(tokio::spawn(rivulet_runtime::run_query(
+            plan,
+            opts,
+            query_cancel.clone(),
+        )));
+    }
+    tracing::info!(brokers = %brokers, topic = %args.topic, "pipeline running; Ctrl-C to stop");
+
+    // Run until a signal, or until a part stops on its own (an error, or a bounded generator).
+    let mut gen_result = None;
+    let mut query_result = None;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        r = async { generator.as_mut().expect("guarded").await }, if generator.is_some() => {
+            generator = None;
+            gen_result = Some(r);
+            if let Some(Ok(Err(e))) = &gen_result {
+                tracing::error!("generator stopped: {e:#}");
+            }
+        }
+        r = async { query.as_mut().expect("guarded").await }, if query.is_some() => {
+            query = None;
+            query_result = Some(r);
+        }
+    }
+    tracing::info!("stopping: generator, then query, then broker (Ctrl-C again to exit at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    gen_cancel.cancel();
+    if let Some(g) = generator {
+        gen_result = Some(g.await);
+    }
+    if let Some(r) = gen_result {
+        match r {
+            Ok(Ok(summary)) => tracing::info!("generator: {summary}"),
+            Ok(Err(e)) => tracing::error!("generator: {e:#}"),
+            Err(e) => tracing::error!("generator task: {e}"),
+        }
+    }
+    query_cancel.cancel();
+    if let Some(q) = query {
+        query_result = Some(q.await);
+    }
+    let mut failed = None;
+    if let Some(r) = query_result {
+        match r {
+            Ok(Ok(s)) => tracing::info!(
+                "query stopped after {} micro-batches ({} input rows, {} output rows)",
+                s.epochs,
+                s.input_rows,
+                s.output_rows
+            ),
+            Ok(Err(e)) => failed = Some(anyhow::Error::new(e).context("query")),
+            Err(e) => failed = Some(anyhow::anyhow!("query task: {e}")),
+        }
+    }
+    if let Some(b) = broker {
+        b.shutdown().await.context("clean broker shutdown")?;
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// `rivulet gen`: the first Ctrl-C/SIGTERM stops producing (the summary still accounts for
