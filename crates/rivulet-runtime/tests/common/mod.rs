@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use rivulet_gen::{EventKind, EventStream, GenArgs};
+use rivulet_gen::{Event, EventKind, EventStream, GenArgs};
 use rivulet_runtime::rows::rfc3339_ms;
 use tokio_util::sync::CancellationToken;
 
@@ -102,16 +102,15 @@ pub fn produce(brokers: &str, topic: &str, events: &[Ev]) {
     assert_eq!(p.in_flight_count(), 0);
 }
 
-/// Produces with `rivulet_gen::run` (1 ms apart from [`START`], `keys` ids) and returns the
-/// well-formed events, computed independently from `rivulet_gen::EventStream`.
-pub async fn produce_gen(
+/// `rivulet gen` arguments: 1 ms apart from [`START`], `keys` ids, as fast as possible.
+pub fn gen_args(
     brokers: &str,
     topic: &str,
     seed: u64,
     count: u64,
     keys: u64,
     extra: &[&str],
-) -> Vec<Ev> {
+) -> GenArgs {
     let mut argv: Vec<String> = [
         "gen",
         "--brokers",
@@ -131,14 +130,40 @@ pub async fn produce_gen(
     argv.extend(["--seed".to_string(), seed.to_string()]);
     argv.extend(["--count".to_string(), count.to_string()]);
     argv.extend(extra.iter().map(|s| s.to_string()));
-    let args = GenArgs::try_parse_from(&argv).unwrap();
-    let summary = rivulet_gen::run(args.clone(), CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(summary.acknowledged, count, "{summary:?}");
+    GenArgs::try_parse_from(&argv).unwrap()
+}
+
+/// Every event (bad ones included) `rivulet gen` produces with these arguments, computed
+/// independently from `rivulet_gen::EventStream` (without producing them).
+pub fn gen_events(seed: u64, count: u64, keys: u64, extra: &[&str]) -> Vec<Event> {
+    let args = gen_args("unused:9092", "events", seed, count, keys, extra);
     EventStream::new(args.stream_config(seed, START_MS))
         .unwrap()
         .take(count as usize)
+        .collect()
+}
+
+/// Produces with `rivulet_gen::run` and returns every event produced (see [`gen_events`]).
+pub async fn produce_gen_events(
+    brokers: &str,
+    topic: &str,
+    seed: u64,
+    count: u64,
+    keys: u64,
+    extra: &[&str],
+) -> Vec<Event> {
+    let args = gen_args(brokers, topic, seed, count, keys, extra);
+    let summary = rivulet_gen::run(args, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(summary.acknowledged, count, "{summary:?}");
+    gen_events(seed, count, keys, extra)
+}
+
+/// The well-formed events of `events` (the bad ones are dead letters), as [`Ev`]s.
+pub fn well_formed(events: &[Event]) -> Vec<Ev> {
+    events
+        .iter()
         .filter(|e| e.kind != EventKind::Bad)
         .map(|e| Ev {
             partition: -1,
@@ -147,6 +172,18 @@ pub async fn produce_gen(
             value: e.value,
         })
         .collect()
+}
+
+/// Produces with `rivulet_gen::run` and returns the well-formed events.
+pub async fn produce_gen(
+    brokers: &str,
+    topic: &str,
+    seed: u64,
+    count: u64,
+    keys: u64,
+    extra: &[&str],
+) -> Vec<Ev> {
+    well_formed(&produce_gen_events(brokers, topic, seed, count, keys, extra).await)
 }
 
 /// Creates a topic with `partitions` partitions.
@@ -173,18 +210,28 @@ pub async fn create_topic(brokers: &str, name: &str, partitions: i32) {
     }
 }
 
-/// End offsets of every partition of `topic`.
-pub fn end_offsets(brokers: &str, topic: &str) -> Vec<i64> {
-    let c: BaseConsumer = ClientConfig::new()
+/// A consumer for reading topics back (no group subscription, no commits).
+fn reader(brokers: &str) -> BaseConsumer {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
         .create()
-        .unwrap();
+        .unwrap()
+}
+
+/// How many partitions `topic` has.
+fn partition_count(c: &BaseConsumer, topic: &str) -> i32 {
     let md = c
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap();
-    let parts = md.topics()[0].partitions().len() as i32;
-    (0..parts)
+    md.topics()[0].partitions().len() as i32
+}
+
+/// End offsets of every partition of `topic`.
+pub fn end_offsets(brokers: &str, topic: &str) -> Vec<i64> {
+    let c = reader(brokers);
+    (0..partition_count(&c, topic))
         .map(|p| {
             c.fetch_watermarks(topic, p, Duration::from_secs(10))
                 .unwrap()
@@ -193,21 +240,15 @@ pub fn end_offsets(brokers: &str, topic: &str) -> Vec<i64> {
         .collect()
 }
 
-/// Every record value of `topic`, from the beginning up to the current end.
-pub fn read_topic(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let parts = md.topics()[0].partitions().len() as i32;
+/// A record's value and headers.
+pub type Record = (Vec<u8>, Vec<(String, String)>);
+
+/// Every record of `topic`, from the beginning up to the current end.
+pub fn read_records(brokers: &str, topic: &str) -> Vec<Record> {
+    let c = reader(brokers);
     let mut tpl = TopicPartitionList::new();
     let mut want = HashMap::new();
-    for p in 0..parts {
+    for p in 0..partition_count(&c, topic) {
         let (lo, hi) = c
             .fetch_watermarks(topic, p, Duration::from_secs(10))
             .unwrap();
@@ -227,7 +268,20 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
         assert!(Instant::now() < deadline, "timed out reading {topic}");
         if let Some(m) = c.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
-            out.push(m.payload().unwrap_or_default().to_vec());
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_string(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or_default().to_vec(), headers));
             if want
                 .get(&m.partition())
                 .is_some_and(|hi| m.offset() + 1 >= *hi)
@@ -237,6 +291,14 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Every record value of `topic`, from the beginning up to the current end.
+pub fn read_topic(brokers: &str, topic: &str) -> Vec<Vec<u8>> {
+    read_records(brokers, topic)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
 }
 
 /// The rows of the late-data topic.
@@ -396,27 +458,36 @@ pub fn check_update(rows: &[serde_json::Value], truth: &Truth) {
     assert!(missing.is_empty(), "windows never emitted: {missing:?}");
 }
 
-/// A pipeline over `events` with `id`/`value`/`timestamp`, count/avg/min/max of value, a file
-/// sink in `<dir>/out` and late rows to topic `late`.
-pub fn plan_text(
-    name: &str,
-    brokers: &str,
-    dir: &Path,
-    window: &str,
-    event_time_extra: &str,
-    mode: &str,
-    trigger: &str,
-) -> String {
+/// The parts of a test plan that vary; the rest is fixed: topic `events` from the earliest
+/// offset with `id`/`value`/`timestamp`, grouped by id, count/avg/min/max of value, a checkpoint
+/// in `<dir>/checkpoint`.
+pub struct PlanParts<'a> {
+    pub name: &'a str,
+    pub brokers: &'a str,
+    pub dir: &'a Path,
+    /// Extra `[source]` lines, e.g. `late_topic = "late"`.
+    pub source_extra: &'a str,
+    /// Extra `[event_time]` lines, e.g. `allowed_lateness = "20ms"`.
+    pub event_time_extra: &'a str,
+    /// The `[window]` lines.
+    pub window: &'a str,
+    pub mode: &'a str,
+    pub trigger: &'a str,
+    /// The `[[sinks]]` tables (may be empty).
+    pub sinks: &'a str,
+}
+
+pub fn plan_toml(p: &PlanParts) -> String {
     format!(
         r#"
-name = "{name}"
+name = "{}"
 group_by = ["id"]
 [source]
-brokers = "{brokers}"
+brokers = "{}"
 topics = ["events"]
 starting_offsets = "earliest"
 max_records_per_trigger = 400
-late_topic = "late"
+{}
 [[schema]]
 name = "id"
 type = "bigint"
@@ -428,9 +499,9 @@ name = "timestamp"
 type = "timestamp"
 [event_time]
 field = "timestamp"
-{event_time_extra}
+{}
 [window]
-{window}
+{}
 [[aggregates]]
 function = "count"
 [[aggregates]]
@@ -443,17 +514,50 @@ column = "value"
 function = "max"
 column = "value"
 [output]
-mode = "{mode}"
-trigger = "{trigger}"
-[[sinks]]
-type = "file"
-path = "{}"
+mode = "{}"
+trigger = "{}"
+{}
 [checkpoint]
 dir = "{}"
 "#,
-        dir.join("out").display(),
-        dir.join("checkpoint").display()
+        p.name,
+        p.brokers,
+        p.source_extra,
+        p.event_time_extra,
+        p.window,
+        p.mode,
+        p.trigger,
+        p.sinks,
+        p.dir.join("checkpoint").display()
     )
+}
+
+/// A `[[sinks]]` table for a file sink writing to `path`.
+pub fn file_sink(path: &Path) -> String {
+    format!("[[sinks]]\ntype = \"file\"\npath = \"{}\"", path.display())
+}
+
+/// A plan (see [`PlanParts`]) with a file sink in `<dir>/out` and late rows to topic `late`.
+pub fn plan_text(
+    name: &str,
+    brokers: &str,
+    dir: &Path,
+    window: &str,
+    event_time_extra: &str,
+    mode: &str,
+    trigger: &str,
+) -> String {
+    plan_toml(&PlanParts {
+        name,
+        brokers,
+        dir,
+        source_extra: "late_topic = \"late\"",
+        event_time_extra,
+        window,
+        mode,
+        trigger,
+        sinks: &file_sink(&dir.join("out")),
+    })
 }
 
 /// Tiny deterministic PRNG (xorshift64*).
