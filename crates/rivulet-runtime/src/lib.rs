@@ -13,7 +13,9 @@
 //! - [`dlq`]: dead letters and late rows to their topics.
 //! - [`progress`]: Spark-style `StreamingQueryProgress` records.
 //! - [`query`]: the driver, [`run_query`].
+//! - [`args`]: the `rivulet run` flags equivalent to a pipeline file ([`PlanArgs`]).
 
+pub mod args;
 pub mod checkpoint;
 pub mod dlq;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod rows;
 pub mod sinks;
 pub mod source;
 
+pub use args::PlanArgs;
 pub use error::RuntimeError;
 pub use query::{run_query, QuerySummary, RunOptions};
 

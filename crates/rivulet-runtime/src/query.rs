@@ -577,7 +577,7 @@ impl Query {
                 .collect();
             let decoded = self.pipeline.decoder.decode(&raw);
             dead.extend(decoded.dead_letters.into_iter().map(|d| DeadRecord {
-                topic: topic.clone(),
+                topic: topic.to_string(),
                 partition: d.partition,
                 offset: d.offset,
                 key: d.key,
@@ -603,7 +603,7 @@ impl Query {
                 if let (Some(m), Some(idx)) = (
                     max,
                     self.tp_index.get(&TopicPartition {
-                        topic: topic.clone(),
+                        topic: topic.to_string(),
                         partition,
                     }),
                 ) {

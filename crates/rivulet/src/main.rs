@@ -51,7 +51,7 @@ enum Command {
         #[command(subcommand)]
         command: rivulet_client::admin::GroupsCommand,
     },
-    /// Produce/consume benchmarks (librdkafka client against our or any broker).
+    /// Benchmarks: produce, consume (against our or any broker) and the whole pipeline.
     Bench {
         #[command(subcommand)]
         command: rivulet_client::bench::BenchCommand,
@@ -59,7 +59,7 @@ enum Command {
     /// Generate random events into a topic.
     Gen(rivulet_gen::GenArgs),
     /// Run a continuous query.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the whole pipeline: embedded broker, generator and the default query.
     Up(UpArgs),
 }
@@ -107,9 +107,16 @@ const DEFAULT_PIPELINE: &str = include_str!("../../../examples/pipeline.toml");
 
 #[derive(Args)]
 struct RunArgs {
-    /// The pipeline file (TOML) describing the query.
+    /// The pipeline file (TOML) describing the query; the query flags below override its
+    /// values. Without it, the flags describe the whole query (--topic, --schema and
+    /// --event-time are then required).
     #[arg(long)]
-    pipeline: PathBuf,
+    pipeline: Option<PathBuf>,
+    #[command(flatten)]
+    query: rivulet_runtime::PlanArgs,
+    /// Print the resulting plan as JSON and exit without running it.
+    #[arg(long)]
+    print_plan: bool,
     /// Bootstrap servers, overriding the pipeline's `source.brokers`.
     #[arg(long, env = "RIVULET_BROKERS")]
     brokers: Option<String>,
@@ -214,7 +221,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Groups { brokers, command } => Ok(command.run(&brokers).await?),
         Command::Bench { command } => Ok(command.run().await?),
         Command::Gen(args) => generate(args).await,
-        Command::Run(args) => run_pipeline(args).await,
+        Command::Run(args) => run_pipeline(*args).await,
         Command::Up(args) => up(args).await,
     }
 }
@@ -222,9 +229,17 @@ async fn run(cli: Cli) -> Result<()> {
 /// `rivulet run`: the first Ctrl-C/SIGTERM finishes the current micro-batch and checkpoints;
 /// a second one exits at once.
 async fn run_pipeline(args: RunArgs) -> Result<()> {
-    let mut plan = rivulet_engine::Plan::from_toml_file(&args.pipeline)?;
+    let base = match &args.pipeline {
+        Some(p) => Some(rivulet_engine::Plan::from_toml_file(p)?),
+        None => None,
+    };
+    let mut plan = args.query.build(base)?;
     if let Some(b) = args.brokers {
         plan.source.brokers = b;
+    }
+    if args.print_plan {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(());
     }
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_signal = cancel.clone();

@@ -37,6 +37,26 @@ impl BenchBroker {
     /// Starts `<current exe> broker --listen 127.0.0.1:0 --data-dir <tmp> --fsync <fsync>` and
     /// waits (bounded) for its ready line.
     pub(crate) fn start(fsync: &str) -> Result<BenchBroker, ClientError> {
+        let fsync = fsync.to_string();
+        BenchBroker::start_with(move |data_dir| {
+            vec![
+                "broker".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--data-dir".into(),
+                data_dir.into(),
+                "--fsync".into(),
+                fsync.into(),
+            ]
+        })
+    }
+
+    /// Starts `<current exe> <args(data dir)>` (a subcommand that prints the broker's ready
+    /// line, e.g. `broker` or `up`) with a throw-away data directory and waits (bounded) for
+    /// the ready line.
+    pub(crate) fn start_with(
+        args: impl FnOnce(&std::path::Path) -> Vec<std::ffi::OsString>,
+    ) -> Result<BenchBroker, ClientError> {
         let exe =
             std::env::current_exe().map_err(ClientError::io("locating the rivulet executable"))?;
         let dir = tempfile::Builder::new()
@@ -52,13 +72,7 @@ impl BenchBroker {
             stderr_path.display()
         )))?;
         let mut child = Command::new(&exe)
-            .arg("broker")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--fsync")
-            .arg(fsync)
+            .args(args(&data_dir))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -130,6 +144,11 @@ impl BenchBroker {
     /// The address the broker listens on, for `bootstrap.servers`.
     pub(crate) fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Current and peak RSS of the broker (zeros if /proc cannot be read, e.g. not Linux).

@@ -14,6 +14,7 @@
 
 mod broker;
 mod payload;
+mod pipeline;
 mod raw;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,9 @@ pub enum BenchCommand {
     Produce(ProduceArgs),
     /// Consume `--count` records from offset 0 (producing them first if the topic has fewer).
     Consume(ConsumeArgs),
+    /// The whole pipeline: engine alone over a pre-filled topic, generator + broker + engine,
+    /// latency at a fixed rate, RSS of `rivulet up` (see `bench::pipeline`).
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// Flags shared by both benches (the consume bench produces with them when it pre-fills).
@@ -211,6 +215,7 @@ impl BenchCommand {
         let (mode, common) = match &self {
             BenchCommand::Produce(a) => ("produce", &a.common),
             BenchCommand::Consume(a) => ("consume", &a.common),
+            BenchCommand::Pipeline(a) => return pipeline::run(a.clone()).await,
         };
         if common.count == 0 {
             return Err(ClientError::InvalidArgument(
@@ -253,6 +258,7 @@ impl BenchCommand {
         let result = match self {
             BenchCommand::Produce(a) => produce_bench(&brokers, a.common, &mut report).await,
             BenchCommand::Consume(a) => consume_bench(&brokers, a.common, &mut report).await,
+            BenchCommand::Pipeline(_) => Ok(()),
         };
         if let Some(b) = own {
             let Rss {

@@ -593,6 +593,135 @@ fn produce_error(resp: &ProduceResponse, topic: &str, partition: i32) -> Option<
     (!answered).then(|| format!("{topic}/{partition}: no answer for the partition in the response"))
 }
 
+/// One record to encode with [`encode_records`]: key, value and timestamp (ms).
+pub(super) type RawRecord = (Option<Bytes>, Bytes, i64);
+
+/// Encodes `records` as one uncompressed v2 record batch (for `bench pipeline`'s pre-fill,
+/// whose records are distinct generator events rather than a reused pool).
+pub(super) fn encode_records(records: &[RawRecord]) -> Result<Bytes, ClientError> {
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value, timestamp))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: (i as i32).wrapping_sub(1),
+            timestamp: *timestamp,
+            key: key.clone(),
+            value: Some(value.clone()),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let bytes: usize = records.iter().map(|(_, v, _)| v.len() + 32).sum();
+    let mut buf = BytesMut::with_capacity(bytes + BATCH_HEADER_LEN);
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(encode_error("a record batch"))?;
+    Ok(buf.freeze())
+}
+
+/// Produces the record batches `batches` yields (each `(batch, records)`, encoded by the
+/// caller, e.g. with [`encode_records`]) to `topic`/`partition`, one ProduceRequest per batch,
+/// at most `in_flight` unanswered, checking every response. Batches are pulled lazily, so a
+/// run of any length holds only the batches in flight.
+pub(super) async fn produce_batches<I>(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    in_flight: usize,
+    timeout: Duration,
+    batches: I,
+) -> Result<ProduceOutcome, ClientError>
+where
+    I: Iterator<Item = Result<(Bytes, u64), ClientError>>,
+{
+    let latency_us = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))?;
+    let mut stats = ProduceStats {
+        delivered: 0,
+        failed: 0,
+        first_error: None,
+        latency_us,
+    };
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let stream = connect(brokers, deadline).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let slots = Semaphore::new(in_flight.max(1));
+    let (tx, rx) = mpsc::channel::<Pending>(in_flight.max(1) + 1);
+    let send = async {
+        let mut header = BytesMut::with_capacity(64);
+        // Moved in: dropped when sending ends, which lets the reader finish.
+        let tx = tx;
+        for (i, batch) in batches.enumerate() {
+            let (batch, records) = batch?;
+            let body = encode_produce_body(topic, partition, acks, batch)?;
+            tokio::time::timeout_at(deadline.into(), slots.acquire())
+                .await
+                .map_err(|_| ClientError::Timeout("waiting for an in-flight slot".into()))?
+                .map_err(|e| ClientError::Worker(e.to_string()))?
+                .forget();
+            let correlation_id = (i % i32::MAX as usize) as i32;
+            header.clear();
+            put_header(
+                &mut header,
+                ApiKey::Produce,
+                PRODUCE_VERSION,
+                correlation_id,
+                body.len(),
+            )?;
+            tx.send(Pending {
+                correlation_id,
+                partition,
+                records,
+                sent: Instant::now(),
+            })
+            .await
+            .map_err(|_| ClientError::Worker("the response reader stopped".into()))?;
+            tokio::time::timeout_at(deadline.into(), async {
+                wr.write_all(&header).await?;
+                wr.write_all(&body).await
+            })
+            .await
+            .map_err(|_| ClientError::Timeout("sending a produce request".into()))?
+            .map_err(ClientError::io("sending a produce request"))?;
+        }
+        Ok::<(), ClientError>(())
+    };
+    let result = tokio::try_join!(
+        send,
+        read_responses(&mut rd, topic, &slots, rx, &mut stats, deadline),
+    );
+    let elapsed = start.elapsed();
+    let timed_out = match result {
+        Ok(_) => false,
+        Err(ClientError::Timeout(_)) => true,
+        Err(e) => return Err(e),
+    };
+    let _ = wr.shutdown().await;
+    Ok(ProduceOutcome {
+        delivered: stats.delivered,
+        failed: stats.failed,
+        first_error: stats.first_error,
+        elapsed,
+        latency_us: stats.latency_us,
+        timed_out,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Consume
 // ---------------------------------------------------------------------------------------------

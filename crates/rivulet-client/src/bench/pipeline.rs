@@ -1,0 +1,723 @@
+//! `rivulet bench pipeline`: the whole pipeline (issue 3), in four parts.
+//!
+//! The bench starts its own broker (`bench::broker`, a child process, so its RSS and CPU are
+//! its own) unless `--brokers` is given, and runs the generator and the engine *in this
+//! process*, exactly as `rivulet up` does. The query is the default one
+//! (examples/pipeline.toml: 10 s tumbling windows per id, count/avg/min/max of `value`, 5 s
+//! lateness, update mode) with a JSON-lines file sink in a temporary directory instead of the
+//! console.
+//!
+//! - `engine` (a): pre-fills a topic with `--count` events of the generator's `EventStream`
+//!   (seeded, `--keys` ids, 100,000 events per second of event time) through the raw
+//!   kafka-protocol producer (untimed), then times `run_query` from open to return with
+//!   `stop_when_caught_up`, trigger `on-arrival` (micro-batches back to back) and
+//!   `--max-records-per-trigger`. events/s = count / that wall time. The run ends with one
+//!   empty poll (≤ 0.5 s) that finds the source caught up; that idle tail is included.
+//! - `e2e` (b): generator (`rivulet_gen::run`, `--rate 0`, acks=all, idempotent), broker and
+//!   engine together for `--duration-secs`; sustained events/s from the progress records
+//!   (input rows of the micro-batches that started after a 2 s warm-up, over that span).
+//! - `latency` (c): generator at `--latency-rate` events/s, trigger `on-arrival`; per
+//!   micro-batch, the time its result is at the sink is `timestamp` (the batch time, taken
+//!   right after the poll) + `walCommit` + `addBatch` (decode, operators and sink write) of
+//!   its progress record; the latency of an event is that minus the event's own `timestamp`
+//!   field (the generator stamps events with their scheduled send time, and sends them when
+//!   due). A batch's oldest event (`eventTime.min`) gives an upper bound for all its events,
+//!   its newest (`eventTime.max`) a lower bound; both distributions are reported, weighted
+//!   by the batch's rows. Resolution is 1 ms (progress times are whole milliseconds).
+//! - `rss` (d): the bench's broker's peak RSS over the parts above, and `rivulet up` (this
+//!   executable, a child on a free port with a temporary data directory, generator at
+//!   `--up-rate`) after `--rss-secs`: VmHWM and VmRSS from `/proc/<pid>/status`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use rivulet_engine::plan::{Plan, SinkSpec, TriggerSpec};
+use rivulet_gen::{EventStream, StreamConfig, ValueDist};
+use rivulet_runtime::progress::QueryProgress;
+use rivulet_runtime::{run_query, QuerySummary, RunOptions};
+use tokio_util::sync::CancellationToken;
+
+use super::broker::{BenchBroker, Rss};
+use super::raw;
+use super::{check_outcome, round2, Report};
+use crate::ClientError;
+
+/// The default query of `rivulet up`.
+const DEFAULT_PIPELINE: &str = include_str!("../../../../examples/pipeline.toml");
+/// Records per pre-fill batch (~0.7 MB of ~70-byte events).
+const PREFILL_BATCH: usize = 10_000;
+/// Produce requests in flight while pre-filling.
+const PREFILL_IN_FLIGHT: usize = 8;
+/// Event-time rate of the pre-filled stream (events per second of event time).
+const PREFILL_EVENT_RATE: u64 = 100_000;
+/// Event time of the first pre-filled event: 2026-11-24T00:00:00Z (fixed, reproducible).
+const PREFILL_START_MS: i64 = 1_795_478_400_000;
+/// Micro-batches starting in the first seconds of a timed part are not counted.
+const WARMUP: Duration = Duration::from_secs(2);
+/// Kernel clock ticks per second for `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// What `bench pipeline` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// (a) the engine alone over a pre-filled topic.
+    Engine,
+    /// (b) generator, broker and engine together.
+    E2e,
+    /// (c) latency at a fixed generator rate.
+    Latency,
+    /// (d) RSS of `rivulet up`.
+    Rss,
+}
+
+/// `rivulet bench pipeline` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineArgs {
+    /// Bootstrap servers; without it the bench starts its own broker on 127.0.0.1.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Parts to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "engine,e2e,latency,rss"
+    )]
+    pub parts: Vec<Part>,
+    /// (a) events pre-filled and processed.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub count: u64,
+    /// (a), (b) `max_records_per_trigger` of the query.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_records_per_trigger: u64,
+    /// (b), (c) how long the generator runs.
+    #[arg(long, default_value_t = 20)]
+    pub duration_secs: u64,
+    /// (c) generator rate in events/s.
+    #[arg(long, default_value_t = 100_000)]
+    pub latency_rate: u64,
+    /// (d) how long `rivulet up` runs before its RSS is read.
+    #[arg(long, default_value_t = 10)]
+    pub rss_secs: u64,
+    /// (d) generator rate of `rivulet up` (its default is 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub up_rate: u64,
+    /// Distinct ids.
+    #[arg(long, default_value_t = 10)]
+    pub keys: u64,
+    /// Generator seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// --fsync of the broker the bench starts.
+    #[arg(long, default_value = "always")]
+    pub fsync: String,
+    /// Give up on each phase after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+impl PipelineArgs {
+    fn check(&self) -> Result<(), ClientError> {
+        let bad = |m: &str| Err(ClientError::InvalidArgument(m.to_string()));
+        if self.count == 0 {
+            return bad("--count must be at least 1");
+        }
+        if self.max_records_per_trigger == 0 {
+            return bad("--max-records-per-trigger must be at least 1");
+        }
+        if self.duration_secs <= WARMUP.as_secs() {
+            return bad("--duration-secs must be more than 2 (the warm-up)");
+        }
+        if self.latency_rate == 0 {
+            return bad("--latency-rate must be at least 1");
+        }
+        if self.rss_secs == 0 || self.timeout_secs == 0 || self.keys == 0 {
+            return bad("--rss-secs, --timeout-secs and --keys must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the selected parts and prints one report.
+pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
+    args.check()?;
+    let mut report = Report::new("pipeline");
+    let needs_broker = args.parts.iter().any(|p| *p != Part::Rss);
+    let own = match (&args.brokers, needs_broker) {
+        (None, true) => {
+            let fsync = args.fsync.clone();
+            Some(super::blocking(move || BenchBroker::start(&fsync)).await?)
+        }
+        _ => None,
+    };
+    let brokers = match (&args.brokers, &own) {
+        (Some(b), _) => b.clone(),
+        (None, Some(o)) => o.addr().to_string(),
+        (None, None) => String::new(),
+    };
+    let broker_pid = own.as_ref().map(BenchBroker::pid);
+    if needs_broker {
+        report.add("broker", brokers.clone());
+        report.add("broker_started_by_bench", own.is_some());
+        if own.is_some() {
+            report.add("broker_fsync", args.fsync.clone());
+        }
+    }
+    report.add("keys", args.keys);
+    report.add("seed", args.seed);
+    let mut result = Ok(());
+    for part in args.parts.clone() {
+        let r = match part {
+            Part::Engine => engine_alone(&brokers, broker_pid, &args, &mut report).await,
+            Part::E2e => end_to_end(&brokers, broker_pid, &args, &mut report).await,
+            Part::Latency => latency(&brokers, &args, &mut report).await,
+            Part::Rss => Ok(()),
+        };
+        if let Err(e) = r {
+            result = Err(e);
+            break;
+        }
+    }
+    if let Some(b) = own {
+        let Rss {
+            peak_kib,
+            current_kib,
+        } = b.stop();
+        report.add("broker_peak_rss_mib", round2(peak_kib as f64 / 1024.0));
+        report.add("broker_rss_mib", round2(current_kib as f64 / 1024.0));
+    }
+    if result.is_ok() && args.parts.contains(&Part::Rss) {
+        result = up_rss(&args, &mut report).await;
+    }
+    report.print();
+    result
+}
+
+/// The default query reading `topic` on `brokers`, with a file sink and checkpoints in `dir`.
+fn bench_plan(brokers: &str, topic: &str, dir: &Path) -> Result<Plan, ClientError> {
+    let mut plan = Plan::from_toml(DEFAULT_PIPELINE)
+        .map_err(|e| ClientError::InvalidArgument(format!("the default pipeline: {e}")))?;
+    plan.source.brokers = brokers.to_string();
+    plan.source.topics = vec![topic.to_string()];
+    plan.source.group_id = Some(format!("rivulet-bench-{topic}"));
+    plan.sinks = vec![SinkSpec::File {
+        path: dir.join("out"),
+    }];
+    plan.checkpoint.dir = Some(dir.join("checkpoint"));
+    Ok(plan)
+}
+
+fn temp_dir() -> Result<tempfile::TempDir, ClientError> {
+    tempfile::Builder::new()
+        .prefix("rivulet-bench-pipeline-")
+        .tempdir()
+        .map_err(ClientError::io("creating a temporary directory"))
+}
+
+fn run_options(dir: &Path, stop_when_caught_up: bool) -> RunOptions {
+    RunOptions {
+        progress_json: Some(dir.join("progress.jsonl")),
+        stop_when_caught_up,
+        ..RunOptions::default()
+    }
+}
+
+fn query_error(e: rivulet_runtime::RuntimeError) -> ClientError {
+    ClientError::Worker(format!("query: {e}"))
+}
+
+/// Cancels `token` after `timeout` unless dropped first.
+fn watchdog(token: &CancellationToken, timeout: Duration) -> tokio::task::JoinHandle<()> {
+    let t = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        tracing::warn!("bench pipeline: timed out, stopping the query");
+        t.cancel();
+    })
+}
+
+/// The progress records a run wrote.
+fn read_progress(dir: &Path) -> Result<Vec<QueryProgress>, ClientError> {
+    let path = dir.join("progress.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| ClientError::Decode {
+                what: format!("a progress record in {}", path.display()),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn parse_ms(s: &str) -> Option<i64> {
+    rivulet_gen::time::parse_rfc3339(s).ok()
+}
+
+/// User + system CPU seconds of a process so far (0 when /proc cannot be read).
+fn cpu_secs(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is the first, utime and
+    // stime the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / CLOCK_TICKS
+}
+
+/// Sums of the progress records' `durationMs` parts, in seconds: where the engine's time went.
+fn add_durations(report: &mut Report, progress: &[QueryProgress]) {
+    let parts: [(&str, &'static str); 6] = [
+        ("getBatch", "engine_secs_get_batch"),
+        ("walCommit", "engine_secs_wal_commit"),
+        ("addBatch", "engine_secs_add_batch"),
+        ("commitOffsets", "engine_secs_commit"),
+        ("latestOffset", "engine_secs_latest_offset"),
+        ("triggerExecution", "engine_secs_trigger_total"),
+    ];
+    for (key, name) in parts {
+        let ms: u64 = progress.iter().filter_map(|p| p.duration_ms.get(key)).sum();
+        report.add(name, round2(ms as f64 / 1000.0));
+    }
+}
+
+async fn create_topic(brokers: &str, topic: &str) -> Result<(), ClientError> {
+    crate::admin::ensure_topic(brokers, topic, 1)
+        .await
+        .map(|_| ())
+}
+
+/// (a) the engine alone.
+async fn engine_alone(
+    brokers: &str,
+    broker_pid: Option<u32>,
+    args: &PipelineArgs,
+    report: &mut Report,
+) -> Result<(), ClientError> {
+    let topic = "bench-pipeline-engine";
+    create_topic(brokers, topic).await?;
+    let (_, offsets) = super::topic_offsets(brokers, topic).await?;
+    let existing: u64 = offsets.iter().map(|(_, l, h)| (h - l).max(0) as u64).sum();
+    if existing != 0 && existing != args.count {
+        return Err(ClientError::InvalidArgument(format!(
+            "topic {topic} already holds {existing} records, not --count {}: use an empty broker",
+            args.count
+        )));
+    }
+    let timeout = Duration::from_secs(args.timeout_secs);
+    if existing == 0 {
+        let config = StreamConfig {
+            seed: args.seed,
+            start_ms: PREFILL_START_MS,
+            rate: PREFILL_EVENT_RATE,
+            keys: args.keys,
+            dist: ValueDist::Uniform {
+                min: 0.0,
+                max: 100.0,
+            },
+            decimals: 2,
+            late_fraction: 0.0,
+            late_by_ms: 0,
+            bad_fraction: 0.0,
+        };
+        let stream = EventStream::new(config)
+            .map_err(|e| ClientError::InvalidArgument(format!("event stream: {e}")))?;
+        let mut events = stream.take(usize::try_from(args.count).unwrap_or(usize::MAX));
+        let batches = std::iter::from_fn(move || {
+            let chunk: Vec<raw::RawRecord> = events
+                .by_ref()
+                .take(PREFILL_BATCH)
+                .map(|e| {
+                    (
+                        Some(Bytes::from(e.key.into_bytes())),
+                        Bytes::from(e.payload),
+                        e.timestamp_ms,
+                    )
+                })
+                .collect();
+            if chunk.is_empty() {
+                return None;
+            }
+            let n = chunk.len() as u64;
+            Some(raw::encode_records(&chunk).map(|b| (b, n)))
+        });
+        let t = Instant::now();
+        let out =
+            raw::produce_batches(brokers, topic, 0, 1, PREFILL_IN_FLIGHT, timeout, batches).await?;
+        check_outcome(&out, args.count, args.timeout_secs)?;
+        report.add("engine_prefill_secs", round2(t.elapsed().as_secs_f64()));
+    }
+    report.add("engine_events", args.count);
+    report.add(
+        "engine_max_records_per_trigger",
+        args.max_records_per_trigger,
+    );
+
+    let dir = temp_dir()?;
+    let mut plan = bench_plan(brokers, topic, dir.path())?;
+    plan.source.max_records_per_trigger = Some(args.max_records_per_trigger);
+    plan.output.trigger = TriggerSpec::OnArrival;
+    let cancel = CancellationToken::new();
+    let dog = watchdog(&cancel, timeout);
+    let (cpu0, bcpu0) = (cpu_secs(None), cpu_secs(broker_pid));
+    let t = Instant::now();
+    let summary = run_query(plan, run_options(dir.path(), true), cancel.clone()).await;
+    let secs = t.elapsed().as_secs_f64().max(1e-9);
+    let (cpu, bcpu) = (cpu_secs(None) - cpu0, cpu_secs(broker_pid) - bcpu0);
+    dog.abort();
+    let summary = summary.map_err(query_error)?;
+    let progress = read_progress(dir.path())?;
+    report.add("engine_processed", summary.input_rows);
+    report.add("engine_epochs", summary.epochs);
+    report.add("engine_output_rows", summary.output_rows);
+    report.add("engine_dead_letters", summary.dead_letters);
+    report.add("engine_late_rows", summary.late_rows);
+    report.add("engine_wall_secs", round2(secs));
+    report.add(
+        "engine_events_per_sec",
+        (summary.input_rows as f64 / secs).round() as u64,
+    );
+    let busy = progress
+        .iter()
+        .filter(|p| p.num_input_rows > 0)
+        .filter_map(|p| p.duration_ms.get("triggerExecution"))
+        .sum::<u64>() as f64
+        / 1000.0;
+    report.add(
+        "engine_events_per_busy_sec",
+        (summary.input_rows as f64 / busy.max(1e-9)).round() as u64,
+    );
+    report.add("engine_cpu_secs", round2(cpu));
+    if broker_pid.is_some() {
+        report.add("engine_broker_cpu_secs", round2(bcpu));
+    }
+    add_durations(report, &progress);
+    if cancel.is_cancelled() || summary.input_rows < args.count {
+        return Err(ClientError::Timeout(format!(
+            "the engine processed {} of {} events within {}s",
+            summary.input_rows, args.count, args.timeout_secs
+        )));
+    }
+    Ok(())
+}
+
+/// Generator flags for a timed part.
+fn gen_args(
+    brokers: &str,
+    topic: &str,
+    rate: u64,
+    args: &PipelineArgs,
+) -> Result<rivulet_gen::GenArgs, ClientError> {
+    let (rate, keys, seed) = (
+        rate.to_string(),
+        args.keys.to_string(),
+        args.seed.to_string(),
+    );
+    rivulet_gen::GenArgs::try_parse_from([
+        "gen",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--rate",
+        &rate,
+        "--keys",
+        &keys,
+        "--seed",
+        &seed,
+        "--quiet",
+    ])
+    .map_err(|e| ClientError::InvalidArgument(format!("generator flags: {e}")))
+}
+
+/// What a timed generator + engine run did.
+struct Timed {
+    generated: u64,
+    gen_secs: f64,
+    summary: QuerySummary,
+    progress: Vec<QueryProgress>,
+    /// Wall clock (ms) when the generator started and stopped.
+    start_ms: i64,
+    stop_ms: i64,
+    cpu: f64,
+    broker_cpu: f64,
+}
+
+/// Runs the generator at `rate` and the query (trigger on-arrival) for `--duration-secs`.
+async fn timed_run(
+    brokers: &str,
+    broker_pid: Option<u32>,
+    topic: &str,
+    rate: u64,
+    max_records: Option<u64>,
+    args: &PipelineArgs,
+) -> Result<Timed, ClientError> {
+    create_topic(brokers, topic).await?;
+    let dir = temp_dir()?;
+    let mut plan = bench_plan(brokers, topic, dir.path())?;
+    plan.source.max_records_per_trigger = max_records;
+    plan.output.trigger = TriggerSpec::OnArrival;
+    // Only what this run produces.
+    plan.source.starting_offsets = rivulet_engine::plan::StartingOffsets::Latest;
+    let gen = gen_args(brokers, topic, rate, args)?;
+    let (gen_cancel, query_cancel) = (CancellationToken::new(), CancellationToken::new());
+    let dog = watchdog(
+        &query_cancel,
+        Duration::from_secs(args.timeout_secs + args.duration_secs),
+    );
+    let (cpu0, bcpu0) = (cpu_secs(None), cpu_secs(broker_pid));
+    let query = tokio::spawn(run_query(
+        plan,
+        run_options(dir.path(), false),
+        query_cancel.clone(),
+    ));
+    // Let the query assign its partition at the latest offset before events arrive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let start_ms = rivulet_gen::time::now_ms();
+    let generator = tokio::spawn(rivulet_gen::run(gen, gen_cancel.clone()));
+    tokio::time::sleep(Duration::from_secs(args.duration_secs)).await;
+    gen_cancel.cancel();
+    let stop_ms = rivulet_gen::time::now_ms();
+    let gen_summary = generator
+        .await
+        .map_err(|e| ClientError::Worker(e.to_string()))?
+        .map_err(|e| ClientError::Worker(format!("generator: {e}")))?;
+    // Let the query drain what was produced (bounded), then stop it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    query_cancel.cancel();
+    let summary = query
+        .await
+        .map_err(|e| ClientError::Worker(e.to_string()))?
+        .map_err(query_error)?;
+    let (cpu, broker_cpu) = (cpu_secs(None) - cpu0, cpu_secs(broker_pid) - bcpu0);
+    dog.abort();
+    Ok(Timed {
+        generated: gen_summary.acknowledged,
+        gen_secs: gen_summary.elapsed.as_secs_f64(),
+        summary,
+        progress: read_progress(dir.path())?,
+        start_ms,
+        stop_ms,
+        cpu,
+        broker_cpu,
+    })
+}
+
+/// Rows of the micro-batches that started in `[from_ms, to_ms)`.
+fn rows_between(progress: &[QueryProgress], from_ms: i64, to_ms: i64) -> u64 {
+    progress
+        .iter()
+        .filter(|p| parse_ms(&p.timestamp).is_some_and(|t| t >= from_ms && t < to_ms))
+        .map(|p| p.num_input_rows)
+        .sum()
+}
+
+/// (b) generator, broker and engine together.
+async fn end_to_end(
+    brokers: &str,
+    broker_pid: Option<u32>,
+    args: &PipelineArgs,
+    report: &mut Report,
+) -> Result<(), ClientError> {
+    let t = timed_run(
+        brokers,
+        broker_pid,
+        "bench-pipeline-e2e",
+        0,
+        Some(args.max_records_per_trigger),
+        args,
+    )
+    .await?;
+    let from = t.start_ms + WARMUP.as_millis() as i64;
+    let span = ((t.stop_ms - from) as f64 / 1000.0).max(1e-9);
+    let sustained = rows_between(&t.progress, from, t.stop_ms) as f64 / span;
+    report.add("e2e_secs", args.duration_secs);
+    report.add("e2e_generated", t.generated);
+    report.add(
+        "e2e_gen_events_per_sec",
+        (t.generated as f64 / t.gen_secs.max(1e-9)).round() as u64,
+    );
+    report.add("e2e_processed", t.summary.input_rows);
+    report.add("e2e_engine_events_per_sec", sustained.round() as u64);
+    report.add("e2e_epochs", t.summary.epochs);
+    report.add(
+        "e2e_unprocessed_at_end",
+        t.generated.saturating_sub(t.summary.input_rows),
+    );
+    report.add("e2e_cpu_secs_gen_and_engine", round2(t.cpu));
+    if broker_pid.is_some() {
+        report.add("e2e_broker_cpu_secs", round2(t.broker_cpu));
+    }
+    Ok(())
+}
+
+/// (c) latency at a fixed generator rate.
+async fn latency(
+    brokers: &str,
+    args: &PipelineArgs,
+    report: &mut Report,
+) -> Result<(), ClientError> {
+    let t = timed_run(
+        brokers,
+        None,
+        "bench-pipeline-latency",
+        args.latency_rate,
+        None,
+        args,
+    )
+    .await?;
+    let hist = || {
+        Histogram::<u64>::new_with_bounds(1, 3_600_000, 3)
+            .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))
+    };
+    // Microseconds would suggest precision the 1 ms progress times do not have: whole ms,
+    // shifted by one so that 0 ms can be recorded.
+    let (mut upper, mut lower) = (hist()?, hist()?);
+    let from = t.start_ms + WARMUP.as_millis() as i64;
+    let mut epochs = 0u64;
+    for p in &t.progress {
+        let Some(ts) = parse_ms(&p.timestamp) else {
+            continue;
+        };
+        if p.num_input_rows == 0 || ts < from || ts >= t.stop_ms {
+            continue;
+        }
+        let (Some(min), Some(max)) = (
+            p.event_time.get("min").and_then(|s| parse_ms(s)),
+            p.event_time.get("max").and_then(|s| parse_ms(s)),
+        ) else {
+            continue;
+        };
+        let d = |k: &str| p.duration_ms.get(k).copied().unwrap_or(0) as i64;
+        let visible = ts + d("walCommit") + d("addBatch");
+        let rec = |h: &mut Histogram<u64>, ms: i64| {
+            h.saturating_record_n(ms.max(0) as u64 + 1, p.num_input_rows);
+        };
+        rec(&mut upper, visible - min);
+        rec(&mut lower, visible - max);
+        epochs += 1;
+    }
+    let q = |h: &Histogram<u64>, x: f64| h.value_at_quantile(x).saturating_sub(1);
+    let from_s = from;
+    let span = ((t.stop_ms - from_s) as f64 / 1000.0).max(1e-9);
+    report.add("latency_rate", args.latency_rate);
+    report.add("latency_secs", args.duration_secs);
+    report.add("latency_generated", t.generated);
+    report.add("latency_processed", t.summary.input_rows);
+    report.add(
+        "latency_engine_events_per_sec",
+        (rows_between(&t.progress, from_s, t.stop_ms) as f64 / span).round() as u64,
+    );
+    report.add("latency_epochs_measured", epochs);
+    report.add("latency_p50_ms", q(&upper, 0.50));
+    report.add("latency_p99_ms", q(&upper, 0.99));
+    report.add("latency_max_ms", upper.max().saturating_sub(1));
+    report.add("latency_newest_p50_ms", q(&lower, 0.50));
+    report.add("latency_newest_p99_ms", q(&lower, 0.99));
+    report.add("latency_cpu_secs_gen_and_engine", round2(t.cpu));
+    if epochs == 0 {
+        return Err(ClientError::Incomplete(
+            "no micro-batch with data after the warm-up".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// (d) RSS of `rivulet up` under its default load.
+async fn up_rss(args: &PipelineArgs, report: &mut Report) -> Result<(), ClientError> {
+    let rate = args.up_rate.to_string();
+    let up = super::blocking(move || {
+        BenchBroker::start_with(move |data_dir| {
+            vec![
+                "up".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--data-dir".into(),
+                data_dir.into(),
+                "--rate".into(),
+                rate.into(),
+            ]
+        })
+    })
+    .await?;
+    let pid = up.pid();
+    tokio::time::sleep(Duration::from_secs(args.rss_secs)).await;
+    let cpu = cpu_secs(Some(pid));
+    let Rss {
+        peak_kib,
+        current_kib,
+    } = up.stop();
+    report.add("up_rate", args.up_rate);
+    report.add("up_secs", args.rss_secs);
+    report.add("up_peak_rss_mib", round2(peak_kib as f64 / 1024.0));
+    report.add("up_rss_mib", round2(current_kib as f64 / 1024.0));
+    report.add("up_cpu_secs", round2(cpu));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        bench: super::super::BenchCommand,
+    }
+
+    fn parse(argv: &[&str]) -> PipelineArgs {
+        let mut v = vec!["x", "pipeline"];
+        v.extend_from_slice(argv);
+        match Cli::try_parse_from(v).expect("parses").bench {
+            super::super::BenchCommand::Pipeline(a) => a,
+            _ => panic!("not pipeline"),
+        }
+    }
+
+    #[test]
+    fn parses_parts_and_defaults() {
+        let a = parse(&[]);
+        assert_eq!(
+            a.parts,
+            vec![Part::Engine, Part::E2e, Part::Latency, Part::Rss]
+        );
+        assert_eq!((a.count, a.keys, a.latency_rate), (10_000_000, 10, 100_000));
+        assert!(a.check().is_ok());
+        assert_eq!(
+            parse(&["--parts", "engine,rss"]).parts,
+            vec![Part::Engine, Part::Rss]
+        );
+        assert!(parse(&["--count", "0"]).check().is_err());
+        assert!(parse(&["--duration-secs", "2"]).check().is_err());
+    }
+
+    #[test]
+    fn the_bench_plan_is_the_default_query_with_a_file_sink() {
+        let dir = std::path::Path::new("/tmp/x");
+        let p = bench_plan("127.0.0.1:1", "t", dir).expect("valid");
+        assert_eq!(p.source.topics, vec!["t".to_string()]);
+        assert_eq!(
+            p.sinks,
+            vec![SinkSpec::File {
+                path: dir.join("out")
+            }]
+        );
+        assert_eq!(p.name, "stats");
+        assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn reads_cpu_of_this_process() {
+        assert!(cpu_secs(None) >= 0.0);
+    }
+}
