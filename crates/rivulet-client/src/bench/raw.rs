@@ -444,6 +444,84 @@ struct ProduceStats {
     latency_us: Histogram<u64>,
 }
 
+impl ProduceStats {
+    fn new() -> Result<ProduceStats, ClientError> {
+        let latency_us = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))?;
+        Ok(ProduceStats {
+            delivered: 0,
+            failed: 0,
+            first_error: None,
+            latency_us,
+        })
+    }
+
+    /// The run's outcome: a timeout still reports what was answered; other errors fail it.
+    fn finish(
+        self,
+        result: Result<(), ClientError>,
+        elapsed: Duration,
+    ) -> Result<ProduceOutcome, ClientError> {
+        let timed_out = match result {
+            Ok(()) => false,
+            Err(ClientError::Timeout(_)) => true,
+            Err(e) => return Err(e),
+        };
+        Ok(ProduceOutcome {
+            delivered: self.delivered,
+            failed: self.failed,
+            first_error: self.first_error,
+            elapsed,
+            latency_us: self.latency_us,
+            timed_out,
+        })
+    }
+}
+
+/// Sends one produce request once an in-flight slot is free (the reader gives it back when the
+/// response arrives), announcing it to the reader first so responses can be matched in order.
+#[allow(clippy::too_many_arguments)]
+async fn send_request<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    header: &mut BytesMut,
+    in_flight: &Semaphore,
+    tx: &mpsc::Sender<Pending>,
+    correlation_id: i32,
+    partition: i32,
+    records: u64,
+    body: &[u8],
+    deadline: Instant,
+) -> Result<(), ClientError> {
+    tokio::time::timeout_at(deadline.into(), in_flight.acquire())
+        .await
+        .map_err(|_| ClientError::Timeout("waiting for an in-flight slot".into()))?
+        .map_err(|e| ClientError::Worker(e.to_string()))?
+        .forget();
+    header.clear();
+    put_header(
+        header,
+        ApiKey::Produce,
+        PRODUCE_VERSION,
+        correlation_id,
+        body.len(),
+    )?;
+    tx.send(Pending {
+        correlation_id,
+        partition,
+        records,
+        sent: Instant::now(),
+    })
+    .await
+    .map_err(|_| ClientError::Worker("the response reader stopped".into()))?;
+    tokio::time::timeout_at(deadline.into(), async {
+        wr.write_all(header).await?;
+        wr.write_all(body).await
+    })
+    .await
+    .map_err(|_| ClientError::Timeout("sending a produce request".into()))?
+    .map_err(ClientError::io("sending a produce request"))
+}
+
 /// Sends every request of `plan`, at most `spec.in_flight` unanswered, and checks every
 /// response. Returns when all are answered, on the first I/O or protocol error, or at the
 /// deadline (then `timed_out` is set and the figures cover what was answered).
@@ -452,14 +530,7 @@ pub(super) async fn produce(
     spec: &ProduceSpec<'_>,
     plan: &Plan,
 ) -> Result<ProduceOutcome, ClientError> {
-    let latency_us = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))?;
-    let mut stats = ProduceStats {
-        delivered: 0,
-        failed: 0,
-        first_error: None,
-        latency_us,
-    };
+    let mut stats = ProduceStats::new()?;
     let start = Instant::now();
     let deadline = start + spec.timeout;
     let stream = connect(brokers, deadline).await?;
@@ -472,20 +543,8 @@ pub(super) async fn produce(
         read_responses(&mut rd, spec.topic, &in_flight, rx, &mut stats, deadline),
     );
     let elapsed = start.elapsed();
-    let timed_out = match result {
-        Ok(_) => false,
-        Err(ClientError::Timeout(_)) => true,
-        Err(e) => return Err(e),
-    };
     let _ = wr.shutdown().await;
-    Ok(ProduceOutcome {
-        delivered: stats.delivered,
-        failed: stats.failed,
-        first_error: stats.first_error,
-        elapsed,
-        latency_us: stats.latency_us,
-        timed_out,
-    })
+    stats.finish(result.map(|_| ()), elapsed)
 }
 
 async fn send_requests<W: AsyncWrite + Unpin>(
@@ -498,36 +557,19 @@ async fn send_requests<W: AsyncWrite + Unpin>(
     let mut header = BytesMut::with_capacity(64);
     for i in 0..plan.requests() {
         let Some(req) = plan.request(i) else { break };
-        tokio::time::timeout_at(deadline.into(), in_flight.acquire())
-            .await
-            .map_err(|_| ClientError::Timeout("waiting for an in-flight slot".into()))?
-            .map_err(|e| ClientError::Worker(e.to_string()))?
-            // Given back by the reader when the response arrives.
-            .forget();
         let correlation_id = (i % i32::MAX as u64) as i32;
-        header.clear();
-        put_header(
+        send_request(
+            wr,
             &mut header,
-            ApiKey::Produce,
-            PRODUCE_VERSION,
+            in_flight,
+            &tx,
             correlation_id,
-            req.body.len(),
-        )?;
-        tx.send(Pending {
-            correlation_id,
-            partition: req.partition,
-            records: req.records,
-            sent: Instant::now(),
-        })
-        .await
-        .map_err(|_| ClientError::Worker("the response reader stopped".into()))?;
-        tokio::time::timeout_at(deadline.into(), async {
-            wr.write_all(&header).await?;
-            wr.write_all(&req.body).await
-        })
-        .await
-        .map_err(|_| ClientError::Timeout("sending a produce request".into()))?
-        .map_err(ClientError::io("sending a produce request"))?;
+            req.partition,
+            req.records,
+            &req.body,
+            deadline,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -648,14 +690,7 @@ pub(super) async fn produce_batches<I>(
 where
     I: Iterator<Item = Result<(Bytes, u64), ClientError>>,
 {
-    let latency_us = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))?;
-    let mut stats = ProduceStats {
-        delivered: 0,
-        failed: 0,
-        first_error: None,
-        latency_us,
-    };
+    let mut stats = ProduceStats::new()?;
     let start = Instant::now();
     let deadline = start + timeout;
     let stream = connect(brokers, deadline).await?;
@@ -669,35 +704,19 @@ where
         for (i, batch) in batches.enumerate() {
             let (batch, records) = batch?;
             let body = encode_produce_body(topic, partition, acks, batch)?;
-            tokio::time::timeout_at(deadline.into(), slots.acquire())
-                .await
-                .map_err(|_| ClientError::Timeout("waiting for an in-flight slot".into()))?
-                .map_err(|e| ClientError::Worker(e.to_string()))?
-                .forget();
             let correlation_id = (i % i32::MAX as usize) as i32;
-            header.clear();
-            put_header(
+            send_request(
+                &mut wr,
                 &mut header,
-                ApiKey::Produce,
-                PRODUCE_VERSION,
-                correlation_id,
-                body.len(),
-            )?;
-            tx.send(Pending {
+                &slots,
+                &tx,
                 correlation_id,
                 partition,
                 records,
-                sent: Instant::now(),
-            })
-            .await
-            .map_err(|_| ClientError::Worker("the response reader stopped".into()))?;
-            tokio::time::timeout_at(deadline.into(), async {
-                wr.write_all(&header).await?;
-                wr.write_all(&body).await
-            })
-            .await
-            .map_err(|_| ClientError::Timeout("sending a produce request".into()))?
-            .map_err(ClientError::io("sending a produce request"))?;
+                &body,
+                deadline,
+            )
+            .await?;
         }
         Ok::<(), ClientError>(())
     };
@@ -706,20 +725,8 @@ where
         read_responses(&mut rd, topic, &slots, rx, &mut stats, deadline),
     );
     let elapsed = start.elapsed();
-    let timed_out = match result {
-        Ok(_) => false,
-        Err(ClientError::Timeout(_)) => true,
-        Err(e) => return Err(e),
-    };
     let _ = wr.shutdown().await;
-    Ok(ProduceOutcome {
-        delivered: stats.delivered,
-        failed: stats.failed,
-        first_error: stats.first_error,
-        elapsed,
-        latency_us: stats.latency_us,
-        timed_out,
-    })
+    stats.finish(result.map(|_| ()), elapsed)
 }
 
 // ---------------------------------------------------------------------------------------------
