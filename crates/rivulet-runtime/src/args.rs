@@ -16,8 +16,8 @@
 
 use rivulet_engine::plan::{
     AggregateFunction, AggregateSpec, CheckpointSpec, DurationMs, EventTimeSpec, FieldSpec,
-    FieldType, OutputMode, OutputSpec, Plan, SinkSpec, SourceSpec, StartingOffsets, TimeFormat,
-    TriggerSpec, WindowSpec,
+    FieldType, OutputMode, OutputSpec, Plan, SinkSpec, SourceClient, SourceSpec, StartingOffsets,
+    TimeFormat, TriggerSpec, WindowSpec,
 };
 use rivulet_engine::EngineError;
 
@@ -37,6 +37,9 @@ pub struct PlanArgs {
     /// At most this many records per micro-batch.
     #[arg(long)]
     pub max_records_per_trigger: Option<u64>,
+    /// Kafka client of the source: native (Rivulet's fetcher) or librdkafka [default: native].
+    #[arg(long, value_name = "native|librdkafka")]
+    pub source_client: Option<String>,
     /// JSON fields: `name:type,...` with type bigint, int, double, string, boolean or
     /// timestamp; `name:type?` for a nullable field.
     #[arg(long, value_name = "NAME:TYPE,...")]
@@ -120,6 +123,18 @@ impl PlanArgs {
         if let Some(n) = self.max_records_per_trigger {
             plan.source.max_records_per_trigger = Some(n);
         }
+        if let Some(c) = &self.source_client {
+            plan.source.client = match c.as_str() {
+                "native" => SourceClient::Native,
+                "librdkafka" => SourceClient::Librdkafka,
+                other => {
+                    return Err(flag_err(
+                        "--source-client",
+                        format!("expected native or librdkafka, got `{other}`"),
+                    ))
+                }
+            };
+        }
         if let Some(s) = &self.schema {
             plan.schema = parse_schema(s)?;
         }
@@ -191,6 +206,7 @@ fn empty_plan() -> Plan {
             max_records_per_trigger: None,
             dlq_topic: None,
             late_topic: None,
+            client: SourceClient::default(),
         },
         schema: Vec::new(),
         event_time: EventTimeSpec {

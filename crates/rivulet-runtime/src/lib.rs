@@ -17,6 +17,7 @@
 
 pub mod args;
 pub mod checkpoint;
+mod decode_pool;
 pub mod dlq;
 pub mod error;
 pub mod progress;

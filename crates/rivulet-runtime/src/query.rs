@@ -34,7 +34,6 @@ use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use rivulet_engine::decode::{Decoder, RawRecord};
 use rivulet_engine::operator::Operator;
 use rivulet_engine::plan::{columns, OutputMode, Plan, SinkSpec, TriggerSpec};
 use rivulet_engine::watermark::{split_late, WatermarkState, WatermarkTracker};
@@ -42,6 +41,7 @@ use rivulet_engine::window::WindowAggregate;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{now_ms, Checkpoint, EpochOffsets, EpochState, OffsetRange};
+use crate::decode_pool::DecodePool;
 use crate::dlq::{DeadLetters, DeadRecord};
 use crate::error::RuntimeError;
 use crate::progress::{
@@ -50,7 +50,7 @@ use crate::progress::{
 };
 use crate::rows::rfc3339_ms;
 use crate::sinks::{ConsoleSink, FileSink, KafkaSink, Sink};
-use crate::source::{KafkaSource, SourceRecord, TopicPartition};
+use crate::source::{self, Source, SourceBatch, TopicPartition};
 use crate::Result;
 
 /// Default `max_records_per_trigger`.
@@ -122,7 +122,7 @@ pub async fn run_query(
 
 /// The operator chain and the watermark tracker.
 struct Pipeline {
-    decoder: Decoder,
+    decoders: DecodePool,
     ops: Vec<Box<dyn Operator>>,
     tracker: WatermarkTracker,
     output_schema: SchemaRef,
@@ -130,8 +130,8 @@ struct Pipeline {
 
 impl Pipeline {
     fn build(plan: &Plan) -> Result<Pipeline> {
-        let decoder = Decoder::new(plan)?;
-        let mut schema = decoder.schema();
+        let decoders = DecodePool::new(plan)?;
+        let mut schema = decoders.schema();
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
         build_stateless_ops(plan, &mut schema, &mut ops)?;
         let agg = WindowAggregate::new(
@@ -144,7 +144,7 @@ impl Pipeline {
         let output_schema = agg.output_schema();
         ops.push(Box::new(agg));
         Ok(Pipeline {
-            decoder,
+            decoders,
             ops,
             tracker: WatermarkTracker::new(
                 plan.event_time.allowed_lateness.0,
@@ -287,7 +287,7 @@ struct Query {
     cancel: CancellationToken,
     checkpoint: Checkpoint,
     pipeline: Pipeline,
-    source: KafkaSource,
+    source: Box<dyn Source>,
     sinks: Vec<Box<dyn Sink>>,
     dead: DeadLetters,
     progress: Option<ProgressWriter>,
@@ -311,7 +311,7 @@ impl Query {
             checkpoint = checkpoint.with_retain(n);
         }
         let pipeline = Pipeline::build(&plan)?;
-        let source = KafkaSource::connect(&plan.source, &plan.name)?;
+        let source = source::connect(&plan.source, &plan.name)?;
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         for s in &plan.sinks {
             sinks.push(match s {
@@ -533,7 +533,7 @@ impl Query {
     fn run_epoch(
         &mut self,
         offsets: &EpochOffsets,
-        mut records: Vec<SourceRecord>,
+        records: SourceBatch,
         started: Instant,
         wal_ms: u64,
     ) -> Result<()> {
@@ -542,81 +542,53 @@ impl Query {
         let get_batch_ms =
             started.elapsed().as_millis() as u64 - wal_ms.min(started.elapsed().as_millis() as u64);
         let add = Instant::now();
-        // Fixed order: topic, partition, offset.
-        records.sort_by(|a, b| {
-            (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset))
-        });
-        let num_input = records.len() as u64;
+        // Fixed order: topic, partition, offset (a SourceBatch is in that order).
+        let num_input: u64 = records.iter().map(|p| p.records.len() as u64).sum();
         let mut dead: Vec<DeadRecord> = Vec::new();
         let mut late: Vec<RecordBatch> = Vec::new();
         let mut num_late = 0u64;
         let mut out: Vec<RecordBatch> = Vec::new();
         let mut et = EventTimeStats::default();
-        let mut i = 0;
-        while i < records.len() {
-            let topic = records[i].topic.clone();
-            let partition = records[i].partition;
-            let mut j = i;
-            while j < records.len()
-                && records[j].partition == partition
-                && records[j].topic == topic
-            {
-                j += 1;
-            }
-            let group = &records[i..j];
-            i = j;
-            let raw: Vec<RawRecord<'_>> = group
-                .iter()
-                .map(|r| RawRecord {
-                    key: r.key.as_deref(),
-                    value: r.value.as_deref(),
-                    partition: r.partition,
-                    offset: r.offset,
-                    timestamp_ms: r.timestamp_ms,
-                })
-                .collect();
-            let decoded = self.pipeline.decoder.decode(&raw);
-            dead.extend(decoded.dead_letters.into_iter().map(|d| DeadRecord {
-                topic: topic.to_string(),
-                partition: d.partition,
-                offset: d.offset,
-                key: d.key,
-                value: d.value,
-                reason: d.reason,
-            }));
-            let batch = decoded.batch;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            if let Some(times) = batch
-                .column_by_name(columns::EVENT_TIME)
-                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-            {
-                let mut max: Option<i64> = None;
-                for k in 0..times.len() {
-                    if times.is_valid(k) {
-                        let t = times.value(k);
-                        et.observe(t);
-                        max = Some(max.map_or(t, |m: i64| m.max(t)));
+        for part in &records {
+            let topic = &part.topic;
+            let partition = part.tp.partition;
+            for decoded in self.pipeline.decoders.decode(&part.records, partition)? {
+                dead.extend(decoded.dead_letters.into_iter().map(|d| DeadRecord {
+                    topic: topic.to_string(),
+                    partition: d.partition,
+                    offset: d.offset,
+                    key: d.key,
+                    value: d.value,
+                    reason: d.reason,
+                }));
+                let batch = decoded.batch;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                if let Some(times) = batch
+                    .column_by_name(columns::EVENT_TIME)
+                    .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                {
+                    let mut max: Option<i64> = None;
+                    for k in 0..times.len() {
+                        if times.is_valid(k) {
+                            let t = times.value(k);
+                            et.observe(t);
+                            max = Some(max.map_or(t, |m: i64| m.max(t)));
+                        }
+                    }
+                    if let (Some(m), Some(idx)) = (max, self.tp_index.get(&part.tp)) {
+                        self.pipeline.tracker.observe(*idx, m, now);
                     }
                 }
-                if let (Some(m), Some(idx)) = (
-                    max,
-                    self.tp_index.get(&TopicPartition {
-                        topic: topic.to_string(),
-                        partition,
-                    }),
-                ) {
-                    self.pipeline.tracker.observe(*idx, m, now);
+                let (on_time, late_rows) = split_late(&batch, offsets.watermark_ms)?;
+                if let Some(l) = late_rows {
+                    num_late += l.num_rows() as u64;
+                    late.push(l);
                 }
-            }
-            let (on_time, late_rows) = split_late(&batch, offsets.watermark_ms)?;
-            if let Some(l) = late_rows {
-                num_late += l.num_rows() as u64;
-                late.push(l);
-            }
-            if on_time.num_rows() > 0 {
-                self.pipeline.push(0, on_time, &mut out)?;
+                if on_time.num_rows() > 0 {
+                    self.pipeline.push(0, on_time, &mut out)?;
+                }
             }
         }
         if let Some(wm) = self.pipeline.tracker.advance(now) {
@@ -695,7 +667,7 @@ impl Query {
         c: ProgressCounts,
     ) {
         let latest_t = Instant::now();
-        let latest = self.source.latest_offsets().unwrap_or_default();
+        let latest = self.source.recent_latest_offsets().unwrap_or_default();
         let latest_ms = latest_t.elapsed().as_millis() as u64;
         let by_topic = |f: &dyn Fn(&TopicPartition) -> Option<i64>| {
             let mut m = serde_json::Map::new();

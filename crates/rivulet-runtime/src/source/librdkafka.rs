@@ -1,23 +1,18 @@
-//! The Kafka source: an rdkafka `BaseConsumer` with every partition of the query's topics
-//! assigned manually. The runtime tracks offsets itself (in the checkpoint's `offsets/` files);
-//! the consumer group (`group.id` from the plan, default `rivulet-<query name>`, auto-commit
-//! off) only receives the end offsets of each committed epoch, so lag tools
-//! (`rivulet groups describe`) see the query's progress.
-//!
-//! All calls block (librdkafka): the driver runs them on its own thread.
-//!
-//! Partitions added to a topic while the query runs are not picked up until a restart.
+//! The librdkafka source: an rdkafka `BaseConsumer` with every partition of the query's topics
+//! assigned manually (see [`super`] for the contract). For clusters that need TLS or SASL,
+//! which the native fetcher does not speak; slower (one `poll` and one copy per message).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use rivulet_engine::plan::{SourceSpec, StartingOffsets};
 
+use super::{into_batch, Source, SourceBatch, SourceRecord, TopicPartition};
 use crate::checkpoint::OffsetRange;
 use crate::error::RuntimeError;
 use crate::sinks::kafka::topic_partitions;
@@ -27,23 +22,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most time a replay may take to re-read an epoch's recorded ranges.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A topic-partition, ordered by topic then partition: the fixed processing order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: i32,
-}
-
-/// One consumed record, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceRecord {
-    /// Shared by the records of one poll (one allocation per partition, not per record).
-    pub topic: Arc<str>,
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp_ms: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
+fn record(m: &BorrowedMessage<'_>) -> SourceRecord {
+    SourceRecord {
+        offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis().unwrap_or(-1),
+        key: m.key().map(Bytes::copy_from_slice),
+        value: m.payload().map(Bytes::copy_from_slice),
+    }
 }
 
 /// The consumer and the next offset to read per partition.
@@ -64,10 +49,7 @@ impl KafkaSource {
         if spec.topics.is_empty() {
             return Err(RuntimeError::Plan("the source has no topics".into()));
         }
-        let group_id = spec
-            .group_id
-            .clone()
-            .unwrap_or_else(|| format!("rivulet-{query_name}"));
+        let group_id = super::group_id(spec, query_name);
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &spec.brokers)
             .set("group.id", &group_id)
@@ -108,27 +90,45 @@ impl KafkaSource {
         })
     }
 
-    pub fn group_id(&self) -> &str {
+    fn assign_positions(&self) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (tp, off) in &self.positions {
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*off))
+                .map_err(|e| RuntimeError::kafka("building the assignment", e))?;
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| RuntimeError::kafka("assigning partitions", e))
+    }
+
+    fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(&tp.topic, tp.partition, REQUEST_TIMEOUT)
+            .map_err(|e| {
+                RuntimeError::kafka(
+                    format!("reading offsets of {}/{}", tp.topic, tp.partition),
+                    e,
+                )
+            })
+    }
+}
+
+impl Source for KafkaSource {
+    fn group_id(&self) -> &str {
         &self.group_id
     }
 
-    /// `KafkaV2[Subscribe[events]]`-like description for progress reports.
-    pub fn description(&self) -> String {
+    fn description(&self) -> String {
         format!("KafkaSource[{}@{}]", self.topics.join(","), self.brokers)
     }
 
-    /// The partitions in processing order.
-    pub fn partitions(&self) -> Vec<TopicPartition> {
-        self.positions.keys().cloned().collect()
-    }
-
     /// Next offset to read per partition.
-    pub fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
+    fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
         &self.positions
     }
 
     /// First start: positions from `starting` (earliest, latest or by timestamp).
-    pub fn start_fresh(&mut self, starting: StartingOffsets) -> Result<()> {
+    fn start_fresh(&mut self, starting: StartingOffsets) -> Result<()> {
         let mut pos = BTreeMap::new();
         let by_time = if let StartingOffsets::Timestamp(ts) = starting {
             let mut tpl = TopicPartitionList::new();
@@ -164,7 +164,7 @@ impl KafkaSource {
     }
 
     /// Resume: positions from the checkpoint (partitions not listed start at the earliest).
-    pub fn start_at(&mut self, positions: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+    fn start_at(&mut self, positions: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         let keys: Vec<TopicPartition> = self.positions.keys().cloned().collect();
         for tp in keys {
             let off = match positions.get(&tp) {
@@ -176,78 +176,46 @@ impl KafkaSource {
         self.assign_positions()
     }
 
-    fn assign_positions(&self) -> Result<()> {
-        let mut tpl = TopicPartitionList::new();
-        for (tp, off) in &self.positions {
-            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*off))
-                .map_err(|e| RuntimeError::kafka("building the assignment", e))?;
-        }
-        self.consumer
-            .assign(&tpl)
-            .map_err(|e| RuntimeError::kafka("assigning partitions", e))
-    }
-
-    fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
-        self.consumer
-            .fetch_watermarks(&tp.topic, tp.partition, REQUEST_TIMEOUT)
-            .map_err(|e| {
-                RuntimeError::kafka(
-                    format!("reading offsets of {}/{}", tp.topic, tp.partition),
-                    e,
-                )
-            })
-    }
-
-    /// Polls up to `max_records` records, waiting at most `max_wait` overall (returns early
-    /// when nothing more is immediately available after the first records). Positions advance
-    /// past the returned records.
-    pub fn poll_batch(
-        &mut self,
-        max_records: usize,
-        max_wait: Duration,
-    ) -> Result<Vec<SourceRecord>> {
+    fn poll_batch(&mut self, max_records: usize, max_wait: Duration) -> Result<SourceBatch> {
         let deadline = Instant::now() + max_wait;
-        let mut out = Vec::new();
+        let mut out: BTreeMap<TopicPartition, Vec<SourceRecord>> = BTreeMap::new();
+        let mut n = 0usize;
         // The partition of the previous record: consecutive records nearly always share it,
-        // which saves a String and an Arc per record.
-        let mut last: Option<(TopicPartition, Arc<str>)> = None;
-        while out.len() < max_records {
+        // which saves a String per record.
+        let mut last: Option<TopicPartition> = None;
+        while n < max_records {
             // Reading the clock per record costs more than the rest of this loop; once records
             // flow, polls do not wait, so checking every 256 records bounds the overrun.
-            let wait = if out.is_empty() {
+            let wait = if n == 0 {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
                 (deadline - now).min(Duration::from_millis(100))
             } else {
-                if out.len() % 256 == 0 && Instant::now() >= deadline {
+                if n.is_multiple_of(256) && Instant::now() >= deadline {
                     break;
                 }
                 Duration::from_millis(0)
             };
             match self.consumer.poll(wait) {
                 None => {
-                    if !out.is_empty() {
+                    if n > 0 {
                         break;
                     }
                 }
                 Some(Err(e)) => return Err(RuntimeError::kafka("polling the source", e)),
                 Some(Ok(m)) => {
-                    let same = last.as_ref().is_some_and(|(tp, _)| {
-                        tp.partition == m.partition() && *tp.topic == *m.topic()
-                    });
+                    let same = last
+                        .as_ref()
+                        .is_some_and(|tp| tp.partition == m.partition() && tp.topic == m.topic());
                     if !same {
-                        let topic: Arc<str> = Arc::from(m.topic());
-                        last = Some((
-                            TopicPartition {
-                                topic: topic.to_string(),
-                                partition: m.partition(),
-                            },
-                            topic,
-                        ));
+                        last = Some(TopicPartition {
+                            topic: m.topic().to_string(),
+                            partition: m.partition(),
+                        });
                     }
-                    let Some((tp, topic)) = last.as_ref() else {
+                    let Some(tp) = last.as_ref() else {
                         continue;
                     };
                     let Some(pos) = self.positions.get_mut(tp) else {
@@ -258,23 +226,17 @@ impl KafkaSource {
                         continue;
                     }
                     *pos = m.offset() + 1;
-                    out.push(SourceRecord {
-                        topic: topic.clone(),
-                        partition: tp.partition,
-                        offset: m.offset(),
-                        timestamp_ms: m.timestamp().to_millis().unwrap_or(-1),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                    });
+                    out.entry(tp.clone()).or_default().push(record(&m));
+                    n += 1;
                 }
             }
         }
-        Ok(out)
+        Ok(into_batch(out))
     }
 
     /// Replay: reads exactly the records in `ranges` (offsets `start..end` per partition), then
     /// leaves the positions at the ranges' ends.
-    pub fn read_ranges(&mut self, ranges: &[OffsetRange]) -> Result<Vec<SourceRecord>> {
+    fn read_ranges(&mut self, ranges: &[OffsetRange]) -> Result<SourceBatch> {
         let mut pending: BTreeMap<TopicPartition, (i64, i64)> = BTreeMap::new();
         for r in ranges {
             let tp = TopicPartition {
@@ -292,7 +254,7 @@ impl KafkaSource {
                 pending.insert(tp, (r.start, r.end));
             }
         }
-        let mut out = Vec::new();
+        let mut out: BTreeMap<TopicPartition, Vec<SourceRecord>> = BTreeMap::new();
         if !pending.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for (tp, (start, _)) in &pending {
@@ -323,14 +285,7 @@ impl KafkaSource {
                         };
                         let o = m.offset();
                         if o >= start && o < end {
-                            out.push(SourceRecord {
-                                topic: Arc::from(tp.topic.as_str()),
-                                partition: tp.partition,
-                                offset: o,
-                                timestamp_ms: m.timestamp().to_millis().unwrap_or(-1),
-                                key: m.key().map(<[u8]>::to_vec),
-                                value: m.payload().map(<[u8]>::to_vec),
-                            });
+                            out.entry(tp.clone()).or_default().push(record(&m));
                         }
                         if o + 1 >= end {
                             pending.remove(&tp);
@@ -340,14 +295,11 @@ impl KafkaSource {
             }
         }
         self.assign_positions()?;
-        out.sort_by(|a, b| {
-            (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset))
-        });
-        Ok(out)
+        Ok(into_batch(out))
     }
 
     /// Latest offset (high watermark) per partition, for lag.
-    pub fn latest_offsets(&self) -> Result<BTreeMap<TopicPartition, i64>> {
+    fn latest_offsets(&self) -> Result<BTreeMap<TopicPartition, i64>> {
         let mut out = BTreeMap::new();
         for tp in self.positions.keys() {
             out.insert(tp.clone(), self.watermarks(tp)?.1);
@@ -356,7 +308,7 @@ impl KafkaSource {
     }
 
     /// Commits `positions` to the consumer group (asynchronously: visibility only).
-    pub fn commit_to_group(&self, positions: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+    fn commit_to_group(&self, positions: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         for (tp, off) in positions {
             if *off >= 0 {

@@ -1,0 +1,715 @@
+//! The prefetch thread of the native source: keeps Fetch requests going to every partition's
+//! leader while the query works on the previous micro-batch, parses the returned record
+//! batches into [`SourceRecord`]s and queues them per partition, bounded in bytes.
+//!
+//! The query thread moves positions (start, resume, replay) with [`Fetcher::reset`]; a reset
+//! starts a new *generation*: the queue is emptied and whatever an in-flight fetch of the old
+//! generation brings back is dropped, so records never come from stale positions.
+//!
+//! Errors: network failures and retriable Kafka errors (leader moved, broker restarting) are
+//! logged and retried with back-off, forever — the query simply sees no data meanwhile, as
+//! with any Kafka consumer. A position outside the log (`OFFSET_OUT_OF_RANGE`, e.g. deleted by
+//! retention) restarts the partition at its earliest offset with a warning. Anything else
+//! (corrupt batches, authorization, old message formats) is fatal and returned by the next
+//! [`Fetcher::take`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::conn::{error_name, retriable, Cluster, NetResult};
+use crate::source::{SourceRecord, TopicPartition};
+
+/// Fetch long-poll: the broker answers as soon as any byte is there, or after this long.
+const FETCH_MAX_WAIT_MS: i32 = 100;
+/// Bytes per fetch response and per partition in it (a larger first batch still comes whole).
+pub(crate) const FETCH_MAX_BYTES: i32 = 32 << 20;
+const FETCH_PARTITION_MAX_BYTES: i32 = 8 << 20;
+/// Accounted size of a queued record beyond its key and value (the struct, its share of the
+/// batch framing).
+const RECORD_OVERHEAD: usize = std::mem::size_of::<SourceRecord>() + 16;
+/// Back-off after an error, doubling up to the maximum.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one warning per this interval for the same repeated problem.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Size of a record batch header up to and including the record count.
+const BATCH_HEADER_LEN: usize = 61;
+
+/// Records of one partition from one fetch, in offset order.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub tp: TopicPartition,
+    pub topic: Arc<str>,
+    pub records: Vec<SourceRecord>,
+    /// The partition's position after these records (past control records and gaps).
+    pub next_offset: i64,
+    bytes: usize,
+}
+
+struct State {
+    generation: u64,
+    /// Partitions to fetch and the next offset of each.
+    fetch_at: BTreeMap<TopicPartition, i64>,
+    queue: VecDeque<Chunk>,
+    queued_bytes: usize,
+    /// High watermark per partition from the latest fetch responses.
+    high_watermarks: BTreeMap<TopicPartition, i64>,
+    fatal: Option<String>,
+    stop: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Handle to the prefetch thread; stopping and joining it on drop.
+pub(crate) struct Fetcher {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Fetcher {
+    /// Starts the thread; it fetches nothing until the first [`Fetcher::reset`].
+    /// `max_queued_bytes` bounds the prefetched records (keys, values and overhead).
+    pub(crate) fn start(
+        brokers: &str,
+        topics: Vec<String>,
+        timeout: Duration,
+        max_queued_bytes: usize,
+    ) -> std::io::Result<Fetcher> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                generation: 0,
+                fetch_at: BTreeMap::new(),
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                high_watermarks: BTreeMap::new(),
+                fatal: None,
+                stop: false,
+            }),
+            changed: Condvar::new(),
+        });
+        let worker = Worker {
+            shared: shared.clone(),
+            cluster: Cluster::new(brokers, timeout),
+            topics,
+            max_queued_bytes,
+            topic_names: BTreeMap::new(),
+            warned: BTreeMap::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("rivulet-fetch".into())
+            .spawn(move || worker.run())?;
+        Ok(Fetcher {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Fetches `positions` from now on, dropping everything queued or in flight.
+    pub(crate) fn reset(&self, positions: &BTreeMap<TopicPartition, i64>) {
+        let mut st = self.shared.lock();
+        st.generation += 1;
+        st.fetch_at = positions.clone();
+        st.queue.clear();
+        st.queued_bytes = 0;
+        drop(st);
+        self.shared.changed.notify_all();
+    }
+
+    /// Takes up to `max_records` queued records, waiting at most `max_wait` for the first
+    /// chunk and not at all for more. A chunk larger than what is left is split.
+    pub(crate) fn take(&self, max_records: usize, max_wait: Duration) -> NetResult<Vec<Chunk>> {
+        let deadline = Instant::now() + max_wait;
+        let mut st = self.shared.lock();
+        loop {
+            if let Some(e) = &st.fatal {
+                return Err(e.clone());
+            }
+            if !st.queue.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        let mut out = Vec::new();
+        let mut n = 0usize;
+        while n < max_records {
+            let Some(mut chunk) = st.queue.pop_front() else {
+                break;
+            };
+            let left = max_records - n;
+            if chunk.records.len() > left {
+                let rest = chunk.records.split_off(left);
+                let moved = chunk.bytes * left / (left + rest.len()).max(1);
+                let tail = Chunk {
+                    tp: chunk.tp.clone(),
+                    topic: chunk.topic.clone(),
+                    records: rest,
+                    next_offset: chunk.next_offset,
+                    bytes: chunk.bytes - moved,
+                };
+                chunk.bytes = moved;
+                chunk.next_offset = chunk
+                    .records
+                    .last()
+                    .map_or(chunk.next_offset, |r| r.offset + 1);
+                st.queue.push_front(tail);
+            }
+            st.queued_bytes = st.queued_bytes.saturating_sub(chunk.bytes);
+            n += chunk.records.len();
+            out.push(chunk);
+        }
+        drop(st);
+        self.shared.changed.notify_all();
+        Ok(out)
+    }
+
+    /// High watermarks seen in the latest fetch responses.
+    pub(crate) fn high_watermarks(&self) -> BTreeMap<TopicPartition, i64> {
+        self.shared.lock().high_watermarks.clone()
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        if let Some(t) = self.thread.take() {
+            // The thread notices `stop` within one fetch long-poll or socket timeout.
+            let _ = t.join();
+        }
+    }
+}
+
+/// What one partition of a fetch response amounted to.
+enum Outcome {
+    Records {
+        records: Vec<SourceRecord>,
+        next_offset: i64,
+        bytes: usize,
+        high_watermark: i64,
+    },
+    /// Retriable: log, refresh metadata, try again.
+    Retry(String),
+    OutOfRange,
+    Fatal(String),
+}
+
+/// A fetch request sent to a leader, its response not read yet.
+struct InFlight {
+    node: i32,
+    version: i16,
+    correlation: i32,
+    parts: Vec<(TopicPartition, i64)>,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    cluster: Cluster,
+    topics: Vec<String>,
+    max_queued_bytes: usize,
+    topic_names: BTreeMap<String, Arc<str>>,
+    /// Last time each kind of problem was logged.
+    warned: BTreeMap<String, Instant>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let (generation, targets) = {
+                let mut st = self.shared.lock();
+                loop {
+                    if st.stop {
+                        return;
+                    }
+                    if st.fatal.is_none()
+                        && !st.fetch_at.is_empty()
+                        && st.queued_bytes < self.max_queued_bytes
+                    {
+                        break;
+                    }
+                    st = self
+                        .shared
+                        .changed
+                        .wait_timeout(st, Duration::from_millis(100))
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+                (st.generation, st.fetch_at.clone())
+            };
+            match self.round(generation, &targets) {
+                Ok(()) => backoff = BACKOFF_MIN,
+                Err(problem) => {
+                    self.warn(&problem);
+                    let shared = self.shared.clone();
+                    let st = shared.lock();
+                    if !st.stop {
+                        // Sleep on the condvar so a stop or reset cuts the back-off short.
+                        drop(shared.changed.wait_timeout(st, backoff));
+                    } else {
+                        drop(st);
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    if let Err(e) = self.cluster.refresh(&self.topics) {
+                        self.warn(&format!("refreshing metadata: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn(&mut self, problem: &str) {
+        let key: String = problem.chars().take(80).collect();
+        let now = Instant::now();
+        if self
+            .warned
+            .get(&key)
+            .is_none_or(|t| now.duration_since(*t) >= WARN_EVERY)
+        {
+            tracing::warn!("source fetch: {problem} (retrying)");
+            self.warned.insert(key, now);
+        }
+    }
+
+    fn topic_name(&mut self, topic: &str) -> Arc<str> {
+        self.topic_names
+            .entry(topic.to_string())
+            .or_insert_with(|| Arc::from(topic))
+            .clone()
+    }
+
+    /// One fetch per leader for `targets`; results applied if the generation still holds.
+    /// Err: a retriable problem (already partly applied results stay).
+    fn round(&mut self, generation: u64, targets: &BTreeMap<TopicPartition, i64>) -> NetResult<()> {
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
+        let mut problem: Option<String> = None;
+        for (tp, off) in targets {
+            match self.cluster.leader(tp) {
+                Some(l) => by_leader.entry(l).or_default().push((tp.clone(), *off)),
+                None => {
+                    problem = Some(format!("no known leader for {}/{}", tp.topic, tp.partition));
+                }
+            }
+        }
+        if by_leader.is_empty() {
+            return Err(problem.unwrap_or_else(|| "nothing to fetch".into()));
+        }
+        // Send to every leader first, then read: the brokers work in parallel.
+        let mut sent: Vec<InFlight> = Vec::new();
+        for (node, parts) in by_leader {
+            match self.send_fetch(node, &parts) {
+                Ok((version, correlation)) => sent.push(InFlight {
+                    node,
+                    version,
+                    correlation,
+                    parts,
+                }),
+                Err(e) => {
+                    self.cluster.drop_conn(node);
+                    problem = Some(e);
+                }
+            }
+        }
+        let mut results: Vec<(TopicPartition, i64, Outcome)> = Vec::new();
+        for InFlight {
+            node,
+            version,
+            correlation,
+            parts,
+        } in sent
+        {
+            match self.receive_fetch(node, version, correlation, &parts) {
+                Ok(r) => results.extend(r),
+                Err(e) => {
+                    self.cluster.drop_conn(node);
+                    problem = Some(e);
+                }
+            }
+        }
+        // Out-of-range partitions restart at the earliest offset (outside the lock).
+        let mut resets: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for (tp, off, o) in &results {
+            if matches!(o, Outcome::OutOfRange) {
+                match self
+                    .cluster
+                    .list_offsets(std::slice::from_ref(tp), -2, &self.topics)
+                {
+                    Ok(m) => {
+                        if let Some(earliest) = m.get(tp) {
+                            tracing::warn!(
+                                "source: offset {off} of {}/{} is no longer in the log; \
+                                 continuing at the earliest offset {earliest} (records lost)",
+                                tp.topic,
+                                tp.partition
+                            );
+                            resets.insert(tp.clone(), *earliest);
+                        }
+                    }
+                    Err(e) => problem = Some(e),
+                }
+            }
+        }
+        let named: Vec<(Arc<str>, TopicPartition, Outcome)> = results
+            .into_iter()
+            .map(|(tp, _, o)| (self.topic_name(&tp.topic), tp, o))
+            .collect();
+        let mut st = self.shared.lock();
+        if st.generation != generation || st.stop {
+            return Ok(());
+        }
+        for (topic, tp, outcome) in named {
+            match outcome {
+                Outcome::Records {
+                    records,
+                    next_offset,
+                    bytes,
+                    high_watermark,
+                } => {
+                    st.high_watermarks.insert(tp.clone(), high_watermark);
+                    let Some(pos) = st.fetch_at.get_mut(&tp) else {
+                        continue;
+                    };
+                    if next_offset <= *pos && records.is_empty() {
+                        continue;
+                    }
+                    *pos = next_offset;
+                    st.queued_bytes += bytes;
+                    st.queue.push_back(Chunk {
+                        tp,
+                        topic,
+                        records,
+                        next_offset,
+                        bytes,
+                    });
+                }
+                Outcome::Retry(e) => problem = Some(e),
+                Outcome::OutOfRange => {
+                    if let Some(e) = resets.get(&tp) {
+                        st.fetch_at.insert(tp, *e);
+                    }
+                }
+                Outcome::Fatal(e) => {
+                    st.fatal = Some(e);
+                }
+            }
+        }
+        drop(st);
+        self.shared.changed.notify_all();
+        match problem {
+            Some(p) => Err(p),
+            None => Ok(()),
+        }
+    }
+
+    fn send_fetch(&mut self, node: i32, parts: &[(TopicPartition, i64)]) -> NetResult<(i16, i32)> {
+        let conn = self.cluster.conn(node)?;
+        // v13+ name topics by id; v4 is the oldest Kafka 4 still answers.
+        let version = conn.version::<FetchRequest>(4..=12)?;
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for (tp, off) in parts {
+            let partition = FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_fetch_offset(*off)
+                .with_partition_max_bytes(FETCH_PARTITION_MAX_BYTES);
+            match topics.last_mut() {
+                Some(t) if t.topic.0.as_str() == tp.topic => t.partitions.push(partition),
+                _ => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+                        .with_partitions(vec![partition]),
+                ),
+            }
+        }
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+            .with_min_bytes(1)
+            .with_max_bytes(FETCH_MAX_BYTES)
+            .with_topics(topics);
+        let correlation = conn.send(version, &req)?;
+        Ok((version, correlation))
+    }
+
+    fn receive_fetch(
+        &mut self,
+        node: i32,
+        version: i16,
+        correlation: i32,
+        parts: &[(TopicPartition, i64)],
+    ) -> NetResult<Vec<(TopicPartition, i64, Outcome)>> {
+        let conn = self.cluster.conn(node)?;
+        let addr = conn.addr().to_string();
+        let resp = conn.receive::<FetchRequest>(version, correlation)?;
+        if resp.error_code != 0 {
+            return Err(format!(
+                "fetch from {addr}: {}",
+                error_name(resp.error_code)
+            ));
+        }
+        let mut out = Vec::new();
+        for t in resp.responses {
+            let topic = t.topic.0.to_string();
+            for p in t.partitions {
+                let tp = TopicPartition {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                };
+                let Some(&(_, fetch_offset)) = parts.iter().find(|(x, _)| *x == tp) else {
+                    continue;
+                };
+                let outcome = match p.error_code {
+                    0 => match parse_records(p.records.unwrap_or_default(), fetch_offset) {
+                        Ok(parsed) => Outcome::Records {
+                            records: parsed.records,
+                            next_offset: parsed.next_offset,
+                            bytes: parsed.bytes,
+                            high_watermark: p.high_watermark,
+                        },
+                        Err(e) => Outcome::Fatal(format!(
+                            "{}/{} at offset {fetch_offset} from {addr}: {e}",
+                            tp.topic, tp.partition
+                        )),
+                    },
+                    1 => Outcome::OutOfRange,
+                    code if retriable(code) => Outcome::Retry(format!(
+                        "{}/{} on {addr}: {}",
+                        tp.topic,
+                        tp.partition,
+                        error_name(code)
+                    )),
+                    code => Outcome::Fatal(format!(
+                        "fetching {}/{} from {addr}: {}",
+                        tp.topic,
+                        tp.partition,
+                        error_name(code)
+                    )),
+                };
+                out.push((tp, fetch_offset, outcome));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The records of one partition's fetched data at or after `fetch_offset`.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub records: Vec<SourceRecord>,
+    /// Where the next fetch starts: past the last complete batch.
+    pub next_offset: i64,
+    /// Accounted bytes (keys, values, per-record overhead).
+    pub bytes: usize,
+}
+
+/// Parses the v2 record batches in `data`. A trailing partial batch (the broker cuts the
+/// response at the size limit) is left for the next fetch; batches or records below
+/// `fetch_offset` (a batch may start before the requested offset) are skipped, and so are
+/// control batches (transaction markers), whose offsets the position moves past.
+pub(crate) fn parse_records(mut data: Bytes, fetch_offset: i64) -> Result<Parsed, String> {
+    let mut out = Parsed {
+        records: Vec::new(),
+        next_offset: fetch_offset,
+        bytes: 0,
+    };
+    while data.len() >= 12 {
+        let base_offset = (&data[0..8]).get_i64();
+        let batch_len = (&data[8..12]).get_i32();
+        let total = usize::try_from(batch_len)
+            .map_err(|_| format!("batch at offset {base_offset} has length {batch_len}"))?
+            .saturating_add(12);
+        if total > data.len() {
+            break; // partial batch at the end of the response
+        }
+        if total < BATCH_HEADER_LEN {
+            return Err(format!(
+                "batch at offset {base_offset} is {total} bytes, shorter than a batch header"
+            ));
+        }
+        let mut batch = data.split_to(total);
+        let magic = batch[16] as i8;
+        if magic != 2 {
+            return Err(format!(
+                "batch at offset {base_offset} uses message format v{magic}; only v2 (Kafka 0.11+) is read"
+            ));
+        }
+        let attributes = (&batch[21..23]).get_i16();
+        let last_offset = base_offset + i64::from((&batch[23..27]).get_i32());
+        let log_append_time = attributes & 0x08 != 0;
+        let max_timestamp = (&batch[35..43]).get_i64();
+        let control = attributes & 0x20 != 0;
+        if last_offset < out.next_offset {
+            continue;
+        }
+        if !control {
+            let set = RecordBatchDecoder::decode(&mut batch)
+                .map_err(|e| format!("batch at offset {base_offset}: {e}"))?;
+            out.records.reserve(set.records.len());
+            for r in set.records {
+                if r.offset < out.next_offset {
+                    continue;
+                }
+                out.bytes += RECORD_OVERHEAD
+                    + r.key.as_ref().map_or(0, Bytes::len)
+                    + r.value.as_ref().map_or(0, Bytes::len);
+                out.records.push(SourceRecord {
+                    offset: r.offset,
+                    // With LogAppendTime every record carries the broker's append time, which
+                    // v2 batches store once, as the batch's max timestamp.
+                    timestamp_ms: if log_append_time {
+                        max_timestamp
+                    } else {
+                        r.timestamp
+                    },
+                    key: r.key,
+                    value: r.value,
+                });
+            }
+        }
+        out.next_offset = out.next_offset.max(last_offset + 1);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn batch(base: i64, n: i64, compression: Compression) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: base + i,
+                // One batch: the encoder splits where `offset - sequence` changes.
+                sequence: i as i32,
+                timestamp: 1_000 + i,
+                key: Some(Bytes::from(format!("k{}", base + i))),
+                value: Some(Bytes::from(format!("{{\"v\":{}}}", base + i))),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        buf.freeze()
+    }
+
+    fn offsets(p: &Parsed) -> Vec<i64> {
+        p.records.iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn parses_batches_and_skips_below_the_fetch_offset() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(0, 5, Compression::None));
+        data.extend_from_slice(&batch(5, 5, Compression::Lz4));
+        let p = parse_records(data.freeze(), 3).expect("parse");
+        assert_eq!(offsets(&p), vec![3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(p.next_offset, 10);
+        assert_eq!(p.records[0].key.as_deref(), Some(&b"k3"[..]));
+        assert_eq!(p.records[0].value.as_deref(), Some(&b"{\"v\":3}"[..]));
+        assert_eq!(p.records[0].timestamp_ms, 1_003);
+        assert!(p.bytes > 7 * RECORD_OVERHEAD);
+    }
+
+    #[test]
+    fn leaves_a_partial_trailing_batch_for_the_next_fetch() {
+        let first = batch(10, 3, Compression::None);
+        let second = batch(13, 3, Compression::None);
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&first);
+        data.extend_from_slice(&second[..second.len() - 7]);
+        let p = parse_records(data.freeze(), 10).expect("parse");
+        assert_eq!(offsets(&p), vec![10, 11, 12]);
+        assert_eq!(p.next_offset, 13);
+        // Only a few bytes of a header: nothing, position unchanged.
+        let p = parse_records(second.slice(0..9), 13).expect("parse");
+        assert!(p.records.is_empty());
+        assert_eq!(p.next_offset, 13);
+    }
+
+    #[test]
+    fn every_codec_parses_to_the_same_records() {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let p = parse_records(batch(100, 50, c), 100).expect("parse");
+            assert_eq!(offsets(&p), (100..150).collect::<Vec<_>>(), "{c:?}");
+            assert_eq!(p.next_offset, 150);
+        }
+    }
+
+    #[test]
+    fn control_batches_move_the_position_without_records() {
+        let mut b = BytesMut::from(&batch(20, 2, Compression::None)[..]);
+        // Set the control bit; the CRC is not checked for skipped control batches.
+        let attrs = (&b[21..23]).get_i16() | 0x20;
+        b[21..23].copy_from_slice(&attrs.to_be_bytes());
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&b);
+        data.extend_from_slice(&batch(22, 1, Compression::None));
+        let p = parse_records(data.freeze(), 20).expect("parse");
+        assert_eq!(offsets(&p), vec![22]);
+        assert_eq!(p.next_offset, 23);
+    }
+
+    #[test]
+    fn corrupt_and_foreign_batches_are_errors() {
+        let mut b = BytesMut::from(&batch(0, 3, Compression::None)[..]);
+        let last = b.len() - 1;
+        b[last] ^= 0xff;
+        let e = parse_records(b.freeze(), 0).expect_err("crc");
+        assert!(e.contains("batch at offset 0"), "{e}");
+        let mut b = BytesMut::from(&batch(0, 3, Compression::None)[..]);
+        b[16] = 1;
+        let e = parse_records(b.freeze(), 0).expect_err("magic");
+        assert!(e.contains("message format v1"), "{e}");
+    }
+}

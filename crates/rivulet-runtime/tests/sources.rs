@@ -1,0 +1,278 @@
+//! The two Kafka clients of the source (`client = "native" | "librdkafka"`) against the real
+//! broker: same rows from the same input, every compression codec, a broker restart in the
+//! middle of a query, and offsets committed to the consumer group.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use rivulet_engine::plan::Plan;
+use rivulet_runtime::{run_query, RunOptions};
+use tokio_util::sync::CancellationToken;
+
+const WINDOW_MS: i64 = 1_000;
+const KEYS: u64 = 5;
+
+fn plan(name: &str, brokers: &str, dir: &Path, client: &str) -> Plan {
+    Plan::from_toml(&plan_toml(&PlanParts {
+        name,
+        brokers,
+        dir,
+        source_extra: &format!("client = \"{client}\""),
+        event_time_extra: "allowed_lateness = \"20ms\"\nidle_timeout = \"10m\"",
+        window: &format!("type = \"tumbling\"\nsize = \"{WINDOW_MS}ms\""),
+        mode: "append",
+        trigger: "50ms",
+        sinks: &file_sink(&dir.join("out")),
+    }))
+    .unwrap()
+}
+
+fn truth(events: &[Ev]) -> Truth {
+    truth_fixed(events, |t| {
+        let ws = t.div_euclid(WINDOW_MS) * WINDOW_MS;
+        vec![(ws, ws + WINDOW_MS)]
+    })
+}
+
+fn sorted(mut rows: Vec<serde_json::Value>) -> Vec<String> {
+    let mut out: Vec<String> = rows.drain(..).map(|r| r.to_string()).collect();
+    out.sort();
+    out
+}
+
+/// Committed offsets of `group` for partitions `0..n` of `topic`.
+fn group_offsets(brokers: &str, group: &str, topic: &str, n: i32) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..n {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(20)).unwrap();
+    (0..n)
+        .map(|p| match got.find_partition(topic, p).unwrap().offset() {
+            Offset::Offset(o) => o,
+            other => panic!("partition {p}: no committed offset ({other:?})"),
+        })
+        .collect()
+}
+
+/// In-order events (no late ones): both clients must produce exactly the same append rows,
+/// equal to the ground truth, and commit the end offsets to the query's group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_clients_produce_the_same_rows() {
+    let broker = Broker::start(3).await;
+    let events = produce_gen(&broker.addr, "events", 5, 4000, KEYS, &[]).await;
+    let want = truth(&events);
+    let ends = end_offsets(&broker.addr, "events");
+    assert_eq!(ends.iter().sum::<i64>(), 4000);
+    let mut outputs = Vec::new();
+    for client in ["native", "librdkafka"] {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("same-{client}");
+        let opts = RunOptions {
+            stop_when_caught_up: true,
+            ..RunOptions::default()
+        };
+        let summary = run_query(
+            plan(&name, &broker.addr, dir.path(), client),
+            opts,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.input_rows, 4000, "{client}: {summary:?}");
+        assert_eq!(summary.late_rows, 0, "{client}");
+        let rows = file_rows(&dir.path().join("out"));
+        check_append(&rows, &want, summary.watermark.unwrap());
+        assert_eq!(
+            group_offsets(&broker.addr, &format!("rivulet-{name}"), "events", 3),
+            ends,
+            "{client}: committed group offsets"
+        );
+        outputs.push(sorted(rows));
+    }
+    assert_eq!(outputs[0], outputs[1], "native vs librdkafka rows");
+    broker.stop().await;
+}
+
+/// Batches compressed with every codec librdkafka produces are read by the native client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_client_reads_every_codec() {
+    let broker = Broker::start(1).await;
+    let mut all = Vec::new();
+    for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &broker.addr)
+            .set("compression.type", *codec)
+            .set("linger.ms", "20")
+            .create()
+            .unwrap();
+        let events: Vec<Ev> = (0..400)
+            .map(|k| Ev {
+                partition: 0,
+                id: k % 7,
+                ts: START_MS + (i as i64 * 400 + k) * 3,
+                value: k as f64 * 0.5,
+            })
+            .collect();
+        for e in &events {
+            let payload = e.payload();
+            let key = e.id.to_string();
+            p.send(
+                BaseRecord::to("events")
+                    .key(&key)
+                    .payload(&payload)
+                    .partition(0),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+        all.extend(events);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        stop_when_caught_up: true,
+        ..RunOptions::default()
+    };
+    let summary = run_query(
+        plan("codecs", &broker.addr, dir.path(), "native"),
+        opts,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.input_rows, 2000, "{summary:?}");
+    assert_eq!(summary.dead_letters, 0);
+    check_append(
+        &file_rows(&dir.path().join("out")),
+        &truth(&all),
+        summary.watermark.unwrap(),
+    );
+    broker.stop().await;
+}
+
+/// A broker on a fixed port and data directory that can be stopped and started again.
+struct Restartable {
+    dir: std::path::PathBuf,
+    port: u16,
+    handle: Option<rivulet_broker::BrokerHandle>,
+}
+
+impl Restartable {
+    async fn start(dir: &Path, port: u16) -> Restartable {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cfg = rivulet_broker::BrokerConfig::new(dir, "127.0.0.1", port);
+        let h = rivulet_broker::start(cfg, vec![l]).await.unwrap();
+        Restartable {
+            dir: dir.to_path_buf(),
+            port,
+            handle: Some(h),
+        }
+    }
+
+    async fn restart(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.unwrap();
+        }
+        // The port was just released; binding it again may need a moment.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let l = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "rebinding: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let cfg = rivulet_broker::BrokerConfig::new(&self.dir, "127.0.0.1", self.port);
+        self.handle = Some(rivulet_broker::start(cfg, vec![l]).await.unwrap());
+    }
+}
+
+/// The broker goes away and comes back while the query runs: the native client reconnects and
+/// the query ends with every record counted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_client_survives_a_broker_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let mut broker = Restartable::start(data.path(), 0).await;
+    let addr = format!("127.0.0.1:{}", broker.port);
+    create_topic(&addr, "events", 2).await;
+    let first = produce_gen(&addr, "events", 8, 2000, KEYS, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let progress = dir.path().join("progress.jsonl");
+    let cancel = CancellationToken::new();
+    let query = tokio::spawn(run_query(
+        plan("restart", &addr, dir.path(), "native"),
+        RunOptions {
+            progress_json: Some(progress.clone()),
+            ..RunOptions::default()
+        },
+        cancel.clone(),
+    ));
+    let input_rows = |path: &Path| -> u64 {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["numInputRows"].as_u64())
+            .sum()
+    };
+    let wait_for = |n: u64| {
+        let progress = progress.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while input_rows(&progress) < n {
+                assert!(Instant::now() < deadline, "query stuck below {n} rows");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for(2000).await;
+    broker.restart().await;
+    // Events an hour later in event time than the first ones: none are late.
+    let second: Vec<Ev> = (0..2000)
+        .map(|k| Ev {
+            partition: -1,
+            id: k % KEYS as i64,
+            ts: START_MS + 3_600_000 + k * 2,
+            value: (k % 97) as f64,
+        })
+        .collect();
+    let (a, s) = (addr.clone(), second.clone());
+    tokio::task::spawn_blocking(move || produce(&a, "events", &s))
+        .await
+        .unwrap();
+    wait_for(4000).await;
+    cancel.cancel();
+    let summary = query.await.unwrap().unwrap();
+    assert_eq!(input_rows(&progress), 4000);
+    assert_eq!(summary.late_rows, 0);
+    let mut events = first;
+    events.extend(second);
+    check_append(
+        &file_rows(&dir.path().join("out")),
+        &truth(&events),
+        summary.watermark.unwrap(),
+    );
+    if let Some(h) = broker.handle.take() {
+        h.shutdown().await.unwrap();
+    }
+}
