@@ -1099,3 +1099,69 @@ type = "timestamp"
         }
     }
 }
+
+/// `cargo test --release -p rivulet-engine decode_throughput -- --ignored --nocapture`
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod throughput {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn decode_throughput() {
+        let text = r#"
+[source]
+topics = ["events"]
+[[schema]]
+name = "id"
+type = "bigint"
+[[schema]]
+name = "value"
+type = "double"
+[[schema]]
+name = "timestamp"
+type = "timestamp"
+[event_time]
+field = "timestamp"
+"#;
+        let plan = Plan::from_toml(text).unwrap();
+        let mut dec = Decoder::new(&plan).unwrap();
+        let n = 1_000_000usize;
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"id":{},"value":{:.2},"timestamp":"2026-11-24T10:{:02}:{:02}.{:03}Z"}}"#,
+                    i % 10,
+                    (i % 1000) as f64 * 0.37,
+                    (i / 60_000) % 60,
+                    (i / 1000) % 60,
+                    i % 1000
+                )
+            })
+            .collect();
+        let keys: Vec<String> = (0..n).map(|i| (i % 10).to_string()).collect();
+        let raw: Vec<RawRecord<'_>> = (0..n)
+            .map(|i| RawRecord {
+                key: Some(keys[i].as_bytes()),
+                value: Some(values[i].as_bytes()),
+                partition: 0,
+                offset: i as i64,
+                timestamp_ms: 0,
+            })
+            .collect();
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            let mut rows = 0;
+            for c in raw.chunks(32_768) {
+                rows += dec.decode(c).batch.num_rows();
+            }
+            let secs = start.elapsed().as_secs_f64();
+            assert_eq!(rows, n);
+            println!(
+                "decode: {:.0} ns/record, {:.2} M records/s",
+                secs * 1e9 / n as f64,
+                n as f64 / secs / 1e6
+            );
+        }
+    }
+}

@@ -15,7 +15,7 @@ use crate::source::SourceRecord;
 use crate::Result;
 
 /// Records per decoded batch.
-const CHUNK: usize = 32_768;
+const CHUNK: usize = 8_192;
 /// Most decoder threads used.
 const MAX_THREADS: usize = 8;
 

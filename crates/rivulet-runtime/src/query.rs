@@ -471,6 +471,9 @@ impl Query {
             let before = self.source.positions().clone();
             let wait = match interval {
                 Some(iv) => iv.min(Duration::from_millis(200)),
+                // A bounded run checks whether it has caught up after each empty poll; a long
+                // wait would only delay its end.
+                None if self.opts.stop_when_caught_up => Duration::from_millis(50),
                 None => Duration::from_millis(500),
             };
             let records = self.source.poll_batch(max_records, wait)?;

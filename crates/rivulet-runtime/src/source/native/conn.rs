@@ -102,10 +102,6 @@ impl Conn {
         Ok(conn)
     }
 
-    pub(crate) fn addr(&self) -> &str {
-        &self.addr
-    }
-
     /// The highest version of `R` in `ours` that the broker supports.
     pub(crate) fn version<R: Request>(&self, ours: RangeInclusive<i16>) -> NetResult<i16> {
         let name = api_name(R::KEY);
