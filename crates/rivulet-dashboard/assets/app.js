@@ -157,6 +157,7 @@
       // A restart: forget the old process's series.
       state.serverId = h.server_id;
       state.rates = [];
+      document.body.setAttribute('data-server', h.server_id);
     }
     if (snap.rates.length > 1 || state.rates.length === 0) {
       state.rates = snap.rates.slice(-MAX_RATES);
@@ -327,7 +328,7 @@
   // One SVG line chart. series: [{name, color, points: [{x, y, epoch?, final?}]}].
   function lineChart(series, opt) {
     const W = Math.max(240, Math.round(opt.width)), H = opt.height;
-    const m = { l: 52, r: 10, t: 8, b: 22 };
+    const m = { l: 52, r: 28, t: 8, b: 22 };
     const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: String(W), height: String(H), role: 'img' });
     const pts = series.flatMap((x) => x.points);
     if (pts.length === 0) return s;
