@@ -103,6 +103,15 @@ fn error(status: StatusCode, message: String) -> Response {
     r
 }
 
+/// A refused request: its status and why, answered as `{"error": ...}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -137,11 +146,11 @@ async fn queries(State(app): State<App>) -> Response {
 }
 
 /// Checks `name` is the running query.
-fn known_query(app: &App, name: &str) -> Result<(), Response> {
+fn known_query(app: &App, name: &str) -> Result<(), ApiError> {
     let st = app.shared.state.lock();
     match st.query() {
         Some(q) if q.name == name => Ok(()),
-        _ => Err(error(
+        _ => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("no query named `{name}`"),
         )),
@@ -149,8 +158,8 @@ fn known_query(app: &App, name: &str) -> Result<(), Response> {
 }
 
 async fn query(State(app): State<App>, Path(name): Path<String>) -> Response {
-    if let Err(r) = known_query(&app, &name) {
-        return r;
+    if let Err(e) = known_query(&app, &name) {
+        return e.into_response();
     }
     let st = app.shared.state.lock();
     json_response(st.query())
@@ -161,12 +170,12 @@ fn parse_usize(
     name: &str,
     default: usize,
     max: usize,
-) -> Result<usize, Response> {
+) -> Result<usize, ApiError> {
     match params.get(name) {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if n >= 1 => Ok(n.min(max)),
-            _ => Err(error(
+            _ => Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("`{name}` must be a positive integer, got `{v}`"),
             )),
@@ -177,7 +186,7 @@ fn parse_usize(
 fn results_query(
     params: &HashMap<String, String>,
     max_windows: usize,
-) -> Result<ResultsQuery, Response> {
+) -> Result<ResultsQuery, ApiError> {
     let d = ResultsQuery::default();
     let keys = params.get("keys").map(|k| {
         k.split(',')
@@ -200,12 +209,12 @@ async fn progress(
     Path(name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = known_query(&app, &name) {
-        return r;
+    if let Err(e) = known_query(&app, &name) {
+        return e.into_response();
     }
     let limit = match parse_usize(&params, "limit", 100, crate::state::PROGRESS_HISTORY) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let st = app.shared.state.lock();
     json_response(st.progress(limit))
@@ -216,12 +225,12 @@ async fn results(
     Path(name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = known_query(&app, &name) {
-        return r;
+    if let Err(e) = known_query(&app, &name) {
+        return e.into_response();
     }
     let q = match results_query(&params, app.shared.max_windows) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let st = app.shared.state.lock();
     json_response(st.results(&q))
@@ -264,7 +273,7 @@ async fn metrics(State(app): State<App>) -> Response {
 async fn events(State(app): State<App>, Query(params): Query<HashMap<String, String>>) -> Response {
     let q = match results_query(&params, app.shared.max_windows) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let sse = Sse::new(snapshot_stream(app, q)).keep_alive(KeepAlive::default());
     let mut r = sse.into_response();
