@@ -822,3 +822,203 @@ fn assess(h: &Health, st: &State) -> (&'static str, Vec<String>) {
         ("healthy", Vec::new())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{Float64Array, Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use rivulet_runtime::progress::{SinkProgress, SourceProgress, StateOperatorProgress};
+
+    use super::*;
+
+    const PLAN: &str = include_str!("../../../examples/pipeline.toml");
+
+    fn batch(id: i64, start: i64, count: i64, v: f64) -> RecordBatch {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts, false),
+            Field::new("count", DataType::Int64, false),
+            Field::new("avg_value", DataType::Float64, true),
+            Field::new("min_value", DataType::Float64, true),
+            Field::new("max_value", DataType::Float64, true),
+        ]));
+        let f = |x: f64| Arc::new(Float64Array::from(vec![x]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![id])),
+                Arc::new(TimestampMillisecondArray::from(vec![start]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![start + 10_000]).with_timezone("UTC"),
+                ),
+                Arc::new(Int64Array::from(vec![count])),
+                f(v),
+                f(v),
+                f(v),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn progress(epoch: u64, watermark_ms: i64, end: i64, latest: i64) -> QueryProgress {
+        QueryProgress {
+            id: "qid".into(),
+            run_id: "run".into(),
+            name: "stats".into(),
+            batch_id: epoch,
+            timestamp: rfc3339_ms(watermark_ms),
+            num_input_rows: 100,
+            input_rows_per_second: 100.0,
+            processed_rows_per_second: 1000.0,
+            duration_ms: BTreeMap::new(),
+            event_time: [("watermark".to_string(), rfc3339_ms(watermark_ms))]
+                .into_iter()
+                .collect(),
+            state_operators: vec![StateOperatorProgress {
+                operator_name: "window_aggregate".into(),
+                num_rows_total: 4,
+                num_rows_updated: 1,
+                num_rows_dropped_by_watermark: 0,
+                memory_used_bytes: 512,
+            }],
+            sources: vec![SourceProgress {
+                description: "KafkaSource[events]".into(),
+                start_offset: serde_json::json!({"events": {"0": 0, "1": 0}}),
+                end_offset: serde_json::json!({"events": {"0": end, "1": 7}}),
+                latest_offset: serde_json::json!({"events": {"0": latest, "1": 7}}),
+                num_input_rows: 100,
+                input_rows_per_second: 100.0,
+                processed_rows_per_second: 1000.0,
+                metrics: BTreeMap::new(),
+            }],
+            sink: SinkProgress {
+                description: "console".into(),
+                num_output_rows: 2,
+            },
+            num_dead_letters: 3,
+            num_late_rows: 1,
+        }
+    }
+
+    #[test]
+    fn observer_feeds_results_health_and_the_verdict() {
+        let mut config = DashboardConfig::new("127.0.0.1:9");
+        config.plan = Some(Plan::from_toml(PLAN).unwrap());
+        let shared = Arc::new(Shared::new(config));
+        let obs = DashboardObserver(shared.clone());
+        // Windows of 20 and 10 seconds ago.
+        let b = now_ms() / 10_000 * 10_000 - 20_000;
+        obs.on_results(0, &[batch(1, b, 5, 2.0), batch(2, b, 9, 3.0)]);
+        obs.on_results(1, &[batch(1, b + 10_000, 4, 1.0)]);
+        // The watermark at the first window's end: it is final, the second is not.
+        obs.on_progress(&progress(1, b + 10_000, 40, 50));
+        shared.sample();
+
+        let snap = shared.snapshot(&ResultsQuery::default(), true);
+        let q = snap.query.as_ref().unwrap();
+        assert_eq!(
+            (q.id.as_deref(), q.run_id.as_deref()),
+            (Some("qid"), Some("run"))
+        );
+        assert_eq!(q.window.as_deref(), Some("tumbling 10s"));
+        assert_eq!(q.group_id, "rivulet-stats");
+        let r = snap.results.unwrap();
+        assert_eq!(
+            r.keys,
+            ["1", "2"],
+            "key 1 has 9 events over two windows, key 2 has 9"
+        );
+        let finals: Vec<(String, i64, bool)> = r
+            .windows
+            .iter()
+            .map(|w| {
+                (
+                    w.row.key.clone(),
+                    w.row.window_end_ms.unwrap() - b,
+                    w.is_final,
+                )
+            })
+            .collect();
+        assert_eq!(
+            finals,
+            [
+                ("1".to_string(), 10_000, true),
+                ("2".to_string(), 10_000, true),
+                ("1".to_string(), 20_000, false)
+            ]
+        );
+        let e = snap.health.engine.as_ref().unwrap();
+        assert_eq!(e.epochs_total, 1);
+        assert_eq!(e.dead_letters_total, 3);
+        assert_eq!(e.late_rows_total, 1);
+        assert_eq!(e.watermark_ms, Some(b + 10_000));
+        assert_eq!(e.state_rows, 4);
+        assert_eq!(e.state_memory_bytes, 512);
+        assert_eq!(e.lag_total, 10);
+        assert_eq!(
+            e.lag[0],
+            PartitionLag {
+                topic: "events".into(),
+                partition: 0,
+                offset: 40,
+                latest_offset: 50,
+                lag: 10
+            }
+        );
+        assert_eq!(e.lag[1].lag, 0);
+        assert_eq!(snap.health.status, "healthy", "{:?}", snap.health.reasons);
+        assert!(snap.health.generator.is_none());
+        assert!(!snap.health.broker.embedded);
+
+        // A cluster that cannot be described makes the verdict `degraded`, saying why.
+        shared.set_cluster(Err("all brokers down".into()));
+        let h = shared.snapshot(&ResultsQuery::default(), false).health;
+        assert_eq!(h.status, "degraded");
+        assert!(
+            h.reasons.iter().any(|r| r.contains("all brokers down")),
+            "{h:?}"
+        );
+
+        // Explicit keys: unknown ones are dropped; `windows` limits per key.
+        let only = shared.state.lock().results(&ResultsQuery {
+            keys: Some(vec!["1".into(), "nope".into()]),
+            top: 10,
+            windows: 1,
+        });
+        let only = only.unwrap();
+        assert_eq!(only.keys, ["1"]);
+        assert!(!only.top);
+        assert_eq!(only.windows.len(), 1);
+        assert_eq!(only.windows[0].row.window_end_ms, Some(b + 20_000));
+
+        // A watermark far behind the wall clock while data waits: `degraded`, saying so.
+        shared.set_cluster(Ok((Vec::new(), Vec::new())));
+        obs.on_progress(&progress(2, b - 3_600_000, 40, 50));
+        let h = shared.snapshot(&ResultsQuery::default(), false).health;
+        assert_eq!(h.status, "degraded");
+        assert!(
+            h.reasons
+                .iter()
+                .any(|r| r.contains("behind the wall clock")),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn a_query_without_epochs_is_starting_then_down() {
+        let mut config = DashboardConfig::new("127.0.0.1:9");
+        config.plan = Some(Plan::from_toml(PLAN).unwrap());
+        let shared = Shared::new(config);
+        let st = shared.state.lock();
+        let mut h = shared.health(&st);
+        assert_eq!(h.status, "starting");
+        h.uptime_seconds = 120.0;
+        let (status, reasons) = assess(&h, &st);
+        assert_eq!(status, "down", "{reasons:?}");
+    }
+}
