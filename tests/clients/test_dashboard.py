@@ -209,15 +209,25 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def screenshot(d, path: Path, width: int):
-    """A full-page screenshot at `width` CSS pixels."""
-    d.set_window_size(width, 900)
-    time.sleep(1.5)  # a push or two at the new width (the charts redraw to fit)
-    height = d.execute_script("return document.documentElement.scrollHeight")
-    d.set_window_size(width, min(int(height) + 40, 6000))
-    time.sleep(1.5)
-    assert d.save_screenshot(str(path)), path
+def screenshot(d, path: Path, width: int, mobile=False):
+    """A full-page screenshot at `width` CSS pixels (the viewport set through the DevTools
+    protocol, so its size is exact; `mobile` honours the page's viewport meta tag like a
+    phone). Returns how many pixels the page is wider than the viewport."""
+    def viewport(height):
+        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                          {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    try:
+        viewport(900)
+        time.sleep(1.5)  # a push or two at the new width (the charts redraw to fit)
+        height = int(d.execute_script("return document.documentElement.scrollHeight"))
+        viewport(min(height, 8000))
+        time.sleep(1.5)
+        assert d.save_screenshot(str(path)), path
+        overflow = d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    finally:
+        d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert path.stat().st_size > 10_000, f"{path} looks empty"
+    return overflow
 
 
 def test_dashboard_in_headless_chromium(browser, tmp_path):
@@ -286,8 +296,7 @@ def test_dashboard_in_headless_chromium(browser, tmp_path):
         screenshot(d, out / "dashboard-dark.png", 1280)
         d.get(up.url + "/?theme=light")
         wait_until(lambda: d.execute_script(READ_PAGE)["windows"] >= 2, 30, "phone page with data")
-        screenshot(d, out / "dashboard-phone.png", 390)
-        overflow = d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        overflow = screenshot(d, out / "dashboard-phone.png", 390, mobile=True)
         assert overflow <= 1, f"page is {overflow}px wider than a phone screen"
 
         # Nothing failed in the page (a blocked outside request would show up here).
