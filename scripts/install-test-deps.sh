@@ -4,8 +4,9 @@
 #
 #   - apt: kcat (client tests), and the C toolchain + zlib headers that the bundled librdkafka
 #     build of the `rdkafka` crate needs (build-essential, pkg-config, zlib1g-dev; zstd is
-#     vendored by zstd-sys, so no libzstd-dev), python3-venv for the Python test venv.
-#   - pip, into <repo>/.venv: kafka-python and pytest (required), lz4 / zstandard /
+#     vendored by zstd-sys, so no libzstd-dev), python3-venv for the Python test venv,
+#     chromium and chromium-driver (the dashboard's headless browser test).
+#   - pip, into <repo>/.venv: kafka-python, pytest and selenium (required), lz4 / zstandard /
 #     python-snappy (optional: kafka-python's codecs; the tests skip a codec that is missing).
 set -euo pipefail
 
@@ -36,6 +37,9 @@ if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
 fi
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
+# Debian's Chromium and its ChromeDriver (same version, /usr/bin): the dashboard end-to-end test.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 # The venv module: a python3 that cannot make a venv with pip needs Debian's python3-venv.
 PY="${PYTHON:-python3}"
@@ -79,6 +83,8 @@ VPY="$VENV/bin/python"
 need_pip=()
 "$VPY" -c 'import kafka' >/dev/null 2>&1 || need_pip+=(kafka-python)
 "$VPY" -c 'import pytest' >/dev/null 2>&1 || need_pip+=(pytest)
+# Drives Debian's chromedriver (the test passes its path, so Selenium Manager never downloads).
+"$VPY" -c 'import selenium' >/dev/null 2>&1 || need_pip+=(selenium)
 if [ "${#need_pip[@]}" -gt 0 ]; then
     log "pip install ${need_pip[*]}"
     "$VPY" -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"
@@ -96,4 +102,4 @@ for spec in "lz4:lz4" "zstandard:zstandard" "snappy:python-snappy"; do
     fi
 done
 
-log "done (kcat: $(command -v kcat || command -v kafkacat), python: $VPY)"
+log "done (kcat: $(command -v kcat || command -v kafkacat), chromium: $(command -v chromium), python: $VPY)"

@@ -4,7 +4,7 @@
 //! DescribeConfigs, ListGroups/DescribeGroups, OffsetFetch), so these commands work against
 //! any Kafka-compatible broker and double as a check of what Rivulet's broker answers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rdkafka::admin::{
@@ -382,57 +382,101 @@ async fn list_groups(brokers: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// A member of a group as `describe` shows it.
-struct MemberView {
-    id: String,
-    client_id: String,
-    host: String,
-    assignment: Result<Vec<(String, Vec<i32>)>, ClientError>,
+/// A consumer group: state, members with their assignments, committed offsets and lag.
+/// What `rivulet groups describe` prints and the dashboard's `/api/groups` returns.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupOverview {
+    pub group: String,
+    /// `Stable`, `Empty`, ... as the broker reports it (empty when it does not say).
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<GroupMember>,
+    /// Partitions the group committed offsets for or has assigned, in (topic, partition) order.
+    pub offsets: Vec<GroupOffset>,
 }
 
-/// One row of the offsets table.
-struct OffsetRow {
-    topic: String,
-    partition: i32,
-    committed: Option<i64>,
-    end: i64,
-    member: Option<String>,
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: String,
+    pub assignment: Vec<TopicAssignment>,
+    /// Why the assignment could not be decoded (it is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignment_error: Option<String>,
 }
 
-struct GroupView {
-    state: String,
-    protocol_type: String,
-    protocol: String,
-    members: Vec<MemberView>,
-    offsets: Vec<OffsetRow>,
+/// The partitions of one topic assigned to a member.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TopicAssignment {
+    pub topic: String,
+    pub partitions: Vec<i32>,
+}
+
+/// One partition's committed offset and lag in a group.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupOffset {
+    pub topic: String,
+    pub partition: i32,
+    /// None: nothing committed yet.
+    pub committed: Option<i64>,
+    /// The partition's high watermark.
+    pub log_end: i64,
+    /// `log_end - committed` (never negative); None without a committed offset.
+    pub lag: Option<i64>,
+    /// The member the partition is assigned to, if any.
+    pub member: Option<String>,
+}
+
+/// A topic with its partitions' offsets, as the dashboard's `/api/topics` returns it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TopicOverview {
+    pub name: String,
+    /// The broker's own topics (`__consumer_offsets`).
+    pub internal: bool,
+    pub partitions: Vec<PartitionOffsets>,
+    /// Records currently held (sum of `high_watermark - log_start_offset`).
+    pub records: i64,
+}
+
+/// One partition of a topic.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    pub leader: i32,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub records: i64,
 }
 
 async fn describe_group(brokers: &str, group: &str) -> Result<(), ClientError> {
     let consumer = plain_consumer(brokers, Some(group))?;
     let g = group.to_string();
-    let view = blocking(move || group_view(&consumer, &g)).await?;
+    let view = blocking(move || group_overview(&consumer, &g, None)).await?;
     println!("group: {group}");
     println!("state: {}", view.state);
     println!("protocol-type: {}", view.protocol_type);
     println!("protocol: {}", view.protocol);
     println!("members: {}", view.members.len());
     for m in &view.members {
-        println!("  member: {}", m.id);
+        println!("  member: {}", m.member_id);
         println!("    client-id: {}", m.client_id);
         println!("    host: {}", m.host);
-        match &m.assignment {
-            Ok(a) if a.is_empty() => println!("    assignment: (none)"),
-            Ok(a) => {
+        match (&m.assignment_error, &m.assignment) {
+            (Some(e), _) => println!("    assignment: ({e})"),
+            (None, a) if a.is_empty() => println!("    assignment: (none)"),
+            (None, a) => {
                 let parts: Vec<String> = a
                     .iter()
-                    .map(|(t, ps)| {
-                        let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
-                        format!("{t}[{}]", ps.join(","))
+                    .map(|t| {
+                        let ps: Vec<String> = t.partitions.iter().map(i32::to_string).collect();
+                        format!("{}[{}]", t.topic, ps.join(","))
                     })
                     .collect();
                 println!("    assignment: {}", parts.join(" "));
             }
-            Err(e) => println!("    assignment: ({e})"),
         }
     }
     println!();
@@ -452,16 +496,16 @@ async fn describe_group(brokers: &str, group: &str) -> Result<(), ClientError> {
         "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"
     );
     for r in &view.offsets {
-        let (committed, lag) = match r.committed {
-            Some(c) => (c.to_string(), (r.end - c).max(0).to_string()),
-            None => ("-".to_string(), "-".to_string()),
+        let (committed, lag) = match (r.committed, r.lag) {
+            (Some(c), Some(l)) => (c.to_string(), l.to_string()),
+            _ => ("-".to_string(), "-".to_string()),
         };
         println!(
             "{:<tw$}  {:>9}  {:>16}  {:>16}  {:>10}  {}",
             r.topic,
             r.partition,
             committed,
-            r.end,
+            r.log_end,
             lag,
             r.member.as_deref().unwrap_or("-")
         );
@@ -469,7 +513,14 @@ async fn describe_group(brokers: &str, group: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
-fn group_view(consumer: &BaseConsumer, group: &str) -> Result<GroupView, ClientError> {
+/// Describes `group` through `consumer` (created with that `group.id`, never subscribed:
+/// OffsetFetch without joining). With `topics`, their partitions and high watermarks are used
+/// instead of asking the broker again (the dashboard describes every group each refresh).
+fn group_overview(
+    consumer: &BaseConsumer,
+    group: &str,
+    topics: Option<&[TopicOverview]>,
+) -> Result<GroupOverview, ClientError> {
     let list = consumer
         .fetch_group_list(Some(group), REQUEST_TIMEOUT)
         .map_err(ClientError::kafka(format!("describing group {group}")))?;
@@ -478,54 +529,52 @@ fn group_view(consumer: &BaseConsumer, group: &str) -> Result<GroupView, ClientE
             "group {group} does not exist"
         )));
     };
-    let members: Vec<MemberView> = info
-        .members()
-        .iter()
-        .map(|m| MemberView {
-            id: m.id().to_string(),
-            client_id: m.client_id().to_string(),
-            host: m.client_host().to_string(),
-            assignment: match m.assignment() {
-                None => Ok(Vec::new()),
-                Some([]) => Ok(Vec::new()),
-                Some(b) => decode_assignment(b),
-            },
-        })
-        .collect();
+    let members: Vec<GroupMember> = info.members().iter().map(member_of).collect();
 
     // Which member owns which partition, for the offsets table.
     let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
     for m in &members {
-        if let Ok(a) = &m.assignment {
-            for (t, ps) in a {
-                for p in ps {
-                    owner.insert((t.clone(), *p), m.id.clone());
-                }
+        for a in &m.assignment {
+            for p in &a.partitions {
+                owner.insert((a.topic.clone(), *p), m.member_id.clone());
             }
         }
     }
 
     // OffsetFetch for every partition of every topic: librdkafka only asks for the partitions
     // it is given, and an empty group has no assignment to say which topics it consumed.
-    let md = consumer
-        .fetch_metadata(None, REQUEST_TIMEOUT)
-        .map_err(ClientError::kafka("fetching metadata"))?;
-    let mut tpl = TopicPartitionList::new();
-    let mut wanted: BTreeSet<(String, i32)> = owner.keys().cloned().collect();
-    for t in md.topics() {
-        if t.name().starts_with(INTERNAL_PREFIX) || t.error().is_some() {
-            continue;
+    let mut ends: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
+    match topics {
+        Some(ts) => {
+            for t in ts.iter().filter(|t| !t.internal) {
+                for p in &t.partitions {
+                    ends.insert((t.name.clone(), p.partition), Some(p.high_watermark));
+                }
+            }
         }
-        for p in t.partitions() {
-            wanted.insert((t.name().to_string(), p.id()));
+        None => {
+            let md = consumer
+                .fetch_metadata(None, REQUEST_TIMEOUT)
+                .map_err(ClientError::kafka("fetching metadata"))?;
+            for t in md.topics() {
+                if t.name().starts_with(INTERNAL_PREFIX) || t.error().is_some() {
+                    continue;
+                }
+                for p in t.partitions() {
+                    ends.insert((t.name().to_string(), p.id()), None);
+                }
+            }
         }
     }
-    for (t, p) in &wanted {
+    for k in owner.keys() {
+        ends.entry(k.clone()).or_insert(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in ends.keys() {
         tpl.add_partition(t, *p);
     }
     let mut offsets = Vec::new();
     if tpl.count() > 0 {
-        // A consumer with this group.id that never subscribes: OffsetFetch without joining.
         let committed =
             consumer
                 .committed_offsets(tpl, REQUEST_TIMEOUT)
@@ -542,30 +591,184 @@ fn group_view(consumer: &BaseConsumer, group: &str) -> Result<GroupView, ClientE
             if c.is_none() && member.is_none() {
                 continue; // neither consumed by this group nor assigned in it
             }
-            let (_, high) = consumer
-                .fetch_watermarks(e.topic(), e.partition(), REQUEST_TIMEOUT)
-                .map_err(ClientError::kafka(format!(
-                    "fetching offsets of {}/{}",
-                    e.topic(),
-                    e.partition()
-                )))?;
-            offsets.push(OffsetRow {
+            let high = match ends.get(&key).copied().flatten() {
+                Some(h) => h,
+                None => {
+                    consumer
+                        .fetch_watermarks(e.topic(), e.partition(), REQUEST_TIMEOUT)
+                        .map_err(ClientError::kafka(format!(
+                            "fetching offsets of {}/{}",
+                            e.topic(),
+                            e.partition()
+                        )))?
+                        .1
+                }
+            };
+            offsets.push(GroupOffset {
                 topic: key.0,
                 partition: key.1,
                 committed: c,
-                end: high,
+                log_end: high,
+                lag: c.map(|c| (high - c).max(0)),
                 member,
             });
         }
     }
     offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    Ok(GroupView {
+    Ok(GroupOverview {
+        group: group.to_string(),
         state: info.state().to_string(),
         protocol_type: info.protocol_type().to_string(),
         protocol: info.protocol().to_string(),
         members,
         offsets,
     })
+}
+
+fn member_of(m: &rdkafka::groups::GroupMemberInfo) -> GroupMember {
+    let decoded = match m.assignment() {
+        None | Some([]) => Ok(Vec::new()),
+        Some(b) => decode_assignment(b),
+    };
+    let (assignment, assignment_error) = match decoded {
+        Ok(a) => (
+            a.into_iter()
+                .map(|(topic, partitions)| TopicAssignment { topic, partitions })
+                .collect(),
+            None,
+        ),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    GroupMember {
+        member_id: m.id().to_string(),
+        client_id: m.client_id().to_string(),
+        host: m.client_host().to_string(),
+        assignment,
+        assignment_error,
+    }
+}
+
+/// Most groups whose offsets [`Inspector::groups`] reads; more are listed without offsets
+/// (each needs a client of its own, kept between calls).
+pub const MAX_INSPECTED_GROUPS: usize = 64;
+
+/// A long-lived, blocking view of a cluster's topics and groups for periodic refreshes (the
+/// dashboard): the librdkafka clients are made once, not per refresh. Every call blocks for
+/// at most a few request timeouts; call it off the async runtime's workers.
+pub struct Inspector {
+    brokers: String,
+    consumer: BaseConsumer,
+    /// One never-subscribed consumer per group id (OffsetFetch needs the `group.id`).
+    group_consumers: BTreeMap<String, BaseConsumer>,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("brokers", &self.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inspector {
+    pub fn connect(brokers: &str) -> Result<Inspector, ClientError> {
+        Ok(Inspector {
+            brokers: brokers.to_string(),
+            consumer: plain_consumer(brokers, None)?,
+            group_consumers: BTreeMap::new(),
+        })
+    }
+
+    /// Every topic (internal ones flagged) with its partitions' offsets, by name.
+    pub fn topics(&self) -> Result<Vec<TopicOverview>, ClientError> {
+        let md = self
+            .consumer
+            .fetch_metadata(None, REQUEST_TIMEOUT)
+            .map_err(ClientError::kafka(format!(
+                "fetching metadata from {}",
+                self.brokers
+            )))?;
+        let mut out = Vec::new();
+        for t in md.topics() {
+            if t.error().is_some() {
+                continue;
+            }
+            let mut partitions = Vec::with_capacity(t.partitions().len());
+            for p in t.partitions() {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(t.name(), p.id(), REQUEST_TIMEOUT)
+                    .map_err(ClientError::kafka(format!(
+                        "fetching offsets of {}/{}",
+                        t.name(),
+                        p.id()
+                    )))?;
+                partitions.push(PartitionOffsets {
+                    partition: p.id(),
+                    leader: p.leader(),
+                    log_start_offset: low,
+                    high_watermark: high,
+                    records: (high - low).max(0),
+                });
+            }
+            partitions.sort_by_key(|p| p.partition);
+            out.push(TopicOverview {
+                name: t.name().to_string(),
+                internal: t.name().starts_with(INTERNAL_PREFIX),
+                records: partitions.iter().map(|p| p.records).sum(),
+                partitions,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Every group, described (members, committed offsets, lag against `topics`), by id.
+    /// Past [`MAX_INSPECTED_GROUPS`] groups are listed with members but without offsets.
+    pub fn groups(&mut self, topics: &[TopicOverview]) -> Result<Vec<GroupOverview>, ClientError> {
+        let list = self
+            .consumer
+            .fetch_group_list(None, REQUEST_TIMEOUT)
+            .map_err(ClientError::kafka(format!(
+                "listing groups on {}",
+                self.brokers
+            )))?;
+        let mut names: Vec<String> = list.groups().iter().map(|g| g.name().to_string()).collect();
+        names.sort();
+        // Forget clients of groups that are gone, so the map stays bounded by live groups.
+        self.group_consumers.retain(|g, _| names.contains(g));
+        let mut out = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let listed = list.groups().iter().find(|g| g.name() == name.as_str());
+            if i >= MAX_INSPECTED_GROUPS {
+                if let Some(g) = listed {
+                    out.push(GroupOverview {
+                        group: name.clone(),
+                        state: g.state().to_string(),
+                        protocol_type: g.protocol_type().to_string(),
+                        protocol: g.protocol().to_string(),
+                        members: g.members().iter().map(member_of).collect(),
+                        offsets: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            if !self.group_consumers.contains_key(name) {
+                let c = plain_consumer(&self.brokers, Some(name))?;
+                self.group_consumers.insert(name.clone(), c);
+            }
+            let Some(c) = self.group_consumers.get(name) else {
+                continue;
+            };
+            match group_overview(c, name, Some(topics)) {
+                Ok(g) => out.push(g),
+                // Deleted between the list and the describe: skip it this round.
+                Err(ClientError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Decodes a classic consumer-protocol `Assignment` (versions 0-3 share one layout):

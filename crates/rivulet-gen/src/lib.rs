@@ -12,7 +12,8 @@
 //!   and malformed events; the exact rule is in [`stream`].
 //! - [`run`]: paces the stream into the topic ([`pacing`]: absolute schedule, bursts per
 //!   tick), with acks=all, the idempotent producer, bounded backpressure, a progress line
-//!   per second on stderr and a [`GenSummary`] at the end.
+//!   per second on stderr and a [`GenSummary`] at the end; [`run_with_stats`] also keeps
+//!   live [`GenStats`] counters (the dashboard's generator rate).
 //! - [`GenArgs`]: the `rivulet gen` flags, flattened into the binary's subcommand.
 //!
 //! ```no_run
@@ -33,5 +34,5 @@ pub mod time;
 
 pub use args::{parse_duration, parse_start_time, Compression, Dist, GenArgs};
 pub use error::GenError;
-pub use run::{run, GenSummary};
+pub use run::{run, run_with_stats, GenStats, GenSummary};
 pub use stream::{Event, EventKind, EventStream, Field, Malformation, StreamConfig, ValueDist};

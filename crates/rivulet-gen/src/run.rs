@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -120,12 +120,26 @@ impl fmt::Display for GenSummary {
     }
 }
 
+/// Live counters of a run, shared with whoever watches it (the dashboard of `rivulet up`):
+/// `sent` is bumped by the send loop, `acknowledged` / `errors` by delivery reports. All are
+/// running totals since the run started.
+#[derive(Debug, Default)]
+pub struct GenStats {
+    pub sent: AtomicU64,
+    pub acknowledged: AtomicU64,
+    pub errors: AtomicU64,
+    pub bad: AtomicU64,
+    pub late: AtomicU64,
+}
+
 /// Delivery-report counters, updated on the producer's polling thread.
 #[derive(Default)]
 struct GenContext {
     acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Mirrors of the counters for an outside watcher.
+    stats: Arc<GenStats>,
 }
 
 impl GenContext {
@@ -150,6 +164,7 @@ impl ProducerContext for GenContext {
         match result {
             Ok(_) => {
                 self.acked.fetch_add(1, Ordering::AcqRel);
+                self.stats.acknowledged.fetch_add(1, Ordering::Relaxed);
             }
             Err((e, _)) => {
                 // Record the message before counting, so a reader that sees the count also
@@ -158,6 +173,7 @@ impl ProducerContext for GenContext {
                     first.get_or_insert_with(|| e.to_string());
                 }
                 self.failed.fetch_add(1, Ordering::AcqRel);
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -199,6 +215,15 @@ fn producer_config(args: &GenArgs) -> ClientConfig {
 /// reachable, topic missing, a fatal producer error, a queue that stays full); failed
 /// deliveries are counted in [`GenSummary::errors`].
 pub async fn run(args: GenArgs, cancel: CancellationToken) -> Result<GenSummary, GenError> {
+    run_with_stats(args, cancel, Arc::new(GenStats::default())).await
+}
+
+/// [`run`], keeping `stats` up to date while it runs (for a live view of the rate).
+pub async fn run_with_stats(
+    args: GenArgs,
+    cancel: CancellationToken,
+    stats: Arc<GenStats>,
+) -> Result<GenSummary, GenError> {
     args.validate()?;
     // Without --seed a random one is drawn and reported, so any run can be replayed.
     let seed = args.seed.unwrap_or_else(rand::random);
@@ -206,8 +231,12 @@ pub async fn run(args: GenArgs, cancel: CancellationToken) -> Result<GenSummary,
     let mut stream = EventStream::new(args.stream_config(seed, start_ms))?;
     let mut summary = GenSummary::new(seed, start_ms);
 
+    let context = GenContext {
+        stats: stats.clone(),
+        ..GenContext::default()
+    };
     let producer: GenProducer = producer_config(&args)
-        .create_with_context(GenContext::default())
+        .create_with_context(context)
         .map_err(GenError::kafka("creating the producer"))?;
     let checked = tokio::select! {
         r = check_topic(&producer, &args) => Some(r),
@@ -241,6 +270,7 @@ pub async fn run(args: GenArgs, cancel: CancellationToken) -> Result<GenSummary,
                 &cancel,
                 &mut summary,
                 &mut progress,
+                &stats,
             )
             .await;
             // Even after a fatal error, collect the reports of what was sent so the counts
@@ -287,6 +317,7 @@ async fn send_loop(
     cancel: &CancellationToken,
     summary: &mut GenSummary,
     progress: &mut Progress,
+    stats: &GenStats,
 ) -> Result<(), GenError> {
     let schedule = Schedule::new(args.rate);
     let limit = args.count.unwrap_or(u64::MAX);
@@ -311,9 +342,16 @@ async fn send_loop(
                 return Ok(());
             }
             summary.sent += 1;
+            stats.sent.fetch_add(1, Ordering::Relaxed);
             match event.kind {
-                EventKind::Bad => summary.bad += 1,
-                EventKind::Late => summary.late += 1,
+                EventKind::Bad => {
+                    summary.bad += 1;
+                    stats.bad.fetch_add(1, Ordering::Relaxed);
+                }
+                EventKind::Late => {
+                    summary.late += 1;
+                    stats.late.fetch_add(1, Ordering::Relaxed);
+                }
                 EventKind::Good => {}
             }
         }

@@ -504,3 +504,45 @@ async fn delivery_errors_are_counted_not_dropped() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_stats_agree_with_the_summary() {
+    let broker = TestBroker::start(true).await;
+    let args = gen_args(
+        &broker.bootstrap(),
+        "stats",
+        &[
+            "--seed",
+            "11",
+            "--count",
+            "2000",
+            "--rate",
+            "0",
+            "--late-fraction",
+            "0.1",
+            "--bad-fraction",
+            "0.05",
+        ],
+    );
+    let stats = std::sync::Arc::new(rivulet_gen::GenStats::default());
+    let summary = tokio::time::timeout(
+        WAIT,
+        rivulet_gen::run_with_stats(args.clone(), CancellationToken::new(), stats.clone()),
+    )
+    .await
+    .expect("generator timed out")
+    .expect("generator failed");
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(summary.sent, 2000);
+    assert_eq!(load(&stats.sent), summary.sent);
+    assert_eq!(load(&stats.acknowledged), summary.acknowledged);
+    assert_eq!(load(&stats.errors), summary.errors);
+    assert_eq!(load(&stats.bad), summary.bad);
+    assert_eq!(load(&stats.late), summary.late);
+    // The stream's own counts for the seed: the live counters classify events the same way.
+    let events = expected(&args, 2000);
+    let bad = events.iter().filter(|e| e.kind == EventKind::Bad).count() as u64;
+    assert!(bad > 0, "the seed produces malformed events");
+    assert_eq!(load(&stats.bad), bad);
+    broker.shutdown().await;
+}

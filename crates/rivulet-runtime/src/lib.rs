@@ -12,6 +12,7 @@
 //! - [`sinks`]: console, JSON-lines files and Kafka, each exactly-once for replayed epochs.
 //! - [`dlq`]: dead letters and late rows to their topics.
 //! - [`progress`]: Spark-style `StreamingQueryProgress` records.
+//! - [`observer`]: [`QueryObserver`], the hook the live dashboard watches a query through.
 //! - [`query`]: the driver, [`run_query`].
 //! - [`args`]: the `rivulet run` flags equivalent to a pipeline file ([`PlanArgs`]).
 
@@ -20,6 +21,7 @@ pub mod checkpoint;
 mod decode_pool;
 pub mod dlq;
 pub mod error;
+pub mod observer;
 pub mod progress;
 pub mod query;
 pub mod rows;
@@ -28,6 +30,7 @@ pub mod source;
 
 pub use args::PlanArgs;
 pub use error::RuntimeError;
+pub use observer::QueryObserver;
 pub use query::{run_query, QuerySummary, RunOptions};
 
 /// `Result` with [`RuntimeError`].

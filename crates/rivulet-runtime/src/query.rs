@@ -83,6 +83,8 @@ pub struct RunOptions {
     pub retain_epochs: Option<usize>,
     /// Override of the plan's checkpoint directory.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Told every committed epoch's results and progress (the live dashboard).
+    pub observer: Option<Arc<dyn crate::observer::QueryObserver>>,
     #[doc(hidden)]
     pub fail_point: Option<FailPoint>,
 }
@@ -617,6 +619,10 @@ impl Query {
         for s in &mut self.sinks {
             s.commit(epoch)?;
         }
+        // After the commit: an observer only ever sees results a restart will not take back.
+        if let Some(o) = &self.opts.observer {
+            o.on_results(epoch, &result);
+        }
         let ends: BTreeMap<TopicPartition, i64> = offsets
             .ranges
             .iter()
@@ -784,6 +790,9 @@ impl Query {
             num_late_rows: c.num_late,
         };
         tracing::info!("{}", p.summary_line());
+        if let Some(o) = &self.opts.observer {
+            o.on_progress(&p);
+        }
         if let Some(w) = self.progress.as_mut() {
             if let Err(e) = w.write(&p) {
                 tracing::warn!("progress file: {e}");

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -100,6 +101,24 @@ struct UpArgs {
     /// Append a JSON progress record per micro-batch to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
+    #[command(flatten)]
+    dashboard: DashboardArgs,
+    /// Do not serve the dashboard.
+    #[arg(long)]
+    no_dashboard: bool,
+}
+
+/// Where the live dashboard (web page, /api, /metrics) listens.
+#[derive(Args)]
+struct DashboardArgs {
+    /// Address of the dashboard's web server; loopback unless you say otherwise (it has no
+    /// authentication). Port 0 picks a free port; the address is printed at start.
+    #[arg(
+        long,
+        env = "RIVULET_DASHBOARD_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    dashboard_listen: String,
 }
 
 /// The default query of `rivulet up` (also shipped as examples/pipeline.toml).
@@ -126,6 +145,11 @@ struct RunArgs {
     /// Append a JSON progress record per micro-batch to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
+    /// Serve the live dashboard for this query (see --dashboard-listen).
+    #[arg(long)]
+    dashboard: bool,
+    #[command(flatten)]
+    dashboard_args: DashboardArgs,
 }
 
 #[derive(Args)]
@@ -241,6 +265,10 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
     }
+    let dashboard_listener = match args.dashboard {
+        true => Some(bind_dashboard(&args.dashboard_args.dashboard_listen).await?),
+        false => None,
+    };
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -253,12 +281,26 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
         eprintln!("second signal: exiting at once");
         std::process::exit(130);
     });
+    let dashboard_cancel = tokio_util::sync::CancellationToken::new();
+    let mut observer = None;
+    let mut dashboard = None;
+    if let Some(listener) = dashboard_listener {
+        let mut config = rivulet_dashboard::DashboardConfig::new(plan.source.brokers.clone());
+        config.plan = Some(plan.clone());
+        let d = rivulet_dashboard::Dashboard::new(config);
+        observer = Some(d.observer());
+        dashboard = Some(tokio::spawn(d.serve(listener, dashboard_cancel.clone())));
+    }
     let opts = rivulet_runtime::RunOptions {
         progress_json: args.progress_json,
         checkpoint_dir: args.checkpoint_dir,
+        observer,
         ..rivulet_runtime::RunOptions::default()
     };
-    let summary = rivulet_runtime::run_query(plan, opts, cancel).await?;
+    let result = rivulet_runtime::run_query(plan, opts, cancel).await;
+    dashboard_cancel.cancel();
+    stop_dashboard(dashboard).await;
+    let summary = result?;
     tracing::info!(
         "query stopped after {} micro-batches ({} input rows, {} output rows)",
         summary.epochs,
@@ -276,6 +318,11 @@ async fn up(args: UpArgs) -> Result<()> {
     let mut plan = match &args.pipeline {
         Some(p) => rivulet_engine::Plan::from_toml_file(p)?,
         None => rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?,
+    };
+    // Bound first, so a taken port fails the start before anything else runs.
+    let dashboard_listener = match args.no_dashboard {
+        false => Some(bind_dashboard(&args.dashboard.dashboard_listen).await?),
+        true => None,
     };
     // The embedded broker, unless pointed at a cluster.
     let (broker, brokers) = match &args.brokers {
@@ -300,6 +347,23 @@ async fn up(args: UpArgs) -> Result<()> {
 
     let gen_cancel = tokio_util::sync::CancellationToken::new();
     let query_cancel = tokio_util::sync::CancellationToken::new();
+    let dashboard_cancel = tokio_util::sync::CancellationToken::new();
+    let gen_stats = Arc::new(rivulet_gen::GenStats::default());
+    plan.source.brokers = brokers.clone();
+    if args.pipeline.is_none() {
+        plan.source.topics = vec![args.topic.clone()];
+    }
+    let mut observer = None;
+    let mut dashboard = None;
+    if let Some(listener) = dashboard_listener {
+        let mut config = rivulet_dashboard::DashboardConfig::new(brokers.clone());
+        config.plan = (!args.no_query).then(|| plan.clone());
+        config.broker = broker.as_ref().map(|b| b.broker().clone());
+        config.generator = (!args.no_generator).then(|| gen_stats.clone());
+        let d = rivulet_dashboard::Dashboard::new(config);
+        observer = Some(d.observer());
+        dashboard = Some(tokio::spawn(d.serve(listener, dashboard_cancel.clone())));
+    }
     let mut generator = None;
     if !args.no_generator {
         let rate = args.rate.to_string();
@@ -317,17 +381,18 @@ async fn up(args: UpArgs) -> Result<()> {
             "--quiet",
         ])
         .context("generator flags")?;
-        generator = Some(tokio::spawn(rivulet_gen::run(gen_args, gen_cancel.clone())));
+        generator = Some(tokio::spawn(rivulet_gen::run_with_stats(
+            gen_args,
+            gen_cancel.clone(),
+            gen_stats.clone(),
+        )));
     }
     let mut query = None;
     if !args.no_query {
-        plan.source.brokers = brokers.clone();
-        if args.pipeline.is_none() {
-            plan.source.topics = vec![args.topic.clone()];
-        }
         let opts = rivulet_runtime::RunOptions {
             progress_json: args.progress_json.clone(),
             checkpoint_dir: Some(data_dir.join("checkpoints").join(&plan.name)),
+            observer,
             ..rivulet_runtime::RunOptions::default()
         };
         query = Some(tokio::spawn(rivulet_runtime::run_query(
@@ -389,10 +454,43 @@ async fn up(args: UpArgs) -> Result<()> {
             Err(e) => failed = Some(anyhow::anyhow!("query task: {e}")),
         }
     }
+    // The dashboard goes before the broker, so its admin calls never wait on a closed one.
+    dashboard_cancel.cancel();
+    stop_dashboard(dashboard).await;
     if let Some(b) = broker {
         b.shutdown().await.context("clean broker shutdown")?;
     }
     failed.map_or(Ok(()), Err)
+}
+
+/// Binds the dashboard's listener and prints its address (tests parse this line; with port 0
+/// it has the real port).
+async fn bind_dashboard(listen: &str) -> Result<TcpListener> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the dashboard to --dashboard-listen {listen}"))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "the dashboard listens on {addr}, beyond this machine; it has no authentication"
+        );
+    }
+    println!("rivulet dashboard at http://{addr}");
+    Ok(listener)
+}
+
+/// Waits (bounded) for a cancelled dashboard to finish; it only logs, since the pipeline's
+/// own result is what the command reports.
+async fn stop_dashboard(
+    task: Option<tokio::task::JoinHandle<Result<(), rivulet_dashboard::DashboardError>>>,
+) {
+    let Some(task) = task else { return };
+    match tokio::time::timeout(Duration::from_secs(10), task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!("dashboard: {e}"),
+        Ok(Err(e)) => tracing::error!("dashboard task: {e}"),
+        Err(_) => tracing::warn!("dashboard did not stop within 10 s"),
+    }
 }
 
 /// `rivulet gen`: the first Ctrl-C/SIGTERM stops producing (the summary still accounts for

@@ -31,6 +31,9 @@ fn up_runs_the_whole_pipeline_and_stops_cleanly() {
             "up",
             "--listen",
             "127.0.0.1:0",
+            // Not the default 8080: tests run side by side.
+            "--dashboard-listen",
+            "127.0.0.1:0",
             "--rate",
             "2000",
             "--data-dir",

@@ -1,0 +1,1024 @@
+//! What the dashboard knows, and the JSON it serves: the query's results and progress (pushed
+//! by the runtime through [`QueryObserver`]), samples of the counters (generator, embedded
+//! broker, engine, process memory; taken by [`crate::sampler`] every second) and the cluster's
+//! topics and groups (read through the admin client). Every buffer is bounded.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use parking_lot::Mutex;
+use rivulet_client::admin::{GroupOverview, TopicOverview};
+use rivulet_engine::plan::{OutputMode, Plan, SinkSpec, TriggerSpec, WindowSpec};
+use rivulet_gen::GenStats;
+use rivulet_runtime::progress::QueryProgress;
+use rivulet_runtime::rows::rfc3339_ms;
+use rivulet_runtime::QueryObserver;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::results::{KeyWeight, ResultShape, ResultStore, WindowRow};
+
+/// Progress records kept (`/api/queries/<name>/progress`).
+pub const PROGRESS_HISTORY: usize = 600;
+/// Counter samples kept, one per second (the throughput chart's span).
+pub const SAMPLE_HISTORY: usize = 300;
+/// Rates are averaged over this many samples (seconds), so one-second triggers do not make
+/// them jump between 0 and twice the real rate.
+const RATE_SPAN: usize = 5;
+
+/// How the dashboard is set up; see [`crate::Dashboard::new`].
+pub struct DashboardConfig {
+    /// Bootstrap servers of the cluster whose topics and groups are shown.
+    pub brokers: String,
+    /// The running query, if any.
+    pub plan: Option<Plan>,
+    /// The embedded broker, for its counters (None against an external cluster: the broker's
+    /// input rate then comes from the topics' end offsets).
+    pub broker: Option<Arc<rivulet_broker::Broker>>,
+    /// The generator's live counters, when `rivulet up` runs one.
+    pub generator: Option<Arc<GenStats>>,
+    /// Windows kept per key.
+    pub max_windows: usize,
+    /// Keys kept.
+    pub max_keys: usize,
+}
+
+impl DashboardConfig {
+    pub fn new(brokers: impl Into<String>) -> DashboardConfig {
+        DashboardConfig {
+            brokers: brokers.into(),
+            plan: None,
+            broker: None,
+            generator: None,
+            max_windows: 60,
+            max_keys: 10_000,
+        }
+    }
+}
+
+/// The running query as `/api/queries` describes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryInfo {
+    pub name: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub group_by: Vec<String>,
+    pub aggregates: Vec<crate::results::AggregateColumn>,
+    /// `tumbling 10s`, `hopping 10s every 5s`, `session gap 30s`, or null.
+    pub window: Option<String>,
+    pub window_size_ms: Option<i64>,
+    pub allowed_lateness_ms: i64,
+    pub output_mode: String,
+    /// `1s`, or `on arrival`.
+    pub trigger: String,
+    pub trigger_ms: Option<i64>,
+    pub sinks: Vec<String>,
+    pub filter: Option<String>,
+    /// Stable query id and this run's id, once the first epoch reported them.
+    pub id: Option<String>,
+    pub run_id: Option<String>,
+}
+
+impl QueryInfo {
+    fn of(plan: &Plan) -> QueryInfo {
+        let shape = ResultShape::of(plan);
+        let (window, window_size_ms) = match &plan.window {
+            None => (None, None),
+            Some(WindowSpec::Tumbling { size }) => {
+                (Some(format!("tumbling {}", fmt_ms(size.0))), Some(size.0))
+            }
+            Some(WindowSpec::Hopping { size, slide }) => (
+                Some(format!(
+                    "hopping {} every {}",
+                    fmt_ms(size.0),
+                    fmt_ms(slide.0)
+                )),
+                Some(size.0),
+            ),
+            Some(WindowSpec::Session { gap }) => {
+                (Some(format!("session gap {}", fmt_ms(gap.0))), Some(gap.0))
+            }
+        };
+        let (trigger, trigger_ms) = match plan.output.trigger {
+            TriggerSpec::ProcessingTime(d) => (fmt_ms(d.0), Some(d.0)),
+            TriggerSpec::OnArrival => ("on arrival".to_string(), None),
+        };
+        QueryInfo {
+            name: plan.name.clone(),
+            topics: plan.source.topics.clone(),
+            group_id: plan
+                .source
+                .group_id
+                .clone()
+                .unwrap_or_else(|| format!("rivulet-{}", plan.name)),
+            group_by: shape.group_by,
+            aggregates: shape.aggregates,
+            window,
+            window_size_ms,
+            allowed_lateness_ms: plan.event_time.allowed_lateness.0,
+            output_mode: match plan.output.mode {
+                OutputMode::Append => "append",
+                OutputMode::Update => "update",
+            }
+            .to_string(),
+            trigger,
+            trigger_ms,
+            sinks: plan
+                .sinks
+                .iter()
+                .map(|s| match s {
+                    SinkSpec::Console => "console".to_string(),
+                    SinkSpec::File { path } => format!("file {}", path.display()),
+                    SinkSpec::Kafka { topic, .. } => format!("kafka {topic}"),
+                })
+                .collect(),
+            filter: plan.filter.clone(),
+            id: None,
+            run_id: None,
+        }
+    }
+}
+
+fn fmt_ms(ms: i64) -> String {
+    if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Running totals of the query, from its progress records.
+#[derive(Debug, Clone, Default, Serialize)]
+struct EngineTotals {
+    epochs: u64,
+    last_epoch: Option<u64>,
+    input_rows: u64,
+    output_rows: u64,
+    late_rows: u64,
+    dead_letters: u64,
+    watermark_ms: Option<i64>,
+    /// Wall time the last epoch was committed (its progress arrived).
+    last_commit_ms: Option<i64>,
+    state_rows: u64,
+    state_bytes: u64,
+    partitions: Vec<PartitionLag>,
+}
+
+/// How far the query is behind one partition's end, as of its last epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// Where the query's last epoch ended.
+    pub offset: i64,
+    /// The partition's end offset when the epoch finished.
+    pub latest_offset: i64,
+    pub lag: i64,
+}
+
+/// One reading of the counters.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Sample {
+    t_ms: i64,
+    gen_sent: Option<u64>,
+    gen_errors: Option<u64>,
+    broker_records_in: Option<u64>,
+    broker_bytes_out: Option<u64>,
+    /// Sum of the source topics' end offsets (from the last cluster refresh).
+    topic_end_offsets: Option<i64>,
+    engine_in: u64,
+    engine_out: u64,
+    rss: Option<u64>,
+}
+
+/// The cluster's topics and groups as last read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterView {
+    pub brokers: String,
+    /// When the last successful refresh finished (ms since the epoch).
+    pub refreshed_ms: Option<i64>,
+    /// The last refresh's error, if it failed.
+    pub error: Option<String>,
+    pub topics: Vec<TopicOverview>,
+    pub groups: Vec<GroupOverview>,
+}
+
+pub(crate) struct State {
+    query: Option<QueryInfo>,
+    results: Option<ResultStore>,
+    progress: VecDeque<QueryProgress>,
+    engine: EngineTotals,
+    samples: VecDeque<Sample>,
+    cluster: ClusterView,
+}
+
+/// Shared by the server, the sampler and the observer.
+pub(crate) struct Shared {
+    pub(crate) server_id: String,
+    pub(crate) started_ms: i64,
+    started: Instant,
+    pub(crate) brokers: String,
+    broker: Option<Arc<rivulet_broker::Broker>>,
+    generator: Option<Arc<GenStats>>,
+    pub(crate) max_windows: usize,
+    pub(crate) state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("server_id", &self.server_id)
+            .field("brokers", &self.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    rivulet_gen::time::now_ms()
+}
+
+impl Shared {
+    pub(crate) fn new(config: DashboardConfig) -> Shared {
+        let query = config.plan.as_ref().map(QueryInfo::of);
+        let results = config
+            .plan
+            .as_ref()
+            .map(|p| ResultStore::new(ResultShape::of(p), config.max_windows, config.max_keys));
+        Shared {
+            server_id: uuid::Uuid::new_v4().to_string(),
+            started_ms: now_ms(),
+            started: Instant::now(),
+            brokers: config.brokers.clone(),
+            broker: config.broker,
+            generator: config.generator,
+            max_windows: config.max_windows.max(1),
+            state: Mutex::new(State {
+                query,
+                results,
+                progress: VecDeque::new(),
+                engine: EngineTotals::default(),
+                samples: VecDeque::new(),
+                cluster: ClusterView {
+                    brokers: config.brokers,
+                    ..ClusterView::default()
+                },
+            }),
+        }
+    }
+
+    /// Reads the counters once (every second, from the sampler).
+    pub(crate) fn sample(&self) {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let rss = crate::sampler::resident_memory_bytes();
+        let mut st = self.state.lock();
+        let topics: Vec<String> = st
+            .query
+            .as_ref()
+            .map(|q| q.topics.clone())
+            .unwrap_or_default();
+        let topic_end_offsets = st.cluster.refreshed_ms.map(|_| {
+            st.cluster
+                .topics
+                .iter()
+                .filter(|t| topics.is_empty() || topics.contains(&t.name))
+                .filter(|t| !t.internal)
+                .flat_map(|t| t.partitions.iter().map(|p| p.high_watermark))
+                .sum()
+        });
+        let s = Sample {
+            t_ms: now_ms(),
+            gen_sent: self.generator.as_ref().map(|g| load(&g.sent)),
+            gen_errors: self.generator.as_ref().map(|g| load(&g.errors)),
+            broker_records_in: self.broker.as_ref().map(|b| load(&b.stats.records_in)),
+            broker_bytes_out: self.broker.as_ref().map(|b| load(&b.stats.bytes_out)),
+            topic_end_offsets,
+            engine_in: st.engine.input_rows,
+            engine_out: st.engine.output_rows,
+            rss,
+        };
+        st.samples.push_back(s);
+        while st.samples.len() > SAMPLE_HISTORY {
+            st.samples.pop_front();
+        }
+    }
+
+    pub(crate) fn set_cluster(
+        &self,
+        result: Result<(Vec<TopicOverview>, Vec<GroupOverview>), String>,
+    ) {
+        let mut st = self.state.lock();
+        match result {
+            Ok((topics, groups)) => {
+                st.cluster.topics = topics;
+                st.cluster.groups = groups;
+                st.cluster.refreshed_ms = Some(now_ms());
+                st.cluster.error = None;
+            }
+            Err(e) => st.cluster.error = Some(e),
+        }
+    }
+
+    fn on_results(&self, epoch: u64, rows: &[RecordBatch]) {
+        let mut st = self.state.lock();
+        if let Some(r) = st.results.as_mut() {
+            r.ingest(epoch, rows);
+        }
+    }
+
+    fn on_progress(&self, p: &QueryProgress) {
+        let mut st = self.state.lock();
+        if let Some(q) = st.query.as_mut() {
+            q.id = Some(p.id.clone());
+            q.run_id = Some(p.run_id.clone());
+        }
+        let e = &mut st.engine;
+        e.epochs += 1;
+        e.last_epoch = Some(p.batch_id);
+        e.input_rows += p.num_input_rows;
+        e.output_rows += p.sink.num_output_rows;
+        e.late_rows += p.num_late_rows;
+        e.dead_letters += p.num_dead_letters;
+        // The progress record says 1970-01-01 while there is no watermark yet.
+        e.watermark_ms = p
+            .event_time
+            .get("watermark")
+            .and_then(|w| rivulet_gen::time::parse_rfc3339(w).ok())
+            .filter(|w| *w > 0);
+        e.last_commit_ms = Some(now_ms());
+        e.state_rows = p.state_operators.iter().map(|o| o.num_rows_total).sum();
+        e.state_bytes = p.state_operators.iter().map(|o| o.memory_used_bytes).sum();
+        e.partitions = partition_lags(p);
+        st.progress.push_back(p.clone());
+        while st.progress.len() > PROGRESS_HISTORY {
+            st.progress.pop_front();
+        }
+    }
+}
+
+/// Per-partition lag from a progress record's `endOffset` and `latestOffset` maps.
+fn partition_lags(p: &QueryProgress) -> Vec<PartitionLag> {
+    let mut out = Vec::new();
+    for s in &p.sources {
+        let Value::Object(ends) = &s.end_offset else {
+            continue;
+        };
+        for (topic, parts) in ends {
+            let Value::Object(parts) = parts else {
+                continue;
+            };
+            for (part, end) in parts {
+                let (Ok(partition), Some(end)) = (part.parse::<i32>(), end.as_i64()) else {
+                    continue;
+                };
+                let latest = s
+                    .latest_offset
+                    .get(topic)
+                    .and_then(|t| t.get(part))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(end);
+                out.push(PartitionLag {
+                    topic: topic.clone(),
+                    partition,
+                    offset: end,
+                    latest_offset: latest,
+                    lag: (latest - end).max(0),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    out
+}
+
+/// The [`QueryObserver`] handed to the runtime: it copies results and progress into the
+/// dashboard's buffers under a short lock.
+#[derive(Debug, Clone)]
+pub struct DashboardObserver(pub(crate) Arc<Shared>);
+
+impl QueryObserver for DashboardObserver {
+    fn on_results(&self, epoch: u64, rows: &[RecordBatch]) {
+        self.0.on_results(epoch, rows);
+    }
+
+    fn on_progress(&self, progress: &QueryProgress) {
+        self.0.on_progress(progress);
+    }
+}
+
+// ---- views served as JSON -------------------------------------------------------------------
+
+/// `/api/health`: rates, engine figures, process, and the verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub server_id: String,
+    pub now_ms: i64,
+    pub uptime_seconds: f64,
+    /// `healthy`, `starting`, `degraded` or `down`.
+    pub status: String,
+    /// Why the status is not `healthy`.
+    pub reasons: Vec<String>,
+    pub generator: Option<GeneratorHealth>,
+    pub broker: BrokerHealth,
+    pub engine: Option<EngineHealth>,
+    pub process: ProcessHealth,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GeneratorHealth {
+    pub events_sent_total: u64,
+    pub events_acknowledged_total: u64,
+    pub delivery_errors_total: u64,
+    pub bad_events_total: u64,
+    pub late_events_total: u64,
+    pub events_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerHealth {
+    /// Whether this process runs the broker (else: figures from the topics' offsets).
+    pub embedded: bool,
+    pub brokers: String,
+    /// Records appended by produce requests (embedded broker only).
+    pub records_in_total: Option<u64>,
+    /// Records in per second: the embedded broker's counter, else the source topics' end
+    /// offsets over time.
+    pub records_in_per_second: Option<f64>,
+    /// Bytes sent to clients (fetch responses and all other answers; embedded broker only).
+    pub bytes_out_total: Option<u64>,
+    pub bytes_out_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineHealth {
+    pub query: String,
+    /// `not started`, `processing` or `waiting for data`.
+    pub state: String,
+    pub epochs_total: u64,
+    pub last_epoch: Option<u64>,
+    pub input_rows_total: u64,
+    pub output_rows_total: u64,
+    pub input_rows_per_second: f64,
+    pub output_rows_per_second: f64,
+    pub late_rows_total: u64,
+    pub dead_letters_total: u64,
+    pub watermark_ms: Option<i64>,
+    pub watermark: Option<String>,
+    /// Wall clock minus watermark.
+    pub watermark_delay_seconds: Option<f64>,
+    /// Time since the last committed epoch.
+    pub checkpoint_age_seconds: Option<f64>,
+    pub state_rows: u64,
+    pub state_memory_bytes: u64,
+    pub lag_total: i64,
+    pub lag: Vec<PartitionLag>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessHealth {
+    pub resident_memory_bytes: Option<u64>,
+    pub start_time_ms: i64,
+}
+
+/// One point of the throughput chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct RatePoint {
+    pub t_ms: i64,
+    pub generator: Option<f64>,
+    pub broker_in: Option<f64>,
+    pub engine_in: f64,
+    pub engine_out: f64,
+}
+
+/// `/api/queries/<name>/results`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultsView {
+    pub query: String,
+    pub group_by: Vec<String>,
+    pub aggregates: Vec<String>,
+    pub windowed: bool,
+    /// The keys shown: the asked ones that are known, else the top-N by count.
+    pub keys: Vec<String>,
+    /// Whether `keys` is the default top-N selection.
+    pub top: bool,
+    /// The most counted keys (for the selector), at most 50.
+    pub top_keys: Vec<KeyWeight>,
+    pub key_count: usize,
+    pub watermark_ms: Option<i64>,
+    pub windows: Vec<WindowView>,
+}
+
+/// A window row with its bounds in RFC 3339 and whether it can still change.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowView {
+    #[serde(flatten)]
+    pub row: WindowRow,
+    pub window_start: Option<String>,
+    pub window_end: Option<String>,
+    /// The watermark passed the window's end: no later row can change it.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// Which result rows to show.
+#[derive(Debug, Clone)]
+pub struct ResultsQuery {
+    /// None: the top `top` keys by count.
+    pub keys: Option<Vec<String>>,
+    pub top: usize,
+    pub windows: usize,
+}
+
+impl Default for ResultsQuery {
+    fn default() -> Self {
+        ResultsQuery {
+            keys: None,
+            top: 10,
+            windows: 30,
+        }
+    }
+}
+
+/// Everything pushed to the page once a second.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub health: Health,
+    pub query: Option<QueryInfo>,
+    pub results: Option<ResultsView>,
+    pub rates: Vec<RatePoint>,
+    pub cluster: ClusterView,
+}
+
+fn rate_between(a: Option<f64>, b: Option<f64>, secs: f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if secs > 0.0 => Some(((b - a) / secs).max(0.0)),
+        _ => None,
+    }
+}
+
+impl State {
+    /// Rates at sample `i` over the [`RATE_SPAN`] samples before it.
+    fn rates_at(&self, i: usize) -> Option<RatePoint> {
+        let b = self.samples.get(i)?;
+        let a = self.samples.get(i.saturating_sub(RATE_SPAN))?;
+        let secs = (b.t_ms - a.t_ms) as f64 / 1000.0;
+        let f = |x: Option<u64>| x.map(|v| v as f64);
+        let broker_in =
+            rate_between(f(a.broker_records_in), f(b.broker_records_in), secs).or_else(|| {
+                rate_between(
+                    a.topic_end_offsets.map(|v| v as f64),
+                    b.topic_end_offsets.map(|v| v as f64),
+                    secs,
+                )
+            });
+        Some(RatePoint {
+            t_ms: b.t_ms,
+            generator: rate_between(f(a.gen_sent), f(b.gen_sent), secs),
+            broker_in,
+            engine_in: rate_between(Some(a.engine_in as f64), Some(b.engine_in as f64), secs)
+                .unwrap_or(0.0),
+            engine_out: rate_between(Some(a.engine_out as f64), Some(b.engine_out as f64), secs)
+                .unwrap_or(0.0),
+        })
+    }
+
+    fn latest_rates(&self) -> Option<RatePoint> {
+        self.rates_at(self.samples.len().checked_sub(1)?)
+    }
+
+    pub(crate) fn rate_history(&self) -> Vec<RatePoint> {
+        (1..self.samples.len())
+            .filter_map(|i| self.rates_at(i))
+            .collect()
+    }
+
+    pub(crate) fn progress(&self, limit: usize) -> Vec<QueryProgress> {
+        let skip = self.progress.len().saturating_sub(limit);
+        self.progress.iter().skip(skip).cloned().collect()
+    }
+
+    pub(crate) fn query(&self) -> Option<&QueryInfo> {
+        self.query.as_ref()
+    }
+
+    pub(crate) fn cluster(&self) -> &ClusterView {
+        &self.cluster
+    }
+
+    pub(crate) fn results(&self, q: &ResultsQuery) -> Option<ResultsView> {
+        let store = self.results.as_ref()?;
+        let query = self.query.as_ref()?;
+        let top_keys = store.top_keys(q.top.max(50));
+        let (keys, top) = match &q.keys {
+            Some(ks) => (
+                ks.iter().filter(|k| store.has_key(k)).cloned().collect(),
+                false,
+            ),
+            None => (
+                top_keys.iter().take(q.top).map(|k| k.key.clone()).collect(),
+                true,
+            ),
+        };
+        let keys: Vec<String> = keys;
+        let wm = self.engine.watermark_ms;
+        let windows = store
+            .windows(&keys, q.windows)
+            .into_iter()
+            .map(|row| WindowView {
+                window_start: row.window_start_ms.map(rfc3339_ms),
+                window_end: row.window_end_ms.map(rfc3339_ms),
+                is_final: match (row.window_end_ms, wm) {
+                    (Some(end), Some(wm)) => end <= wm,
+                    _ => false,
+                },
+                row,
+            })
+            .collect();
+        Some(ResultsView {
+            query: query.name.clone(),
+            group_by: store.shape().group_by.clone(),
+            aggregates: store
+                .shape()
+                .aggregates
+                .iter()
+                .map(|a| a.name.clone())
+                .collect(),
+            windowed: store.shape().windowed,
+            keys,
+            top,
+            top_keys: top_keys.into_iter().take(50).collect(),
+            key_count: store.key_count(),
+            watermark_ms: wm,
+            windows,
+        })
+    }
+}
+
+impl Shared {
+    pub(crate) fn health(&self, st: &State) -> Health {
+        let now = now_ms();
+        let rates = st.latest_rates();
+        let last = st.samples.back().copied().unwrap_or_default();
+        let generator = self.generator.as_ref().map(|g| GeneratorHealth {
+            events_sent_total: g.sent.load(Ordering::Relaxed),
+            events_acknowledged_total: g.acknowledged.load(Ordering::Relaxed),
+            delivery_errors_total: g.errors.load(Ordering::Relaxed),
+            bad_events_total: g.bad.load(Ordering::Relaxed),
+            late_events_total: g.late.load(Ordering::Relaxed),
+            events_per_second: rates.as_ref().and_then(|r| r.generator).unwrap_or(0.0),
+        });
+        let broker = BrokerHealth {
+            embedded: self.broker.is_some(),
+            brokers: self.brokers.clone(),
+            records_in_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.stats.records_in.load(Ordering::Relaxed)),
+            records_in_per_second: rates.as_ref().and_then(|r| r.broker_in),
+            bytes_out_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.stats.bytes_out.load(Ordering::Relaxed)),
+            bytes_out_per_second: {
+                let a = st
+                    .samples
+                    .get(st.samples.len().saturating_sub(RATE_SPAN + 1));
+                match (a, st.samples.back()) {
+                    (Some(a), Some(b)) => rate_between(
+                        a.broker_bytes_out.map(|v| v as f64),
+                        b.broker_bytes_out.map(|v| v as f64),
+                        (b.t_ms - a.t_ms) as f64 / 1000.0,
+                    ),
+                    _ => None,
+                }
+            },
+        };
+        let engine = st.query.as_ref().map(|q| {
+            let e = &st.engine;
+            let checkpoint_age = e.last_commit_ms.map(|t| (now - t).max(0) as f64 / 1000.0);
+            let waiting_after = q.trigger_ms.unwrap_or(1000).max(1000) as f64 * 3.0 / 1000.0;
+            EngineHealth {
+                query: q.name.clone(),
+                state: match checkpoint_age {
+                    None => "not started",
+                    Some(a) if a <= waiting_after => "processing",
+                    Some(_) => "waiting for data",
+                }
+                .to_string(),
+                epochs_total: e.epochs,
+                last_epoch: e.last_epoch,
+                input_rows_total: e.input_rows,
+                output_rows_total: e.output_rows,
+                input_rows_per_second: rates.as_ref().map_or(0.0, |r| r.engine_in),
+                output_rows_per_second: rates.as_ref().map_or(0.0, |r| r.engine_out),
+                late_rows_total: e.late_rows,
+                dead_letters_total: e.dead_letters,
+                watermark_ms: e.watermark_ms,
+                watermark: e.watermark_ms.map(rfc3339_ms),
+                watermark_delay_seconds: e.watermark_ms.map(|w| (now - w) as f64 / 1000.0),
+                checkpoint_age_seconds: checkpoint_age,
+                state_rows: e.state_rows,
+                state_memory_bytes: e.state_bytes,
+                lag_total: e.partitions.iter().map(|p| p.lag).sum(),
+                lag: e.partitions.clone(),
+            }
+        });
+        let mut h = Health {
+            server_id: self.server_id.clone(),
+            now_ms: now,
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            status: String::new(),
+            reasons: Vec::new(),
+            generator,
+            broker,
+            engine,
+            process: ProcessHealth {
+                resident_memory_bytes: last.rss,
+                start_time_ms: self.started_ms,
+            },
+        };
+        let (status, reasons) = assess(&h, st);
+        h.status = status.to_string();
+        h.reasons = reasons;
+        h
+    }
+
+    pub(crate) fn snapshot(&self, q: &ResultsQuery, with_history: bool) -> Snapshot {
+        let st = self.state.lock();
+        Snapshot {
+            health: self.health(&st),
+            query: st.query.clone(),
+            results: st.results(q),
+            rates: if with_history {
+                st.rate_history()
+            } else {
+                st.latest_rates().into_iter().collect()
+            },
+            cluster: st.cluster.clone(),
+        }
+    }
+}
+
+/// The at-a-glance verdict: `down` when the query makes no progress although data waits,
+/// `degraded` when it falls behind (lag, watermark) or a part reports errors.
+fn assess(h: &Health, st: &State) -> (&'static str, Vec<String>) {
+    let mut down = Vec::new();
+    let mut degraded = Vec::new();
+    if let Some(e) = &h.engine {
+        let q = st.query.as_ref();
+        let trigger_s = q.and_then(|q| q.trigger_ms).unwrap_or(1000) as f64 / 1000.0;
+        match e.checkpoint_age_seconds {
+            None if h.uptime_seconds < 60.0 => {
+                return ("starting", vec!["no micro-batch completed yet".to_string()]);
+            }
+            None => down.push(format!(
+                "no micro-batch completed in {:.0} s",
+                h.uptime_seconds
+            )),
+            Some(age) if e.lag_total > 0 && age > (10.0 * trigger_s).max(30.0) => {
+                down.push(format!(
+                    "query stalled: no checkpoint for {age:.0} s while {} records wait",
+                    e.lag_total
+                ))
+            }
+            Some(_) => {}
+        }
+        let behind_limit = 1000f64.max(10.0 * e.input_rows_per_second);
+        if e.lag_total as f64 > behind_limit {
+            degraded.push(format!("consumer lag {} records", e.lag_total));
+        }
+        let window_s = q
+            .map(|q| (q.window_size_ms.unwrap_or(0) + q.allowed_lateness_ms) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        if let Some(d) = e.watermark_delay_seconds {
+            let receiving = e.input_rows_per_second > 0.0 || e.lag_total > 0;
+            if receiving && d > window_s + 60.0 {
+                degraded.push(format!("watermark {d:.0} s behind the wall clock"));
+            }
+        }
+    }
+    if let Some(g) = &h.generator {
+        let errors_before = st
+            .samples
+            .get(st.samples.len().saturating_sub(RATE_SPAN + 1))
+            .and_then(|s| s.gen_errors);
+        if errors_before.is_some_and(|b| g.delivery_errors_total > b) {
+            degraded.push("generator delivery errors".to_string());
+        }
+    }
+    if let Some(e) = &st.cluster.error {
+        degraded.push(format!("cannot describe the cluster: {e}"));
+    }
+    if !down.is_empty() {
+        down.extend(degraded);
+        ("down", down)
+    } else if !degraded.is_empty() {
+        ("degraded", degraded)
+    } else {
+        ("healthy", Vec::new())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{Float64Array, Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use rivulet_runtime::progress::{SinkProgress, SourceProgress, StateOperatorProgress};
+
+    use super::*;
+
+    const PLAN: &str = include_str!("../../../examples/pipeline.toml");
+
+    fn batch(id: i64, start: i64, count: i64, v: f64) -> RecordBatch {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts, false),
+            Field::new("count", DataType::Int64, false),
+            Field::new("avg_value", DataType::Float64, true),
+            Field::new("min_value", DataType::Float64, true),
+            Field::new("max_value", DataType::Float64, true),
+        ]));
+        let f = |x: f64| Arc::new(Float64Array::from(vec![x]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![id])),
+                Arc::new(TimestampMillisecondArray::from(vec![start]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![start + 10_000]).with_timezone("UTC"),
+                ),
+                Arc::new(Int64Array::from(vec![count])),
+                f(v),
+                f(v),
+                f(v),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn progress(epoch: u64, watermark_ms: i64, end: i64, latest: i64) -> QueryProgress {
+        QueryProgress {
+            id: "qid".into(),
+            run_id: "run".into(),
+            name: "stats".into(),
+            batch_id: epoch,
+            timestamp: rfc3339_ms(watermark_ms),
+            num_input_rows: 100,
+            input_rows_per_second: 100.0,
+            processed_rows_per_second: 1000.0,
+            duration_ms: BTreeMap::new(),
+            event_time: [("watermark".to_string(), rfc3339_ms(watermark_ms))]
+                .into_iter()
+                .collect(),
+            state_operators: vec![StateOperatorProgress {
+                operator_name: "window_aggregate".into(),
+                num_rows_total: 4,
+                num_rows_updated: 1,
+                num_rows_dropped_by_watermark: 0,
+                memory_used_bytes: 512,
+            }],
+            sources: vec![SourceProgress {
+                description: "KafkaSource[events]".into(),
+                start_offset: serde_json::json!({"events": {"0": 0, "1": 0}}),
+                end_offset: serde_json::json!({"events": {"0": end, "1": 7}}),
+                latest_offset: serde_json::json!({"events": {"0": latest, "1": 7}}),
+                num_input_rows: 100,
+                input_rows_per_second: 100.0,
+                processed_rows_per_second: 1000.0,
+                metrics: BTreeMap::new(),
+            }],
+            sink: SinkProgress {
+                description: "console".into(),
+                num_output_rows: 2,
+            },
+            num_dead_letters: 3,
+            num_late_rows: 1,
+        }
+    }
+
+    #[test]
+    fn observer_feeds_results_health_and_the_verdict() {
+        let mut config = DashboardConfig::new("127.0.0.1:9");
+        config.plan = Some(Plan::from_toml(PLAN).unwrap());
+        let shared = Arc::new(Shared::new(config));
+        let obs = DashboardObserver(shared.clone());
+        // Windows of 20 and 10 seconds ago.
+        let b = now_ms() / 10_000 * 10_000 - 20_000;
+        obs.on_results(0, &[batch(1, b, 5, 2.0), batch(2, b, 9, 3.0)]);
+        obs.on_results(1, &[batch(1, b + 10_000, 4, 1.0)]);
+        // The watermark at the first window's end: it is final, the second is not.
+        obs.on_progress(&progress(1, b + 10_000, 40, 50));
+        shared.sample();
+
+        let snap = shared.snapshot(&ResultsQuery::default(), true);
+        let q = snap.query.as_ref().unwrap();
+        assert_eq!(
+            (q.id.as_deref(), q.run_id.as_deref()),
+            (Some("qid"), Some("run"))
+        );
+        assert_eq!(q.window.as_deref(), Some("tumbling 10s"));
+        assert_eq!(q.group_id, "rivulet-stats");
+        let r = snap.results.unwrap();
+        assert_eq!(
+            r.keys,
+            ["1", "2"],
+            "key 1 has 9 events over two windows, key 2 has 9"
+        );
+        let finals: Vec<(String, i64, bool)> = r
+            .windows
+            .iter()
+            .map(|w| {
+                (
+                    w.row.key.clone(),
+                    w.row.window_end_ms.unwrap() - b,
+                    w.is_final,
+                )
+            })
+            .collect();
+        assert_eq!(
+            finals,
+            [
+                ("1".to_string(), 10_000, true),
+                ("2".to_string(), 10_000, true),
+                ("1".to_string(), 20_000, false)
+            ]
+        );
+        let e = snap.health.engine.as_ref().unwrap();
+        assert_eq!(e.epochs_total, 1);
+        assert_eq!(e.dead_letters_total, 3);
+        assert_eq!(e.late_rows_total, 1);
+        assert_eq!(e.watermark_ms, Some(b + 10_000));
+        assert_eq!(e.state_rows, 4);
+        assert_eq!(e.state_memory_bytes, 512);
+        assert_eq!(e.lag_total, 10);
+        assert_eq!(
+            e.lag[0],
+            PartitionLag {
+                topic: "events".into(),
+                partition: 0,
+                offset: 40,
+                latest_offset: 50,
+                lag: 10
+            }
+        );
+        assert_eq!(e.lag[1].lag, 0);
+        assert_eq!(snap.health.status, "healthy", "{:?}", snap.health.reasons);
+        assert!(snap.health.generator.is_none());
+        assert!(!snap.health.broker.embedded);
+
+        // A cluster that cannot be described makes the verdict `degraded`, saying why.
+        shared.set_cluster(Err("all brokers down".into()));
+        let h = shared.snapshot(&ResultsQuery::default(), false).health;
+        assert_eq!(h.status, "degraded");
+        assert!(
+            h.reasons.iter().any(|r| r.contains("all brokers down")),
+            "{h:?}"
+        );
+
+        // Explicit keys: unknown ones are dropped; `windows` limits per key.
+        let only = shared.state.lock().results(&ResultsQuery {
+            keys: Some(vec!["1".into(), "nope".into()]),
+            top: 10,
+            windows: 1,
+        });
+        let only = only.unwrap();
+        assert_eq!(only.keys, ["1"]);
+        assert!(!only.top);
+        assert_eq!(only.windows.len(), 1);
+        assert_eq!(only.windows[0].row.window_end_ms, Some(b + 20_000));
+
+        // A watermark far behind the wall clock while data waits: `degraded`, saying so.
+        shared.set_cluster(Ok((Vec::new(), Vec::new())));
+        obs.on_progress(&progress(2, b - 3_600_000, 40, 50));
+        let h = shared.snapshot(&ResultsQuery::default(), false).health;
+        assert_eq!(h.status, "degraded");
+        assert!(
+            h.reasons
+                .iter()
+                .any(|r| r.contains("behind the wall clock")),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn a_query_without_epochs_is_starting_then_down() {
+        let mut config = DashboardConfig::new("127.0.0.1:9");
+        config.plan = Some(Plan::from_toml(PLAN).unwrap());
+        let shared = Shared::new(config);
+        let st = shared.state.lock();
+        let mut h = shared.health(&st);
+        assert_eq!(h.status, "starting");
+        h.uptime_seconds = 120.0;
+        let (status, reasons) = assess(&h, &st);
+        assert_eq!(status, "down", "{reasons:?}");
+    }
+}
