@@ -645,6 +645,9 @@ async fn up_rss(args: &PipelineArgs, report: &mut Report) -> Result<(), ClientEr
                 data_dir.into(),
                 "--rate".into(),
                 rate.into(),
+                // The whole default pipeline, dashboard included, on a free port.
+                "--dashboard-listen".into(),
+                "127.0.0.1:0".into(),
             ]
         })
     })
