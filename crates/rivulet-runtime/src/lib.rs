@@ -8,7 +8,8 @@
 //! crash — produces every result exactly once.
 //!
 //! - [`checkpoint`]: the on-disk write-ahead log (`offsets/`, `state/`, `commits/`).
-//! - [`source`]: the Kafka source (rdkafka `BaseConsumer`, manual assignment, own offsets).
+//! - [`source`]: the Kafka source (native kafka-protocol fetcher or librdkafka; manual
+//!   assignment, own offsets), and `decode_pool`: JSON decoding on every core.
 //! - [`sinks`]: console, JSON-lines files and Kafka, each exactly-once for replayed epochs.
 //! - [`dlq`]: dead letters and late rows to their topics.
 //! - [`progress`]: Spark-style `StreamingQueryProgress` records.
