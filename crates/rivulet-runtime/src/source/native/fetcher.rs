@@ -326,6 +326,12 @@ impl Worker {
 
     /// Sends one fetch per leader for `targets`. Err when no request could be sent.
     fn send_all(&mut self, targets: &BTreeMap<TopicPartition, i64>) -> NetResult<Vec<InFlight>> {
+        if targets.keys().any(|tp| self.cluster.leader(tp).is_none()) {
+            // First use, or a partition lost its leader: ask before giving up on it.
+            if let Err(e) = self.cluster.refresh(&self.topics) {
+                return Err(format!("refreshing metadata: {e}"));
+            }
+        }
         let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64)>> = BTreeMap::new();
         let mut problem: Option<String> = None;
         for (tp, off) in targets {
