@@ -12,7 +12,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use rivulet_engine::plan::{SourceSpec, StartingOffsets};
 
-use super::{into_batch, Source, SourceBatch, SourceRecord, TopicPartition};
+use super::{into_batch, replay_ranges, Source, SourceBatch, SourceRecord, TopicPartition};
 use crate::checkpoint::OffsetRange;
 use crate::error::RuntimeError;
 use crate::sinks::kafka::topic_partitions;
@@ -237,23 +237,7 @@ impl Source for KafkaSource {
     /// Replay: reads exactly the records in `ranges` (offsets `start..end` per partition), then
     /// leaves the positions at the ranges' ends.
     fn read_ranges(&mut self, ranges: &[OffsetRange]) -> Result<SourceBatch> {
-        let mut pending: BTreeMap<TopicPartition, (i64, i64)> = BTreeMap::new();
-        for r in ranges {
-            let tp = TopicPartition {
-                topic: r.topic.clone(),
-                partition: r.partition,
-            };
-            if !self.positions.contains_key(&tp) {
-                return Err(RuntimeError::Checkpoint(format!(
-                    "the checkpoint names {}/{} which the source does not have",
-                    r.topic, r.partition
-                )));
-            }
-            self.positions.insert(tp.clone(), r.end);
-            if r.end > r.start {
-                pending.insert(tp, (r.start, r.end));
-            }
-        }
+        let mut pending = replay_ranges(&mut self.positions, ranges)?;
         let mut out: BTreeMap<TopicPartition, Vec<SourceRecord>> = BTreeMap::new();
         if !pending.is_empty() {
             let mut tpl = TopicPartitionList::new();

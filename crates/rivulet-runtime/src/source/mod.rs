@@ -26,6 +26,7 @@ use bytes::Bytes;
 use rivulet_engine::plan::{SourceClient, SourceSpec, StartingOffsets};
 
 use crate::checkpoint::OffsetRange;
+use crate::error::RuntimeError;
 use crate::Result;
 
 pub mod librdkafka;
@@ -134,4 +135,30 @@ pub(crate) fn into_batch(by_tp: BTreeMap<TopicPartition, Vec<SourceRecord>>) -> 
             }
         })
         .collect()
+}
+
+/// Start of a replay: checks that every range names a partition of the source, moves the
+/// positions to the ranges' ends, and returns the non-empty ranges (`start..end`) to re-read.
+pub(crate) fn replay_ranges(
+    positions: &mut BTreeMap<TopicPartition, i64>,
+    ranges: &[OffsetRange],
+) -> Result<BTreeMap<TopicPartition, (i64, i64)>> {
+    let mut pending = BTreeMap::new();
+    for r in ranges {
+        let tp = TopicPartition {
+            topic: r.topic.clone(),
+            partition: r.partition,
+        };
+        if !positions.contains_key(&tp) {
+            return Err(RuntimeError::Checkpoint(format!(
+                "the checkpoint names {}/{} which the source does not have",
+                r.topic, r.partition
+            )));
+        }
+        positions.insert(tp.clone(), r.end);
+        if r.end > r.start {
+            pending.insert(tp, (r.start, r.end));
+        }
+    }
+    Ok(pending)
 }
