@@ -1,7 +1,7 @@
 //! The native Kafka source: Rivulet's own fetcher over the `kafka-protocol` codecs.
 //!
-//! Three threads, each with its own connections ([`conn`]): the query thread (metadata,
-//! ListOffsets), the prefetch thread ([`fetcher`]: Fetch, record batch parsing) and a committer
+//! Three threads, each with its own connections (`conn.rs`): the query thread (metadata,
+//! ListOffsets), the prefetch thread (`fetcher.rs`: Fetch, record batch parsing) and a committer
 //! thread (FindCoordinator, OffsetCommit of each committed epoch's end offsets, coalesced, so a
 //! slow coordinator never delays a micro-batch). Offsets are committed as a standalone
 //! consumer does (generation -1, no member id), exactly what librdkafka sends for a manually
