@@ -1293,8 +1293,7 @@ mod tests {
                 "[[sinks]]\ntype = \"console\"",
                 "[[sinks]]\ntype = \"parquet\"\npath = \"x\"",
             )
-            .replace("[window]\ntype = \"tumbling\"\nsize = \"10s\"\n", "")
-            .replace("mode = \"update\"", "mode = \"update\""),
+            .replace("[window]\ntype = \"tumbling\"\nsize = \"10s\"\n", ""),
         );
         assert_contains(
             &e,
