@@ -237,6 +237,63 @@ async fn parquet_update_mode_latest_epoch_wins_and_files_roll_by_size() {
     broker.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_rows_become_visible_within_the_roll_interval_while_idle() {
+    let broker = Broker::start(2).await;
+    create_topic(&broker.addr, "events", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("parquet");
+    let text = plan(
+        "pq-idle",
+        &broker.addr,
+        dir.path(),
+        "update",
+        &parquet_sink(&pq, "roll_interval = \"500ms\""),
+    );
+    let mut rng = Rng::new(3);
+    let events = made_events(&mut rng, START_MS, 1000);
+    produce(&broker.addr, "events", &events);
+    let cancel = CancellationToken::new();
+    let query = tokio::spawn(run_query(
+        Plan::from_toml(&text).unwrap(),
+        RunOptions::default(),
+        cancel.clone(),
+    ));
+    // No more input: no epoch commits once these are consumed, yet the timer rolls the open
+    // files, so every window shows up without stopping the query.
+    let truth = expected_ev(&events);
+    let ok = |rows: &[serde_json::Value]| {
+        let keys: std::collections::BTreeSet<(i64, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_i64().unwrap(),
+                    r["window_start"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        keys.len() == truth.len()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if !visible_parquet_files(&pq).is_empty() && ok(&read_parquet(&pq).rows) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows not visible while the query idles"
+        );
+        assert!(!query.is_finished());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut rows = read_parquet(&pq).rows;
+    rows.sort_by_key(|r| r["_epoch"].as_i64().unwrap());
+    check_update(&rows, &truth);
+    cancel.cancel();
+    query.await.unwrap().unwrap();
+    broker.stop().await;
+}
+
 fn postgres_sink(url: &str, table: &str) -> String {
     format!("[[sinks]]\ntype = \"postgres\"\nurl = \"{url}\"\ntable = \"{table}\"")
 }

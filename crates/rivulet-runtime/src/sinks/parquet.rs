@@ -20,9 +20,10 @@
 //!
 //! **Rolling.** Committed rows go into one open file per partition directory, under a hidden
 //! name. All open files are finished together (footer, fsync, rename to their visible name)
-//! after an epoch commits once one of them reaches `roll_size` or the oldest has been open
-//! `roll_interval`, and when the query stops. A long run therefore makes one file per
-//! partition per interval instead of one per micro-batch.
+//! once one of them reaches `roll_size` (checked after each commit) or the oldest has been
+//! open `roll_interval` (checked after each commit and by a timer thread, so an idle query's
+//! last rows become visible too), and when the query stops. A long run therefore makes one
+//! file per partition per interval instead of one per micro-batch.
 //!
 //! **Exactly once.** `write_epoch(N)` spools the epoch's rows durably ([`super::spool`]),
 //! before the checkpoint's commit marker; `commit(N)` appends them to the open files. A roll
@@ -45,7 +46,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, Int64Array, TimestampMillisecondArray, UInt32Array};
@@ -125,7 +127,8 @@ impl OpenFile {
     }
 }
 
-pub struct ParquetSink {
+/// The dataset's state; [`ParquetSink`] shares it with its roll timer.
+struct Dataset {
     root: PathBuf,
     meta: PathBuf,
     spool: Spool,
@@ -152,14 +155,25 @@ pub struct ParquetSink {
     first_open_epoch: Option<u64>,
     finalized_through: Option<u64>,
     last_committed: Option<u64>,
+    /// A roll the timer thread could not do; the next call fails with it.
+    failed: Option<String>,
+}
+
+/// The Parquet sink (see the module docs). A timer thread rolls the open files once they are
+/// `roll_interval` old even when no epoch commits (an idle query), so rows become visible
+/// within that interval in any case.
+pub struct ParquetSink {
+    root: PathBuf,
+    partition_names: Vec<String>,
+    inner: Arc<Mutex<Dataset>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    timer: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ParquetSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParquetSink")
             .field("root", &self.root)
-            .field("open_files", &self.open.len())
-            .field("finalized_through", &self.finalized_through)
             .finish_non_exhaustive()
     }
 }
@@ -280,8 +294,96 @@ fn part_name(first: u64, last: u64, tag: &str) -> String {
 
 impl ParquetSink {
     /// Opens the dataset at `spec.path`, finishing what a previous run left (see the module
-    /// docs).
+    /// docs), and starts the roll timer.
     pub fn open(spec: &ParquetSinkSpec, ctx: &SinkContext<'_>) -> Result<ParquetSink> {
+        let d = Dataset::open(spec, ctx)?;
+        let root = d.root.clone();
+        let partition_names = d.partition_names.clone();
+        // Often enough that a file is at most ~a tenth of the interval late.
+        let tick = (d.roll_interval / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let inner = Arc::new(Mutex::new(d));
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (i2, s2) = (inner.clone(), stop.clone());
+        let timer = std::thread::Builder::new()
+            .name("parquet-roll".into())
+            .spawn(move || roll_timer(&i2, &s2, tick))
+            .map_err(|e| sink_err(&root, format!("starting the roll timer: {e}")))?;
+        Ok(ParquetSink {
+            root,
+            partition_names,
+            inner,
+            stop,
+            timer: Some(timer),
+        })
+    }
+
+    /// The dataset's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The Hive partition directory names, outermost first.
+    pub fn partition_names(&self) -> &[String] {
+        &self.partition_names
+    }
+
+    fn dataset(&self) -> Result<MutexGuard<'_, Dataset>> {
+        // A panic in the timer thread leaves nothing half-done that recovery cannot redo.
+        let d = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match &d.failed {
+            Some(m) => Err(sink_err(&self.root, m.clone())),
+            None => Ok(d),
+        }
+    }
+
+    fn stop_timer(&mut self) {
+        {
+            let (flag, cv) = &*self.stop;
+            *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Rolls the open files when they are old enough, between commits.
+fn roll_timer(inner: &Mutex<Dataset>, stop: &(Mutex<bool>, Condvar), tick: Duration) {
+    let (flag, cv) = stop;
+    let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        stopped = match cv.wait_timeout(stopped, tick) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+        if *stopped {
+            return;
+        }
+        let mut d = inner.lock().unwrap_or_else(|p| p.into_inner());
+        if d.failed.is_some() {
+            return;
+        }
+        if let (true, Some(c)) = (d.should_roll(), d.last_committed) {
+            // The open files hold committed epochs only (appended in `commit`).
+            if let Err(e) = d.roll(c) {
+                tracing::error!("parquet sink {}: {e}", d.root.display());
+                d.failed = Some(format!("rolling files: {e}"));
+            }
+        }
+    }
+}
+
+impl Drop for ParquetSink {
+    fn drop(&mut self) {
+        // Without `close` (a failed run): stop the timer so nothing rolls behind the next
+        // open of the same dataset; the spool keeps the committed rows.
+        self.stop_timer();
+    }
+}
+
+impl Dataset {
+    fn open(spec: &ParquetSinkSpec, ctx: &SinkContext<'_>) -> Result<Dataset> {
         let root = spec.path.clone();
         let meta = root.join(META_DIR);
         for d in [meta.join(INPROGRESS_DIR), meta.join(SPOOL_DIR)] {
@@ -340,7 +442,8 @@ impl ParquetSink {
             fields.push(Field::new(EPOCH_COLUMN, DataType::Int64, false));
         }
         let file_schema = Arc::new(Schema::new(fields));
-        let mut sink = ParquetSink {
+        let mut sink = Dataset {
+            failed: None,
             spool: Spool::open(meta.join(SPOOL_DIR))?,
             root,
             meta,
@@ -372,16 +475,6 @@ impl ParquetSink {
         };
         sink.recover(ctx.last_committed)?;
         Ok(sink)
-    }
-
-    /// The dataset's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The Hive partition directory names, outermost first.
-    pub fn partition_names(&self) -> &[String] {
-        &self.partition_names
     }
 
     fn state_path(&self) -> PathBuf {
@@ -714,11 +807,7 @@ impl ParquetSink {
     }
 }
 
-impl Sink for ParquetSink {
-    fn description(&self) -> String {
-        format!("ParquetSink[{}]", self.root.display())
-    }
-
+impl Dataset {
     fn write_epoch(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
         if self.finalized_through.is_some_and(|f| epoch <= f) {
             // Already in a finished file (cannot happen with the driver's replay rules).
@@ -759,6 +848,25 @@ impl Sink for ParquetSink {
             self.roll(c)?;
         }
         Ok(())
+    }
+}
+
+impl Sink for ParquetSink {
+    fn description(&self) -> String {
+        format!("ParquetSink[{}]", self.root.display())
+    }
+
+    fn write_epoch(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
+        self.dataset()?.write_epoch(epoch, batches)
+    }
+
+    fn commit(&mut self, epoch: u64) -> Result<()> {
+        self.dataset()?.commit(epoch)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.stop_timer();
+        self.dataset()?.close()
     }
 }
 

@@ -173,10 +173,14 @@ pub fn read_parquet(root: &Path) -> ParquetRead {
     }
 }
 
-/// Every file under `root` outside the sink's hidden `_rivulet/` directory; panics on a file
-/// a reader would take for data that is not a finished part file.
+/// Every file under `root` outside the sink's hidden `_rivulet/` directory (none while `root`
+/// does not exist); panics on a file a reader would take for data that is not a finished part
+/// file.
 pub fn visible_parquet_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    if !root.exists() {
+        return out;
+    }
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
