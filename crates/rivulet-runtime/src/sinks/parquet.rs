@@ -157,6 +157,10 @@ struct Dataset {
     last_committed: Option<u64>,
     /// A roll the timer thread could not do; the next call fails with it.
     failed: Option<String>,
+    /// Tests: fail right after writing this manifest (`state.json` of a roll or
+    /// `compaction.json`), as a crash would.
+    #[cfg(test)]
+    crash_after: Option<&'static str>,
 }
 
 /// The Parquet sink (see the module docs). A timer thread rolls the open files once they are
@@ -444,6 +448,8 @@ impl Dataset {
         let file_schema = Arc::new(Schema::new(fields));
         let mut sink = Dataset {
             failed: None,
+            #[cfg(test)]
+            crash_after: None,
             spool: Spool::open(meta.join(SPOOL_DIR))?,
             root,
             meta,
@@ -705,6 +711,10 @@ impl Dataset {
             renames,
         };
         write_atomic(&self.state_path(), &serde_json::to_vec(&state)?)?;
+        #[cfg(test)]
+        if self.crash_after == Some(STATE_FILE) {
+            return Err(sink_err(&self.root, "test crash after state.json"));
+        }
         let mut dirs = BTreeSet::new();
         for (tmp, fin) in &state.renames {
             rename_forward(&self.root.join(tmp), &self.root.join(fin), &mut dirs)?;
@@ -794,6 +804,10 @@ impl Dataset {
         };
         let cp = self.meta.join(COMPACTION_FILE);
         write_atomic(&cp, &serde_json::to_vec(&state)?)?;
+        #[cfg(test)]
+        if self.crash_after == Some(COMPACTION_FILE) {
+            return Err(sink_err(&self.root, "test crash after compaction.json"));
+        }
         let mut dirs = BTreeSet::new();
         self.recover_compaction(&mut dirs)?;
         sync_dir(&pdir)?;
@@ -873,7 +887,197 @@ impl Sink for ParquetSink {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use rivulet_engine::plan::Plan;
+
     use super::*;
+
+    const PLAN: &str = r#"
+name = "t"
+group_by = ["id"]
+[source]
+topics = ["events"]
+[[schema]]
+name = "id"
+type = "bigint"
+[[schema]]
+name = "timestamp"
+type = "timestamp"
+[event_time]
+field = "timestamp"
+[window]
+type = "tumbling"
+size = "10s"
+[[aggregates]]
+function = "count"
+[output]
+mode = "append"
+"#;
+
+    fn schema() -> SchemaRef {
+        let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into()));
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts, false),
+            Field::new("count", DataType::Int64, false),
+        ]))
+    }
+
+    /// Epoch `e`'s rows: ids 0..3 in window `e` (10 s windows from 10:00, all in hour 10).
+    fn rows(e: u64) -> RecordBatch {
+        let ws = 1_795_514_400_000 + e as i64 * 10_000;
+        let ts = |v: i64| -> ArrayRef {
+            Arc::new(TimestampMillisecondArray::from(vec![v; 3]).with_timezone("UTC"))
+        };
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(vec![0, 1, 2])),
+                ts(ws),
+                ts(ws + 10_000),
+                Arc::new(Int64Array::from(vec![e as i64; 3])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn open(root: &Path, last: Option<u64>, compact: Option<u32>) -> Dataset {
+        let plan = Plan::from_toml(PLAN).unwrap();
+        let spec = ParquetSinkSpec {
+            path: root.to_path_buf(),
+            partition_by: None,
+            compression: ParquetCompression::Zstd,
+            roll_size: None,
+            roll_interval: None,
+            compact_min_files: compact,
+        };
+        let schema = schema();
+        let ctx = SinkContext {
+            plan: &plan,
+            schema: &schema,
+            checkpoint_dir: root,
+            query_id: "0123abcd-query",
+            last_committed: last,
+        };
+        Dataset::open(&spec, &ctx).unwrap()
+    }
+
+    /// (epoch of the row = its `count`, id) of every finished file, sorted.
+    fn visible(root: &Path) -> Vec<(i64, i64)> {
+        let dir = root.join("date=2026-11-24/hour=10");
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            assert!(p.to_str().unwrap().ends_with(".parquet"), "{}", p.display());
+            let r = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&p).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            for b in r {
+                let b = b.unwrap();
+                let id = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                let n = b.column(3).as_any().downcast_ref::<Int64Array>().unwrap();
+                out.extend((0..b.num_rows()).map(|i| (n.value(i), id.value(i))));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    fn want(epochs: std::ops::Range<i64>) -> Vec<(i64, i64)> {
+        epochs.flat_map(|e| (0..3).map(move |i| (e, i))).collect()
+    }
+
+    #[test]
+    fn crash_between_roll_manifest_and_renames_rolls_forward() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path(), None, None);
+        for e in 0..3 {
+            s.write_epoch(e, &[rows(e)]).unwrap();
+            s.commit(e).unwrap();
+        }
+        s.crash_after = Some(STATE_FILE);
+        assert!(s.roll(2).is_err());
+        // Epoch 3 was spooled but never committed: the replay writes it again.
+        s.write_epoch(3, &[rows(3)]).unwrap();
+        drop(s);
+        assert!(!d.path().join("date=2026-11-24").exists());
+        let mut s = open(d.path(), Some(2), None);
+        assert_eq!(visible(d.path()), want(0..3));
+        assert!(inprogress(d.path()).is_empty());
+        s.write_epoch(3, &[rows(3)]).unwrap();
+        s.commit(3).unwrap();
+        s.close().unwrap();
+        assert_eq!(visible(d.path()), want(0..4));
+        assert_eq!(s.spool.epochs().unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn committed_epochs_in_the_spool_are_finished_at_open_once() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path(), None, None);
+        for e in 0..4 {
+            s.write_epoch(e, &[rows(e)]).unwrap();
+            s.commit(e).unwrap();
+            if e == 1 {
+                s.roll(1).unwrap();
+            }
+        }
+        // A crash (no close): 2 and 3 only in the spool and an in-progress file.
+        s.write_epoch(4, &[rows(4)]).unwrap();
+        drop(s);
+        assert_eq!(visible(d.path()), want(0..2));
+        let mut s = open(d.path(), Some(3), None);
+        assert_eq!(visible(d.path()), want(0..4));
+        assert!(inprogress(d.path()).is_empty());
+        // Opening again changes nothing.
+        drop(s);
+        s = open(d.path(), Some(3), None);
+        assert_eq!(visible(d.path()), want(0..4));
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn compaction_merges_and_survives_a_crash_mid_swap() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path(), None, Some(3));
+        for e in 0..2 {
+            s.write_epoch(e, &[rows(e)]).unwrap();
+            s.commit(e).unwrap();
+            s.roll(e).unwrap();
+        }
+        let dir = d.path().join("date=2026-11-24/hour=10");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+        s.write_epoch(2, &[rows(2)]).unwrap();
+        s.commit(2).unwrap();
+        s.crash_after = Some(STATE_FILE);
+        // The roll itself crashes after its manifest; the restart rolls it forward...
+        assert!(s.roll(2).is_err());
+        drop(s);
+        let mut s = open(d.path(), Some(2), Some(3));
+        assert_eq!(visible(d.path()), want(0..3));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 3);
+        // ...then a compaction crashes between its manifest and the swap.
+        s.write_epoch(3, &[rows(3)]).unwrap();
+        s.commit(3).unwrap();
+        s.crash_after = Some(COMPACTION_FILE);
+        assert!(s.roll(3).is_err());
+        assert!(d.path().join("_rivulet/compaction.json").exists());
+        drop(s);
+        let s = open(d.path(), Some(3), Some(3));
+        assert_eq!(visible(d.path()), want(0..4));
+        let files: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(!d.path().join("_rivulet/compaction.json").exists());
+        drop(s);
+    }
+
+    fn inprogress(root: &Path) -> Vec<PathBuf> {
+        fs::read_dir(root.join("_rivulet/inprogress"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    }
 
     #[test]
     fn hive_escaping_and_names() {
