@@ -795,7 +795,9 @@ fn synthetic_rows(
         .map_err(|e| ClientError::Worker(format!("synthetic rows: {e}")))
 }
 
-fn sink_throughput_blocking(args: &PipelineArgs) -> Result<Vec<(&'static str, f64)>, ClientError> {
+fn sink_throughput_blocking(
+    args: &PipelineArgs,
+) -> Result<Vec<(&'static str, serde_json::Value)>, ClientError> {
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use rivulet_runtime::sinks::{FileSink, ParquetSink, PostgresSink, Sink, SinkContext};
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
@@ -867,14 +869,14 @@ fn sink_throughput_blocking(args: &PipelineArgs) -> Result<Vec<(&'static str, f6
             "parquet" => "sink_parquet_rows_per_sec",
             _ => "sink_postgres_rows_per_sec",
         };
-        out.push((key, (args.sink_rows as f64 / secs).round()));
+        out.push((key, ((args.sink_rows as f64 / secs).round() as u64).into()));
         if let Some(p) = path {
             let bytes = dir_bytes(&p);
             let key: &'static str = match name {
                 "file" => "sink_file_mib",
                 _ => "sink_parquet_mib",
             };
-            out.push((key, round2(bytes as f64 / (1 << 20) as f64)));
+            out.push((key, round2(bytes as f64 / (1 << 20) as f64).into()));
         }
     }
     Ok(out)
