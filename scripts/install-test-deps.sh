@@ -5,9 +5,12 @@
 #   - apt: kcat (client tests), and the C toolchain + zlib headers that the bundled librdkafka
 #     build of the `rdkafka` crate needs (build-essential, pkg-config, zlib1g-dev; zstd is
 #     vendored by zstd-sys, so no libzstd-dev), python3-venv for the Python test venv,
-#     chromium and chromium-driver (the dashboard's headless browser test).
-#   - pip, into <repo>/.venv: kafka-python, pytest and selenium (required), lz4 / zstandard /
-#     python-snappy (optional: kafka-python's codecs; the tests skip a codec that is missing).
+#     chromium and chromium-driver (the dashboard's headless browser test), postgresql (the
+#     PostgreSQL sink tests start their own server from its binaries in
+#     /usr/lib/postgresql/<version>/bin; the package's own cluster is not used).
+#   - pip, into <repo>/.venv: kafka-python, pytest, selenium and pyarrow (required: pyarrow is
+#     the independent reader of the Parquet sink tests), lz4 / zstandard / python-snappy
+#     (optional: kafka-python's codecs; the tests skip a codec that is missing).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,6 +43,10 @@ dpkg -s zlib1g-dev >/dev/null 2>&1 || missing+=(zlib1g-dev)
 # Debian's Chromium and its ChromeDriver (same version, /usr/bin): the dashboard end-to-end test.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+# The PostgreSQL sink tests need initdb and postgres (not a running cluster).
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    missing+=(postgresql)
+fi
 
 # The venv module: a python3 that cannot make a venv with pip needs Debian's python3-venv.
 PY="${PYTHON:-python3}"
@@ -58,6 +65,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -qq
+    # Installing postgresql must not start (and keep running) the package's own cluster.
+    if [ ! -e /usr/sbin/policy-rc.d ] && printf '%s\n' "${missing[@]}" | grep -qx postgresql; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     # kcat is called kafkacat on older releases.
     if ! as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
         if printf '%s\n' "${missing[@]}" | grep -qx kcat; then
@@ -85,6 +98,7 @@ need_pip=()
 "$VPY" -c 'import pytest' >/dev/null 2>&1 || need_pip+=(pytest)
 # Drives Debian's chromedriver (the test passes its path, so Selenium Manager never downloads).
 "$VPY" -c 'import selenium' >/dev/null 2>&1 || need_pip+=(selenium)
+"$VPY" -c 'import pyarrow.parquet' >/dev/null 2>&1 || need_pip+=(pyarrow)
 if [ "${#need_pip[@]}" -gt 0 ]; then
     log "pip install ${need_pip[*]}"
     "$VPY" -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"

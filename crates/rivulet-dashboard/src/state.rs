@@ -133,6 +133,12 @@ impl QueryInfo {
                     SinkSpec::Console => "console".to_string(),
                     SinkSpec::File { path } => format!("file {}", path.display()),
                     SinkSpec::Kafka { topic, .. } => format!("kafka {topic}"),
+                    SinkSpec::Parquet(p) => format!("parquet {}", p.path.display()),
+                    // Never the URL: it may hold a password.
+                    SinkSpec::Postgres(p) => match &p.table {
+                        Some(t) => format!("postgres table {t}"),
+                        None => "postgres".to_string(),
+                    },
                 })
                 .collect(),
             filter: plan.filter.clone(),

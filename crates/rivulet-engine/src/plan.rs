@@ -359,6 +359,111 @@ pub enum SinkSpec {
     },
     /// JSON lines, exactly once per checkpoint epoch.
     File { path: PathBuf },
+    /// Parquet files, Hive-partitioned, rolled by size and time, exactly once per epoch.
+    Parquet(ParquetSinkSpec),
+    /// Upserts into a PostgreSQL table keyed by the group keys and the window start.
+    Postgres(PostgresSinkSpec),
+}
+
+/// `[[sinks]] type = "parquet"`: see the runtime's `sinks::parquet` module for the layout and
+/// the commit protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkSpec {
+    /// Root directory of the dataset (created when missing).
+    pub path: PathBuf,
+    /// Hive partition columns (`col=value/` directories, the columns leave the files). Unset:
+    /// the UTC date and hour of `window_start` (`date=2026-11-24/hour=10/`; the files keep
+    /// `window_start`); `[]`: no partitioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<Vec<String>>,
+    /// Page compression [default: zstd].
+    #[serde(default)]
+    pub compression: ParquetCompression,
+    /// A file is finished once it reaches this size (`"128MiB"`) [default: 128MiB].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll_size: Option<ByteSize>,
+    /// ... or once it has been open this long [default: 1m]. Rows become visible when their
+    /// file is finished, so this is also the longest delay before readers see them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll_interval: Option<DurationMs>,
+    /// Merge a partition's small files (under half of `roll_size`) into one once it has at
+    /// least this many (at least 2). Unset: never merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_min_files: Option<u32>,
+}
+
+/// Parquet page compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParquetCompression {
+    #[default]
+    Zstd,
+    Snappy,
+    Uncompressed,
+}
+
+/// `[[sinks]] type = "postgres"`: see the runtime's `sinks::postgres` module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkSpec {
+    /// Connection string: `postgres://user:password@host:port/database` or libpq's
+    /// `key=value` form.
+    pub url: String,
+    /// Target table, `name` or `schema.name` (created when missing) [default: the query name].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Committed epochs held on local disk while the server is away; the query pauses (and
+    /// the source holds the rest) beyond that [default: 1000].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_epochs: Option<u32>,
+}
+
+impl PostgresSinkSpec {
+    /// The target table for a query named `query_name`.
+    pub fn table_name(&self, query_name: &str) -> String {
+        self.table.clone().unwrap_or_else(|| query_name.to_string())
+    }
+}
+
+/// A byte size written as `"128MiB"`, `"10MB"`, `"4096"` in pipeline files; stored in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ByteSize(pub u64);
+
+impl TryFrom<String> for ByteSize {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("size `{s}` must start with a whole number"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` in `{s}` (B, KB, MB, GB, KiB, MiB, GiB)"
+                ))
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+impl From<ByteSize> for String {
+    fn from(b: ByteSize) -> String {
+        b.0.to_string()
+    }
 }
 
 /// How [`SinkSpec`] is read: serde does not apply `deny_unknown_fields` to the unit variant of
@@ -376,6 +481,8 @@ enum SinkSpecRepr {
     File {
         path: PathBuf,
     },
+    Parquet(ParquetSinkSpec),
+    Postgres(PostgresSinkSpec),
 }
 
 impl From<SinkSpecRepr> for SinkSpec {
@@ -384,6 +491,8 @@ impl From<SinkSpecRepr> for SinkSpec {
             SinkSpecRepr::Console {} => SinkSpec::Console,
             SinkSpecRepr::Kafka { topic, brokers } => SinkSpec::Kafka { topic, brokers },
             SinkSpecRepr::File { path } => SinkSpec::File { path },
+            SinkSpecRepr::Parquet(p) => SinkSpec::Parquet(p),
+            SinkSpecRepr::Postgres(p) => SinkSpec::Postgres(p),
         }
     }
 }
@@ -817,6 +926,60 @@ impl Plan {
                         err(format!("sinks[{i}].path: must not be empty"));
                     }
                 }
+                SinkSpec::Parquet(p) => {
+                    if p.path.as_os_str().is_empty() {
+                        err(format!("sinks[{i}].path: must not be empty"));
+                    }
+                    let mut seen = HashSet::new();
+                    for (j, c) in p.partition_by.iter().flatten().enumerate() {
+                        if !outputs.contains(c) {
+                            let mut names: Vec<&str> = outputs.iter().map(String::as_str).collect();
+                            names.sort_unstable();
+                            err(format!(
+                                "sinks[{i}].partition_by[{j}]: \"{c}\" is not an output column \
+                                 (output columns: {})",
+                                names.join(", ")
+                            ));
+                        } else if !seen.insert(c) {
+                            err(format!(
+                                "sinks[{i}].partition_by[{j}]: duplicate column \"{c}\""
+                            ));
+                        }
+                    }
+                    if p.partition_by.is_none() && self.window.is_none() {
+                        err(format!(
+                            "sinks[{i}].partition_by: the default (date and hour of window_start) \
+                             needs a [window]; set partition_by = [] or name columns"
+                        ));
+                    }
+                    if p.roll_size.is_some_and(|b| b.0 == 0) {
+                        err(format!("sinks[{i}].roll_size: must be > 0"));
+                    }
+                    if p.roll_interval.is_some_and(|d| d.0 <= 0) {
+                        err(format!("sinks[{i}].roll_interval: must be > 0"));
+                    }
+                    if p.compact_min_files.is_some_and(|n| n < 2) {
+                        err(format!("sinks[{i}].compact_min_files: must be at least 2"));
+                    }
+                }
+                SinkSpec::Postgres(p) => {
+                    if p.url.trim().is_empty() {
+                        err(format!("sinks[{i}].url: must not be empty"));
+                    }
+                    let table = p.table_name(&self.name);
+                    if let Err(m) = check_table_name(&table) {
+                        err(format!("sinks[{i}].table: {m}"));
+                    }
+                    if self.group_by.is_empty() && self.window.is_none() {
+                        err(format!(
+                            "sinks[{i}]: a postgres sink upserts by group keys and window; the \
+                             query has neither"
+                        ));
+                    }
+                    if p.max_pending_epochs == Some(0) {
+                        err(format!("sinks[{i}].max_pending_epochs: must be > 0"));
+                    }
+                }
             }
         }
 
@@ -826,6 +989,29 @@ impl Plan {
             Err(EngineError::Plan(errs.join("; ")))
         }
     }
+}
+
+/// A PostgreSQL table name the sink accepts: `name` or `schema.name`, each an unquoted
+/// identifier (letters, digits, `_`, not starting with a digit, at most 63 bytes). Upper-case
+/// letters are kept as written (the sink quotes identifiers).
+pub fn check_table_name(table: &str) -> Result<(), String> {
+    let parts: Vec<&str> = table.split('.').collect();
+    if parts.len() > 2 {
+        return Err(format!("`{table}`: expected NAME or SCHEMA.NAME"));
+    }
+    for p in parts {
+        let ok = !p.is_empty()
+            && p.len() <= 63
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !p.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            return Err(format!(
+                "`{table}`: `{p}` is not a plain identifier (letters, digits and _, not starting \
+                 with a digit, at most 63 bytes)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The reason of an expression error, without the `invalid expression` wrapper (the plan
@@ -1040,6 +1226,96 @@ mod tests {
         let plain = Plan::from_toml(&doc_example()).unwrap();
         let text = toml::to_string(&plain).unwrap();
         assert_eq!(Plan::from_toml(&text).unwrap(), plain);
+    }
+
+    #[test]
+    fn storage_sinks_parse_validate_and_round_trip() {
+        let text = with(
+            "[[sinks]]\ntype = \"console\"",
+            "[[sinks]]\ntype = \"parquet\"\npath = \"./results\"\nroll_size = \"64MiB\"\n\
+             roll_interval = \"30s\"\ncompression = \"snappy\"\ncompact_min_files = 4\n\
+             [[sinks]]\ntype = \"parquet\"\npath = \"./by-id\"\npartition_by = [\"id\"]\n\
+             [[sinks]]\ntype = \"postgres\"\nurl = \"postgres://u:p@127.0.0.1/db\"\n\
+             table = \"analytics.stats\"",
+        );
+        let plan = Plan::from_toml(&text).unwrap();
+        assert_eq!(
+            plan.sinks[0],
+            SinkSpec::Parquet(ParquetSinkSpec {
+                path: "./results".into(),
+                partition_by: None,
+                compression: ParquetCompression::Snappy,
+                roll_size: Some(ByteSize(64 << 20)),
+                roll_interval: Some(DurationMs(30_000)),
+                compact_min_files: Some(4),
+            })
+        );
+        match &plan.sinks[1] {
+            SinkSpec::Parquet(p) => {
+                assert_eq!(p.partition_by.as_deref(), Some(&["id".to_string()][..]));
+                assert_eq!(p.compression, ParquetCompression::Zstd);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &plan.sinks[2] {
+            SinkSpec::Postgres(p) => {
+                assert_eq!(p.table_name("stats"), "analytics.stats");
+                assert_eq!(p.max_pending_epochs, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let again = toml::to_string(&plan).unwrap();
+        assert_eq!(Plan::from_toml(&again).unwrap(), plan, "{again}");
+
+        for (sink, want) in [
+            (
+                "type = \"parquet\"\npath = \"x\"\npartition_by = [\"nope\"]",
+                "sinks[0].partition_by[0]: \"nope\" is not an output column",
+            ),
+            (
+                "type = \"parquet\"\npath = \"x\"\nroll_size = \"12 parsecs\"",
+                "unknown size unit `parsecs`",
+            ),
+            (
+                "type = \"parquet\"\npath = \"x\"\ncompact_min_files = 1",
+                "sinks[0].compact_min_files: must be at least 2",
+            ),
+            (
+                "type = \"parquet\"\npath = \"x\"\ncompression = \"lzma\"",
+                "unknown variant `lzma`",
+            ),
+            (
+                "type = \"parquet\"\npath = \"x\"\nrol_size = \"1MB\"",
+                "unknown field `rol_size`",
+            ),
+            (
+                "type = \"postgres\"\nurl = \"postgres://h/db\"\ntable = \"a.b.c\"",
+                "sinks[0].table: `a.b.c`: expected NAME or SCHEMA.NAME",
+            ),
+            (
+                "type = \"postgres\"\nurl = \"postgres://h/db\"\ntable = \"drop table\"",
+                "is not a plain identifier",
+            ),
+            (
+                "type = \"postgres\"\nurl = \"\"",
+                "sinks[0].url: must not be empty",
+            ),
+        ] {
+            let e = plan_err(&with("type = \"console\"", sink));
+            assert_contains(&e, want);
+        }
+        // The default date/hour partitioning needs a window.
+        let e = plan_err(
+            &with(
+                "[[sinks]]\ntype = \"console\"",
+                "[[sinks]]\ntype = \"parquet\"\npath = \"x\"",
+            )
+            .replace("[window]\ntype = \"tumbling\"\nsize = \"10s\"\n", ""),
+        );
+        assert_contains(
+            &e,
+            "sinks[0].partition_by: the default (date and hour of window_start)",
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@
 
 use rivulet_engine::plan::{
     AggregateFunction, AggregateSpec, CheckpointSpec, DurationMs, EventTimeSpec, FieldSpec,
-    FieldType, OutputMode, OutputSpec, Plan, SinkSpec, SourceClient, SourceSpec, StartingOffsets,
-    TimeFormat, TriggerSpec, WindowSpec,
+    FieldType, OutputMode, OutputSpec, ParquetCompression, ParquetSinkSpec, Plan, PostgresSinkSpec,
+    SinkSpec, SourceClient, SourceSpec, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
 };
 use rivulet_engine::EngineError;
 
@@ -70,8 +70,12 @@ pub struct PlanArgs {
     /// Trigger: an interval (`1s`) or `on-arrival` [default: 1s].
     #[arg(long, value_name = "INTERVAL|on-arrival")]
     pub trigger: Option<String>,
-    /// Sink (repeatable): `console`, `file:DIR`, `kafka:TOPIC`.
-    #[arg(long = "sink", value_name = "console|file:DIR|kafka:TOPIC")]
+    /// Sink (repeatable): `console`, `file:DIR`, `kafka:TOPIC`, `parquet:DIR`, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB[?table=NAME]` (table default: the query name).
+    #[arg(
+        long = "sink",
+        value_name = "console|file:DIR|kafka:TOPIC|parquet:DIR|postgres://..."
+    )]
     pub sinks: Vec<String>,
 }
 
@@ -424,7 +428,18 @@ fn parse_agg(s: &str) -> Result<AggregateSpec, String> {
     })
 }
 
-fn parse_sink(s: &str) -> Result<SinkSpec, EngineError> {
+/// One `--sink` value: `console`, `file:DIR`, `kafka:TOPIC`, `parquet:DIR` (default options)
+/// or a `postgres://` / `postgresql://` URL, whose `table=NAME` query parameter (removed from
+/// the URL) names the table [default: the query name].
+pub fn parse_sink(s: &str) -> Result<SinkSpec, EngineError> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        let (url, table) = split_table_param(s);
+        return Ok(SinkSpec::Postgres(PostgresSinkSpec {
+            url,
+            table,
+            max_pending_epochs: None,
+        }));
+    }
     match s.split_once(':') {
         None if s == "console" => Ok(SinkSpec::Console),
         Some(("file", dir)) if !dir.is_empty() => Ok(SinkSpec::File { path: dir.into() }),
@@ -432,10 +447,43 @@ fn parse_sink(s: &str) -> Result<SinkSpec, EngineError> {
             topic: topic.to_string(),
             brokers: None,
         }),
+        Some(("parquet", dir)) if !dir.is_empty() => Ok(SinkSpec::Parquet(ParquetSinkSpec {
+            path: dir.into(),
+            partition_by: None,
+            compression: ParquetCompression::default(),
+            roll_size: None,
+            roll_interval: None,
+            compact_min_files: None,
+        })),
         _ => Err(flag_err(
             "--sink",
-            format!("expected console, file:DIR or kafka:TOPIC, got `{s}`"),
+            format!(
+                "expected console, file:DIR, kafka:TOPIC, parquet:DIR or postgres://..., got `{s}`"
+            ),
         )),
+    }
+}
+
+/// Removes a `table=NAME` parameter from a connection URL's query string.
+fn split_table_param(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut table = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("table=") {
+            Some(t) => {
+                table = Some(t.to_string());
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_string(), table)
+    } else {
+        (format!("{base}?{}", rest.join("&")), table)
     }
 }
 
@@ -525,6 +573,12 @@ mod tests {
             "file:/tmp/out",
             "--sink",
             "kafka:stats",
+            "--sink",
+            "parquet:./results",
+            "--sink",
+            "postgres://u:p@127.0.0.1:5433/db?sslmode=disable&table=win",
+            "--sink",
+            "postgresql://127.0.0.1/db",
             "--event-time",
             "timestamp:rfc3339",
         ])
@@ -556,7 +610,25 @@ mod tests {
                 SinkSpec::Kafka {
                     topic: "stats".into(),
                     brokers: None
-                }
+                },
+                SinkSpec::Parquet(ParquetSinkSpec {
+                    path: "./results".into(),
+                    partition_by: None,
+                    compression: ParquetCompression::Zstd,
+                    roll_size: None,
+                    roll_interval: None,
+                    compact_min_files: None,
+                }),
+                SinkSpec::Postgres(PostgresSinkSpec {
+                    url: "postgres://u:p@127.0.0.1:5433/db?sslmode=disable".into(),
+                    table: Some("win".into()),
+                    max_pending_epochs: None,
+                }),
+                SinkSpec::Postgres(PostgresSinkSpec {
+                    url: "postgresql://127.0.0.1/db".into(),
+                    table: None,
+                    max_pending_epochs: None,
+                }),
             ]
         );
         // Untouched values stay the file's.
@@ -613,7 +685,7 @@ mod tests {
             (&["--trigger", "soon"][..], "--trigger: "),
             (
                 &["--sink", "s3:bucket"][..],
-                "--sink: expected console, file:DIR or kafka:TOPIC",
+                "--sink: expected console, file:DIR, kafka:TOPIC, parquet:DIR or postgres://",
             ),
             (
                 &["--schema", "id:long"][..],

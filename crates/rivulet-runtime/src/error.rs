@@ -34,6 +34,9 @@ pub enum RuntimeError {
     Engine(#[from] rivulet_engine::EngineError),
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// Encoding or decoding a Parquet file failed.
+    #[error("parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),
     /// The plan cannot run (e.g. no topics).

@@ -49,7 +49,9 @@ use crate::progress::{
     StateOperatorProgress,
 };
 use crate::rows::rfc3339_ms;
-use crate::sinks::{ConsoleSink, FileSink, KafkaSink, Sink};
+use crate::sinks::{
+    ConsoleSink, FileSink, KafkaSink, ParquetSink, PostgresSink, Sink, SinkContext,
+};
 use crate::source::{self, Source, SourceBatch, TopicPartition};
 use crate::Result;
 
@@ -315,6 +317,13 @@ impl Query {
         let pipeline = Pipeline::build(&plan)?;
         let source = source::connect(&plan.source, &plan.name)?;
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        let ctx = SinkContext {
+            plan: &plan,
+            schema: &pipeline.output_schema,
+            checkpoint_dir: &dir,
+            query_id: &checkpoint.metadata().id,
+            last_committed: checkpoint.latest_committed()?,
+        };
         for s in &plan.sinks {
             sinks.push(match s {
                 SinkSpec::Console => {
@@ -326,6 +335,8 @@ impl Query {
                     topic,
                     &plan.group_by,
                 )?),
+                SinkSpec::Parquet(spec) => Box::new(ParquetSink::open(spec, &ctx)?),
+                SinkSpec::Postgres(spec) => Box::new(PostgresSink::open(spec, &ctx)?),
             });
         }
         let dead = DeadLetters::connect(

@@ -98,6 +98,11 @@ struct UpArgs {
     /// max of `value`, 5 s allowed lateness, update mode, console output.
     #[arg(long)]
     pipeline: Option<PathBuf>,
+    /// Where the query's results go (repeatable; replaces the pipeline's sinks): `console`,
+    /// `file:DIR`, `kafka:TOPIC`, `parquet:DIR`, `postgres://USER:PASSWORD@HOST:PORT/DB[?table=NAME]`
+    /// [default: console]. Add `--sink console` to keep the table on stdout too.
+    #[arg(long = "sink", value_name = "SINK")]
+    sinks: Vec<String>,
     /// Append a JSON progress record per micro-batch to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
@@ -319,6 +324,14 @@ async fn up(args: UpArgs) -> Result<()> {
         Some(p) => rivulet_engine::Plan::from_toml_file(p)?,
         None => rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?,
     };
+    if !args.sinks.is_empty() {
+        plan.sinks = args
+            .sinks
+            .iter()
+            .map(|s| rivulet_runtime::args::parse_sink(s))
+            .collect::<Result<_, _>>()?;
+        plan.validate()?;
+    }
     // Bound first, so a taken port fails the start before anything else runs.
     let dashboard_listener = match args.no_dashboard {
         false => Some(bind_dashboard(&args.dashboard.dashboard_listen).await?),

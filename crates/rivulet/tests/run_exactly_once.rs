@@ -1,13 +1,20 @@
 //! Exactly-once of `rivulet run` across SIGKILL, with the real binaries: a `rivulet broker`
 //! child, a fixed seeded input produced by `rivulet gen`, and a `rivulet run` child (tumbling
-//! 1 s windows per id, append mode, file and Kafka sinks, late rows to a topic) killed with -9 at
-//! seeded moments and restarted with the same flags until it has consumed the whole input.
+//! 1 s windows per id, append mode, file, Kafka, Parquet and PostgreSQL sinks, late rows to a
+//! topic) killed with -9 at seeded moments and restarted with the same flags until it has
+//! consumed the whole input.
 //! Afterwards the file sink and the `stats` topic must each hold every window exactly once, equal
 //! to a ground truth computed with plain loops from `rivulet_gen::EventStream` (minus the rows the
-//! query reported as late on the `late` topic).
+//! query reported as late on the `late` topic). The storage sinks make committed rows visible
+//! later (a Parquet file when it rolls, PostgreSQL when its transaction commits), so one more
+//! start, stopped cleanly with SIGTERM, finishes what the last kill left; then the Parquet
+//! dataset (read by pyarrow) and the PostgreSQL table (a real server started by the test) must
+//! hold the same windows, each once, and no temporary file may be visible.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "../../rivulet-runtime/tests/common/storage.rs"]
+mod storage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
@@ -89,7 +96,7 @@ fn run_bounded(cmd: &mut Command, within: Duration, what: &str) {
     }
 }
 
-fn pipeline_text(bootstrap: &str, out: &Path) -> String {
+fn pipeline_text(bootstrap: &str, out: &Path, parquet: &Path, pg_url: &str) -> String {
     format!(
         r#"
 name = "eo-kill"
@@ -140,8 +147,19 @@ path = "{}"
 [[sinks]]
 type = "kafka"
 topic = "stats"
+[[sinks]]
+type = "parquet"
+path = "{}"
+# Rolls often, so kills land before, during and after rolls and compactions.
+roll_interval = "300ms"
+compact_min_files = 4
+[[sinks]]
+type = "postgres"
+url = "{pg_url}"
+table = "stats"
 "#,
-        out.display()
+        out.display(),
+        parquet.display()
     )
 }
 
@@ -184,6 +202,35 @@ impl RunProcess {
             if let Some(st) = c.try_wait().unwrap() {
                 self.child = None;
                 panic!("rivulet run exited on its own: {st}; log:\n{}", self.tail());
+            }
+        }
+    }
+
+    /// SIGTERM (a clean stop: the epoch in flight finishes, sinks close), bounded wait.
+    fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let st = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Some(st) = c.try_wait().unwrap() {
+                    assert!(
+                        st.success(),
+                        "rivulet run exited with {st}:\n{}",
+                        self.tail()
+                    );
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("rivulet run did not stop on SIGTERM:\n{}", self.tail());
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
     }
@@ -383,6 +430,7 @@ fn real_windows(rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_exactly_once_across_sigkill() {
+    let pg = storage::PgServer::start();
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(
         &dir.path().join("broker-data"),
@@ -434,9 +482,14 @@ async fn run_exactly_once_across_sigkill() {
     );
 
     let out = dir.path().join("out");
+    let parquet = dir.path().join("parquet");
     let checkpoint = dir.path().join("checkpoint");
     let pipeline = dir.path().join("pipeline.toml");
-    std::fs::write(&pipeline, pipeline_text(&bootstrap, &out)).unwrap();
+    std::fs::write(
+        &pipeline,
+        pipeline_text(&bootstrap, &out, &parquet, &pg.url()),
+    )
+    .unwrap();
     let log = dir.path().join("run.log");
 
     // Seeded kill points: the k-th kill once the latest committed epoch reaches a threshold in
@@ -550,5 +603,23 @@ async fn run_exactly_once_across_sigkill() {
     a.sort();
     b.sort();
     assert_eq!(a, b);
+
+    // One more start (no new input) finishes the storage sinks' committed epochs, and a clean
+    // stop closes them.
+    let mut run = RunProcess::start(&pipeline, &checkpoint, &log, starts + 1);
+    std::thread::sleep(Duration::from_secs(2));
+    run.assert_running();
+    run.terminate();
+    let read = storage::read_parquet(&parquet);
+    check_rows("parquet sink", &real_windows(read.rows), &truth);
+    assert_eq!(read.schema["window_start"], "timestamp[ms, tz=UTC]");
+    let visible = storage::visible_parquet_files(&parquet);
+    assert_eq!(visible.len(), read.files.len());
+    assert!(
+        storage::inprogress_files(&parquet).is_empty(),
+        "{:?}",
+        storage::inprogress_files(&parquet)
+    );
+    check_rows("postgres sink", &real_windows(pg.rows("stats")), &truth);
     drop(broker);
 }

@@ -3,6 +3,9 @@
 //! query's final checkpoint, then the broker's clean-shutdown marker).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../rivulet-runtime/tests/common/storage.rs"]
+mod storage;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -109,4 +112,76 @@ fn up_runs_the_whole_pipeline_and_stops_cleanly() {
         std::fs::read_dir(&commits).unwrap().count() > 0,
         "no committed epoch in {commits:?}"
     );
+}
+
+/// `rivulet up --sink parquet:DIR`: the default query's results land in a Parquet dataset
+/// (read back by pyarrow) once Ctrl-C stops the pipeline, and nothing goes to the console.
+#[test]
+fn up_writes_results_to_parquet_with_sink_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate",
+            "2000",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--sink")
+        .arg(format!("parquet:{}", results.display()))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines_of(child.stdout.take().unwrap());
+    let err = lines_of(child.stderr.take().unwrap());
+    // Wait (bounded) until an epoch with results committed: the query logs a progress line
+    // per micro-batch with its output rows.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut log = Vec::new();
+    let produced = |l: &String| l.contains(" output rows") && !l.contains(", 0 output rows");
+    while Instant::now() < deadline && !log.iter().any(produced) {
+        if let Ok(l) = err.recv_timeout(Duration::from_millis(100)) {
+            log.push(l);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited:\n{}",
+            log.join("\n")
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "rivulet up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    log.extend(err.try_iter());
+    assert!(status.success(), "{}", log.join("\n"));
+    let stdout: Vec<String> = out.try_iter().collect();
+    assert!(
+        !stdout.iter().any(|l| l.starts_with("Batch: ")),
+        "--sink replaces the console sink"
+    );
+    let read = storage::read_parquet(&results);
+    assert!(!read.rows.is_empty(), "{}", log.join("\n"));
+    assert_eq!(read.schema["window_start"], "timestamp[ms, tz=UTC]");
+    assert_eq!(
+        read.schema["_epoch"], "int64",
+        "the default query is in update mode"
+    );
+    assert!(read.rows.iter().all(|r| r["count"].as_i64().unwrap() > 0));
+    assert!(storage::inprogress_files(&results).is_empty());
 }

@@ -27,13 +27,26 @@
 //! - `rss` (d): the bench's broker's peak RSS over the parts above, and `rivulet up` (this
 //!   executable, a child on a free port with a temporary data directory, generator at
 //!   `--up-rate`) after `--rss-secs`: VmHWM and VmRSS from `/proc/<pid>/status`.
+//! - `sinks` (e): each sink alone (file, Parquet, and PostgreSQL when `--pg-url` is given),
+//!   fed `--sink-rows` synthetic result rows of the default query's schema (1000 ids, 10 s
+//!   windows, distinct (id, window) so PostgreSQL inserts) in epochs of
+//!   `--sink-rows-per-epoch`, each `write_epoch` + `commit` as the driver calls them, then
+//!   `close`. rows/s = rows / that wall time (the Parquet figure includes the final roll, the
+//!   PostgreSQL one the wait until the server committed every epoch).
+//!
+//! `--sink` picks the sink of the query in parts (a) to (c): `file` (default), `parquet`
+//! (a dataset in the temporary directory, default options) or `postgres` (table
+//! `rivulet_bench` on `--pg-url`), to compare the pipeline's figures across sinks.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use rivulet_engine::plan::{Plan, SinkSpec, TriggerSpec};
+use rivulet_engine::plan::{
+    ParquetCompression, ParquetSinkSpec, Plan, PostgresSinkSpec, SinkSpec, TriggerSpec,
+};
 use rivulet_gen::{EventStream, StreamConfig, ValueDist};
 use rivulet_runtime::progress::QueryProgress;
 use rivulet_runtime::{run_query, QuerySummary, RunOptions};
@@ -70,7 +83,23 @@ pub enum Part {
     Latency,
     /// (d) RSS of `rivulet up`.
     Rss,
+    /// (e) rows/s of each sink alone.
+    Sinks,
 }
+
+/// The sink of the query in parts (a) to (c).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSink {
+    /// JSON lines in the temporary directory.
+    File,
+    /// A Parquet dataset in the temporary directory.
+    Parquet,
+    /// Table `rivulet_bench` on `--pg-url`.
+    Postgres,
+}
+
+/// Distinct ids of the synthetic rows of part (e).
+const SINK_BENCH_IDS: u64 = 1000;
 
 /// `rivulet bench pipeline` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,9 +112,22 @@ pub struct PipelineArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "engine,e2e,latency,rss"
+        default_value = "engine,e2e,latency,rss,sinks"
     )]
     pub parts: Vec<Part>,
+    /// (a)-(c) the query's sink.
+    #[arg(long, value_enum, default_value = "file")]
+    pub sink: BenchSink,
+    /// PostgreSQL server for `--sink postgres` and part (e)
+    /// (`postgres://USER:PASSWORD@127.0.0.1:PORT/DB`).
+    #[arg(long)]
+    pub pg_url: Option<String>,
+    /// (e) rows written through each sink.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub sink_rows: u64,
+    /// (e) rows per epoch.
+    #[arg(long, default_value_t = 10_000)]
+    pub sink_rows_per_epoch: u64,
     /// (a) events pre-filled and processed.
     #[arg(long, default_value_t = 10_000_000)]
     pub count: u64,
@@ -136,6 +178,12 @@ impl PipelineArgs {
         if self.rss_secs == 0 || self.timeout_secs == 0 || self.keys == 0 {
             return bad("--rss-secs, --timeout-secs and --keys must be at least 1");
         }
+        if self.sink == BenchSink::Postgres && self.pg_url.is_none() {
+            return bad("--sink postgres needs --pg-url");
+        }
+        if self.sink_rows == 0 || self.sink_rows_per_epoch == 0 {
+            return bad("--sink-rows and --sink-rows-per-epoch must be at least 1");
+        }
         Ok(())
     }
 }
@@ -144,7 +192,10 @@ impl PipelineArgs {
 pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
     args.check()?;
     let mut report = Report::new("pipeline");
-    let needs_broker = args.parts.iter().any(|p| *p != Part::Rss);
+    let needs_broker = args
+        .parts
+        .iter()
+        .any(|p| !matches!(p, Part::Rss | Part::Sinks));
     let own = match (&args.brokers, needs_broker) {
         (None, true) => {
             let fsync = args.fsync.clone();
@@ -167,6 +218,14 @@ pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
     }
     report.add("keys", args.keys);
     report.add("seed", args.seed);
+    report.add(
+        "query_sink",
+        match args.sink {
+            BenchSink::File => "file",
+            BenchSink::Parquet => "parquet",
+            BenchSink::Postgres => "postgres",
+        },
+    );
     let mut result = Ok(());
     for part in args.parts.clone() {
         let r = match part {
@@ -174,6 +233,7 @@ pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
             Part::E2e => end_to_end(&brokers, broker_pid, &args, &mut report).await,
             Part::Latency => latency(&brokers, &args, &mut report).await,
             Part::Rss => Ok(()),
+            Part::Sinks => sink_throughput(&args, &mut report).await,
         };
         if let Err(e) = r {
             result = Err(e);
@@ -195,18 +255,43 @@ pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
     result
 }
 
-/// The default query reading `topic` on `brokers`, with a file sink and checkpoints in `dir`.
-fn bench_plan(brokers: &str, topic: &str, dir: &Path) -> Result<Plan, ClientError> {
+/// The default query reading `topic` on `brokers`, with the `--sink` sink and checkpoints in
+/// `dir`.
+fn bench_plan(
+    brokers: &str,
+    topic: &str,
+    dir: &Path,
+    args: &PipelineArgs,
+) -> Result<Plan, ClientError> {
     let mut plan = Plan::from_toml(DEFAULT_PIPELINE)
         .map_err(|e| ClientError::InvalidArgument(format!("the default pipeline: {e}")))?;
     plan.source.brokers = brokers.to_string();
     plan.source.topics = vec![topic.to_string()];
     plan.source.group_id = Some(format!("rivulet-bench-{topic}"));
-    plan.sinks = vec![SinkSpec::File {
-        path: dir.join("out"),
+    plan.sinks = vec![match args.sink {
+        BenchSink::File => SinkSpec::File {
+            path: dir.join("out"),
+        },
+        BenchSink::Parquet => SinkSpec::Parquet(parquet_spec(&dir.join("parquet"))),
+        BenchSink::Postgres => SinkSpec::Postgres(PostgresSinkSpec {
+            url: args.pg_url.clone().unwrap_or_default(),
+            table: Some("rivulet_bench".into()),
+            max_pending_epochs: None,
+        }),
     }];
     plan.checkpoint.dir = Some(dir.join("checkpoint"));
     Ok(plan)
+}
+
+fn parquet_spec(path: &Path) -> ParquetSinkSpec {
+    ParquetSinkSpec {
+        path: path.to_path_buf(),
+        partition_by: None,
+        compression: ParquetCompression::default(),
+        roll_size: None,
+        roll_interval: None,
+        compact_min_files: None,
+    }
 }
 
 fn temp_dir() -> Result<tempfile::TempDir, ClientError> {
@@ -363,7 +448,7 @@ async fn engine_alone(
     );
 
     let dir = temp_dir()?;
-    let mut plan = bench_plan(brokers, topic, dir.path())?;
+    let mut plan = bench_plan(brokers, topic, dir.path(), args)?;
     plan.source.max_records_per_trigger = Some(args.max_records_per_trigger);
     plan.output.trigger = TriggerSpec::OnArrival;
     let cancel = CancellationToken::new();
@@ -463,7 +548,7 @@ async fn timed_run(
 ) -> Result<Timed, ClientError> {
     create_topic(brokers, topic).await?;
     let dir = temp_dir()?;
-    let mut plan = bench_plan(brokers, topic, dir.path())?;
+    let mut plan = bench_plan(brokers, topic, dir.path(), args)?;
     plan.source.max_records_per_trigger = max_records;
     plan.output.trigger = TriggerSpec::OnArrival;
     // Only what this run produces.
@@ -667,6 +752,158 @@ async fn up_rss(args: &PipelineArgs, report: &mut Report) -> Result<(), ClientEr
     Ok(())
 }
 
+/// (e) rows/s of each sink alone.
+async fn sink_throughput(args: &PipelineArgs, report: &mut Report) -> Result<(), ClientError> {
+    let a = args.clone();
+    let figures = super::blocking(move || sink_throughput_blocking(&a)).await?;
+    report.add("sink_rows", args.sink_rows);
+    report.add("sink_rows_per_epoch", args.sink_rows_per_epoch);
+    for (k, v) in figures {
+        report.add(k, v);
+    }
+    Ok(())
+}
+
+/// The default query's result schema and `n` synthetic rows of it from row `from` on.
+fn synthetic_rows(
+    schema: &arrow::datatypes::SchemaRef,
+    from: u64,
+    n: u64,
+) -> Result<RecordBatch, ClientError> {
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, TimestampMillisecondArray};
+    let g: Vec<u64> = (from..from + n).collect();
+    let id: Vec<i64> = g.iter().map(|g| (g % SINK_BENCH_IDS) as i64).collect();
+    let ws: Vec<i64> = g
+        .iter()
+        .map(|g| PREFILL_START_MS + (g / SINK_BENCH_IDS) as i64 * 10_000)
+        .collect();
+    let we: Vec<i64> = ws.iter().map(|w| w + 10_000).collect();
+    let count: Vec<i64> = g.iter().map(|g| 1 + (g * 7 % 97) as i64).collect();
+    let avg: Vec<f64> = g.iter().map(|g| (g % 10_000) as f64 / 100.0).collect();
+    let min: Vec<f64> = avg.iter().map(|a| a / 2.0).collect();
+    let max: Vec<f64> = avg.iter().map(|a| a * 1.5).collect();
+    let ts = |v: Vec<i64>| -> ArrayRef {
+        std::sync::Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        std::sync::Arc::new(Int64Array::from(id)),
+        ts(ws),
+        ts(we),
+        std::sync::Arc::new(Int64Array::from(count)),
+        std::sync::Arc::new(Float64Array::from(avg)),
+        std::sync::Arc::new(Float64Array::from(min)),
+        std::sync::Arc::new(Float64Array::from(max)),
+    ];
+    RecordBatch::try_new(schema.clone(), cols)
+        .map_err(|e| ClientError::Worker(format!("synthetic rows: {e}")))
+}
+
+fn sink_throughput_blocking(
+    args: &PipelineArgs,
+) -> Result<Vec<(&'static str, serde_json::Value)>, ClientError> {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use rivulet_runtime::sinks::{FileSink, ParquetSink, PostgresSink, Sink, SinkContext};
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("window_start", ts.clone(), false),
+        Field::new("window_end", ts, false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("avg_value", DataType::Float64, true),
+        Field::new("min_value", DataType::Float64, true),
+        Field::new("max_value", DataType::Float64, true),
+    ]));
+    let dir = temp_dir()?;
+    let plan = bench_plan("127.0.0.1:9", "unused", dir.path(), args)?;
+    let run_id = format!("bench-{}", std::process::id());
+    let ctx = SinkContext {
+        plan: &plan,
+        schema: &schema,
+        checkpoint_dir: dir.path(),
+        query_id: &run_id,
+        last_committed: None,
+    };
+    let sink_err = |e: rivulet_runtime::RuntimeError| ClientError::Worker(format!("sink: {e}"));
+    let mut sinks: Vec<(&'static str, Box<dyn Sink>, Option<std::path::PathBuf>)> = vec![
+        (
+            "file",
+            Box::new(FileSink::new(dir.path().join("file")).map_err(sink_err)?),
+            Some(dir.path().join("file")),
+        ),
+        (
+            "parquet",
+            Box::new(
+                ParquetSink::open(&parquet_spec(&dir.path().join("parquet")), &ctx)
+                    .map_err(sink_err)?,
+            ),
+            Some(dir.path().join("parquet")),
+        ),
+    ];
+    if let Some(url) = &args.pg_url {
+        let spec = PostgresSinkSpec {
+            url: url.clone(),
+            table: Some(format!("rivulet_bench_sink_{}", std::process::id())),
+            max_pending_epochs: None,
+        };
+        sinks.push((
+            "postgres",
+            Box::new(PostgresSink::open(&spec, &ctx).map_err(sink_err)?),
+            None,
+        ));
+    }
+    let per = args.sink_rows_per_epoch;
+    let epochs = args.sink_rows.div_ceil(per);
+    let mut out = Vec::new();
+    for (name, mut sink, path) in sinks {
+        // Rows are made outside the timed span.
+        let batches: Vec<RecordBatch> = (0..epochs)
+            .map(|e| synthetic_rows(&schema, e * per, per.min(args.sink_rows - e * per)))
+            .collect::<Result<_, _>>()?;
+        let t = Instant::now();
+        for (e, b) in batches.iter().enumerate() {
+            sink.write_epoch(e as u64, std::slice::from_ref(b))
+                .map_err(sink_err)?;
+            sink.commit(e as u64).map_err(sink_err)?;
+        }
+        sink.close().map_err(sink_err)?;
+        let secs = t.elapsed().as_secs_f64().max(1e-9);
+        let key: &'static str = match name {
+            "file" => "sink_file_rows_per_sec",
+            "parquet" => "sink_parquet_rows_per_sec",
+            _ => "sink_postgres_rows_per_sec",
+        };
+        out.push((key, ((args.sink_rows as f64 / secs).round() as u64).into()));
+        if let Some(p) = path {
+            let bytes = dir_bytes(&p);
+            let key: &'static str = match name {
+                "file" => "sink_file_mib",
+                _ => "sink_parquet_mib",
+            };
+            out.push((key, round2(bytes as f64 / (1 << 20) as f64).into()));
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes of the files under `dir`, recursively.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,7 +929,20 @@ mod tests {
         let a = parse(&[]);
         assert_eq!(
             a.parts,
-            vec![Part::Engine, Part::E2e, Part::Latency, Part::Rss]
+            vec![
+                Part::Engine,
+                Part::E2e,
+                Part::Latency,
+                Part::Rss,
+                Part::Sinks
+            ]
+        );
+        assert_eq!(a.sink, BenchSink::File);
+        assert!(parse(&["--sink", "postgres"]).check().is_err());
+        assert!(
+            parse(&["--sink", "postgres", "--pg-url", "postgres://u@h/d"])
+                .check()
+                .is_ok()
         );
         assert_eq!((a.count, a.keys, a.latency_rate), (10_000_000, 10, 100_000));
         assert!(a.check().is_ok());
@@ -707,7 +957,7 @@ mod tests {
     #[test]
     fn the_bench_plan_is_the_default_query_with_a_file_sink() {
         let dir = std::path::Path::new("/tmp/x");
-        let p = bench_plan("127.0.0.1:1", "t", dir).expect("valid");
+        let p = bench_plan("127.0.0.1:1", "t", dir, &parse(&[])).expect("valid");
         assert_eq!(p.source.topics, vec!["t".to_string()]);
         assert_eq!(
             p.sinks,
@@ -716,6 +966,12 @@ mod tests {
             }]
         );
         assert_eq!(p.name, "stats");
+        assert!(p.validate().is_ok());
+        let p = bench_plan("127.0.0.1:1", "t", dir, &parse(&["--sink", "parquet"])).expect("valid");
+        assert_eq!(
+            p.sinks,
+            vec![SinkSpec::Parquet(parquet_spec(&dir.join("parquet")))]
+        );
         assert!(p.validate().is_ok());
     }
 

@@ -2,18 +2,47 @@
 //! (an epoch re-run after a crash produces the same rows, and the sink makes the second write
 //! invisible): the file sink overwrites the epoch's file, the Kafka sink skips records already
 //! in the topic; the console sink simply prints again, like Spark's.
+//!
+//! The storage sinks ([`parquet`], [`postgres`]) make an epoch visible only after the
+//! checkpoint committed it; until then (and across a crash) its rows wait in a write-ahead
+//! [`spool`].
 
+use std::path::Path;
+
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use rivulet_engine::plan::Plan;
 
 use crate::Result;
 
 pub mod console;
 pub mod file;
 pub mod kafka;
+pub mod parquet;
+pub mod postgres;
+pub mod spool;
 
 pub use console::ConsoleSink;
 pub use file::FileSink;
 pub use kafka::KafkaSink;
+pub use parquet::ParquetSink;
+pub use postgres::PostgresSink;
+
+/// What a sink may need to know about the query it serves, at open.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkContext<'a> {
+    pub plan: &'a Plan,
+    /// The schema of the result rows.
+    pub schema: &'a SchemaRef,
+    /// The query's checkpoint directory (sinks keep their own recovery files under
+    /// `<dir>/sinks/`).
+    pub checkpoint_dir: &'a Path,
+    /// The query's identity across restarts (checkpoint metadata).
+    pub query_id: &'a str,
+    /// The checkpoint's latest committed epoch at open: spooled epochs up to it must still be
+    /// delivered, later ones are replayed by the driver.
+    pub last_committed: Option<u64>,
+}
 
 /// A destination for result rows, called once per epoch (again for a replayed epoch).
 pub trait Sink: Send {

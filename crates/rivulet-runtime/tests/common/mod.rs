@@ -17,6 +17,8 @@ use rivulet_gen::{Event, EventKind, EventStream, GenArgs};
 use rivulet_runtime::rows::rfc3339_ms;
 use tokio_util::sync::CancellationToken;
 
+pub mod storage;
+
 pub const START: &str = "2026-11-24T10:00:00Z";
 pub const START_MS: i64 = 1_795_514_400_000;
 

@@ -1,0 +1,1099 @@
+//! Parquet sink: result rows as a Hive-partitioned Parquet dataset that DuckDB, pandas /
+//! pyarrow, Spark and Trino read as it is, exactly once per checkpoint epoch.
+//!
+//! ```text
+//! <path>/date=2026-11-24/hour=10/part-<first epoch>-<last epoch>-<query tag>.parquet
+//! <path>/_rivulet/state.json       last finished roll: {"queryId", "finalizedThrough", "renames"}
+//! <path>/_rivulet/compaction.json  a compaction in progress (rolled forward on start)
+//! <path>/_rivulet/inprogress/      files being written (`*.parquet.inprogress`)
+//! <path>/_rivulet/spool/           the epochs not yet in a finished file (Arrow IPC)
+//! ```
+//!
+//! Readers ignore `_rivulet/`: names starting with `_` or `.` are hidden for pyarrow and Spark,
+//! and nothing in it ends in `.parquet` (for globs such as DuckDB's `**/*.parquet`).
+//!
+//! **Files.** The files have the query's result schema (timestamps are Parquet timestamps in
+//! milliseconds, UTC-adjusted) minus the partition columns, which live in the directory names
+//! (Hive style; the default date/hour partitioning is derived from `window_start`, which stays
+//! in the files). Update mode adds a column `_epoch` (BIGINT, the micro-batch that emitted the
+//! row): the latest value of a (key, window) is its row with the largest `_epoch`.
+//!
+//! **Rolling.** Committed rows go into one open file per partition directory, under a hidden
+//! name. All open files are finished together (footer, fsync, rename to their visible name)
+//! once one of them reaches `roll_size` (checked after each commit) or the oldest has been
+//! open `roll_interval` (checked after each commit and by a timer thread, so an idle query's
+//! last rows become visible too), and when the query stops. A long run therefore makes one
+//! file per partition per interval instead of one per micro-batch.
+//!
+//! **Exactly once.** `write_epoch(N)` spools the epoch's rows durably ([`super::spool`]),
+//! before the checkpoint's commit marker; `commit(N)` appends them to the open files. A roll
+//! first writes `state.json` (the epochs it covers and the renames it is about to do, every
+//! file already complete and fsynced), then renames, then drops the covered spool files. On
+//! start: the renames of `state.json` are redone where missing (roll forward), in-progress
+//! files are deleted, spooled epochs up to the checkpoint's last commit and after the last
+//! roll are appended again and rolled at once, and later ones are deleted (the driver replays
+//! that epoch). So a crash leaves neither a partial file (only complete files are renamed)
+//! nor a duplicate (every epoch is in exactly one finished file), and no committed row is lost.
+//!
+//! **Compaction** (optional, `compact_min_files`): after a roll, a partition that holds at
+//! least that many small files of this query (under half of `roll_size`) gets them merged
+//! into one. The merged file is complete before `compaction.json` records the swap; the
+//! rename of the merged file and the deletes of its inputs are then redone on start if
+//! interrupted. Between that rename and the deletes (milliseconds) a reader listing the
+//! directory can see the rows twice: leave compaction off when readers query the dataset
+//! while it is written and cannot tolerate that.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, Int64Array, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rivulet_engine::plan::{columns, OutputMode, ParquetCompression, ParquetSinkSpec};
+use serde::{Deserialize, Serialize};
+
+use super::spool::Spool;
+use super::{Sink, SinkContext};
+use crate::checkpoint::write_atomic;
+use crate::error::RuntimeError;
+use crate::rows::rfc3339_ms;
+use crate::Result;
+
+/// Default `roll_size`.
+pub const DEFAULT_ROLL_SIZE: u64 = 128 << 20;
+/// Default `roll_interval`.
+pub const DEFAULT_ROLL_INTERVAL: Duration = Duration::from_secs(60);
+/// Column added in update mode: the epoch that emitted the row.
+pub const EPOCH_COLUMN: &str = "_epoch";
+/// Hive's directory value for NULL.
+pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+/// Rows per row group: bounds the memory an open file buffers.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+const META_DIR: &str = "_rivulet";
+const STATE_FILE: &str = "state.json";
+const COMPACTION_FILE: &str = "compaction.json";
+const INPROGRESS_DIR: &str = "inprogress";
+const SPOOL_DIR: &str = "spool";
+const INPROGRESS_SUFFIX: &str = ".parquet.inprogress";
+
+/// How rows map to partition directories.
+#[derive(Debug, Clone)]
+enum Partitioning {
+    None,
+    /// `date=YYYY-MM-DD/hour=HH` of this timestamp column (window_start).
+    DateHour(usize),
+    /// `name=value/...` of these columns.
+    Columns(Vec<usize>),
+}
+
+/// `_rivulet/state.json`: the last roll.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RollState {
+    query_id: String,
+    /// Every epoch up to this one is in a finished file.
+    finalized_through: Option<u64>,
+    /// The roll's (in-progress file, visible file) renames, relative to the root.
+    renames: Vec<(String, String)>,
+}
+
+/// `_rivulet/compaction.json`: a merge whose output is complete.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CompactionState {
+    tmp: String,
+    target: String,
+    inputs: Vec<String>,
+}
+
+/// An open (in-progress) file of one partition directory.
+struct OpenFile {
+    tmp: PathBuf,
+    writer: ArrowWriter<fs::File>,
+}
+
+impl OpenFile {
+    fn size(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+}
+
+/// The dataset's state; [`ParquetSink`] shares it with its roll timer.
+struct Dataset {
+    root: PathBuf,
+    meta: PathBuf,
+    spool: Spool,
+    query_id: String,
+    /// File-name suffix: the query id's first 8 characters, so files of a query restarted
+    /// from scratch (new checkpoint, epochs from 0 again) never replace older ones.
+    tag: String,
+    in_schema: SchemaRef,
+    file_schema: SchemaRef,
+    /// Columns of `in_schema` the files keep, in order.
+    keep: Vec<usize>,
+    partitioning: Partitioning,
+    partition_names: Vec<String>,
+    props: WriterProperties,
+    roll_size: u64,
+    roll_interval: Duration,
+    compact_min_files: Option<usize>,
+    with_epoch: bool,
+    /// The epoch written (spooled) but not committed yet.
+    pending: Option<(u64, Vec<RecordBatch>)>,
+    open: BTreeMap<String, OpenFile>,
+    open_since: Option<Instant>,
+    /// First epoch with rows in the open files.
+    first_open_epoch: Option<u64>,
+    finalized_through: Option<u64>,
+    last_committed: Option<u64>,
+    /// A roll the timer thread could not do; the next call fails with it.
+    failed: Option<String>,
+    /// Tests: fail right after writing this manifest (`state.json` of a roll or
+    /// `compaction.json`), as a crash would.
+    #[cfg(test)]
+    crash_after: Option<&'static str>,
+}
+
+/// The Parquet sink (see the module docs). A timer thread rolls the open files once they are
+/// `roll_interval` old even when no epoch commits (an idle query), so rows become visible
+/// within that interval in any case.
+pub struct ParquetSink {
+    root: PathBuf,
+    partition_names: Vec<String>,
+    inner: Arc<Mutex<Dataset>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    timer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ParquetSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetSink")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sink_err(root: &Path, reason: impl Into<String>) -> RuntimeError {
+    RuntimeError::Sink {
+        sink: format!("parquet {}", root.display()),
+        reason: reason.into(),
+    }
+}
+
+fn rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn remove_if_exists(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RuntimeError::io("removing", p, e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let d = fs::File::open(dir).map_err(|e| RuntimeError::io("opening", dir, e))?;
+        d.sync_all()
+            .map_err(|e| RuntimeError::io("fsyncing", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Renames `from` to `to` (creating `to`'s directory), unless `from` is gone (done before).
+fn rename_forward(from: &Path, to: &Path, dirs: &mut BTreeSet<PathBuf>) -> Result<()> {
+    if !from.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(|e| RuntimeError::io("creating", parent, e))?;
+        dirs.insert(parent.to_path_buf());
+    }
+    fs::rename(from, to).map_err(|e| RuntimeError::io("renaming to", to, e))
+}
+
+/// Hive's escaping of a partition value (as Spark and Hive write directory names).
+pub fn escape_partition_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        let special = c.is_control()
+            || matches!(
+                c,
+                '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^'
+            );
+        if special {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        NULL_PARTITION.to_string()
+    } else {
+        out
+    }
+}
+
+/// The `date=…/hour=…` directory of a time in ms.
+fn date_hour_dir(ms: i64) -> String {
+    let s = rfc3339_ms(ms);
+    format!("date={}/hour={}", &s[..10], &s[11..13])
+}
+
+/// The directory value of one cell.
+fn partition_value(col: &ArrayRef, row: usize) -> Result<String> {
+    if col.is_null(row) {
+        return Ok(NULL_PARTITION.to_string());
+    }
+    if let Some(ts) = col.as_any().downcast_ref::<TimestampMillisecondArray>() {
+        return Ok(escape_partition_value(&rfc3339_ms(ts.value(row))));
+    }
+    let s = arrow::util::display::array_value_to_string(col.as_ref(), row)?;
+    Ok(escape_partition_value(&s))
+}
+
+fn writer_properties(c: ParquetCompression) -> WriterProperties {
+    let compression = match c {
+        ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
+        ParquetCompression::Snappy => Compression::SNAPPY,
+        ParquetCompression::Uncompressed => Compression::UNCOMPRESSED,
+    };
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+/// `part-<first>-<last>-<tag>.parquet` → (first, last, tag).
+fn parse_part_name(name: &str) -> Option<(u64, u64, &str)> {
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let mut it = rest.splitn(3, '-');
+    let first = it.next()?.parse().ok()?;
+    let last = it.next()?.parse().ok()?;
+    Some((first, last, it.next()?))
+}
+
+fn part_name(first: u64, last: u64, tag: &str) -> String {
+    format!("part-{first:020}-{last:020}-{tag}.parquet")
+}
+
+impl ParquetSink {
+    /// Opens the dataset at `spec.path`, finishing what a previous run left (see the module
+    /// docs), and starts the roll timer.
+    pub fn open(spec: &ParquetSinkSpec, ctx: &SinkContext<'_>) -> Result<ParquetSink> {
+        let d = Dataset::open(spec, ctx)?;
+        let root = d.root.clone();
+        let partition_names = d.partition_names.clone();
+        // Often enough that a file is at most ~a tenth of the interval late.
+        let tick = (d.roll_interval / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let inner = Arc::new(Mutex::new(d));
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let (i2, s2) = (inner.clone(), stop.clone());
+        let timer = std::thread::Builder::new()
+            .name("parquet-roll".into())
+            .spawn(move || roll_timer(&i2, &s2, tick))
+            .map_err(|e| sink_err(&root, format!("starting the roll timer: {e}")))?;
+        Ok(ParquetSink {
+            root,
+            partition_names,
+            inner,
+            stop,
+            timer: Some(timer),
+        })
+    }
+
+    /// The dataset's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The Hive partition directory names, outermost first.
+    pub fn partition_names(&self) -> &[String] {
+        &self.partition_names
+    }
+
+    fn dataset(&self) -> Result<MutexGuard<'_, Dataset>> {
+        // A panic in the timer thread leaves nothing half-done that recovery cannot redo.
+        let d = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match &d.failed {
+            Some(m) => Err(sink_err(&self.root, m.clone())),
+            None => Ok(d),
+        }
+    }
+
+    fn stop_timer(&mut self) {
+        {
+            let (flag, cv) = &*self.stop;
+            *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Rolls the open files when they are old enough, between commits.
+fn roll_timer(inner: &Mutex<Dataset>, stop: &(Mutex<bool>, Condvar), tick: Duration) {
+    let (flag, cv) = stop;
+    let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        stopped = match cv.wait_timeout(stopped, tick) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+        if *stopped {
+            return;
+        }
+        let mut d = inner.lock().unwrap_or_else(|p| p.into_inner());
+        if d.failed.is_some() {
+            return;
+        }
+        if let (true, Some(c)) = (d.should_roll(), d.last_committed) {
+            // The open files hold committed epochs only (appended in `commit`).
+            if let Err(e) = d.roll(c) {
+                tracing::error!("parquet sink {}: {e}", d.root.display());
+                d.failed = Some(format!("rolling files: {e}"));
+            }
+        }
+    }
+}
+
+impl Drop for ParquetSink {
+    fn drop(&mut self) {
+        // Without `close` (a failed run): stop the timer so nothing rolls behind the next
+        // open of the same dataset; the spool keeps the committed rows.
+        self.stop_timer();
+    }
+}
+
+impl Dataset {
+    fn open(spec: &ParquetSinkSpec, ctx: &SinkContext<'_>) -> Result<Dataset> {
+        let root = spec.path.clone();
+        let meta = root.join(META_DIR);
+        for d in [meta.join(INPROGRESS_DIR), meta.join(SPOOL_DIR)] {
+            fs::create_dir_all(&d).map_err(|e| RuntimeError::io("creating", &d, e))?;
+        }
+        let in_schema = ctx.schema.clone();
+        let index = |name: &str| {
+            in_schema.index_of(name).map_err(|_| {
+                sink_err(
+                    &root,
+                    format!("partition column `{name}` is not a result column"),
+                )
+            })
+        };
+        let (partitioning, partition_names) = match &spec.partition_by {
+            None => {
+                let i = index(columns::WINDOW_START)?;
+                for clash in ["date", "hour"] {
+                    if in_schema.index_of(clash).is_ok() {
+                        return Err(sink_err(
+                            &root,
+                            format!(
+                                "result column `{clash}` clashes with the default date/hour \
+                                 partition directories; set partition_by"
+                            ),
+                        ));
+                    }
+                }
+                (
+                    Partitioning::DateHour(i),
+                    vec!["date".to_string(), "hour".to_string()],
+                )
+            }
+            Some(cols) if cols.is_empty() => (Partitioning::None, Vec::new()),
+            Some(cols) => (
+                Partitioning::Columns(cols.iter().map(|c| index(c)).collect::<Result<_>>()?),
+                cols.clone(),
+            ),
+        };
+        let with_epoch = ctx.plan.output.mode == OutputMode::Update;
+        if with_epoch && in_schema.index_of(EPOCH_COLUMN).is_ok() {
+            return Err(sink_err(
+                &root,
+                format!("result column `{EPOCH_COLUMN}` clashes with the update-mode epoch column"),
+            ));
+        }
+        let dropped: Vec<usize> = match &partitioning {
+            Partitioning::Columns(c) => c.clone(),
+            _ => Vec::new(),
+        };
+        let keep: Vec<usize> = (0..in_schema.fields().len())
+            .filter(|i| !dropped.contains(i))
+            .collect();
+        let mut fields: Vec<Field> = keep.iter().map(|&i| in_schema.field(i).clone()).collect();
+        if with_epoch {
+            fields.push(Field::new(EPOCH_COLUMN, DataType::Int64, false));
+        }
+        let file_schema = Arc::new(Schema::new(fields));
+        let mut sink = Dataset {
+            failed: None,
+            #[cfg(test)]
+            crash_after: None,
+            spool: Spool::open(meta.join(SPOOL_DIR))?,
+            root,
+            meta,
+            query_id: ctx.query_id.to_string(),
+            tag: ctx
+                .query_id
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(8)
+                .collect(),
+            in_schema,
+            file_schema,
+            keep,
+            partitioning,
+            partition_names,
+            props: writer_properties(spec.compression),
+            roll_size: spec.roll_size.map_or(DEFAULT_ROLL_SIZE, |b| b.0),
+            roll_interval: spec.roll_interval.map_or(DEFAULT_ROLL_INTERVAL, |d| {
+                Duration::from_millis(u64::try_from(d.0).unwrap_or(1))
+            }),
+            compact_min_files: spec.compact_min_files.map(|n| n as usize),
+            with_epoch,
+            pending: None,
+            open: BTreeMap::new(),
+            open_since: None,
+            first_open_epoch: None,
+            finalized_through: None,
+            last_committed: ctx.last_committed,
+        };
+        sink.recover(ctx.last_committed)?;
+        Ok(sink)
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.meta.join(STATE_FILE)
+    }
+
+    fn recover(&mut self, last_committed: Option<u64>) -> Result<()> {
+        let sp = self.state_path();
+        let state: Option<RollState> = match fs::read(&sp) {
+            Ok(b) => Some(
+                serde_json::from_slice(&b)
+                    .map_err(|e| sink_err(&self.root, format!("{}: {e}", sp.display())))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(RuntimeError::io("reading", &sp, e)),
+        };
+        let mut dirs = BTreeSet::new();
+        if let Some(s) = &state {
+            for (tmp, fin) in &s.renames {
+                rename_forward(&self.root.join(tmp), &self.root.join(fin), &mut dirs)?;
+            }
+        }
+        self.recover_compaction(&mut dirs)?;
+        for d in dirs {
+            sync_dir(&d)?;
+        }
+        // Whatever is still in progress was never committed to the dataset.
+        let ip = self.meta.join(INPROGRESS_DIR);
+        for entry in fs::read_dir(&ip).map_err(|e| RuntimeError::io("listing", &ip, e))? {
+            let p = entry
+                .map_err(|e| RuntimeError::io("listing", &ip, e))?
+                .path();
+            remove_if_exists(&p)?;
+        }
+        match state {
+            Some(s) if s.query_id == self.query_id => self.finalized_through = s.finalized_through,
+            Some(s) => {
+                // A different query (its checkpoint was reset) wrote here before: its files
+                // stay, its spool is not ours to deliver.
+                tracing::warn!(
+                    "parquet sink {}: the dataset was written by query {} before; keeping its \
+                     files and starting anew for query {}",
+                    self.root.display(),
+                    s.query_id,
+                    self.query_id
+                );
+                for e in self.spool.epochs()? {
+                    self.spool.remove(e)?;
+                }
+            }
+            None => {}
+        }
+        let mut refed = false;
+        for e in self.spool.recover(last_committed)? {
+            if self.finalized_through.is_some_and(|f| e <= f) {
+                self.spool.remove(e)?;
+                continue;
+            }
+            let batches = self.spool.read(e)?;
+            self.append(e, &batches)?;
+            refed = true;
+        }
+        if let (true, Some(c)) = (refed, last_committed) {
+            tracing::info!(
+                "parquet sink {}: finishing the committed epochs a previous run left in its spool",
+                self.root.display()
+            );
+            self.roll(c)?;
+        }
+        Ok(())
+    }
+
+    fn recover_compaction(&self, dirs: &mut BTreeSet<PathBuf>) -> Result<()> {
+        let cp = self.meta.join(COMPACTION_FILE);
+        let c: CompactionState = match fs::read(&cp) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| sink_err(&self.root, format!("{}: {e}", cp.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RuntimeError::io("reading", &cp, e)),
+        };
+        rename_forward(&self.root.join(&c.tmp), &self.root.join(&c.target), dirs)?;
+        for i in &c.inputs {
+            remove_if_exists(&self.root.join(i))?;
+        }
+        remove_if_exists(&cp)
+    }
+
+    /// The partition directory of each row of `b` (relative to the root, `""` unpartitioned).
+    fn row_dirs(&self, b: &RecordBatch) -> Result<Vec<String>> {
+        let n = b.num_rows();
+        match &self.partitioning {
+            Partitioning::None => Ok(vec![String::new(); n]),
+            Partitioning::DateHour(i) => {
+                let col = b.column(*i);
+                let ts = col
+                    .as_any()
+                    .downcast_ref::<TimestampMillisecondArray>()
+                    .ok_or_else(|| {
+                        sink_err(&self.root, "window_start is not a millisecond timestamp")
+                    })?;
+                let mut out = Vec::with_capacity(n);
+                let mut last: Option<(i64, String)> = None;
+                for r in 0..n {
+                    if ts.is_null(r) {
+                        out.push(format!("date={NULL_PARTITION}/hour={NULL_PARTITION}"));
+                        continue;
+                    }
+                    let hour = ts.value(r).div_euclid(3_600_000);
+                    match &last {
+                        Some((h, d)) if *h == hour => out.push(d.clone()),
+                        _ => {
+                            let d = date_hour_dir(hour * 3_600_000);
+                            out.push(d.clone());
+                            last = Some((hour, d));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            Partitioning::Columns(cols) => {
+                let mut out = Vec::with_capacity(n);
+                for r in 0..n {
+                    let mut parts = Vec::with_capacity(cols.len());
+                    for (k, &c) in cols.iter().enumerate() {
+                        parts.push(format!(
+                            "{}={}",
+                            escape_partition_value(&self.partition_names[k]),
+                            partition_value(b.column(c), r)?
+                        ));
+                    }
+                    out.push(parts.join("/"));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The file columns of `b`'s rows (partition columns dropped, `_epoch` added).
+    fn file_batch(&self, b: &RecordBatch, epoch: u64) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = self.keep.iter().map(|&i| b.column(i).clone()).collect();
+        if self.with_epoch {
+            let e = i64::try_from(epoch).unwrap_or(i64::MAX);
+            cols.push(Arc::new(Int64Array::from(vec![e; b.num_rows()])));
+        }
+        Ok(RecordBatch::try_new(self.file_schema.clone(), cols)?)
+    }
+
+    /// Appends a committed epoch's rows to the open files.
+    fn append(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
+        for b in batches {
+            if b.num_rows() == 0 {
+                continue;
+            }
+            let dirs = self.row_dirs(b)?;
+            let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+            for (r, d) in dirs.iter().enumerate() {
+                groups.entry(d.as_str()).or_default().push(r as u32);
+            }
+            for (dir, rows) in groups {
+                let part = if rows.len() == b.num_rows() {
+                    b.clone()
+                } else {
+                    take_record_batch(b, &UInt32Array::from(rows))?
+                };
+                let fb = self.file_batch(&part, epoch)?;
+                self.first_open_epoch.get_or_insert(epoch);
+                self.open_since.get_or_insert_with(Instant::now);
+                let f = self.open_file(dir, epoch)?;
+                f.writer.write(&fb)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_file(&mut self, dir: &str, epoch: u64) -> Result<&mut OpenFile> {
+        if !self.open.contains_key(dir) {
+            let n = self.open.len();
+            let tmp = self
+                .meta
+                .join(INPROGRESS_DIR)
+                .join(format!("{epoch:020}-{n}{INPROGRESS_SUFFIX}"));
+            let file = fs::File::create(&tmp).map_err(|e| RuntimeError::io("creating", &tmp, e))?;
+            let writer =
+                ArrowWriter::try_new(file, self.file_schema.clone(), Some(self.props.clone()))?;
+            self.open.insert(dir.to_string(), OpenFile { tmp, writer });
+        }
+        self.open
+            .get_mut(dir)
+            .ok_or_else(|| sink_err(&self.root, "open file vanished"))
+    }
+
+    fn should_roll(&self) -> bool {
+        !self.open.is_empty()
+            && (self
+                .open_since
+                .is_some_and(|t| t.elapsed() >= self.roll_interval)
+                || self.open.values().any(|f| f.size() >= self.roll_size))
+    }
+
+    /// Finishes every open file and makes it visible; all epochs up to `through` (committed)
+    /// are then in finished files.
+    fn roll(&mut self, through: u64) -> Result<()> {
+        if self.open.is_empty() {
+            return Ok(());
+        }
+        let first = self.first_open_epoch.unwrap_or(through);
+        let name = part_name(first, through, &self.tag);
+        let mut renames = Vec::with_capacity(self.open.len());
+        let mut touched = Vec::new();
+        for (dir, mut f) in std::mem::take(&mut self.open) {
+            f.writer.finish()?;
+            f.writer
+                .inner()
+                .sync_all()
+                .map_err(|e| RuntimeError::io("fsyncing", &f.tmp, e))?;
+            let target = if dir.is_empty() {
+                self.root.join(&name)
+            } else {
+                self.root.join(&dir).join(&name)
+            };
+            renames.push((rel(&self.root, &f.tmp), rel(&self.root, &target)));
+            touched.push(dir);
+        }
+        sync_dir(&self.meta.join(INPROGRESS_DIR))?;
+        let state = RollState {
+            query_id: self.query_id.clone(),
+            finalized_through: Some(through),
+            renames,
+        };
+        write_atomic(&self.state_path(), &serde_json::to_vec(&state)?)?;
+        #[cfg(test)]
+        if self.crash_after == Some(STATE_FILE) {
+            return Err(sink_err(&self.root, "test crash after state.json"));
+        }
+        let mut dirs = BTreeSet::new();
+        for (tmp, fin) in &state.renames {
+            rename_forward(&self.root.join(tmp), &self.root.join(fin), &mut dirs)?;
+        }
+        for d in &dirs {
+            sync_dir(d)?;
+        }
+        for e in self.spool.epochs()? {
+            if e <= through {
+                self.spool.remove(e)?;
+            }
+        }
+        self.finalized_through = Some(through);
+        self.first_open_epoch = None;
+        self.open_since = None;
+        if let Some(min) = self.compact_min_files {
+            for dir in touched {
+                self.compact(&dir, min, through)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges the small files of this query in partition `dir` when there are `min` or more.
+    fn compact(&self, dir: &str, min: usize, through: u64) -> Result<()> {
+        let pdir = if dir.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(dir)
+        };
+        let small = self.roll_size / 2;
+        let mut inputs: Vec<(u64, u64, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(&pdir).map_err(|e| RuntimeError::io("listing", &pdir, e))? {
+            let entry = entry.map_err(|e| RuntimeError::io("listing", &pdir, e))?;
+            let name = entry.file_name();
+            let Some((first, last, tag)) = name.to_str().and_then(parse_part_name) else {
+                continue;
+            };
+            let len = entry
+                .metadata()
+                .map_err(|e| RuntimeError::io("reading metadata of", entry.path(), e))?
+                .len();
+            if tag == self.tag && len < small {
+                inputs.push((first, last, entry.path()));
+            }
+        }
+        if inputs.len() < min {
+            return Ok(());
+        }
+        inputs.sort();
+        let tmp = self
+            .meta
+            .join(INPROGRESS_DIR)
+            .join(format!("compact-{through:020}{INPROGRESS_SUFFIX}"));
+        let file = fs::File::create(&tmp).map_err(|e| RuntimeError::io("creating", &tmp, e))?;
+        let mut w = ArrowWriter::try_new(file, self.file_schema.clone(), Some(self.props.clone()))?;
+        for (_, _, p) in &inputs {
+            let f = fs::File::open(p).map_err(|e| RuntimeError::io("opening", p, e))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(f)?
+                .with_batch_size(64 * 1024)
+                .build()?;
+            for b in reader {
+                let b = b?;
+                if b.schema().fields() != self.file_schema.fields() {
+                    // Written by an older plan of this query: leave the partition alone.
+                    tracing::warn!(
+                        "parquet sink: not compacting {}: {} has another schema",
+                        pdir.display(),
+                        p.display()
+                    );
+                    drop(w);
+                    return remove_if_exists(&tmp);
+                }
+                w.write(&b)?;
+            }
+        }
+        w.finish()?;
+        w.inner()
+            .sync_all()
+            .map_err(|e| RuntimeError::io("fsyncing", &tmp, e))?;
+        let first = inputs.iter().map(|i| i.0).min().unwrap_or(0);
+        let last = inputs.iter().map(|i| i.1).max().unwrap_or(through);
+        let state = CompactionState {
+            tmp: rel(&self.root, &tmp),
+            target: rel(&self.root, &pdir.join(part_name(first, last, &self.tag))),
+            inputs: inputs.iter().map(|i| rel(&self.root, &i.2)).collect(),
+        };
+        let cp = self.meta.join(COMPACTION_FILE);
+        write_atomic(&cp, &serde_json::to_vec(&state)?)?;
+        #[cfg(test)]
+        if self.crash_after == Some(COMPACTION_FILE) {
+            return Err(sink_err(&self.root, "test crash after compaction.json"));
+        }
+        let mut dirs = BTreeSet::new();
+        self.recover_compaction(&mut dirs)?;
+        sync_dir(&pdir)?;
+        sync_dir(&self.meta)?;
+        tracing::info!(
+            "parquet sink: merged {} small files in {}",
+            inputs.len(),
+            pdir.display()
+        );
+        Ok(())
+    }
+}
+
+impl Dataset {
+    fn write_epoch(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
+        if self.finalized_through.is_some_and(|f| epoch <= f) {
+            // Already in a finished file (cannot happen with the driver's replay rules).
+            return Ok(());
+        }
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if rows > 0 {
+            self.spool.write(epoch, &self.in_schema, batches)?;
+        } else {
+            self.spool.remove(epoch)?;
+        }
+        self.pending = Some((epoch, batches.to_vec()));
+        Ok(())
+    }
+
+    fn commit(&mut self, epoch: u64) -> Result<()> {
+        match self.pending.take() {
+            Some((e, batches)) if e == epoch => self.append(epoch, &batches)?,
+            Some((e, _)) => {
+                return Err(sink_err(
+                    &self.root,
+                    format!("commit of epoch {epoch} while epoch {e} is pending"),
+                ))
+            }
+            None => {}
+        }
+        self.last_committed = Some(epoch);
+        if self.should_roll() {
+            self.roll(epoch)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        // Only committed rows are in the open files; an uncommitted pending epoch stays in
+        // the spool for the replay.
+        if let Some(c) = self.last_committed {
+            self.roll(c)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for ParquetSink {
+    fn description(&self) -> String {
+        format!("ParquetSink[{}]", self.root.display())
+    }
+
+    fn write_epoch(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
+        self.dataset()?.write_epoch(epoch, batches)
+    }
+
+    fn commit(&mut self, epoch: u64) -> Result<()> {
+        self.dataset()?.commit(epoch)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.stop_timer();
+        self.dataset()?.close()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use rivulet_engine::plan::Plan;
+
+    use super::*;
+
+    const PLAN: &str = r#"
+name = "t"
+group_by = ["id"]
+[source]
+topics = ["events"]
+[[schema]]
+name = "id"
+type = "bigint"
+[[schema]]
+name = "timestamp"
+type = "timestamp"
+[event_time]
+field = "timestamp"
+[window]
+type = "tumbling"
+size = "10s"
+[[aggregates]]
+function = "count"
+[output]
+mode = "append"
+"#;
+
+    fn schema() -> SchemaRef {
+        let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into()));
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("window_start", ts.clone(), false),
+            Field::new("window_end", ts, false),
+            Field::new("count", DataType::Int64, false),
+        ]))
+    }
+
+    /// Epoch `e`'s rows: ids 0..3 in window `e` (10 s windows from 10:00, all in hour 10).
+    fn rows(e: u64) -> RecordBatch {
+        let ws = 1_795_514_400_000 + e as i64 * 10_000;
+        let ts = |v: i64| -> ArrayRef {
+            Arc::new(TimestampMillisecondArray::from(vec![v; 3]).with_timezone("UTC"))
+        };
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(vec![0, 1, 2])),
+                ts(ws),
+                ts(ws + 10_000),
+                Arc::new(Int64Array::from(vec![e as i64; 3])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn open(root: &Path, last: Option<u64>, compact: Option<u32>) -> Dataset {
+        let plan = Plan::from_toml(PLAN).unwrap();
+        let spec = ParquetSinkSpec {
+            path: root.to_path_buf(),
+            partition_by: None,
+            compression: ParquetCompression::Zstd,
+            roll_size: None,
+            roll_interval: None,
+            compact_min_files: compact,
+        };
+        let schema = schema();
+        let ctx = SinkContext {
+            plan: &plan,
+            schema: &schema,
+            checkpoint_dir: root,
+            query_id: "0123abcd-query",
+            last_committed: last,
+        };
+        Dataset::open(&spec, &ctx).unwrap()
+    }
+
+    /// (epoch of the row = its `count`, id) of every finished file, sorted.
+    fn visible(root: &Path) -> Vec<(i64, i64)> {
+        let dir = root.join("date=2026-11-24/hour=10");
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            assert!(p.to_str().unwrap().ends_with(".parquet"), "{}", p.display());
+            let r = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&p).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            for b in r {
+                let b = b.unwrap();
+                let id = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                let n = b.column(3).as_any().downcast_ref::<Int64Array>().unwrap();
+                out.extend((0..b.num_rows()).map(|i| (n.value(i), id.value(i))));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    fn want(epochs: std::ops::Range<i64>) -> Vec<(i64, i64)> {
+        epochs.flat_map(|e| (0..3).map(move |i| (e, i))).collect()
+    }
+
+    #[test]
+    fn crash_between_roll_manifest_and_renames_rolls_forward() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path(), None, None);
+        for e in 0..3 {
+            s.write_epoch(e, &[rows(e)]).unwrap();
+            s.commit(e).unwrap();
+        }
+        s.crash_after = Some(STATE_FILE);
+        assert!(s.roll(2).is_err());
+        // Epoch 3 was spooled but never committed: the replay writes it again.
+        s.write_epoch(3, &[rows(3)]).unwrap();
+        drop(s);
+        assert!(!d.path().join("date=2026-11-24").exists());
+        let mut s = open(d.path(), Some(2), None);
+        assert_eq!(visible(d.path()), want(0..3));
+        assert!(inprogress(d.path()).is_empty());
+        s.write_epoch(3, &[rows(3)]).unwrap();
+        s.commit(3).unwrap();
+        s.close().unwrap();
+        assert_eq!(visible(d.path()), want(0..4));
+        assert_eq!(s.spool.epochs().unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn committed_epochs_in_the_spool_are_finished_at_open_once() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path(), None, None);
+        for e in 0..4 {
+            s.write_epoch(e, &[rows(e)]).unwrap();
+            s.commit(e).unwrap();
+            if e == 1 {
+                s.roll(1).unwrap();
+            }
+        }
+        // A crash (no close): 2 and 3 only in the spool and an in-progress file.
+        s.write_epoch(4, &[rows(4)]).unwrap();
+        drop(s);
+        assert_eq!(visible(d.path()), want(0..2));
+        let mut s = open(d.path(), Some(3), None);
+        assert_eq!(visible(d.path()), want(0..4));
+        assert!(inprogress(d.path()).is_empty());
+        // Opening again changes nothing.
+        drop(s);
+        s = open(d.path(), Some(3), None);
+        assert_eq!(visible(d.path()), want(0..4));
+        s.close().unwrap();
+    }
+
+    #[test]
+    fn compaction_merges_and_survives_a_crash_mid_swap() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path(), None, Some(3));
+        for e in 0..2 {
+            s.write_epoch(e, &[rows(e)]).unwrap();
+            s.commit(e).unwrap();
+            s.roll(e).unwrap();
+        }
+        let dir = d.path().join("date=2026-11-24/hour=10");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+        s.write_epoch(2, &[rows(2)]).unwrap();
+        s.commit(2).unwrap();
+        s.crash_after = Some(STATE_FILE);
+        // The roll itself crashes after its manifest; the restart rolls it forward...
+        assert!(s.roll(2).is_err());
+        drop(s);
+        let mut s = open(d.path(), Some(2), Some(3));
+        assert_eq!(visible(d.path()), want(0..3));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 3);
+        // ...then a compaction crashes between its manifest and the swap.
+        s.write_epoch(3, &[rows(3)]).unwrap();
+        s.commit(3).unwrap();
+        s.crash_after = Some(COMPACTION_FILE);
+        assert!(s.roll(3).is_err());
+        assert!(d.path().join("_rivulet/compaction.json").exists());
+        drop(s);
+        let s = open(d.path(), Some(3), Some(3));
+        assert_eq!(visible(d.path()), want(0..4));
+        let files: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(!d.path().join("_rivulet/compaction.json").exists());
+        drop(s);
+    }
+
+    fn inprogress(root: &Path) -> Vec<PathBuf> {
+        fs::read_dir(root.join("_rivulet/inprogress"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    }
+
+    #[test]
+    fn hive_escaping_and_names() {
+        assert_eq!(escape_partition_value("a/b:c"), "a%2Fb%3Ac");
+        assert_eq!(escape_partition_value("plain-1.5 x"), "plain-1.5 x");
+        assert_eq!(escape_partition_value(""), NULL_PARTITION);
+        assert_eq!(
+            date_hour_dir(1_795_514_400_000 + 59 * 60_000),
+            "date=2026-11-24/hour=10"
+        );
+        let n = part_name(3, 17, "abcd1234");
+        assert_eq!(
+            n,
+            "part-00000000000000000003-00000000000000000017-abcd1234.parquet"
+        );
+        assert_eq!(parse_part_name(&n), Some((3, 17, "abcd1234")));
+        assert_eq!(parse_part_name("part-1.parquet"), None);
+    }
+}
