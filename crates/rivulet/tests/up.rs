@@ -125,6 +125,8 @@ fn up_writes_results_to_parquet_with_sink_flag() {
             "up",
             "--listen",
             "127.0.0.1:0",
+            "--dashboard-listen",
+            "127.0.0.1:0",
             "--rate",
             "2000",
             "--data-dir",
