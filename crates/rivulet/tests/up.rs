@@ -25,11 +25,10 @@ fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Strin
     rx
 }
 
-#[test]
-fn up_runs_the_whole_pipeline_and_stops_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
+/// `rivulet up` on free ports at 2,000 events/s with its data in `data`, plus `extra` flags;
+/// stdout and stderr piped.
+fn spawn_up(data: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    Command::new(BIN)
         .args([
             "up",
             "--listen",
@@ -41,12 +40,20 @@ fn up_runs_the_whole_pipeline_and_stops_cleanly() {
             "2000",
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(data)
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn up_runs_the_whole_pipeline_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = spawn_up(&data, &[]);
     let out = lines_of(child.stdout.take().unwrap());
     let err = lines_of(child.stderr.take().unwrap());
 
@@ -120,25 +127,8 @@ fn up_runs_the_whole_pipeline_and_stops_cleanly() {
 fn up_writes_results_to_parquet_with_sink_flag() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--dashboard-listen",
-            "127.0.0.1:0",
-            "--rate",
-            "2000",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .arg("--sink")
-        .arg(format!("parquet:{}", results.display()))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sink = format!("parquet:{}", results.display());
+    let mut child = spawn_up(&dir.path().join("data"), &["--sink", &sink]);
     let out = lines_of(child.stdout.take().unwrap());
     let err = lines_of(child.stderr.take().unwrap());
     // Wait (bounded) until an epoch with results committed: the query logs a progress line
