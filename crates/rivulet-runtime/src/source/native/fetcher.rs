@@ -679,6 +679,22 @@ pub(crate) fn parse_records(mut data: Bytes, fetch_offset: i64) -> Result<Parsed
             continue;
         }
         let compressed = attributes & 0x07 != 0;
+        // Keeps a record at or past the position, whichever path parsed it.
+        let from = out.next_offset;
+        let mut keep = |mut r: SourceRecord| {
+            if r.offset < from {
+                return;
+            }
+            if log_append_time {
+                // With LogAppendTime every record carries the broker's append time, which v2
+                // batches store once, as the batch's max timestamp.
+                r.timestamp_ms = max_timestamp;
+            }
+            out.bytes += RECORD_OVERHEAD
+                + r.key.as_ref().map_or(0, Bytes::len)
+                + r.value.as_ref().map_or(0, Bytes::len);
+            out.records.push(r);
+        };
         if control {
             // Transaction markers: not data.
         } else if !compressed {
@@ -692,38 +708,15 @@ pub(crate) fn parse_records(mut data: Bytes, fetch_offset: i64) -> Result<Parsed
                 ));
             }
             let body = batch.slice(BATCH_HEADER_LEN..);
-            read_plain_records(&body, count, base_offset, first_timestamp, |mut r| {
-                if r.offset >= out.next_offset {
-                    if log_append_time {
-                        r.timestamp_ms = max_timestamp;
-                    }
-                    out.bytes += RECORD_OVERHEAD
-                        + r.key.as_ref().map_or(0, Bytes::len)
-                        + r.value.as_ref().map_or(0, Bytes::len);
-                    out.records.push(r);
-                }
-            })
-            .map_err(|e| format!("batch at offset {base_offset}: {e}"))?;
+            read_plain_records(&body, count, base_offset, first_timestamp, &mut keep)
+                .map_err(|e| format!("batch at offset {base_offset}: {e}"))?;
         } else {
             let set = RecordBatchDecoder::decode(&mut batch)
                 .map_err(|e| format!("batch at offset {base_offset}: {e}"))?;
-            out.records.reserve(set.records.len());
             for r in set.records {
-                if r.offset < out.next_offset {
-                    continue;
-                }
-                out.bytes += RECORD_OVERHEAD
-                    + r.key.as_ref().map_or(0, Bytes::len)
-                    + r.value.as_ref().map_or(0, Bytes::len);
-                out.records.push(SourceRecord {
+                keep(SourceRecord {
                     offset: r.offset,
-                    // With LogAppendTime every record carries the broker's append time, which
-                    // v2 batches store once, as the batch's max timestamp.
-                    timestamp_ms: if log_append_time {
-                        max_timestamp
-                    } else {
-                        r.timestamp
-                    },
+                    timestamp_ms: r.timestamp,
                     key: r.key,
                     value: r.value,
                 });
