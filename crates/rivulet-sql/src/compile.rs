@@ -45,6 +45,7 @@ pub fn compile(text: &str) -> Result<Compiled> {
     for item in items {
         match item {
             Item::Source(s) => {
+                let s = *s;
                 if sources.iter().any(|o| o.name == s.name) {
                     return Err(SqlError::at(
                         s.pos,
@@ -79,7 +80,7 @@ pub fn compile(text: &str) -> Result<Compiled> {
              planned)",
         ));
     }
-    let Statement::Insert(ins) = insert.statement else {
+    let Statement::Insert(ins) = *insert.statement else {
         return Err(SqlError::at(
             insert.pos,
             "expected INSERT INTO <sink> SELECT ...",

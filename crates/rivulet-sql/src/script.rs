@@ -21,7 +21,7 @@ use crate::error::{Pos, Result, SqlError};
 /// One statement of the file.
 #[derive(Debug)]
 pub(crate) enum Item {
-    Source(SourceDecl),
+    Source(Box<SourceDecl>),
     Sink(SinkDecl),
     Set(Opt),
     Insert(InsertStmt),
@@ -39,7 +39,6 @@ pub(crate) struct SourceDecl {
 #[derive(Debug)]
 pub(crate) struct ColumnDecl {
     pub name: String,
-    pub pos: Pos,
     pub data_type: FieldType,
     pub nullable: bool,
 }
@@ -76,7 +75,8 @@ pub(crate) enum Emit {
 
 #[derive(Debug)]
 pub(crate) struct InsertStmt {
-    pub statement: Statement,
+    /// Boxed: an AST statement is several kB, the other items are small.
+    pub statement: Box<Statement>,
     pub pos: Pos,
     pub emit: Option<(Emit, Pos)>,
 }
@@ -155,7 +155,7 @@ fn statement(tokens: Vec<TokenWithSpan>) -> Result<Item> {
     let first = |i: usize| tokens.get(i).map(|t| &t.token);
     let is = |i: usize, w: &str| first(i).is_some_and(|t| word_is(t, w));
     if is(0, "CREATE") && is(1, "SOURCE") {
-        return create_source(tokens, pos).map(Item::Source);
+        return create_source(tokens, pos).map(|s| Item::Source(Box::new(s)));
     }
     if is(0, "CREATE") && is(1, "SINK") {
         return create_sink(tokens, pos).map(Item::Sink);
@@ -193,7 +193,7 @@ fn statement(tokens: Vec<TokenWithSpan>) -> Result<Item> {
         let statement = p.parse_statement().map_err(|e| parser_error(e, pos))?;
         end(&mut p, pos)?;
         return Ok(Item::Insert(InsertStmt {
-            statement,
+            statement: Box::new(statement),
             pos,
             emit,
         }));
@@ -303,7 +303,6 @@ fn create_source(tokens: Vec<TokenWithSpan>, pos: Pos) -> Result<SourceDecl> {
             }
             columns.push(ColumnDecl {
                 name,
-                pos: at,
                 data_type,
                 nullable,
             });
