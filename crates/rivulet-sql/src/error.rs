@@ -33,7 +33,7 @@ pub enum SqlError {
     #[error("{0}")]
     File(String),
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         source: std::io::Error,
