@@ -122,6 +122,14 @@ pub fn explain(c: &Compiled) -> String {
             p.group_by.join(", "),
             aggs.join(", ")
         );
+        // The window operator's output order, whatever the SELECT order (not yet projected).
+        let mut out: Vec<String> = p.group_by.clone();
+        if p.window.is_some() {
+            out.push("window_start".into());
+            out.push("window_end".into());
+        }
+        out.extend(p.aggregates.iter().map(|a| a.output_name()));
+        let _ = writeln!(o, "  output columns: {}", out.join(", "));
         let _ = writeln!(
             o,
             "state: one accumulator per (group, window), checkpointed with the source offsets \
