@@ -63,6 +63,24 @@ enum Command {
     Run(Box<RunArgs>),
     /// Run the whole pipeline: embedded broker, generator and the default query.
     Up(UpArgs),
+    /// Streaming SQL: inspect what a `.sql` pipeline compiles to.
+    Sql {
+        #[command(subcommand)]
+        command: SqlCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SqlCommand {
+    /// Print the streaming plan of a SQL file (source, watermark, operators, state, sinks);
+    /// errors point at line:column.
+    Explain {
+        /// The `.sql` file (CREATE SOURCE, CREATE SINK, SET, INSERT INTO ... SELECT).
+        file: PathBuf,
+        /// Print the engine plan as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -96,13 +114,16 @@ struct UpArgs {
     no_query: bool,
     /// Query definition; default: 10-second tumbling windows per id with count, avg, min and
     /// max of `value`, 5 s allowed lateness, update mode, console output.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sql")]
     pipeline: Option<PathBuf>,
     /// Where the query's results go (repeatable; replaces the pipeline's sinks): `console`,
     /// `file:DIR`, `kafka:TOPIC`, `parquet:DIR`, `postgres://USER:PASSWORD@HOST:PORT/DB[?table=NAME]`
     /// [default: console]. Add `--sink console` to keep the table on stdout too.
     #[arg(long = "sink", value_name = "SINK")]
     sinks: Vec<String>,
+    /// Query definition in streaming SQL (see `rivulet sql explain`).
+    #[arg(long)]
+    sql: Option<PathBuf>,
     /// Append a JSON progress record per micro-batch to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
@@ -134,8 +155,12 @@ struct RunArgs {
     /// The pipeline file (TOML) describing the query; the query flags below override its
     /// values. Without it, the flags describe the whole query (--topic, --schema and
     /// --event-time are then required).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sql")]
     pipeline: Option<PathBuf>,
+    /// The query in streaming SQL (CREATE SOURCE/SINK + INSERT INTO ... SELECT); the query
+    /// flags below override its values like a pipeline file's.
+    #[arg(long)]
+    sql: Option<PathBuf>,
     #[command(flatten)]
     query: rivulet_runtime::PlanArgs,
     /// Print the resulting plan as JSON and exit without running it.
@@ -252,15 +277,36 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gen(args) => generate(args).await,
         Command::Run(args) => run_pipeline(*args).await,
         Command::Up(args) => up(args).await,
+        Command::Sql { command } => sql(command),
+    }
+}
+
+/// A `.sql` pipeline compiled to the engine plan; errors read `file:line:column: ...`.
+fn sql_plan(path: &std::path::Path) -> Result<rivulet_engine::Plan> {
+    Ok(rivulet_sql::compile_file(path)?.plan)
+}
+
+fn sql(command: SqlCommand) -> Result<()> {
+    match command {
+        SqlCommand::Explain { file, json } => {
+            let compiled = rivulet_sql::compile_file(&file)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&compiled.plan)?);
+            } else {
+                print!("{}", rivulet_sql::explain(&compiled));
+            }
+            Ok(())
+        }
     }
 }
 
 /// `rivulet run`: the first Ctrl-C/SIGTERM finishes the current micro-batch and checkpoints;
 /// a second one exits at once.
 async fn run_pipeline(args: RunArgs) -> Result<()> {
-    let base = match &args.pipeline {
-        Some(p) => Some(rivulet_engine::Plan::from_toml_file(p)?),
-        None => None,
+    let base = match (&args.pipeline, &args.sql) {
+        (Some(p), _) => Some(rivulet_engine::Plan::from_toml_file(p)?),
+        (None, Some(s)) => Some(sql_plan(s)?),
+        (None, None) => None,
     };
     let mut plan = args.query.build(base)?;
     if let Some(b) = args.brokers {
@@ -320,9 +366,10 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
 /// and marks a clean shutdown. A second Ctrl-C exits at once.
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = args.data_dir.clone();
-    let mut plan = match &args.pipeline {
-        Some(p) => rivulet_engine::Plan::from_toml_file(p)?,
-        None => rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?,
+    let mut plan = match (&args.pipeline, &args.sql) {
+        (Some(p), _) => rivulet_engine::Plan::from_toml_file(p)?,
+        (None, Some(s)) => sql_plan(s)?,
+        (None, None) => rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?,
     };
     if !args.sinks.is_empty() {
         plan.sinks = args
@@ -363,7 +410,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let dashboard_cancel = tokio_util::sync::CancellationToken::new();
     let gen_stats = Arc::new(rivulet_gen::GenStats::default());
     plan.source.brokers = brokers.clone();
-    if args.pipeline.is_none() {
+    if args.pipeline.is_none() && args.sql.is_none() {
         plan.source.topics = vec![args.topic.clone()];
     }
     let mut observer = None;

@@ -1,0 +1,980 @@
+//! `INSERT INTO sink SELECT ...` → [`Plan`].
+//!
+//! DataFusion's planner resolves and type-checks the whole SELECT first (unknown columns, type
+//! mismatches, non-grouped columns and unknown functions are its errors, at its positions);
+//! only a query it accepts is then mapped onto Rivulet's streaming operators: the window
+//! function in FROM becomes the plan's window, GROUP BY keys become group columns (expressions
+//! become derived columns), aggregate calls become the window operator's aggregates.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_common::{DFSchema, DataFusionError, ScalarValue};
+use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+use rivulet_engine::plan::{
+    columns, timestamp_type, AggregateFunction, AggregateSpec, CheckpointSpec, DerivedColumn,
+    DurationMs, EventTimeSpec, FieldSpec, FieldType, OutputMode, OutputSpec, Plan, SinkSpec,
+    SourceClient, SourceSpec, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
+};
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query,
+    SelectItem, SetExpr, Spanned, Statement, TableFactor, TableObject,
+};
+
+use crate::error::{Pos, Result, SqlError};
+use crate::provider::Provider;
+use crate::script::{self, Emit, Item, Opt, SinkDecl, SourceDecl};
+
+/// A compiled SQL file: the plan the engine runs, and the names it was declared with.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub plan: Plan,
+    pub source_name: String,
+    pub sink_name: String,
+}
+
+/// Compiles a streaming SQL file's text.
+pub fn compile(text: &str) -> Result<Compiled> {
+    let items = script::parse(text)?;
+    let mut sources: Vec<SourceDecl> = Vec::new();
+    let mut sinks: Vec<SinkDecl> = Vec::new();
+    let mut sets: Vec<Opt> = Vec::new();
+    let mut inserts = Vec::new();
+    for item in items {
+        match item {
+            Item::Source(s) => {
+                let s = *s;
+                if sources.iter().any(|o| o.name == s.name) {
+                    return Err(SqlError::at(
+                        s.pos,
+                        format!("source `{}` is declared twice", s.name),
+                    ));
+                }
+                sources.push(s);
+            }
+            Item::Sink(s) => {
+                if sinks.iter().any(|o| o.name == s.name) {
+                    return Err(SqlError::at(
+                        s.pos,
+                        format!("sink `{}` is declared twice", s.name),
+                    ));
+                }
+                sinks.push(s);
+            }
+            Item::Set(o) => sets.push(o),
+            Item::Insert(i) => inserts.push(i),
+        }
+    }
+    let mut inserts = inserts.into_iter();
+    let Some(insert) = inserts.next() else {
+        return Err(SqlError::File(
+            "no INSERT INTO <sink> SELECT ... statement: nothing to run".into(),
+        ));
+    };
+    if let Some(second) = inserts.next() {
+        return Err(SqlError::at(
+            second.pos,
+            "only one INSERT per file is supported so far (several INSERTs sharing a source are \
+             planned)",
+        ));
+    }
+    let Statement::Insert(ins) = *insert.statement else {
+        return Err(SqlError::at(
+            insert.pos,
+            "expected INSERT INTO <sink> SELECT ...",
+        ));
+    };
+    let TableObject::TableName(target) = &ins.table else {
+        return Err(SqlError::at(insert.pos, "INSERT INTO needs a sink name"));
+    };
+    let target_pos: Pos = target.span().start.into();
+    let sink_name = match target.0.as_slice() {
+        [part] => part
+            .as_ident()
+            .map(script::ident_name)
+            .unwrap_or_else(|| part.to_string()),
+        _ => target.to_string(),
+    };
+    let sink = sinks.iter().find(|s| s.name == sink_name).ok_or_else(|| {
+        SqlError::at(
+            target_pos,
+            format!(
+                "unknown sink `{sink_name}`: declare it with CREATE SINK {sink_name} WITH (...)"
+            ),
+        )
+    })?;
+    let Some(query) = ins.source else {
+        return Err(SqlError::at(insert.pos, "INSERT needs a SELECT"));
+    };
+    compile_query(*query, insert.pos, insert.emit, &sources, sink, &sets)
+}
+
+/// How the FROM clause reads the source.
+struct From {
+    source: usize,
+    window: Option<(WindowSpec, Pos)>,
+    time_column: Option<(String, Pos)>,
+}
+
+fn df_error(e: DataFusionError, fallback: Pos) -> SqlError {
+    let pos = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .filter(|s| s.start.line > 0)
+        .map(|s| Pos {
+            line: s.start.line,
+            col: s.start.column,
+        })
+        .unwrap_or(fallback);
+    // One line per error: DataFusion puts its suggestions on further lines.
+    let msg = e.strip_backtrace().replace('\n', " ");
+    SqlError::at(pos, msg.trim())
+}
+
+fn planner(p: &Provider) -> SqlToRel<'_, Provider> {
+    let mut options = ParserOptions::new();
+    options.collect_spans = true;
+    SqlToRel::new_with_options(p, options)
+}
+
+/// An `INTERVAL` (or any constant duration expression) in milliseconds, evaluated by DataFusion.
+fn interval_ms(p: &Provider, e: &Expr) -> Result<i64> {
+    let pos: Pos = e.span().start.into();
+    let planned = planner(p)
+        .sql_to_expr(e.clone(), &DFSchema::empty(), &mut PlannerContext::new())
+        .map_err(|err| df_error(err, pos))?;
+    let ms = match &planned {
+        datafusion_expr::Expr::Literal(v, _) => match v {
+            ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+                Some(i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000)
+            }
+            ScalarValue::IntervalDayTime(Some(v)) => {
+                Some(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match ms {
+        Some(ms) if ms > 0 => Ok(ms),
+        Some(_) => Err(SqlError::at(pos, "the interval must be positive")),
+        None => Err(SqlError::at(
+            pos,
+            format!(
+                "expected a fixed-length interval such as INTERVAL '10' SECOND, got `{e}` \
+                 (months and years have no fixed length)"
+            ),
+        )),
+    }
+}
+
+fn plain_ident(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) => Some(script::ident_name(id)),
+        _ => None,
+    }
+}
+
+fn unnamed_args(args: &[FunctionArg]) -> Option<Vec<Expr>> {
+    args.iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads FROM: a source, or `TUMBLE|HOP|SESSION(source, time_column, interval...)`, and
+/// rewrites the window call to a plain table reference for DataFusion.
+fn read_from(
+    select: &mut sqlparser::ast::Select,
+    sources: &[SourceDecl],
+    provider: &Provider,
+    query_pos: Pos,
+) -> Result<From> {
+    if select.from.len() != 1 || !select.from[0].joins.is_empty() {
+        return Err(SqlError::at(
+            query_pos,
+            "FROM must name exactly one source (joins are not supported yet)",
+        ));
+    }
+    let relation = &mut select.from[0].relation;
+    let rel_pos: Pos = relation.span().start.into();
+    let TableFactor::Table { name, args, .. } = relation else {
+        return Err(SqlError::at(
+            rel_pos,
+            "FROM must be a source or TUMBLE/HOP/SESSION(source, ...)",
+        ));
+    };
+    let find = |n: &str, at: Pos| {
+        sources.iter().position(|s| s.name == n).ok_or_else(|| {
+            SqlError::at(
+                at,
+                format!("unknown source `{n}`: declare it with CREATE SOURCE {n} (...) WITH (...)"),
+            )
+        })
+    };
+    let fname = name.to_string().to_lowercase();
+    let Some(targs) = args.take() else {
+        let source = find(&fname, rel_pos)?;
+        return Ok(From {
+            source,
+            window: None,
+            time_column: None,
+        });
+    };
+    let call = unnamed_args(&targs.args)
+        .ok_or_else(|| SqlError::at(rel_pos, format!("{fname}: arguments must be positional")))?;
+    let (want, usage) = match fname.as_str() {
+        "tumble" => (3, "TUMBLE(source, time_column, size)"),
+        "hop" => (4, "HOP(source, time_column, slide, size)"),
+        "session" => (3, "SESSION(source, time_column, gap)"),
+        other => {
+            return Err(SqlError::at(
+                rel_pos,
+                format!("unknown table function `{other}` (TUMBLE, HOP or SESSION)"),
+            ))
+        }
+    };
+    if call.len() != want {
+        return Err(SqlError::at(rel_pos, format!("expected {usage}")));
+    }
+    let table = plain_ident(&call[0]).ok_or_else(|| {
+        SqlError::at(
+            call[0].span().start,
+            format!("expected {usage}: the first argument names a source"),
+        )
+    })?;
+    let source = find(&table, call[0].span().start.into())?;
+    let col = plain_ident(&call[1]).ok_or_else(|| {
+        SqlError::at(
+            call[1].span().start,
+            format!("expected {usage}: the second argument is a column"),
+        )
+    })?;
+    let window = match fname.as_str() {
+        "tumble" => WindowSpec::Tumbling {
+            size: DurationMs(interval_ms(provider, &call[2])?),
+        },
+        "hop" => WindowSpec::Hopping {
+            slide: DurationMs(interval_ms(provider, &call[2])?),
+            size: DurationMs(interval_ms(provider, &call[3])?),
+        },
+        _ => WindowSpec::Session {
+            gap: DurationMs(interval_ms(provider, &call[2])?),
+        },
+    };
+    // DataFusion sees the windowed relation as the source with window_start/window_end.
+    *name = sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(table)]);
+    Ok(From {
+        source,
+        window: Some((window, rel_pos)),
+        time_column: Some((col, call[1].span().start.into())),
+    })
+}
+
+/// Arrow schema DataFusion plans against.
+fn table_schema(src: &SourceDecl, windowed: bool) -> SchemaRef {
+    let mut fields: Vec<Field> = src
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, c.data_type.arrow_type(), c.nullable))
+        .collect();
+    if windowed {
+        fields.push(Field::new(columns::WINDOW_START, timestamp_type(), false));
+        fields.push(Field::new(columns::WINDOW_END, timestamp_type(), false));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn aggregate_function(name: &str) -> Option<AggregateFunction> {
+    Some(match name {
+        "count" => AggregateFunction::Count,
+        "sum" => AggregateFunction::Sum,
+        "avg" | "mean" => AggregateFunction::Avg,
+        "min" => AggregateFunction::Min,
+        "max" => AggregateFunction::Max,
+        "stddev" | "stddev_samp" => AggregateFunction::Stddev,
+        "approx_percentile_cont" => AggregateFunction::ApproxPercentile,
+        _ => return None,
+    })
+}
+
+fn compile_query(
+    query: Query,
+    insert_pos: Pos,
+    emit: Option<(Emit, Pos)>,
+    sources: &[SourceDecl],
+    sink: &SinkDecl,
+    sets: &[Opt],
+) -> Result<Compiled> {
+    let mut query = query;
+    let query_pos: Pos = query.span().start.into();
+    if let Some(ob) = &query.order_by {
+        return Err(SqlError::at(
+            ob.span().start,
+            "ORDER BY is not supported on a stream",
+        ));
+    }
+    if query.limit_clause.is_some() || query.with.is_some() {
+        return Err(SqlError::at(
+            query_pos,
+            "LIMIT and WITH are not supported on a stream",
+        ));
+    }
+    let mut provider = Provider::new();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(SqlError::at(
+            query_pos,
+            "expected a plain SELECT (no UNION or VALUES)",
+        ));
+    };
+    let from = read_from(select, sources, &provider, query_pos)?;
+    let src = &sources[from.source];
+    provider.add_table(&src.name, table_schema(src, from.window.is_some()));
+
+    // DataFusion resolves and type-checks the query before we look at its shape.
+    let where_pos: Option<Pos> = match query.body.as_ref() {
+        SetExpr::Select(s) => s.selection.as_ref().map(|e| e.span().start.into()),
+        _ => None,
+    };
+    planner(&provider)
+        .sql_statement_to_plan(Statement::Query(Box::new(query.clone())))
+        .map_err(|e| {
+            // DataFusion gives a filter's type errors no span: point at the WHERE clause.
+            let fallback = match where_pos {
+                Some(p) if e.to_string().contains("filter") => p,
+                _ => query_pos,
+            };
+            df_error(e, fallback)
+        })?;
+
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return Err(SqlError::at(query_pos, "expected a plain SELECT"));
+    };
+    if let Some(h) = &select.having {
+        return Err(SqlError::at(
+            h.span().start,
+            "HAVING is not supported yet (the window operator has no post-aggregation filter)",
+        ));
+    }
+    if select.distinct.is_some() {
+        return Err(SqlError::at(
+            query_pos,
+            "SELECT DISTINCT is not supported on a stream yet",
+        ));
+    }
+
+    let (source, event_time) = source_spec(src, &from)?;
+    let column_names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();
+
+    // --- group keys
+    let group_exprs: Vec<Expr> = match &select.group_by {
+        GroupByExpr::Expressions(exprs, mods) if mods.is_empty() => exprs.clone(),
+        _ => {
+            return Err(SqlError::at(
+                query_pos,
+                "GROUP BY ALL and GROUP BY modifiers are not supported",
+            ))
+        }
+    };
+    let aliased: HashMap<String, &Expr> = select
+        .projection
+        .iter()
+        .filter_map(|i| match i {
+            SelectItem::ExprWithAlias { expr, alias } => Some((script::ident_name(alias), expr)),
+            _ => None,
+        })
+        .collect();
+    let mut derived: Vec<DerivedColumn> = Vec::new();
+    let mut group_by: Vec<String> = Vec::new();
+    // Group expression text → output column, to recognise the same expression in SELECT.
+    let mut key_of: HashMap<String, String> = HashMap::new();
+    let mut window_bounds = 0;
+    for (i, g) in group_exprs.iter().enumerate() {
+        if let Some(n) = plain_ident(g) {
+            if n == columns::WINDOW_START || n == columns::WINDOW_END {
+                window_bounds += 1;
+                continue;
+            }
+            if column_names.contains(&n.as_str()) {
+                key_of.insert(g.to_string(), n.clone());
+                group_by.push(n);
+                continue;
+            }
+            if let Some(e) = aliased.get(&n) {
+                key_of.insert(e.to_string(), n.clone());
+                derived.push(DerivedColumn {
+                    name: n.clone(),
+                    expr: e.to_string(),
+                });
+                group_by.push(n);
+                continue;
+            }
+        }
+        let text = g.to_string();
+        let name = select
+            .projection
+            .iter()
+            .find_map(|it| match it {
+                SelectItem::ExprWithAlias { expr, alias } if expr.to_string() == text => {
+                    Some(script::ident_name(alias))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("key_{i}"));
+        key_of.insert(text.clone(), name.clone());
+        derived.push(DerivedColumn {
+            name: name.clone(),
+            expr: text,
+        });
+        group_by.push(name);
+    }
+    if let Some((_, wpos)) = &from.window {
+        if window_bounds != 2 {
+            return Err(SqlError::at(
+                *wpos,
+                "a windowed query must GROUP BY window_start and window_end (besides its keys)",
+            ));
+        }
+    }
+
+    // --- SELECT list: keys, window bounds and aggregates
+    let mut aggregates: Vec<AggregateSpec> = Vec::new();
+    let mut passthrough = false;
+    for item in &select.projection {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (e, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(script::ident_name(alias))),
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => {
+                passthrough = true;
+                continue;
+            }
+            SelectItem::ExprWithAliases { .. } => {
+                return Err(SqlError::at(
+                    query_pos,
+                    "multiple aliases per SELECT item are not supported",
+                ))
+            }
+        };
+        let at: Pos = expr.span().start.into();
+        if let Some(n) = plain_ident(expr) {
+            if n == columns::WINDOW_START || n == columns::WINDOW_END {
+                if alias.as_deref().is_some_and(|a| a != n) {
+                    return Err(SqlError::at(at, format!("{n} cannot be renamed yet")));
+                }
+                continue;
+            }
+        }
+        if let Some(key) = key_of.get(&expr.to_string()) {
+            if let Some(a) = alias.as_ref().filter(|a| *a != key) {
+                // A renamed plain key: output it under the new name.
+                if let Some(slot) = group_by.iter_mut().find(|g| *g == key) {
+                    derived.push(DerivedColumn {
+                        name: a.clone(),
+                        expr: expr.to_string(),
+                    });
+                    *slot = a.clone();
+                }
+            }
+            continue;
+        }
+        if alias.as_ref().is_some_and(|a| group_by.contains(a)) {
+            continue;
+        }
+        if let Expr::Function(f) = expr {
+            let fname = f.name.to_string().to_lowercase();
+            if let Some(function) = aggregate_function(&fname) {
+                let spec = aggregate(
+                    f,
+                    function,
+                    alias,
+                    aggregates.len(),
+                    &mut derived,
+                    &column_names,
+                    at,
+                )?;
+                aggregates.push(spec);
+                continue;
+            }
+        }
+        if group_exprs.is_empty() && from.window.is_none() {
+            if plain_ident(expr).is_some() && alias.is_none() {
+                passthrough = true;
+                continue;
+            }
+            return Err(SqlError::at(
+                at,
+                "a query without GROUP BY passes the source's columns through: only plain \
+                 columns or * are supported in its SELECT so far",
+            ));
+        }
+        return Err(SqlError::at(
+            at,
+            format!(
+                "`{expr}`: a SELECT item must be a GROUP BY key, window_start/window_end or an \
+                 aggregate (count, sum, avg, min, max, stddev, approx_percentile_cont); \
+                 expressions over aggregates are not supported yet"
+            ),
+        ));
+    }
+    let aggregating = !aggregates.is_empty() || !group_by.is_empty() || from.window.is_some();
+    if passthrough && aggregating {
+        return Err(SqlError::at(
+            query_pos,
+            "SELECT * cannot be combined with GROUP BY or aggregates",
+        ));
+    }
+
+    // --- emit mode
+    let mode = match (emit, &from.window, aggregating) {
+        (Some((Emit::Changes, _)), _, _) => OutputMode::Update,
+        (Some((Emit::OnWindowClose, at)), None, _) => {
+            return Err(SqlError::at(
+                at,
+                "EMIT ON WINDOW CLOSE needs a window: read the source through TUMBLE, HOP or \
+                 SESSION, or use EMIT CHANGES",
+            ))
+        }
+        (Some((Emit::OnWindowClose, _)), Some(_), _) | (None, Some(_), _) => OutputMode::Append,
+        (None, None, true) => {
+            return Err(SqlError::at(
+                insert_pos,
+                format!(
+                    "a non-windowed aggregation over the unbounded source `{}` never finishes: \
+                     add EMIT CHANGES to emit updated rows, or aggregate over a window \
+                     (TUMBLE, HOP, SESSION)",
+                    src.name
+                ),
+            ))
+        }
+        (None, None, false) => OutputMode::Update,
+    };
+
+    let mut plan = Plan {
+        name: sink.name.clone(),
+        source,
+        schema: src
+            .columns
+            .iter()
+            .map(|c| FieldSpec {
+                name: c.name.clone(),
+                data_type: c.data_type,
+                nullable: c.nullable,
+            })
+            .collect(),
+        event_time,
+        filter: select.selection.as_ref().map(|e| e.to_string()),
+        columns: derived,
+        group_by,
+        window: from.window.map(|w| w.0),
+        aggregates,
+        output: OutputSpec {
+            mode,
+            trigger: TriggerSpec::default(),
+        },
+        sinks: vec![sink_spec(sink)?],
+        checkpoint: CheckpointSpec::default(),
+    };
+    for o in sets {
+        match o.key.as_str() {
+            "name" | "pipeline.name" => plan.name = o.value.clone(),
+            "trigger" | "output.trigger" => {
+                plan.output.trigger = TriggerSpec::try_from(o.value.clone())
+                    .map_err(|e| SqlError::at(o.pos, format!("{}: {e}", o.key)))?;
+            }
+            "checkpoint.dir" => plan.checkpoint.dir = Some(PathBuf::from(&o.value)),
+            other => {
+                return Err(SqlError::at(
+                    o.pos,
+                    format!("unknown setting `{other}` (name, trigger, checkpoint.dir)"),
+                ))
+            }
+        }
+    }
+    // What DataFusion accepted but the engine's own checks still reject (for example a
+    // function the engine's expression evaluator does not implement yet).
+    plan.validate().map_err(|e| {
+        let msg = e.to_string();
+        let at = match where_pos {
+            Some(p) if msg.contains(": filter: ") => p,
+            _ => insert_pos,
+        };
+        SqlError::at(at, msg)
+    })?;
+    Ok(Compiled {
+        plan,
+        source_name: src.name.clone(),
+        sink_name: sink.name.clone(),
+    })
+}
+
+fn aggregate(
+    f: &sqlparser::ast::Function,
+    function: AggregateFunction,
+    alias: Option<String>,
+    index: usize,
+    derived: &mut Vec<DerivedColumn>,
+    column_names: &[&str],
+    at: Pos,
+) -> Result<AggregateSpec> {
+    let FunctionArguments::List(list) = &f.args else {
+        return Err(SqlError::at(at, format!("{}: expected arguments", f.name)));
+    };
+    if list.duplicate_treatment.is_some()
+        || !list.clauses.is_empty()
+        || f.filter.is_some()
+        || f.over.is_some()
+    {
+        return Err(SqlError::at(
+            at,
+            format!(
+                "{}: DISTINCT, FILTER, OVER and WITHIN GROUP are not supported yet",
+                f.name
+            ),
+        ));
+    }
+    let mut column = None;
+    let mut percentile = None;
+    match (function, list.args.as_slice()) {
+        (AggregateFunction::Count, [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]) => {}
+        (
+            AggregateFunction::ApproxPercentile,
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(e)), FunctionArg::Unnamed(FunctionArgExpr::Expr(p))],
+        ) => {
+            column = Some(e.clone());
+            percentile = Some(p.to_string().parse::<f64>().map_err(|_| {
+                SqlError::at(p.span().start, "the percentile must be a number literal")
+            })?);
+        }
+        (AggregateFunction::ApproxPercentile, _) => {
+            return Err(SqlError::at(
+                at,
+                "expected approx_percentile_cont(column, percentile)",
+            ))
+        }
+        (_, [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))]) => column = Some(e.clone()),
+        _ => {
+            return Err(SqlError::at(
+                at,
+                format!("{}: expected one argument", f.name),
+            ))
+        }
+    }
+    let column = column.map(|e| match plain_ident(&e) {
+        Some(n) if column_names.contains(&n.as_str()) => n,
+        _ => {
+            // An expression argument becomes a derived column the aggregate reads.
+            let name = format!("agg{index}_input");
+            derived.push(DerivedColumn {
+                name: name.clone(),
+                expr: e.to_string(),
+            });
+            name
+        }
+    });
+    let mut spec = AggregateSpec {
+        function,
+        column,
+        percentile,
+        alias: None,
+    };
+    // An alias equal to the default output name is no alias: the plan stays the one the
+    // pipeline file would give.
+    if alias.as_deref() != Some(spec.output_name().as_str()) {
+        spec.alias = alias;
+    }
+    Ok(spec)
+}
+
+fn bad_value(o: &Opt, expected: &str) -> SqlError {
+    SqlError::at(
+        o.pos,
+        format!(
+            "option `{}`: `{}` is not valid; expected {expected}",
+            o.key, o.value
+        ),
+    )
+}
+
+fn duration_opt(o: &Opt) -> Result<DurationMs> {
+    DurationMs::try_from(o.value.clone())
+        .map_err(|e| SqlError::at(o.pos, format!("option `{}`: {e}", o.key)))
+}
+
+/// The source's WITH options and watermark → the plan's source and event-time settings.
+fn source_spec(src: &SourceDecl, from: &From) -> Result<(SourceSpec, EventTimeSpec)> {
+    let mut spec = SourceSpec {
+        brokers: "127.0.0.1:9092".into(),
+        topics: Vec::new(),
+        group_id: None,
+        starting_offsets: StartingOffsets::Earliest,
+        max_records_per_trigger: None,
+        dlq_topic: None,
+        late_topic: None,
+        client: SourceClient::Native,
+    };
+    let mut format = TimeFormat::Rfc3339;
+    let mut idle = DurationMs(30_000);
+    let mut mode: Option<&Opt> = None;
+    let mut start_ts: Option<&Opt> = None;
+    let mut connector = false;
+    for o in &src.options {
+        match o.key.as_str() {
+            "connector" => {
+                if o.value != "kafka" {
+                    return Err(bad_value(o, "'kafka'"));
+                }
+                connector = true;
+            }
+            "topic" | "topics" => {
+                spec.topics = o.value.split(',').map(|t| t.trim().to_string()).collect();
+            }
+            "brokers" | "properties.bootstrap.servers" | "bootstrap.servers" => {
+                spec.brokers = o.value.clone()
+            }
+            "format" | "value.format" => {
+                if o.value != "json" {
+                    return Err(bad_value(o, "'json'"));
+                }
+            }
+            "scan.startup.mode" => mode = Some(o),
+            "scan.startup.timestamp-millis" => start_ts = Some(o),
+            "group.id" | "properties.group.id" => spec.group_id = Some(o.value.clone()),
+            "max.records.per.trigger" => {
+                spec.max_records_per_trigger = Some(
+                    o.value
+                        .parse()
+                        .map_err(|_| bad_value(o, "a whole number"))?,
+                )
+            }
+            "dlq.topic" => spec.dlq_topic = Some(o.value.clone()),
+            "late.topic" => spec.late_topic = Some(o.value.clone()),
+            "client" => {
+                spec.client = match o.value.as_str() {
+                    "native" => SourceClient::Native,
+                    "librdkafka" => SourceClient::Librdkafka,
+                    _ => return Err(bad_value(o, "'native' or 'librdkafka'")),
+                }
+            }
+            "timestamp.format" => {
+                format = match o.value.as_str() {
+                    "rfc3339" => TimeFormat::Rfc3339,
+                    "epoch_millis" => TimeFormat::EpochMillis,
+                    "epoch_seconds" => TimeFormat::EpochSeconds,
+                    _ => return Err(bad_value(o, "'rfc3339', 'epoch_millis' or 'epoch_seconds'")),
+                }
+            }
+            "idle.timeout" => idle = duration_opt(o)?,
+            other => {
+                return Err(SqlError::at(
+                    o.pos,
+                    format!(
+                        "unknown source option `{other}` (connector, topic, brokers, format, \
+                         scan.startup.mode, scan.startup.timestamp-millis, group.id, \
+                         max.records.per.trigger, dlq.topic, late.topic, client, \
+                         timestamp.format, idle.timeout)"
+                    ),
+                ))
+            }
+        }
+    }
+    if !connector {
+        return Err(SqlError::at(
+            src.pos,
+            format!("source `{}`: WITH needs connector = 'kafka'", src.name),
+        ));
+    }
+    if spec.topics.is_empty() {
+        return Err(SqlError::at(
+            src.pos,
+            format!("source `{}`: WITH needs topic = '...'", src.name),
+        ));
+    }
+    spec.starting_offsets = match (mode.map(|o| o.value.as_str()), start_ts) {
+        (None | Some("earliest-offset" | "earliest"), None) => StartingOffsets::Earliest,
+        (Some("latest-offset" | "latest"), None) => StartingOffsets::Latest,
+        (None | Some("timestamp"), Some(t)) => StartingOffsets::Timestamp(
+            t.value
+                .parse()
+                .map_err(|_| bad_value(t, "milliseconds since the epoch"))?,
+        ),
+        (Some(_), Some(t)) => {
+            return Err(SqlError::at(
+                t.pos,
+                "scan.startup.timestamp-millis needs scan.startup.mode = 'timestamp'",
+            ))
+        }
+        (Some("timestamp"), None) => {
+            return Err(SqlError::at(
+                src.pos,
+                "scan.startup.mode = 'timestamp' needs scan.startup.timestamp-millis",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(mode.map_or_else(
+                || SqlError::at(src.pos, "bad scan.startup.mode"),
+                |o| bad_value(o, "'earliest', 'latest' or 'timestamp'"),
+            ))
+        }
+    };
+
+    // --- event time: the watermark column; windows must be over it.
+    let (field, lateness) = match &src.watermark {
+        Some(wm) => {
+            if !src.columns.iter().any(|c| c.name == wm.column) {
+                return Err(SqlError::at(
+                    wm.pos,
+                    format!("WATERMARK FOR `{}`: no such column", wm.column),
+                ));
+            }
+            let lateness = match &wm.expr {
+                e if plain_ident(e).as_deref() == Some(wm.column.as_str()) => 0,
+                Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Minus,
+                    right,
+                } if plain_ident(left).as_deref() == Some(wm.column.as_str()) => {
+                    interval_ms(&Provider::new(), right)?
+                }
+                e => {
+                    return Err(SqlError::at(
+                        e.span().start,
+                        format!(
+                            "the watermark must be `{0}` or `{0} - INTERVAL '<n>' <unit>`",
+                            wm.column
+                        ),
+                    ))
+                }
+            };
+            (wm.column.clone(), lateness)
+        }
+        None => {
+            if let Some((_, wpos)) = &from.window {
+                return Err(SqlError::at(
+                    *wpos,
+                    format!(
+                        "a window over source `{0}` needs a watermark: declare WATERMARK FOR \
+                         <column> AS <column> - INTERVAL '<n>' SECOND in CREATE SOURCE {0}",
+                        src.name
+                    ),
+                ));
+            }
+            // Without windows, event time only orders progress reporting: the first
+            // timestamp column, with no lateness.
+            let ts = src
+                .columns
+                .iter()
+                .find(|c| c.data_type == FieldType::Timestamp)
+                .ok_or_else(|| {
+                    SqlError::at(
+                        src.pos,
+                        format!(
+                            "source `{}` needs a TIMESTAMP column (event time)",
+                            src.name
+                        ),
+                    )
+                })?;
+            (ts.name.clone(), 0)
+        }
+    };
+    if let Some((col, at)) = &from.time_column {
+        if *col != field {
+            return Err(SqlError::at(
+                *at,
+                format!(
+                    "the window's time column must be the watermark column `{field}`, not `{col}`"
+                ),
+            ));
+        }
+    }
+    Ok((
+        spec,
+        EventTimeSpec {
+            field,
+            format,
+            allowed_lateness: DurationMs(lateness),
+            idle_timeout: idle,
+        },
+    ))
+}
+
+/// The sink's WITH options → the plan's sink.
+fn sink_spec(sink: &SinkDecl) -> Result<SinkSpec> {
+    let get = |k: &str| sink.options.iter().find(|o| o.key == k);
+    for o in &sink.options {
+        match o.key.as_str() {
+            "connector" | "topic" | "brokers" | "path" => {}
+            "format" => {
+                if o.value != "json" {
+                    return Err(bad_value(o, "'json'"));
+                }
+            }
+            other => {
+                return Err(SqlError::at(
+                    o.pos,
+                    format!(
+                        "unknown sink option `{other}` (connector, topic, brokers, path, format)"
+                    ),
+                ))
+            }
+        }
+    }
+    let Some(connector) = get("connector") else {
+        return Err(SqlError::at(
+            sink.pos,
+            format!(
+                "sink `{}`: WITH needs connector = 'console' | 'kafka' | 'file'",
+                sink.name
+            ),
+        ));
+    };
+    let only = |allowed: &[&str]| -> Result<()> {
+        for o in &sink.options {
+            if !allowed.contains(&o.key.as_str()) {
+                return Err(SqlError::at(
+                    o.pos,
+                    format!(
+                        "option `{}` does not apply to a {} sink",
+                        o.key, connector.value
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    };
+    match connector.value.as_str() {
+        "console" => {
+            only(&["connector", "format"])?;
+            Ok(SinkSpec::Console)
+        }
+        "kafka" => {
+            only(&["connector", "format", "topic", "brokers"])?;
+            let topic = get("topic").ok_or_else(|| {
+                SqlError::at(
+                    sink.pos,
+                    format!("sink `{}`: a kafka sink needs topic = '...'", sink.name),
+                )
+            })?;
+            Ok(SinkSpec::Kafka {
+                topic: topic.value.clone(),
+                brokers: get("brokers").map(|o| o.value.clone()),
+            })
+        }
+        "file" => {
+            only(&["connector", "format", "path"])?;
+            let path = get("path").ok_or_else(|| {
+                SqlError::at(
+                    sink.pos,
+                    format!("sink `{}`: a file sink needs path = '...'", sink.name),
+                )
+            })?;
+            Ok(SinkSpec::File {
+                path: PathBuf::from(&path.value),
+            })
+        }
+        _ => Err(bad_value(connector, "'console', 'kafka' or 'file'")),
+    }
+}

@@ -1,0 +1,11 @@
+-- error: 11:1: only one INSERT per file is supported so far (several INSERTs sharing a source are planned)
+CREATE SOURCE events (id BIGINT, value DOUBLE, name VARCHAR, ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+WITH (connector = 'kafka', topic = 'events');
+CREATE SINK out WITH (connector = 'console');
+INSERT INTO out
+SELECT id, window_start, window_end, count(*)
+FROM TUMBLE(events, ts, INTERVAL '10' SECOND)
+GROUP BY id, window_start, window_end
+EMIT CHANGES;
+INSERT INTO out SELECT * FROM events;

@@ -1,0 +1,10 @@
+-- error: 9:7: invalid pipeline definition: filter: `name > 5 + 'abc'`: operator + needs numeric operands, got BIGINT and VARCHAR
+CREATE SOURCE events (id BIGINT, value DOUBLE, name VARCHAR, ts TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+WITH (connector = 'kafka', topic = 'events');
+CREATE SINK out WITH (connector = 'console');
+INSERT INTO out
+SELECT id, window_start, window_end, count(*)
+FROM TUMBLE(events, ts, INTERVAL '10' SECOND)
+WHERE name > 5 + 'abc'
+GROUP BY id, window_start, window_end;
