@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::{Array, ArrayRef, Int64Array, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
-use rivulet_engine::plan::{columns, AggregateFunction, Plan};
+use rivulet_engine::plan::{columns, AggregateFunction, DerivedColumn, Plan};
 use rivulet_runtime::rows::json_value;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -36,23 +36,57 @@ pub struct ResultShape {
 
 impl ResultShape {
     pub fn of(plan: &Plan) -> ResultShape {
+        let aggregate_columns: Vec<AggregateColumn> = plan
+            .aggregates
+            .iter()
+            .map(|a| AggregateColumn {
+                name: a.output_name(),
+                function: a.function.name().to_string(),
+                column: a.column.clone(),
+            })
+            .collect();
+        let count = plan
+            .aggregates
+            .iter()
+            .find(|a| a.function == AggregateFunction::Count)
+            .map(|a| a.output_name());
+        if plan.select.is_empty() {
+            return ResultShape {
+                group_by: plan.group_by.clone(),
+                aggregates: aggregate_columns,
+                windowed: plan.window.is_some(),
+                count_column: count,
+            };
+        }
+        // A SELECT list: its value columns are whatever is not a key or a window bound; a
+        // column that is an aggregate under another name keeps the aggregate's description.
+        let window = [columns::WINDOW_START, columns::WINDOW_END];
+        let values = plan
+            .select
+            .iter()
+            .filter(|c| !plan.group_by.contains(&c.name) && !window.contains(&c.name.as_str()));
+        let source = |c: &DerivedColumn| aggregate_columns.iter().find(|a| a.name == c.expr.trim());
         ResultShape {
             group_by: plan.group_by.clone(),
-            aggregates: plan
-                .aggregates
-                .iter()
-                .map(|a| AggregateColumn {
-                    name: a.output_name(),
-                    function: a.function.name().to_string(),
-                    column: a.column.clone(),
+            aggregates: values
+                .clone()
+                .map(|c| match source(c) {
+                    Some(a) => AggregateColumn {
+                        name: c.name.clone(),
+                        ..a.clone()
+                    },
+                    None => AggregateColumn {
+                        name: c.name.clone(),
+                        function: "expr".to_string(),
+                        column: Some(c.expr.clone()),
+                    },
                 })
                 .collect(),
             windowed: plan.window.is_some(),
-            count_column: plan
-                .aggregates
-                .iter()
-                .find(|a| a.function == AggregateFunction::Count)
-                .map(|a| a.output_name()),
+            count_column: values
+                .filter(|c| count.as_deref() == Some(c.expr.trim()))
+                .map(|c| c.name.clone())
+                .next(),
         }
     }
 }

@@ -126,6 +126,15 @@ pub struct Plan {
     pub window: Option<WindowSpec>,
     #[serde(default)]
     pub aggregates: Vec<AggregateSpec>,
+    /// SQL `HAVING`: keeps the aggregate's output rows for which this SQL expression (over the
+    /// group keys, `window_start`/`window_end` and the aggregates' output names) is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub having: Option<String>,
+    /// The result columns in order, as SQL expressions over the aggregate's output (SQL
+    /// `SELECT`); empty: the aggregate's output as it is. Every group key and `window_start`
+    /// must be kept under its name: sinks and the dashboard key rows by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select: Vec<DerivedColumn>,
     #[serde(default)]
     pub output: OutputSpec,
     #[serde(default)]
@@ -771,7 +780,7 @@ impl Plan {
                 true
             };
             let schema = Schema::new(fields.clone());
-            match expr::compile(&c.expr, &schema) {
+            match expr::compile_column(&c.expr, &schema) {
                 Err(e) => err(format!("columns[{i}].expr: {}", expr_reason(e))),
                 Ok(compiled) if name_ok => {
                     fields.push(Field::new(&c.name, compiled.data_type().clone(), true));
@@ -892,6 +901,13 @@ impl Plan {
             }
         }
 
+        // --- HAVING and the result columns
+        match self.result_stage(&all) {
+            Ok(Some(names)) => outputs = names,
+            Ok(None) => {}
+            Err(problems) => problems.into_iter().for_each(&mut err),
+        }
+
         // --- output
         if self.output.mode == OutputMode::Append
             && self.window.is_none()
@@ -987,6 +1003,102 @@ impl Plan {
             Ok(())
         } else {
             Err(EngineError::Plan(errs.join("; ")))
+        }
+    }
+}
+
+impl Plan {
+    /// No aggregation at all (no aggregates, keys or window): rows pass from the source to the
+    /// sinks as they arrive, through the filter and the SELECT list.
+    pub fn is_passthrough(&self) -> bool {
+        self.aggregates.is_empty() && self.group_by.is_empty() && self.window.is_none()
+    }
+
+    /// The columns a pass-through query emits without a SELECT list: the declared and derived
+    /// columns (not the engine's `_` metadata columns).
+    pub fn passthrough_columns(input: &Schema) -> Vec<DerivedColumn> {
+        input
+            .fields()
+            .iter()
+            .filter(|f| !f.name().starts_with('_'))
+            .map(|f| DerivedColumn {
+                name: f.name().clone(),
+                expr: format!("\"{}\"", f.name().replace('"', "\"\"")),
+            })
+            .collect()
+    }
+
+    /// Checks `having` and `select` against the aggregate's output (built from `input`, the
+    /// decoded and derived columns); the result column names when `select` is set. `Ok(None)`
+    /// also when the aggregate itself is invalid: that is reported by the checks before.
+    fn result_stage(&self, input: &Schema) -> Result<Option<HashSet<String>>, Vec<String>> {
+        if self.having.is_none() && self.select.is_empty() {
+            return Ok(None);
+        }
+        let mut errs = Vec::new();
+        let out = if self.is_passthrough() {
+            if self.having.is_some() {
+                errs.push("having: needs an aggregation (aggregates, group_by or a window)".into());
+            }
+            Arc::new(input.clone())
+        } else {
+            let Ok(agg) = crate::window::WindowAggregate::new(
+                Arc::new(input.clone()),
+                &self.group_by,
+                self.window.as_ref(),
+                &self.aggregates,
+                self.output.mode,
+            ) else {
+                return Ok(None);
+            };
+            agg.output_schema()
+        };
+        if let Some(h) = &self.having {
+            match expr::compile(h, &out) {
+                Err(e) => errs.push(format!("having: {}", expr_reason(e))),
+                Ok(c) if !matches!(c.data_type(), DataType::Boolean | DataType::Null) => {
+                    errs.push(format!(
+                        "having: must be a boolean expression, got {}",
+                        expr::sql_type_name(c.data_type())
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+        if self.select.is_empty() {
+            return if errs.is_empty() { Ok(None) } else { Err(errs) };
+        }
+        for (i, c) in self.select.iter().enumerate() {
+            if c.name.is_empty() || c.name.starts_with('_') {
+                errs.push(format!(
+                    "select[{i}].name: \"{}\" is not a valid result column name (empty, or \
+                     starting with `_`, reserved for engine columns)",
+                    c.name
+                ));
+            }
+        }
+        if let Err(e) = crate::operators::project::Project::select(&self.select, &out) {
+            errs.push(format!("select: {}", expr_reason(e)));
+        }
+        let mut keep: Vec<&str> = self.group_by.iter().map(String::as_str).collect();
+        if self.window.is_some() {
+            keep.push(columns::WINDOW_START);
+        }
+        for k in keep {
+            let kept = self.select.iter().any(|c| {
+                c.name == k && c.expr.trim().trim_matches('"').eq_ignore_ascii_case(k)
+            });
+            if !kept {
+                errs.push(format!(
+                    "select: the result must keep \"{k}\" under its own name (sinks and the \
+                     dashboard key rows by the group keys and window_start)"
+                ));
+            }
+        }
+        if errs.is_empty() {
+            Ok(Some(self.select.iter().map(|c| c.name.clone()).collect()))
+        } else {
+            Err(errs)
         }
     }
 }
@@ -1538,7 +1650,7 @@ mod tests {
             (
                 "group_by = [\"id\"]",
                 "group_by = [\"id\"]\ncolumns = [{ name = \"v\", expr = \"lower(value)\" }]",
-                "columns[0].expr: `lower(value)`: lower needs a VARCHAR argument, got DOUBLE",
+                "columns[0].expr: `lower(value)`: Error during planning: Function 'lower' requires String, but received Float64",
             ),
         ];
         for (from, to, expected) in cases {
@@ -1552,6 +1664,54 @@ mod tests {
         let m = plan_err(&with("group_by = [\"id\"]", "group_by = [\"x\", \"y\"]"));
         assert_contains(&m, "group_by[0]");
         assert_contains(&m, "; group_by[1]");
+    }
+
+    #[test]
+    fn having_and_select_are_checked_against_the_aggregate_output() {
+        // The doc example's output: id, window_start, window_end, count, avg_value.
+        let ok = with(
+            "[output]",
+            "[[select]]\nname = \"window_start\"\nexpr = \"window_start\"\n\
+             [[select]]\nname = \"id\"\nexpr = \"id\"\n\
+             [[select]]\nname = \"mean\"\nexpr = \"round(avg_value, 1)\"\n\
+             [[select]]\nname = \"level\"\n\
+             expr = \"CASE WHEN count > 10 THEN 'busy' ELSE 'quiet' END\"\n[output]",
+        );
+        let ok = ok.replacen(
+            "group_by = [\"id\"]",
+            "group_by = [\"id\"]\nhaving = \"count > 1 AND avg_value >= 0\"",
+            1,
+        );
+        let plan = Plan::from_toml(&ok).unwrap();
+        assert_eq!(plan.having.as_deref(), Some("count > 1 AND avg_value >= 0"));
+        assert_eq!(plan.select.len(), 4);
+        let select = |items: &str| with("[output]", &format!("{items}\n[output]"));
+        let item = |name: &str, expr: &str| format!("[[select]]\nname = \"{name}\"\nexpr = \"{expr}\"\n");
+        let keys = format!("{}{}", item("id", "id"), item("window_start", "window_start"));
+        assert_contains(
+            &plan_err(&with("group_by = [\"id\"]", "group_by = [\"id\"]\nhaving = \"avg_value\"")),
+            "having: must be a boolean expression, got DOUBLE",
+        );
+        assert_contains(
+            &plan_err(&with("group_by = [\"id\"]", "group_by = [\"id\"]\nhaving = \"value > 1\"")),
+            "having: `value > 1`: unknown column \"value\"",
+        );
+        assert_contains(
+            &plan_err(&select(&item("n", "count"))),
+            "select: the result must keep \"id\" under its own name",
+        );
+        assert_contains(
+            &plan_err(&select(&format!("{keys}{}", item("x", "nope + 1")))),
+            "select: `nope + 1`: unknown column \"nope\"",
+        );
+        assert_contains(
+            &plan_err(&select(&format!("{keys}{}", item("_x", "count")))),
+            "select[2].name: \"_x\" is not a valid result column name",
+        );
+        assert_contains(
+            &plan_err(&select(&format!("{}{}", item("id", "id + 1"), item("window_start", "window_start")))),
+            "select: the result must keep \"id\"",
+        );
     }
 
     #[test]

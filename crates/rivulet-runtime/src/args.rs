@@ -224,6 +224,8 @@ fn empty_plan() -> Plan {
         group_by: Vec::new(),
         window: None,
         aggregates: Vec::new(),
+        having: None,
+        select: Vec::new(),
         output: OutputSpec::default(),
         sinks: Vec::new(),
         checkpoint: CheckpointSpec::default(),

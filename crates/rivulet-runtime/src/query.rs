@@ -138,15 +138,32 @@ impl Pipeline {
         let mut schema = decoders.schema();
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
         build_stateless_ops(plan, &mut schema, &mut ops)?;
-        let agg = WindowAggregate::new(
-            schema,
-            &plan.group_by,
-            plan.window.as_ref(),
-            &plan.aggregates,
-            plan.output.mode,
-        )?;
-        let output_schema = agg.output_schema();
-        ops.push(Box::new(agg));
+        let output_schema = if plan.is_passthrough() {
+            // No aggregation: the rows themselves are the result.
+            let mut schema = schema;
+            if plan.select.is_empty() {
+                let p = rivulet_engine::operators::project::Project::select(
+                    &Plan::passthrough_columns(&schema),
+                    &schema,
+                )?;
+                schema = p.output_schema();
+                ops.push(Box::new(p));
+            }
+            build_result_ops(plan, &mut schema, &mut ops)?;
+            schema
+        } else {
+            let agg = WindowAggregate::new(
+                schema,
+                &plan.group_by,
+                plan.window.as_ref(),
+                &plan.aggregates,
+                plan.output.mode,
+            )?;
+            let mut schema = agg.output_schema();
+            ops.push(Box::new(agg));
+            build_result_ops(plan, &mut schema, &mut ops)?;
+            schema
+        };
         Ok(Pipeline {
             decoders,
             ops,
@@ -240,6 +257,27 @@ fn build_stateless_ops(
     }
     if !plan.columns.is_empty() {
         let p = Project::new(&plan.columns, schema)?;
+        *schema = p.output_schema();
+        ops.push(Box::new(p));
+    }
+    Ok(())
+}
+
+/// HAVING and the SELECT list, after the aggregation.
+fn build_result_ops(
+    plan: &Plan,
+    schema: &mut SchemaRef,
+    ops: &mut Vec<Box<dyn Operator>>,
+) -> Result<()> {
+    use rivulet_engine::operators::filter::Filter;
+    use rivulet_engine::operators::project::Project;
+    if let Some(sql) = &plan.having {
+        let f = Filter::new(sql, schema)?;
+        *schema = f.output_schema();
+        ops.push(Box::new(f));
+    }
+    if !plan.select.is_empty() {
+        let p = Project::select(&plan.select, schema)?;
         *schema = p.output_schema();
         ops.push(Box::new(p));
     }

@@ -336,3 +336,112 @@ async fn six_partitions_update_mode() {
     check_update(&rows, &truth);
     broker.stop().await;
 }
+
+/// HAVING and a SELECT list (DataFusion expressions over the aggregates, in their own column
+/// order) on tumbling windows: each emitted row is a ground-truth window that passes the HAVING
+/// condition, with the computed columns right, and every such window is emitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn having_and_select_over_tumbling_windows() {
+    const SIZE: i64 = 1_000;
+    let broker = Broker::start(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let events = produce_gen(
+        &broker.addr,
+        "events",
+        57,
+        4_000,
+        8,
+        &["--late-fraction", "0.02", "--late-by", "1s"],
+    )
+    .await;
+    let text = plan_text(
+        "shaped",
+        &broker.addr,
+        dir.path(),
+        "type = \"tumbling\"\nsize = \"1s\"",
+        "allowed_lateness = \"100ms\"\nidle_timeout = \"10m\"",
+        "append",
+        "50ms",
+    )
+    .replacen(
+        "group_by = [\"id\"]",
+        "group_by = [\"id\"]\nhaving = \"count >= 3 AND max_value < 95\"",
+        1,
+    ) + r#"
+[[select]]
+name = "window_start"
+expr = "window_start"
+[[select]]
+name = "id"
+expr = "id"
+[[select]]
+name = "mean"
+expr = "round(avg_value, 3)"
+[[select]]
+name = "spread"
+expr = "max_value - min_value"
+[[select]]
+name = "size"
+expr = "CASE WHEN count >= 10 THEN 'many' ELSE 'few' END"
+[[select]]
+name = "window_end"
+expr = "window_end"
+"#;
+    let summary = run_to_end(&text, dir.path()).await;
+    assert_eq!(summary.input_rows, 4_000);
+    let late = late_rows(&broker.addr, "late");
+    let truth = truth_fixed(&on_time(&events, &late), |t| {
+        let s = t.div_euclid(SIZE) * SIZE;
+        vec![(s, s + SIZE)]
+    });
+    let wm = summary.watermark.unwrap();
+    let expected: Vec<_> = truth
+        .iter()
+        .filter(|((_, _, end), a)| *end <= wm && a.count >= 3 && a.max < 95.0)
+        .collect();
+    assert!(
+        expected.len() > 20 && expected.len() < truth.len() / 2,
+        "the HAVING condition should keep some windows and drop many: {} of {}",
+        expected.len(),
+        truth.len()
+    );
+    let rows = file_rows(&dir.path().join("out"));
+    assert_eq!(rows.len(), expected.len(), "one row per window passing HAVING");
+    for ((id, start, end), a) in expected {
+        let r = rows
+            .iter()
+            .find(|r| {
+                r["id"].as_i64() == Some(*id)
+                    && r["window_start"].as_str() == Some(rfc3339_ms(*start).as_str())
+            })
+            .unwrap_or_else(|| panic!("window ({id}, {start}) missing"));
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            ["id", "mean", "size", "spread", "window_end", "window_start"],
+            "only the SELECT list's columns: {r}"
+        );
+        assert_eq!(r["window_end"].as_str(), Some(rfc3339_ms(*end).as_str()));
+        let mean = (a.sum / a.count as f64 * 1000.0).round() / 1000.0;
+        assert!((r["mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{r} vs {a:?}");
+        assert!(
+            (r["spread"].as_f64().unwrap() - (a.max - a.min)).abs() < 1e-9,
+            "{r} vs {a:?}"
+        );
+        let size = if a.count >= 10 { "many" } else { "few" };
+        assert_eq!(r["size"].as_str(), Some(size), "{r} vs {a:?}");
+    }
+    // The file keeps the SELECT order.
+    let first = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let line = std::fs::read_to_string(first).unwrap();
+    let line = line.lines().next().unwrap();
+    let at = |k: &str| line.find(&format!("\"{k}\"")).unwrap();
+    assert!(at("window_start") < at("id") && at("id") < at("mean") && at("size") < at("window_end"));
+    broker.stop().await;
+}

@@ -35,7 +35,6 @@
 mod compile;
 pub mod error;
 mod explain;
-mod provider;
 mod script;
 
 pub use compile::{compile, Compiled};

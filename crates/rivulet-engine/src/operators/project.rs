@@ -1,4 +1,5 @@
-//! Derived columns: appends SQL-computed columns to every batch.
+//! Derived columns (appended to every batch, before grouping) and result columns (SQL
+//! `SELECT` over the aggregate's output: only the listed columns, in order).
 
 use std::sync::Arc;
 
@@ -11,12 +12,15 @@ use crate::expr::{self, CompiledExpr};
 use crate::operator::Operator;
 use crate::plan::DerivedColumn;
 
-/// Appends derived columns, in order; each may reference the input columns and the derived
-/// columns before it. Stateless.
+/// Appends derived columns, in order, each of which may reference the input columns and the
+/// derived columns before it ([`Project::new`]); or replaces the columns by a SELECT list
+/// whose expressions see the input columns only ([`Project::select`]). Stateless.
 #[derive(Debug)]
 pub struct Project {
     columns: Vec<CompiledExpr>,
     output: SchemaRef,
+    /// `new`: input columns first, then the derived ones; `select`: the listed ones only.
+    keep_input: bool,
 }
 
 impl Project {
@@ -31,7 +35,7 @@ impl Project {
                     c.name
                 )));
             }
-            let e = expr::compile(&c.expr, &Schema::new(fields.clone()))?;
+            let e = expr::compile_column(&c.expr, &Schema::new(fields.clone()))?;
             // Nullable: even over non-null inputs, e.g. division by zero yields NULL.
             fields.push(Field::new(&c.name, e.data_type().clone(), true));
             compiled.push(e);
@@ -39,16 +43,51 @@ impl Project {
         Ok(Project {
             columns: compiled,
             output: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+            keep_input: true,
         })
     }
 
-    /// The input schema followed by the derived columns.
+    /// The result columns `columns` (names unique), each an expression over `schema`.
+    pub fn select(columns: &[DerivedColumn], schema: &SchemaRef) -> Result<Project> {
+        let mut fields: Vec<Field> = Vec::with_capacity(columns.len());
+        let mut compiled = Vec::with_capacity(columns.len());
+        for c in columns {
+            if fields.iter().any(|f| f.name() == &c.name) {
+                return Err(EngineError::Plan(format!(
+                    "result column \"{}\" appears twice",
+                    c.name
+                )));
+            }
+            let e = expr::compile_column(&c.expr, schema)?;
+            // A plain column keeps its nullability; anything computed may be NULL.
+            let nullable = schema
+                .field_with_name(&c.expr)
+                .map_or(true, |f| f.is_nullable());
+            fields.push(Field::new(&c.name, e.data_type().clone(), nullable));
+            compiled.push(e);
+        }
+        Ok(Project {
+            columns: compiled,
+            output: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+            keep_input: false,
+        })
+    }
+
+    /// The input schema followed by the derived columns, or the SELECT list.
     pub fn output_schema(&self) -> SchemaRef {
         self.output.clone()
     }
 
     /// `batch` with the derived columns appended.
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if !self.keep_input {
+            let cols = self
+                .columns
+                .iter()
+                .map(|e| e.evaluate(batch))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            return Ok(RecordBatch::try_new(self.output.clone(), cols)?);
+        }
         let n_in = self.output.fields().len() - self.columns.len();
         if batch.num_columns() != n_in {
             return Err(EngineError::Other(format!(
@@ -139,6 +178,40 @@ mod tests {
         let bucket: Vec<Option<i64>> = o.column(3).as_primitive::<Int64Type>().iter().collect();
         assert_eq!(bucket, [Some(1), Some(0), Some(1)]);
         assert!(o.column(2).is_null(1));
+    }
+
+    #[test]
+    fn select_replaces_the_columns_in_the_listed_order() {
+        let b = batch();
+        let mut p = Project::select(
+            &[
+                col("half", "value / 2"),
+                col("id", "id"),
+                col("label", "CASE WHEN value IS NULL THEN 'none' ELSE 'v' || id END"),
+            ],
+            &b.schema(),
+        )
+        .unwrap();
+        let schema = p.output_schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["half", "id", "label"]);
+        assert!(!schema.field(1).is_nullable(), "a plain column keeps NOT NULL");
+        let mut out = Vec::new();
+        p.process_batch(b.clone(), &mut out).unwrap();
+        let o = &out[0];
+        let half: Vec<Option<f64>> = o.column(0).as_primitive::<Float64Type>().iter().collect();
+        assert_eq!(half, [Some(0.5), None, Some(1.5)]);
+        let label: Vec<Option<&str>> = o.column(2).as_string::<i32>().iter().collect();
+        assert_eq!(label, [Some("v1"), Some("none"), Some("v3")]);
+        // SELECT items see the input only, not each other.
+        let e = Project::select(&[col("a", "1"), col("b", "a + 1")], &b.schema())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown column \"a\""), "{e}");
+        let e = Project::select(&[col("a", "1"), col("a", "2")], &b.schema())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("appears twice"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! DataFusion's view of a streaming SQL file: the declared sources as tables (plus
-//! `window_start`/`window_end` when read through a window function) and every default scalar
-//! and aggregate function, so DataFusion's planner resolves names and checks types exactly as
-//! it would in a DataFusion session.
+//! What DataFusion's SQL planner can name: every default scalar and aggregate function and
+//! the expression planners a DataFusion session registers, plus tables (the SQL front end
+//! adds its declared sources; expressions in the engine need none), so names resolve and types
+//! check exactly as they would in a DataFusion session.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
 
-pub(crate) struct Provider {
+/// A DataFusion `ContextProvider` with the default function registry.
+pub struct FunctionProvider {
     tables: HashMap<String, SchemaRef>,
     udfs: HashMap<String, Arc<ScalarUDF>>,
     udafs: HashMap<String, Arc<AggregateUDF>>,
@@ -21,8 +22,9 @@ pub(crate) struct Provider {
     options: ConfigOptions,
 }
 
-impl Provider {
-    pub(crate) fn new() -> Provider {
+impl FunctionProvider {
+    /// The registry with no tables.
+    pub fn new() -> FunctionProvider {
         let mut udfs = HashMap::new();
         for f in datafusion_functions::all_default_functions() {
             for alias in f.aliases() {
@@ -45,7 +47,7 @@ impl Provider {
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
             Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
         ];
-        Provider {
+        FunctionProvider {
             tables: HashMap::new(),
             udfs,
             udafs,
@@ -54,12 +56,19 @@ impl Provider {
         }
     }
 
-    pub(crate) fn add_table(&mut self, name: &str, schema: SchemaRef) {
+    /// Makes a table of this schema known under `name`.
+    pub fn add_table(&mut self, name: &str, schema: SchemaRef) {
         self.tables.insert(name.to_string(), schema);
     }
 }
 
-impl ContextProvider for Provider {
+impl Default for FunctionProvider {
+    fn default() -> Self {
+        FunctionProvider::new()
+    }
+}
+
+impl ContextProvider for FunctionProvider {
     fn get_table_source(&self, name: TableReference) -> Result<Arc<dyn TableSource>> {
         match self.tables.get(name.table()) {
             Some(s) => Ok(Arc::new(LogicalTableSource::new(s.clone()))),
