@@ -14,17 +14,21 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::{DFSchema, DataFusionError, ScalarValue};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use rivulet_engine::plan::{
-    columns, timestamp_type, AggregateFunction, AggregateSpec, CheckpointSpec, DerivedColumn,
-    DurationMs, EventTimeSpec, FieldSpec, FieldType, OutputMode, OutputSpec, Plan, SinkSpec,
-    SourceClient, SourceSpec, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
+    columns, timestamp_type, AggregateFunction, AggregateSpec, ByteSize, CheckpointSpec,
+    DerivedColumn, DurationMs, EventTimeSpec, FieldSpec, FieldType, OutputMode, OutputSpec,
+    ParquetCompression, ParquetSinkSpec, Plan, PostgresSinkSpec, SinkSpec, SourceClient,
+    SourceSpec, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
 };
+use std::ops::ControlFlow;
+
 use sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query,
-    SelectItem, SetExpr, Spanned, Statement, TableFactor, TableObject,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    Query, SelectItem, SetExpr, Spanned, Statement, TableFactor, TableObject, VisitMut,
+    VisitorMut,
 };
 
 use crate::error::{Pos, Result, SqlError};
-use crate::provider::Provider;
+use rivulet_engine::expr::FunctionProvider as Provider;
 use crate::script::{self, Emit, Item, Opt, SinkDecl, SourceDecl};
 
 /// A compiled SQL file: the plan the engine runs, and the names it was declared with.
@@ -354,12 +358,6 @@ fn compile_query(
     let SetExpr::Select(select) = query.body.as_ref() else {
         return Err(SqlError::at(query_pos, "expected a plain SELECT"));
     };
-    if let Some(h) = &select.having {
-        return Err(SqlError::at(
-            h.span().start,
-            "HAVING is not supported yet (the window operator has no post-aggregation filter)",
-        ));
-    }
     if select.distinct.is_some() {
         return Err(SqlError::at(
             query_pos,
@@ -441,15 +439,25 @@ fn compile_query(
         }
     }
 
-    // --- SELECT list: keys, window bounds and aggregates
+    // --- SELECT list: keys, window bounds, aggregates and expressions over them, in order
     let mut aggregates: Vec<AggregateSpec> = Vec::new();
-    let mut passthrough = false;
-    for item in &select.projection {
+    // Result columns over the aggregate's output (or over the rows, without aggregation).
+    let mut items: Vec<DerivedColumn> = Vec::new();
+    let mut star = false;
+    let mut needs_select = false;
+    let aggregating_shape = !group_by.is_empty() || from.window.is_some();
+    for (i, item) in select.projection.iter().enumerate() {
         let (expr, alias) = match item {
             SelectItem::UnnamedExpr(e) => (e, None),
             SelectItem::ExprWithAlias { expr, alias } => (expr, Some(script::ident_name(alias))),
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => {
-                passthrough = true;
+                star = true;
+                for c in &src.columns {
+                    items.push(DerivedColumn {
+                        name: c.name.clone(),
+                        expr: quoted(&c.name),
+                    });
+                }
                 continue;
             }
             SelectItem::ExprWithAliases { .. } => {
@@ -461,27 +469,47 @@ fn compile_query(
         };
         let at: Pos = expr.span().start.into();
         if let Some(n) = plain_ident(expr) {
-            if n == columns::WINDOW_START || n == columns::WINDOW_END {
+            if from.window.is_some() && (n == columns::WINDOW_START || n == columns::WINDOW_END) {
                 if alias.as_deref().is_some_and(|a| a != n) {
-                    return Err(SqlError::at(at, format!("{n} cannot be renamed yet")));
+                    return Err(SqlError::at(
+                        at,
+                        format!(
+                            "{n} cannot be renamed: sinks and the dashboard key results by \
+                             window_start and window_end"
+                        ),
+                    ));
                 }
+                items.push(DerivedColumn {
+                    name: n.clone(),
+                    expr: quoted(&n),
+                });
                 continue;
             }
         }
         if let Some(key) = key_of.get(&expr.to_string()) {
-            if let Some(a) = alias.as_ref().filter(|a| *a != key) {
+            let mut key = key.clone();
+            if let Some(a) = alias.as_ref().filter(|a| **a != key) {
                 // A renamed plain key: output it under the new name.
-                if let Some(slot) = group_by.iter_mut().find(|g| *g == key) {
+                if let Some(slot) = group_by.iter_mut().find(|g| **g == key) {
                     derived.push(DerivedColumn {
                         name: a.clone(),
                         expr: expr.to_string(),
                     });
                     *slot = a.clone();
+                    key = a.clone();
                 }
             }
+            items.push(DerivedColumn {
+                name: key.clone(),
+                expr: quoted(&key),
+            });
             continue;
         }
-        if alias.as_ref().is_some_and(|a| group_by.contains(a)) {
+        if let Some(a) = alias.as_ref().filter(|a| group_by.contains(a)) {
+            items.push(DerivedColumn {
+                name: a.clone(),
+                expr: quoted(a),
+            });
             continue;
         }
         if let Expr::Function(f) = expr {
@@ -496,37 +524,68 @@ fn compile_query(
                     &column_names,
                     at,
                 )?;
+                let name = spec.output_name();
                 aggregates.push(spec);
+                items.push(DerivedColumn {
+                    name: name.clone(),
+                    expr: quoted(&name),
+                });
                 continue;
             }
         }
-        if group_exprs.is_empty() && from.window.is_none() {
-            if plain_ident(expr).is_some() && alias.is_none() {
-                passthrough = true;
-                continue;
-            }
-            return Err(SqlError::at(
-                at,
-                "a query without GROUP BY passes the source's columns through: only plain \
-                 columns or * are supported in its SELECT so far",
-            ));
-        }
-        return Err(SqlError::at(
-            at,
-            format!(
-                "`{expr}`: a SELECT item must be a GROUP BY key, window_start/window_end or an \
-                 aggregate (count, sum, avg, min, max, stddev, approx_percentile_cont); \
-                 expressions over aggregates are not supported yet"
-            ),
-        ));
+        // Any other expression: over the aggregate's output (aggregate calls and key
+        // expressions inside it become references to its columns), or over the row.
+        needs_select = true;
+        let text = if aggregating_shape || contains_aggregate(expr, &provider) {
+            let mut e = expr.clone();
+            over_aggregates(&mut e, &key_of, &mut aggregates, &mut derived, &column_names, &provider)?;
+            e.to_string()
+        } else {
+            expr.to_string()
+        };
+        let name = alias.unwrap_or_else(|| default_name(expr, i));
+        items.push(DerivedColumn { name, expr: text });
     }
+    // HAVING, over the aggregate's output the same way.
+    let having = match &select.having {
+        None => None,
+        Some(h) => {
+            let mut e = h.clone();
+            over_aggregates(&mut e, &key_of, &mut aggregates, &mut derived, &column_names, &provider)?;
+            Some(e.to_string())
+        }
+    };
     let aggregating = !aggregates.is_empty() || !group_by.is_empty() || from.window.is_some();
-    if passthrough && aggregating {
+    if star && aggregating {
         return Err(SqlError::at(
             query_pos,
             "SELECT * cannot be combined with GROUP BY or aggregates",
         ));
     }
+    if having.is_some() && !aggregating {
+        let at = select.having.as_ref().map_or(query_pos, |h| h.span().start.into());
+        return Err(SqlError::at(at, "HAVING needs GROUP BY, a window or an aggregate"));
+    }
+    // The SELECT list is needed unless it is exactly what the operators emit anyway: for an
+    // aggregation the keys, window bounds and aggregates in that order (the plan then equals
+    // the pipeline file's); without one, `SELECT *`.
+    let natural: Vec<String> = if aggregating {
+        let mut n = group_by.clone();
+        if from.window.is_some() {
+            n.push(columns::WINDOW_START.to_string());
+            n.push(columns::WINDOW_END.to_string());
+        }
+        n.extend(aggregates.iter().map(AggregateSpec::output_name));
+        n
+    } else {
+        src.columns.iter().map(|c| c.name.clone()).collect()
+    };
+    let listed: Vec<String> = items.iter().map(|c| c.name.clone()).collect();
+    let select_list = if needs_select || listed != natural {
+        items
+    } else {
+        Vec::new()
+    };
 
     // --- emit mode
     let mode = match (emit, &from.window, aggregating) {
@@ -571,6 +630,8 @@ fn compile_query(
         group_by,
         window: from.window.map(|w| w.0),
         aggregates,
+        having,
+        select: select_list,
         output: OutputSpec {
             mode,
             trigger: TriggerSpec::default(),
@@ -687,6 +748,138 @@ fn aggregate(
         spec.alias = alias;
     }
     Ok(spec)
+}
+
+/// `"name"`: a column reference that keeps its case and cannot clash with a keyword.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A result column name for an unnamed expression: its text as an identifier
+/// (`round(avg(value), 2)` → `round_avg_value_2`).
+fn default_name(e: &Expr, index: usize) -> String {
+    let mut name = String::new();
+    for c in e.to_string().to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c);
+        } else if !name.ends_with('_') {
+            name.push('_');
+        }
+    }
+    let name = name.trim_matches('_');
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) || name.len() > 63 {
+        format!("col_{index}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Whether `e` calls an aggregate function (any DataFusion knows).
+fn contains_aggregate(e: &Expr, provider: &Provider) -> bool {
+    use datafusion_expr::planner::ContextProvider;
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(e, |n| {
+        if let Expr::Function(f) = n {
+            let name = f.name.to_string().to_lowercase();
+            if provider.get_aggregate_meta(&name).is_some() {
+                found = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+/// Rewrites an expression over a group (a SELECT item or HAVING) into one over the
+/// aggregate's output: each aggregate call becomes a reference to its column (an aggregate
+/// computed for the purpose, hidden as `_aggN`, unless the SELECT list already has the same
+/// call), and each GROUP BY expression a reference to its key column.
+fn over_aggregates(
+    e: &mut Expr,
+    key_of: &HashMap<String, String>,
+    aggregates: &mut Vec<AggregateSpec>,
+    derived: &mut Vec<DerivedColumn>,
+    column_names: &[&str],
+    provider: &Provider,
+) -> Result<()> {
+    use datafusion_expr::planner::ContextProvider;
+    struct Rewriter<'a> {
+        key_of: &'a HashMap<String, String>,
+        aggregates: &'a mut Vec<AggregateSpec>,
+        derived: &'a mut Vec<DerivedColumn>,
+        column_names: &'a [&'a str],
+        provider: &'a Provider,
+    }
+    impl VisitorMut for Rewriter<'_> {
+        type Break = SqlError;
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<SqlError> {
+            let at: Pos = e.span().start.into();
+            if let Some(key) = self.key_of.get(&e.to_string()) {
+                *e = Expr::Identifier(Ident::with_quote('"', key.clone()));
+                return ControlFlow::Continue(());
+            }
+            let Expr::Function(f) = e else {
+                return ControlFlow::Continue(());
+            };
+            let fname = f.name.to_string().to_lowercase();
+            let Some(function) = aggregate_function(&fname) else {
+                if self.provider.get_aggregate_meta(&fname).is_some() {
+                    return ControlFlow::Break(SqlError::at(
+                        at,
+                        format!(
+                            "aggregate function {fname} is not supported by the streaming \
+                             engine (count, sum, avg, min, max, stddev, approx_percentile_cont)"
+                        ),
+                    ));
+                }
+                return ControlFlow::Continue(());
+            };
+            let index = self.aggregates.len();
+            let spec = match aggregate(
+                f,
+                function,
+                None,
+                index,
+                self.derived,
+                self.column_names,
+                at,
+            ) {
+                Ok(s) => s,
+                Err(err) => return ControlFlow::Break(err),
+            };
+            // The same aggregate already computed (under any name) is reused.
+            let same = self.aggregates.iter().find(|a| {
+                a.function == spec.function
+                    && a.column == spec.column
+                    && a.percentile == spec.percentile
+            });
+            let name = match same {
+                Some(a) => a.output_name(),
+                None => {
+                    let name = format!("_agg{index}");
+                    self.aggregates.push(AggregateSpec {
+                        alias: Some(name.clone()),
+                        ..spec
+                    });
+                    name
+                }
+            };
+            *e = Expr::Identifier(Ident::with_quote('"', name));
+            ControlFlow::Continue(())
+        }
+    }
+    let mut r = Rewriter {
+        key_of,
+        aggregates,
+        derived,
+        column_names,
+        provider,
+    };
+    match e.visit(&mut r) {
+        ControlFlow::Break(err) => Err(err),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 fn bad_value(o: &Opt, expected: &str) -> SqlError {
@@ -906,17 +1099,26 @@ fn sink_spec(sink: &SinkDecl) -> Result<SinkSpec> {
     let get = |k: &str| sink.options.iter().find(|o| o.key == k);
     for o in &sink.options {
         match o.key.as_str() {
-            "connector" | "topic" | "brokers" | "path" => {}
+            "connector" | "topic" | "brokers" | "path" | "partition_by" | "compression"
+            | "roll_size" | "roll_interval" | "compact_min_files" | "url" | "table"
+            | "max_pending_epochs" => {}
             "format" => {
-                if o.value != "json" {
-                    return Err(bad_value(o, "'json'"));
+                let expected = match get("connector").map(|c| c.value.as_str()) {
+                    Some("parquet") => "parquet",
+                    _ => "json",
+                };
+                if o.value != expected {
+                    return Err(bad_value(o, &format!("'{expected}'")));
                 }
             }
             other => {
                 return Err(SqlError::at(
                     o.pos,
                     format!(
-                        "unknown sink option `{other}` (connector, topic, brokers, path, format)"
+                        "unknown sink option `{other}` (connector, format; kafka: topic, \
+                         brokers; file: path; parquet: path, partition_by, compression, \
+                         roll_size, roll_interval, compact_min_files; postgres: url, table, \
+                         max_pending_epochs)"
                     ),
                 ))
             }
@@ -926,7 +1128,8 @@ fn sink_spec(sink: &SinkDecl) -> Result<SinkSpec> {
         return Err(SqlError::at(
             sink.pos,
             format!(
-                "sink `{}`: WITH needs connector = 'console' | 'kafka' | 'file'",
+                "sink `{}`: WITH needs connector = 'console' | 'kafka' | 'file' | 'parquet' | \
+                 'postgres'",
                 sink.name
             ),
         ));
@@ -975,6 +1178,84 @@ fn sink_spec(sink: &SinkDecl) -> Result<SinkSpec> {
                 path: PathBuf::from(&path.value),
             })
         }
-        _ => Err(bad_value(connector, "'console', 'kafka' or 'file'")),
+        "parquet" => {
+            only(&[
+                "connector",
+                "format",
+                "path",
+                "partition_by",
+                "compression",
+                "roll_size",
+                "roll_interval",
+                "compact_min_files",
+            ])?;
+            let path = get("path").ok_or_else(|| {
+                SqlError::at(
+                    sink.pos,
+                    format!("sink `{}`: a parquet sink needs path = '...'", sink.name),
+                )
+            })?;
+            let compression = match get("compression") {
+                None => ParquetCompression::default(),
+                Some(o) => match o.value.as_str() {
+                    "zstd" => ParquetCompression::Zstd,
+                    "snappy" => ParquetCompression::Snappy,
+                    "uncompressed" | "none" => ParquetCompression::Uncompressed,
+                    _ => return Err(bad_value(o, "'zstd', 'snappy' or 'uncompressed'")),
+                },
+            };
+            let roll_size = get("roll_size")
+                .map(|o| ByteSize::try_from(o.value.clone()).map_err(|e| bad_value(o, &e)))
+                .transpose()?;
+            let roll_interval = get("roll_interval").map(duration_opt).transpose()?;
+            let compact_min_files = get("compact_min_files")
+                .map(|o| o.value.parse::<u32>().map_err(|_| bad_value(o, "a whole number")))
+                .transpose()?;
+            Ok(SinkSpec::Parquet(ParquetSinkSpec {
+                path: PathBuf::from(&path.value),
+                // 'a, b' names Hive partition columns; '' means none.
+                partition_by: get("partition_by").map(|o| {
+                    o.value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(String::from)
+                        .collect()
+                }),
+                compression,
+                roll_size,
+                roll_interval,
+                compact_min_files,
+            }))
+        }
+        "postgres" => {
+            only(&["connector", "url", "table", "max_pending_epochs"])?;
+            let url = get("url").ok_or_else(|| {
+                SqlError::at(
+                    sink.pos,
+                    format!(
+                        "sink `{}`: a postgres sink needs url = 'postgres://USER:PASSWORD@HOST/DB'",
+                        sink.name
+                    ),
+                )
+            })?;
+            let max_pending_epochs = get("max_pending_epochs")
+                .map(|o| o.value.parse::<u32>().map_err(|_| bad_value(o, "a whole number")))
+                .transpose()?;
+            Ok(SinkSpec::Postgres(PostgresSinkSpec {
+                url: url.value.clone(),
+                // Default: the sink's name (the query name may be set otherwise).
+                table: Some(
+                    get("table")
+                        .map(|o| o.value.clone())
+                        .unwrap_or_else(|| sink.name.clone()),
+                ),
+                max_pending_epochs,
+            }))
+        }
+        _ => Err(bad_value(
+            connector,
+            "'console', 'kafka', 'file', 'parquet' or 'postgres'",
+        )),
     }
 }

@@ -122,14 +122,37 @@ pub fn explain(c: &Compiled) -> String {
             p.group_by.join(", "),
             aggs.join(", ")
         );
-        // The window operator's output order, whatever the SELECT order (not yet projected).
         let mut out: Vec<String> = p.group_by.clone();
         if p.window.is_some() {
             out.push("window_start".into());
             out.push("window_end".into());
         }
         out.extend(p.aggregates.iter().map(|a| a.output_name()));
-        let _ = writeln!(o, "  output columns: {}", out.join(", "));
+        let _ = writeln!(o, "     emits: {}", out.join(", "));
+    }
+    if let Some(h) = &p.having {
+        n += 1;
+        let _ = writeln!(o, "  {n}. having: {h}");
+    }
+    if !p.select.is_empty() {
+        n += 1;
+        let cols: Vec<String> = p
+            .select
+            .iter()
+            .map(|c| {
+                let plain = c.expr.trim_matches('"');
+                if plain == c.name {
+                    c.name.clone()
+                } else {
+                    format!("{} AS {}", c.expr, c.name)
+                }
+            })
+            .collect();
+        let _ = writeln!(o, "  {n}. select: {}", cols.join(", "));
+    }
+    if p.is_passthrough() {
+        let _ = writeln!(o, "state: source offsets only");
+    } else {
         let _ = writeln!(
             o,
             "state: one accumulator per (group, window), checkpointed with the source offsets \
@@ -139,8 +162,6 @@ pub fn explain(c: &Compiled) -> String {
                 |d| d.display().to_string()
             )
         );
-    } else {
-        let _ = writeln!(o, "state: source offsets only");
     }
     let trigger = match p.output.trigger {
         TriggerSpec::OnArrival => "on arrival".to_string(),
@@ -160,6 +181,9 @@ pub fn explain(c: &Compiled) -> String {
                 brokers.as_deref().unwrap_or(&s.brokers)
             ),
             SinkSpec::File { path } => format!("file {}", path.display()),
+            SinkSpec::Parquet(pq) => format!("parquet files under {}", pq.path.display()),
+            // The URL is not printed: it may hold a password.
+            SinkSpec::Postgres(pg) => format!("postgres table {}", pg.table_name(&p.name)),
         };
         let _ = writeln!(o, "  {}: {line}", c.sink_name);
     }

@@ -1,4 +1,4 @@
--- error: 9:7: invalid pipeline definition: filter: `name > 5 + 'abc'`: operator + needs numeric operands, got BIGINT and VARCHAR
+-- error: 9:7: invalid pipeline definition: filter: `name > 5 + 'abc'`: Error during planning: Cannot coerce arithmetic expression Int64 + Utf8 to valid types
 CREATE SOURCE events (id BIGINT, value DOUBLE, name VARCHAR, ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
 WITH (connector = 'kafka', topic = 'events');
