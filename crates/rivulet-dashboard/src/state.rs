@@ -887,6 +887,7 @@ mod tests {
                 .collect(),
             state_operators: vec![StateOperatorProgress {
                 operator_name: "window_aggregate".into(),
+                branch: None,
                 num_rows_total: 4,
                 num_rows_updated: 1,
                 num_rows_dropped_by_watermark: 0,
@@ -906,6 +907,7 @@ mod tests {
                 description: "console".into(),
                 num_output_rows: 2,
             },
+            branches: Vec::new(),
             num_dead_letters: 3,
             num_late_rows: 1,
         }

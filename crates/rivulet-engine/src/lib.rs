@@ -15,6 +15,7 @@
 pub mod decode;
 pub mod error;
 pub mod expr;
+pub mod job;
 pub mod operator;
 pub mod operators;
 pub mod plan;
@@ -22,5 +23,6 @@ pub mod watermark;
 pub mod window;
 
 pub use error::EngineError;
+pub use job::Job;
 pub use operator::{Message, Operator};
 pub use plan::Plan;

@@ -32,7 +32,7 @@ pub mod source;
 pub use args::PlanArgs;
 pub use error::RuntimeError;
 pub use observer::QueryObserver;
-pub use query::{run_query, QuerySummary, RunOptions};
+pub use query::{run_job, run_query, QuerySummary, RunOptions};
 
 /// `Result` with [`RuntimeError`].
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -10,8 +10,14 @@ use crate::progress::QueryProgress;
 /// (sinks written, `commits/<epoch>` on disk), so an observer never shows a result that a
 /// restart could take back. A replayed epoch is reported again with the same rows.
 pub trait QueryObserver: Send + Sync + std::fmt::Debug {
-    /// The epoch's result rows, in the canonical order the sinks got them (may be empty).
+    /// The epoch's result rows, in the canonical order the sinks got them (may be empty). In a
+    /// job of several branches, the first branch's rows (see [`Self::on_branch_results`]).
     fn on_results(&self, epoch: u64, rows: &[RecordBatch]);
+    /// Every branch's result rows of the epoch, called before [`Self::on_results`] for each
+    /// branch of the job (a single query is a job of one branch named after it).
+    fn on_branch_results(&self, branch: &str, epoch: u64, rows: &[RecordBatch]) {
+        let _ = (branch, epoch, rows);
+    }
     /// The epoch's progress record (the same one logged and written to `--progress-json`).
     fn on_progress(&self, progress: &QueryProgress);
 }

@@ -2,7 +2,14 @@
 //! one-line summary in the log, and with `--progress-json FILE` one JSON object per line.
 //!
 //! Rivulet adds `numDeadLetters` (records that failed decoding) and `numLateRows` (rows behind
-//! the watermark, not aggregated). A trigger that finds no data produces no epoch; the query's
+//! the watermark, not aggregated).
+//!
+//! A job of several branches (a SQL file with several INSERTs over one source) still writes
+//! one record per micro-batch: the source's input rows are counted once (`numInputRows`,
+//! `sources`), `stateOperators` lists every branch's operators each with its `branch`, `sink`
+//! sums the output rows of all sinks, and `branches` holds one entry per branch with its name
+//! and its own `sink` (description and output rows). A single query's record has neither
+//! `branch` nor `branches`, as in Spark. A trigger that finds no data produces no epoch; the query's
 //! [`QueryStatus`] then says "Waiting for data to arrive", and the log says so once.
 
 use std::collections::BTreeMap;
@@ -40,6 +47,9 @@ pub struct QueryProgress {
     pub state_operators: Vec<StateOperatorProgress>,
     pub sources: Vec<SourceProgress>,
     pub sink: SinkProgress,
+    /// Per branch of a job with several (empty, and left out, for a single query).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<BranchProgress>,
     pub num_dead_letters: u64,
     pub num_late_rows: u64,
 }
@@ -48,6 +58,9 @@ pub struct QueryProgress {
 #[serde(rename_all = "camelCase")]
 pub struct StateOperatorProgress {
     pub operator_name: String,
+    /// The branch the operator belongs to, in a job of several branches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
     pub num_rows_total: u64,
     pub num_rows_updated: u64,
     pub num_rows_dropped_by_watermark: u64,
@@ -68,6 +81,14 @@ pub struct SourceProgress {
     /// `lag` (total records behind the latest offsets) and Spark's
     /// `minOffsetsBehindLatest` / `maxOffsetsBehindLatest` / `avgOffsetsBehindLatest`.
     pub metrics: BTreeMap<String, String>,
+}
+
+/// One branch of a job: its name and what its sinks got this micro-batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BranchProgress {
+    pub name: String,
+    pub sink: SinkProgress,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +256,7 @@ mod tests {
             event_time: et.to_map(Some(1_795_514_405_000)),
             state_operators: vec![StateOperatorProgress {
                 operator_name: "window".into(),
+                branch: None,
                 num_rows_total: 4,
                 num_rows_updated: 2,
                 num_rows_dropped_by_watermark: 0,
@@ -254,6 +276,7 @@ mod tests {
                 description: "FileSink".into(),
                 num_output_rows: 2,
             },
+            branches: Vec::new(),
             num_dead_letters: 1,
             num_late_rows: 0,
         }

@@ -1,5 +1,14 @@
-//! The driver: runs a [`Plan`] as a sequence of micro-batches (*epochs*), Spark Structured
-//! Streaming style.
+//! The driver: runs a [`Job`] (one [`Plan`], or several branch plans sharing one source) as a
+//! sequence of micro-batches (*epochs*), Spark Structured Streaming style.
+//!
+//! **Fan-out.** Every record is read and decoded once; the decoded, on-time batch is handed to
+//! each branch's operator chain (filter, derived columns, window aggregate: [`build_branch`])
+//! under one watermark tracker, and each branch's result goes to its own sinks. One checkpoint
+//! directory holds the source offsets, every branch's operator state (in `state/<epoch>`,
+//! operator names prefixed `<branch>/` when there are several branches) and one commit marker
+//! per epoch, so every branch's sinks follow the same per-epoch commit protocol. A job of one
+//! branch is exactly the single query of a pipeline file (same checkpoint files, progress
+//! records and consumer group).
 //!
 //! One trigger (every processing-time interval, or as soon as data arrives) is one epoch:
 //!
@@ -10,7 +19,8 @@
 //!    only counted), observe event times in the watermark tracker, run the operators
 //!    (`process_batch`);
 //! 4. advance the watermark → `on_watermark`, then `on_trigger`, cascading down the operators;
-//! 5. sort the result rows canonically and hand them to every sink (addBatch);
+//! 5. per branch, sort the result rows canonically and hand them to the branch's sinks
+//!    (addBatch);
 //! 6. write `state/<epoch>`, then `commits/<epoch>`, then commit the end offsets to the
 //!    consumer group (visibility only), then report progress.
 //!
@@ -34,6 +44,7 @@ use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use rivulet_engine::job::Job;
 use rivulet_engine::operator::Operator;
 use rivulet_engine::plan::{columns, OutputMode, Plan, SinkSpec, TriggerSpec};
 use rivulet_engine::watermark::{split_late, WatermarkState, WatermarkTracker};
@@ -45,8 +56,8 @@ use crate::decode_pool::DecodePool;
 use crate::dlq::{DeadLetters, DeadRecord};
 use crate::error::RuntimeError;
 use crate::progress::{
-    rate, EventTimeStats, ProgressWriter, QueryProgress, QueryStatus, SinkProgress, SourceProgress,
-    StateOperatorProgress,
+    rate, BranchProgress, EventTimeStats, ProgressWriter, QueryProgress, QueryStatus, SinkProgress,
+    SourceProgress, StateOperatorProgress,
 };
 use crate::rows::rfc3339_ms;
 use crate::sinks::{
@@ -67,6 +78,9 @@ pub enum FailPoint {
     AfterOffsets(u64),
     /// After the sinks wrote the epoch, before `state/<epoch>`.
     AfterSinks(u64),
+    /// After the sinks of branch `.1` (index in the job) wrote epoch `.0`, before the next
+    /// branch's sinks write it.
+    AfterBranchSinks(u64, usize),
     /// After `state/<epoch>`, before `commits/<epoch>`.
     AfterState(u64),
 }
@@ -104,6 +118,8 @@ pub struct QuerySummary {
     pub last_committed: Option<u64>,
     pub input_rows: u64,
     pub output_rows: u64,
+    /// Output rows per branch (name, rows), in the job's branch order.
+    pub branch_output_rows: Vec<(String, u64)>,
     pub dead_letters: u64,
     pub late_rows: u64,
     /// The watermark after the last epoch.
@@ -116,65 +132,66 @@ pub async fn run_query(
     opts: RunOptions,
     cancel: CancellationToken,
 ) -> Result<QuerySummary, RuntimeError> {
+    run_job(Job::single(plan), opts, cancel).await
+}
+
+/// Runs every branch of `job` over one read of its source until `cancel` (or the options'
+/// limits); see the module docs.
+pub async fn run_job(
+    job: Job,
+    opts: RunOptions,
+    cancel: CancellationToken,
+) -> Result<QuerySummary, RuntimeError> {
     tokio::task::spawn_blocking(move || {
-        let mut q = Query::open(plan, opts, cancel)?;
+        let mut q = Query::open(job, opts, cancel)?;
         q.run()
     })
     .await
     .map_err(|e| RuntimeError::Thread(e.to_string()))?
 }
 
-/// The operator chain and the watermark tracker.
-struct Pipeline {
-    decoders: DecodePool,
+/// One branch's operator chain: what runs after the shared decode for one plan.
+struct Chain {
     ops: Vec<Box<dyn Operator>>,
-    tracker: WatermarkTracker,
     output_schema: SchemaRef,
 }
 
-impl Pipeline {
-    fn build(plan: &Plan) -> Result<Pipeline> {
-        let decoders = DecodePool::new(plan)?;
-        let mut schema = decoders.schema();
-        let mut ops: Vec<Box<dyn Operator>> = Vec::new();
-        build_stateless_ops(plan, &mut schema, &mut ops)?;
-        let output_schema = if plan.is_passthrough() {
-            // No aggregation: the rows themselves are the result.
-            let mut schema = schema;
-            if plan.select.is_empty() {
-                let p = rivulet_engine::operators::project::Project::select(
-                    &Plan::passthrough_columns(&schema),
-                    &schema,
-                )?;
-                schema = p.output_schema();
-                ops.push(Box::new(p));
-            }
-            build_result_ops(plan, &mut schema, &mut ops)?;
-            schema
-        } else {
-            let agg = WindowAggregate::new(
-                schema,
-                &plan.group_by,
-                plan.window.as_ref(),
-                &plan.aggregates,
-                plan.output.mode,
+/// Builds one branch's operators over the decoded rows (`input_schema`): filter, derived
+/// columns, the window aggregate (none for a pass-through query), HAVING and the SELECT list.
+/// Returns the operators and the result schema.
+fn build_branch(
+    plan: &Plan,
+    input_schema: SchemaRef,
+) -> Result<(Vec<Box<dyn Operator>>, SchemaRef)> {
+    let mut schema = input_schema;
+    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    build_stateless_ops(plan, &mut schema, &mut ops)?;
+    if plan.is_passthrough() {
+        // No aggregation: the rows themselves are the result.
+        if plan.select.is_empty() {
+            let p = rivulet_engine::operators::project::Project::select(
+                &Plan::passthrough_columns(&schema),
+                &schema,
             )?;
-            let mut schema = agg.output_schema();
-            ops.push(Box::new(agg));
-            build_result_ops(plan, &mut schema, &mut ops)?;
-            schema
-        };
-        Ok(Pipeline {
-            decoders,
-            ops,
-            tracker: WatermarkTracker::new(
-                plan.event_time.allowed_lateness.0,
-                plan.event_time.idle_timeout.0,
-            ),
-            output_schema,
-        })
+            schema = p.output_schema();
+            ops.push(Box::new(p));
+        }
+    } else {
+        let agg = WindowAggregate::new(
+            schema,
+            &plan.group_by,
+            plan.window.as_ref(),
+            &plan.aggregates,
+            plan.output.mode,
+        )?;
+        schema = agg.output_schema();
+        ops.push(Box::new(agg));
     }
+    build_result_ops(plan, &mut schema, &mut ops)?;
+    Ok((ops, schema))
+}
 
+impl Chain {
     /// Pushes `batch` into operator `from` and cascades the outputs down the chain.
     fn push(&mut self, from: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
         if from >= self.ops.len() {
@@ -193,7 +210,7 @@ impl Pipeline {
     fn signal(
         &mut self,
         out: &mut Vec<RecordBatch>,
-        hook: impl Fn(&mut dyn Operator, &mut Vec<RecordBatch>) -> rivulet_engine::error::Result<()>,
+        hook: &impl Fn(&mut dyn Operator, &mut Vec<RecordBatch>) -> rivulet_engine::error::Result<()>,
     ) -> Result<()> {
         for i in 0..self.ops.len() {
             let mut produced = Vec::new();
@@ -204,11 +221,56 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// The shared decode and watermark tracker, and one operator chain per branch.
+struct Pipeline {
+    decoders: DecodePool,
+    chains: Vec<Chain>,
+    /// Per chain, the prefix of its operators' names in `state/<epoch>`: empty for a single
+    /// branch (the checkpoint stays the one a single query always wrote), `<branch>/` else.
+    prefixes: Vec<String>,
+    tracker: WatermarkTracker,
+}
+
+impl Pipeline {
+    fn build(job: &Job, shared: &Plan) -> Result<Pipeline> {
+        let decoders = DecodePool::new(shared)?;
+        let mut chains = Vec::with_capacity(job.branches.len());
+        let mut prefixes = Vec::with_capacity(job.branches.len());
+        for plan in &job.branches {
+            let (ops, output_schema) = build_branch(plan, decoders.schema())?;
+            chains.push(Chain { ops, output_schema });
+            prefixes.push(if job.branches.len() > 1 {
+                format!("{}/", plan.name)
+            } else {
+                String::new()
+            });
+        }
+        Ok(Pipeline {
+            decoders,
+            chains,
+            prefixes,
+            tracker: WatermarkTracker::new(
+                shared.event_time.allowed_lateness.0,
+                shared.event_time.idle_timeout.0,
+            ),
+        })
+    }
+
+    /// Every branch's operators with their checkpoint names, in job order.
+    fn named_ops(&self) -> impl Iterator<Item = (String, &dyn Operator)> + '_ {
+        self.chains.iter().zip(&self.prefixes).flat_map(|(c, p)| {
+            c.ops
+                .iter()
+                .map(move |op| (format!("{p}{}", op.name()), op.as_ref()))
+        })
+    }
 
     fn snapshot(&self, epoch: u64) -> Result<EpochState> {
-        let mut operators = Vec::with_capacity(self.ops.len());
-        for op in &self.ops {
-            operators.push((op.name().to_string(), op.snapshot()?));
+        let mut operators = Vec::new();
+        for (name, op) in self.named_ops() {
+            operators.push((name, op.snapshot()?));
         }
         Ok(EpochState {
             epoch,
@@ -218,23 +280,30 @@ impl Pipeline {
     }
 
     fn restore(&mut self, state: &EpochState) -> Result<()> {
-        if state.operators.len() != self.ops.len() {
+        let names: Vec<String> = self.named_ops().map(|(n, _)| n).collect();
+        if state.operators.len() != names.len() {
             return Err(RuntimeError::Checkpoint(format!(
                 "state/{} has {} operators, the plan has {}: the plan changed incompatibly",
                 state.epoch,
                 state.operators.len(),
-                self.ops.len()
+                names.len()
             )));
         }
-        for (op, (name, bytes)) in self.ops.iter_mut().zip(&state.operators) {
-            if op.name() != name {
+        for (want, (name, _)) in names.iter().zip(&state.operators) {
+            if want != name {
                 return Err(RuntimeError::Checkpoint(format!(
-                    "state/{} holds `{name}` where the plan has `{}`",
-                    state.epoch,
-                    op.name()
+                    "state/{} holds `{name}` where the plan has `{want}`",
+                    state.epoch
                 )));
             }
-            op.restore(bytes)?;
+        }
+        let mut blobs = state.operators.iter();
+        for chain in &mut self.chains {
+            for op in &mut chain.ops {
+                if let Some((_, bytes)) = blobs.next() {
+                    op.restore(bytes)?;
+                }
+            }
         }
         let wm: WatermarkState = serde_json::from_value(state.watermark_tracker.clone())?;
         self.tracker.restore(wm);
@@ -324,13 +393,17 @@ fn canonical_order(
 }
 
 struct Query {
+    job: Job,
+    /// The declarations every branch shares (source, schema, event time, trigger,
+    /// checkpoint), named after the job: the first branch's plan under the job's name.
     plan: Plan,
     opts: RunOptions,
     cancel: CancellationToken,
     checkpoint: Checkpoint,
     pipeline: Pipeline,
     source: Box<dyn Source>,
-    sinks: Vec<Box<dyn Sink>>,
+    /// Per branch, its sinks.
+    sinks: Vec<Vec<Box<dyn Sink>>>,
     dead: DeadLetters,
     progress: Option<ProgressWriter>,
     /// Index of each partition in the fixed order (the watermark tracker's partition id).
@@ -341,8 +414,36 @@ struct Query {
     status: QueryStatus,
 }
 
+/// A branch's sinks, opened from its plan's `SinkSpec`s.
+fn open_sinks(ctx: &SinkContext<'_>) -> Result<Vec<Box<dyn Sink>>> {
+    let plan = ctx.plan;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    for s in &plan.sinks {
+        sinks.push(match s {
+            SinkSpec::Console => Box::new(ConsoleSink::stdout().with_schema(ctx.schema.clone())),
+            SinkSpec::File { path } => Box::new(FileSink::new(path)?),
+            SinkSpec::Kafka { topic, brokers } => Box::new(KafkaSink::connect(
+                brokers.as_deref().unwrap_or(&plan.source.brokers),
+                topic,
+                &plan.group_by,
+            )?),
+            SinkSpec::Parquet(spec) => Box::new(ParquetSink::open(spec, ctx)?),
+            SinkSpec::Postgres(spec) => Box::new(PostgresSink::open(spec, ctx)?),
+        });
+    }
+    Ok(sinks)
+}
+
 impl Query {
-    fn open(plan: Plan, opts: RunOptions, cancel: CancellationToken) -> Result<Query> {
+    fn open(job: Job, opts: RunOptions, cancel: CancellationToken) -> Result<Query> {
+        // A single plan runs as it always did; branches must agree on what they read.
+        if job.branches.len() > 1 {
+            job.validate()?;
+        }
+        let mut plan = job.primary().cloned().ok_or_else(|| {
+            rivulet_engine::EngineError::Plan("a job needs at least one branch".into())
+        })?;
+        plan.name = job.name.clone();
         let dir = opts
             .checkpoint_dir
             .clone()
@@ -352,30 +453,18 @@ impl Query {
         if let Some(n) = opts.retain_epochs {
             checkpoint = checkpoint.with_retain(n);
         }
-        let pipeline = Pipeline::build(&plan)?;
+        let pipeline = Pipeline::build(&job, &plan)?;
         let source = source::connect(&plan.source, &plan.name)?;
-        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-        let ctx = SinkContext {
-            plan: &plan,
-            schema: &pipeline.output_schema,
-            checkpoint_dir: &dir,
-            query_id: &checkpoint.metadata().id,
-            last_committed: checkpoint.latest_committed()?,
-        };
-        for s in &plan.sinks {
-            sinks.push(match s {
-                SinkSpec::Console => {
-                    Box::new(ConsoleSink::stdout().with_schema(pipeline.output_schema.clone()))
-                }
-                SinkSpec::File { path } => Box::new(FileSink::new(path)?),
-                SinkSpec::Kafka { topic, brokers } => Box::new(KafkaSink::connect(
-                    brokers.as_deref().unwrap_or(&plan.source.brokers),
-                    topic,
-                    &plan.group_by,
-                )?),
-                SinkSpec::Parquet(spec) => Box::new(ParquetSink::open(spec, &ctx)?),
-                SinkSpec::Postgres(spec) => Box::new(PostgresSink::open(spec, &ctx)?),
-            });
+        let last_committed = checkpoint.latest_committed()?;
+        let mut sinks = Vec::with_capacity(job.branches.len());
+        for (branch, chain) in job.branches.iter().zip(&pipeline.chains) {
+            sinks.push(open_sinks(&SinkContext {
+                plan: branch,
+                schema: &chain.output_schema,
+                checkpoint_dir: &dir,
+                query_id: &checkpoint.metadata().id,
+                last_committed,
+            })?);
         }
         let dead = DeadLetters::connect(
             &plan.source.brokers,
@@ -395,9 +484,11 @@ impl Query {
         let summary = QuerySummary {
             id: checkpoint.metadata().id.clone(),
             run_id: uuid::Uuid::new_v4().to_string(),
+            branch_output_rows: job.branches.iter().map(|b| (b.name.clone(), 0)).collect(),
             ..QuerySummary::default()
         };
         Ok(Query {
+            job,
             plan,
             opts,
             cancel,
@@ -569,7 +660,7 @@ impl Query {
             self.run_epoch(&offsets, records, started, wal_ms)?;
             self.next_epoch += 1;
         }
-        for s in &mut self.sinks {
+        for s in self.sinks.iter_mut().flatten() {
             s.close()?;
         }
         self.summary.watermark = self.pipeline.tracker.current();
@@ -601,7 +692,7 @@ impl Query {
         let mut dead: Vec<DeadRecord> = Vec::new();
         let mut late: Vec<RecordBatch> = Vec::new();
         let mut num_late = 0u64;
-        let mut out: Vec<RecordBatch> = Vec::new();
+        let mut outs: Vec<Vec<RecordBatch>> = vec![Vec::new(); self.pipeline.chains.len()];
         let mut et = EventTimeStats::default();
         for part in &records {
             let topic = &part.topic;
@@ -641,22 +732,46 @@ impl Query {
                     late.push(l);
                 }
                 if on_time.num_rows() > 0 {
-                    self.pipeline.push(0, on_time, &mut out)?;
+                    // The fan-out: each branch gets the same decoded rows (Arc'd columns, no
+                    // copy).
+                    for (chain, out) in self.pipeline.chains.iter_mut().zip(&mut outs) {
+                        chain.push(0, on_time.clone(), out)?;
+                    }
                 }
             }
         }
-        if let Some(wm) = self.pipeline.tracker.advance(now) {
-            self.pipeline
-                .signal(&mut out, |op, o| op.on_watermark(wm, o))?;
+        let wm = self.pipeline.tracker.advance(now);
+        let mut results = Vec::with_capacity(outs.len());
+        for ((chain, mut out), plan) in self
+            .pipeline
+            .chains
+            .iter_mut()
+            .zip(outs)
+            .zip(&self.job.branches)
+        {
+            if let Some(wm) = wm {
+                chain.signal(&mut out, &|op, o| op.on_watermark(wm, o))?;
+            }
+            chain.signal(&mut out, &|op, o| op.on_trigger(o))?;
+            results.push(canonical_order(&chain.output_schema, out, &plan.group_by)?);
         }
-        self.pipeline.signal(&mut out, |op, o| op.on_trigger(o))?;
-        let schema = self.pipeline.output_schema.clone();
-        let result = canonical_order(&schema, out, &self.plan.group_by)?;
-        let num_output: u64 = result.iter().map(|b| b.num_rows() as u64).sum();
+        let num_outputs: Vec<u64> = results
+            .iter()
+            .map(|r| r.iter().map(|b| b.num_rows() as u64).sum())
+            .collect();
+        let num_output: u64 = num_outputs.iter().sum();
         self.dead.send_dead_letters(epoch, &dead)?;
         self.dead.send_late(epoch, &late)?;
-        for s in &mut self.sinks {
-            s.write_epoch(epoch, &result)?;
+        for (i, (sinks, result)) in self.sinks.iter_mut().zip(&results).enumerate() {
+            for s in sinks.iter_mut() {
+                s.write_epoch(epoch, result)?;
+            }
+            if self.opts.fail_point == Some(FailPoint::AfterBranchSinks(epoch, i)) {
+                return Err(RuntimeError::FailPoint(format!(
+                    "{:?}",
+                    FailPoint::AfterBranchSinks(epoch, i)
+                )));
+            }
         }
         let add_ms = add.elapsed().as_millis() as u64;
         self.fail_at(FailPoint::AfterSinks(epoch))?;
@@ -665,12 +780,17 @@ impl Query {
         self.checkpoint.write_state(&state)?;
         self.fail_at(FailPoint::AfterState(epoch))?;
         self.checkpoint.write_commit(epoch)?;
-        for s in &mut self.sinks {
+        for s in self.sinks.iter_mut().flatten() {
             s.commit(epoch)?;
         }
         // After the commit: an observer only ever sees results a restart will not take back.
         if let Some(o) = &self.opts.observer {
-            o.on_results(epoch, &result);
+            for (plan, result) in self.job.branches.iter().zip(&results) {
+                o.on_branch_results(&plan.name, epoch, result);
+            }
+            if let Some(first) = results.first() {
+                o.on_results(epoch, first);
+            }
         }
         let ends: BTreeMap<TopicPartition, i64> = offsets
             .ranges
@@ -696,6 +816,9 @@ impl Query {
         self.summary.last_committed = Some(epoch);
         self.summary.input_rows += num_input;
         self.summary.output_rows += num_output;
+        for ((_, total), n) in self.summary.branch_output_rows.iter_mut().zip(&num_outputs) {
+            *total += n;
+        }
         self.summary.dead_letters += dead.len() as u64;
         self.summary.late_rows += num_late;
         self.summary.watermark = self.pipeline.tracker.current();
@@ -705,6 +828,7 @@ impl Query {
             ProgressCounts {
                 num_input,
                 num_output,
+                num_outputs,
                 num_dead: dead.len() as u64,
                 num_late,
                 et,
@@ -788,22 +912,52 @@ impl Query {
             TriggerSpec::OnArrival => rate(c.num_input, trigger_ms),
         };
         let processed_rate = rate(c.num_input, trigger_ms);
-        let state_operators = self
-            .pipeline
-            .ops
-            .iter()
-            .filter(|op| op.name() == "window_aggregate" || op.metrics().num_rows_total > 0)
-            .map(|op| {
-                let m = op.metrics();
-                StateOperatorProgress {
-                    operator_name: op.name().to_string(),
-                    num_rows_total: m.num_rows_total,
-                    num_rows_updated: m.num_rows_updated,
-                    num_rows_dropped_by_watermark: m.num_rows_dropped_by_watermark,
-                    memory_used_bytes: m.memory_used_bytes,
-                }
-            })
-            .collect();
+        let multi = self.job.branches.len() > 1;
+        let mut state_operators = Vec::new();
+        for (chain, plan) in self.pipeline.chains.iter().zip(&self.job.branches) {
+            state_operators.extend(
+                chain
+                    .ops
+                    .iter()
+                    .filter(|op| op.name() == "window_aggregate" || op.metrics().num_rows_total > 0)
+                    .map(|op| {
+                        let m = op.metrics();
+                        StateOperatorProgress {
+                            operator_name: op.name().to_string(),
+                            branch: multi.then(|| plan.name.clone()),
+                            num_rows_total: m.num_rows_total,
+                            num_rows_updated: m.num_rows_updated,
+                            num_rows_dropped_by_watermark: m.num_rows_dropped_by_watermark,
+                            memory_used_bytes: m.memory_used_bytes,
+                        }
+                    }),
+            );
+        }
+        let describe = |sinks: &[Box<dyn Sink>]| {
+            sinks
+                .iter()
+                .map(|s| s.description())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // A single query's record stays exactly Spark's; several branches add one entry each.
+        let branches = if multi {
+            self.job
+                .branches
+                .iter()
+                .zip(&self.sinks)
+                .zip(&c.num_outputs)
+                .map(|((plan, sinks), n)| BranchProgress {
+                    name: plan.name.clone(),
+                    sink: SinkProgress {
+                        description: describe(sinks),
+                        num_output_rows: *n,
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let p = QueryProgress {
             id: self.summary.id.clone(),
             run_id: self.summary.run_id.clone(),
@@ -830,11 +984,13 @@ impl Query {
                 description: self
                     .sinks
                     .iter()
-                    .map(|s| s.description())
+                    .map(|s| describe(s))
+                    .filter(|d| !d.is_empty())
                     .collect::<Vec<_>>()
                     .join(", "),
                 num_output_rows: c.num_output,
             },
+            branches,
             num_dead_letters: c.num_dead,
             num_late_rows: c.num_late,
         };
@@ -853,6 +1009,8 @@ impl Query {
 struct ProgressCounts {
     num_input: u64,
     num_output: u64,
+    /// Per branch, in job order.
+    num_outputs: Vec<u64>,
     num_dead: u64,
     num_late: u64,
     et: EventTimeStats,

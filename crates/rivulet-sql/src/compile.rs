@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::{DFSchema, DataFusionError, ScalarValue};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+use rivulet_engine::job::Job;
 use rivulet_engine::plan::{
     columns, timestamp_type, AggregateFunction, AggregateSpec, ByteSize, CheckpointSpec,
     DerivedColumn, DurationMs, EventTimeSpec, FieldSpec, FieldType, OutputMode, OutputSpec,
@@ -31,7 +32,8 @@ use crate::error::{Pos, Result, SqlError};
 use rivulet_engine::expr::FunctionProvider as Provider;
 use crate::script::{self, Emit, Item, Opt, SinkDecl, SourceDecl};
 
-/// A compiled SQL file: the plan the engine runs, and the names it was declared with.
+/// One compiled `INSERT INTO sink SELECT ...`: the plan the engine runs for it, and the names
+/// it was declared with.
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub plan: Plan,
@@ -39,8 +41,40 @@ pub struct Compiled {
     pub sink_name: String,
 }
 
+/// A compiled SQL file: one branch per INSERT, all reading the one source once.
+///
+/// A file with one INSERT is exactly the plan a pipeline file gives ([`Script::single_plan`]).
+/// With several, each branch plan is named after its sink (progress, dashboard, a PostgreSQL
+/// sink's default table) and the job — checkpoint directory, consumer group, progress
+/// records — is named by `SET name`, or after the first INSERT's sink.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub name: String,
+    pub source_name: String,
+    /// In file order.
+    pub branches: Vec<Compiled>,
+}
+
+impl Script {
+    /// The plan of a file with one INSERT.
+    pub fn single_plan(&self) -> Option<&Plan> {
+        match self.branches.as_slice() {
+            [c] => Some(&c.plan),
+            _ => None,
+        }
+    }
+
+    /// The job the runtime runs.
+    pub fn job(&self) -> Job {
+        Job {
+            name: self.name.clone(),
+            branches: self.branches.iter().map(|c| c.plan.clone()).collect(),
+        }
+    }
+}
+
 /// Compiles a streaming SQL file's text.
-pub fn compile(text: &str) -> Result<Compiled> {
+pub fn compile(text: &str) -> Result<Script> {
     let items = script::parse(text)?;
     let mut sources: Vec<SourceDecl> = Vec::new();
     let mut sinks: Vec<SinkDecl> = Vec::new();
@@ -71,19 +105,82 @@ pub fn compile(text: &str) -> Result<Compiled> {
             Item::Insert(i) => inserts.push(i),
         }
     }
-    let mut inserts = inserts.into_iter();
-    let Some(insert) = inserts.next() else {
+    if inserts.is_empty() {
         return Err(SqlError::File(
             "no INSERT INTO <sink> SELECT ... statement: nothing to run".into(),
         ));
-    };
-    if let Some(second) = inserts.next() {
-        return Err(SqlError::at(
-            second.pos,
-            "only one INSERT per file is supported so far (several INSERTs sharing a source are \
-             planned)",
-        ));
     }
+    let several = inserts.len() > 1;
+    let mut branches: Vec<Compiled> = Vec::new();
+    let mut targets: Vec<(String, Pos)> = Vec::new();
+    for insert in inserts {
+        let at = insert.pos;
+        let (c, target_pos) = compile_insert(insert, &sources, &sinks, &sets)?;
+        if let Some((_, first)) = targets.iter().find(|(n, _)| *n == c.sink_name) {
+            return Err(SqlError::at(
+                target_pos,
+                format!(
+                    "sink `{}` already receives the INSERT at {first}: one INSERT per sink",
+                    c.sink_name
+                ),
+            ));
+        }
+        if let Some(first) = branches.first() {
+            if first.source_name != c.source_name {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "this INSERT reads source `{}`, the first one reads `{}`: the INSERTs \
+                         of a file share one source (read once)",
+                        c.source_name, first.source_name
+                    ),
+                ));
+            }
+        }
+        targets.push((c.sink_name.clone(), at));
+        branches.push(c);
+        if several {
+            let last = branches.len() - 1;
+            // Branches are named after their sinks; `SET name` names the job.
+            branches[last].plan.name = branches[last].sink_name.clone();
+            let partial = Job {
+                name: "job".into(),
+                branches: branches.iter().map(|c| c.plan.clone()).collect(),
+            };
+            partial.validate().map_err(|e| match e {
+                rivulet_engine::EngineError::Plan(m) => SqlError::at(at, m),
+                other => SqlError::at(at, other.to_string()),
+            })?;
+        }
+    }
+    let name = match (several, branches.first()) {
+        (false, Some(c)) => c.plan.name.clone(),
+        _ => sets
+            .iter()
+            .rev()
+            .find(|o| matches!(o.key.as_str(), "name" | "pipeline.name"))
+            .map(|o| o.value.clone())
+            .or_else(|| branches.first().map(|c| c.sink_name.clone()))
+            .unwrap_or_default(),
+    };
+    let source_name = branches
+        .first()
+        .map(|c| c.source_name.clone())
+        .unwrap_or_default();
+    Ok(Script {
+        name,
+        source_name,
+        branches,
+    })
+}
+
+/// One `INSERT INTO sink SELECT ...` → its branch (and where its target sink is named).
+fn compile_insert(
+    insert: script::InsertStmt,
+    sources: &[SourceDecl],
+    sinks: &[SinkDecl],
+    sets: &[Opt],
+) -> Result<(Compiled, Pos)> {
     let Statement::Insert(ins) = *insert.statement else {
         return Err(SqlError::at(
             insert.pos,
@@ -112,7 +209,8 @@ pub fn compile(text: &str) -> Result<Compiled> {
     let Some(query) = ins.source else {
         return Err(SqlError::at(insert.pos, "INSERT needs a SELECT"));
     };
-    compile_query(*query, insert.pos, insert.emit, &sources, sink, &sets)
+    let c = compile_query(*query, insert.pos, insert.emit, sources, sink, sets)?;
+    Ok((c, target_pos))
 }
 
 /// How the FROM clause reads the source.

@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 
 use rivulet_engine::plan::{
-    OutputMode, SinkSpec, SourceClient, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
+    OutputMode, Plan, SinkSpec, SourceClient, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
 };
 
-use crate::compile::Compiled;
+use crate::compile::{Compiled, Script};
 
 fn ms(v: i64) -> String {
     if v % 3_600_000 == 0 && v != 0 {
@@ -21,10 +21,56 @@ fn ms(v: i64) -> String {
 }
 
 /// The plan as indented text: source, watermark, operators in order, state, emit mode, sinks.
-pub fn explain(c: &Compiled) -> String {
-    let p = &c.plan;
+/// A file with several INSERTs shows the shared source once, then each branch.
+pub fn explain(script: &Script) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "query {}", p.name);
+    match script.branches.as_slice() {
+        [] => {}
+        [c] => {
+            let _ = writeln!(o, "query {}", c.plan.name);
+            source(&mut o, &c.plan, &c.source_name);
+            branch(&mut o, c, "");
+        }
+        [first, ..] => {
+            let p = &first.plan;
+            let _ = writeln!(o, "job {}", script.name);
+            source(&mut o, p, &script.source_name);
+            let _ = writeln!(
+                o,
+                "  decode json -> arrow once per record, fanned out to {} branches",
+                script.branches.len()
+            );
+            let _ = writeln!(
+                o,
+                "checkpoint: source offsets and every branch's state in {}, trigger {}",
+                checkpoint_dir(p, &script.name),
+                trigger(p)
+            );
+            for c in &script.branches {
+                let _ = writeln!(o, "branch {} (INSERT INTO {}):", c.plan.name, c.sink_name);
+                branch(&mut o, c, "  ");
+            }
+        }
+    }
+    o
+}
+
+fn checkpoint_dir(p: &Plan, name: &str) -> String {
+    p.checkpoint.dir.as_ref().map_or_else(
+        || format!("./checkpoints/{name}"),
+        |d| d.display().to_string(),
+    )
+}
+
+fn trigger(p: &Plan) -> String {
+    match p.output.trigger {
+        TriggerSpec::OnArrival => "on arrival".to_string(),
+        TriggerSpec::ProcessingTime(d) => format!("every {}", ms(d.0)),
+    }
+}
+
+/// The source, its schema, watermark and dead-letter handling (shared by every branch).
+fn source(o: &mut String, p: &Plan, source_name: &str) {
     let s = &p.source;
     let start = match s.starting_offsets {
         StartingOffsets::Earliest => "earliest".to_string(),
@@ -37,8 +83,7 @@ pub fn explain(c: &Compiled) -> String {
     };
     let _ = writeln!(
         o,
-        "source {}: kafka topics [{}] at {}, json, start {start}, client {client}",
-        c.source_name,
+        "source {source_name}: kafka topics [{}] at {}, json, start {start}, client {client}",
         s.topics.join(", "),
         s.brokers
     );
@@ -82,16 +127,27 @@ pub fn explain(c: &Compiled) -> String {
             .unwrap_or_else(|| format!("{}.dlq", s.topics.first().map_or("", String::as_str))),
         s.late_topic.as_deref().unwrap_or("counted and dropped")
     );
-    let _ = writeln!(o, "operators:");
-    let mut n = 1;
-    let _ = writeln!(o, "  {n}. decode json -> arrow");
+}
+
+/// One branch: its operators, state, emit mode and sinks, each line indented by `ind`. A
+/// single query (`ind` empty) also names its checkpoint and trigger here, as it always did.
+fn branch(o: &mut String, c: &Compiled, ind: &str) {
+    let p = &c.plan;
+    let et = &p.event_time;
+    let single = ind.is_empty();
+    let _ = writeln!(o, "{ind}operators:");
+    let mut n = 0;
+    if single {
+        n += 1;
+        let _ = writeln!(o, "  {n}. decode json -> arrow");
+    }
     if let Some(f) = &p.filter {
         n += 1;
-        let _ = writeln!(o, "  {n}. filter: {f}");
+        let _ = writeln!(o, "{ind}  {n}. filter: {f}");
     }
     for d in &p.columns {
         n += 1;
-        let _ = writeln!(o, "  {n}. derive {} = {}", d.name, d.expr);
+        let _ = writeln!(o, "{ind}  {n}. derive {} = {}", d.name, d.expr);
     }
     if !p.aggregates.is_empty() || p.window.is_some() || !p.group_by.is_empty() {
         n += 1;
@@ -117,7 +173,7 @@ pub fn explain(c: &Compiled) -> String {
             .collect();
         let _ = writeln!(
             o,
-            "  {n}. window aggregate: {window} on {}, group by [{}], {}",
+            "{ind}  {n}. window aggregate: {window} on {}, group by [{}], {}",
             et.field,
             p.group_by.join(", "),
             aggs.join(", ")
@@ -128,11 +184,11 @@ pub fn explain(c: &Compiled) -> String {
             out.push("window_end".into());
         }
         out.extend(p.aggregates.iter().map(|a| a.output_name()));
-        let _ = writeln!(o, "     emits: {}", out.join(", "));
+        let _ = writeln!(o, "{ind}     emits: {}", out.join(", "));
     }
     if let Some(h) = &p.having {
         n += 1;
-        let _ = writeln!(o, "  {n}. having: {h}");
+        let _ = writeln!(o, "{ind}  {n}. having: {h}");
     }
     if !p.select.is_empty() {
         n += 1;
@@ -148,44 +204,49 @@ pub fn explain(c: &Compiled) -> String {
                 }
             })
             .collect();
-        let _ = writeln!(o, "  {n}. select: {}", cols.join(", "));
+        let _ = writeln!(o, "{ind}  {n}. select: {}", cols.join(", "));
     }
-    if p.is_passthrough() {
+    if !p.is_passthrough() {
+        if single {
+            let _ = writeln!(
+                o,
+                "state: one accumulator per (group, window), checkpointed with the source \
+                 offsets in {}",
+                checkpoint_dir(p, &p.name)
+            );
+        } else {
+            let _ = writeln!(o, "{ind}state: one accumulator per (group, window)");
+        }
+    } else if single {
         let _ = writeln!(o, "state: source offsets only");
     } else {
-        let _ = writeln!(
-            o,
-            "state: one accumulator per (group, window), checkpointed with the source offsets \
-             in {}",
-            p.checkpoint.dir.as_ref().map_or_else(
-                || format!("./checkpoints/{}", p.name),
-                |d| d.display().to_string()
-            )
-        );
+        if n == 0 {
+            let _ = writeln!(o, "{ind}  (the decoded rows, unchanged)");
+        }
+        let _ = writeln!(o, "{ind}state: none");
     }
-    let trigger = match p.output.trigger {
-        TriggerSpec::OnArrival => "on arrival".to_string(),
-        TriggerSpec::ProcessingTime(d) => format!("every {}", ms(d.0)),
-    };
     let emit = match p.output.mode {
         OutputMode::Append => "on window close (append)",
         OutputMode::Update => "changes (update)",
     };
-    let _ = writeln!(o, "emit: {emit}, trigger {trigger}");
-    let _ = writeln!(o, "sinks:");
+    if single {
+        let _ = writeln!(o, "emit: {emit}, trigger {}", trigger(p));
+    } else {
+        let _ = writeln!(o, "{ind}emit: {emit}");
+    }
+    let _ = writeln!(o, "{ind}sinks:");
     for sink in &p.sinks {
         let line = match sink {
             SinkSpec::Console => "console".to_string(),
             SinkSpec::Kafka { topic, brokers } => format!(
                 "kafka topic {topic} at {}",
-                brokers.as_deref().unwrap_or(&s.brokers)
+                brokers.as_deref().unwrap_or(&p.source.brokers)
             ),
             SinkSpec::File { path } => format!("file {}", path.display()),
             SinkSpec::Parquet(pq) => format!("parquet files under {}", pq.path.display()),
             // The URL is not printed: it may hold a password.
             SinkSpec::Postgres(pg) => format!("postgres table {}", pg.table_name(&p.name)),
         };
-        let _ = writeln!(o, "  {}: {line}", c.sink_name);
+        let _ = writeln!(o, "{ind}  {}: {line}", c.sink_name);
     }
-    o
 }

@@ -2,7 +2,9 @@
 //!
 //! Turns a `.sql` file into the engine's [`Plan`]: the same plain data structure a TOML
 //! pipeline file builds, so `rivulet run --sql` runs exactly what `rivulet run --pipeline`
-//! runs (one decode, Rivulet's window operator, watermarks and checkpoints).
+//! runs (one decode, Rivulet's window operator, watermarks and checkpoints). A file with
+//! several INSERTs over one source compiles to a [`Job`] of one branch plan per INSERT
+//! ([`Script`]); the runtime reads and decodes the source once and fans the rows out.
 //!
 //! ```sql
 //! CREATE SOURCE events (id BIGINT, value DOUBLE, timestamp TIMESTAMP,
@@ -28,7 +30,7 @@
 //!
 //! Not yet: the engine still evaluates WHERE and derived columns with its own small evaluator
 //! (`rivulet_engine::expr`), so a DataFusion function it lacks is rejected by the plan check;
-//! HAVING; several INSERTs per file.
+//! HAVING; INSERTs over different sources in one file.
 //!
 //! Every error reads `line:column: what is wrong`, and is reported before anything starts.
 
@@ -37,13 +39,13 @@ pub mod error;
 mod explain;
 mod script;
 
-pub use compile::{compile, Compiled};
+pub use compile::{compile, Compiled, Script};
 pub use error::{Pos, SqlError};
 pub use explain::explain;
-pub use rivulet_engine::Plan;
+pub use rivulet_engine::{Job, Plan};
 
 /// Compiles a `.sql` file; errors read `path:line:column: ...`.
-pub fn compile_file(path: &std::path::Path) -> Result<Compiled, SqlError> {
+pub fn compile_file(path: &std::path::Path) -> Result<Script, SqlError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| SqlError::Io {
         path: shown.clone(),

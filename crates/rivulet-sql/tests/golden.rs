@@ -84,5 +84,5 @@ fn default_query_in_sql_is_the_pipeline_file_plan() {
     let from_toml = rivulet_sql::Plan::from_toml(&toml).expect("valid pipeline file");
     let from_sql =
         rivulet_sql::compile_file(&root.join("examples/pipeline.sql")).expect("valid SQL");
-    assert_eq!(from_sql.plan, from_toml);
+    assert_eq!(from_sql.single_plan(), Some(&from_toml));
 }

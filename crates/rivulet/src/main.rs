@@ -281,39 +281,82 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A `.sql` pipeline compiled to the engine plan; errors read `file:line:column: ...`.
-fn sql_plan(path: &std::path::Path) -> Result<rivulet_engine::Plan> {
-    Ok(rivulet_sql::compile_file(path)?.plan)
+/// A `.sql` pipeline compiled to the engine's job (one branch per INSERT); errors read
+/// `file:line:column: ...`.
+fn sql_job(path: &std::path::Path) -> Result<rivulet_engine::Job> {
+    Ok(rivulet_sql::compile_file(path)?.job())
+}
+
+/// The one plan of a job whose flags (query flags, `--sink`) only make sense for one query.
+fn single_plan(job: rivulet_engine::Job, what: &str) -> Result<rivulet_engine::Plan> {
+    let n = job.branches.len();
+    match <[rivulet_engine::Plan; 1]>::try_from(job.branches) {
+        Ok([plan]) => Ok(plan),
+        Err(_) => anyhow::bail!(
+            "{what} applies to a single query; this SQL file has {n} INSERTs (edit the file instead)"
+        ),
+    }
 }
 
 fn sql(command: SqlCommand) -> Result<()> {
     match command {
         SqlCommand::Explain { file, json } => {
-            let compiled = rivulet_sql::compile_file(&file)?;
+            let script = rivulet_sql::compile_file(&file)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&compiled.plan)?);
+                // One INSERT: the plan, as always; several: the job with its branch plans.
+                match script.single_plan() {
+                    Some(plan) => println!("{}", serde_json::to_string_pretty(plan)?),
+                    None => println!("{}", serde_json::to_string_pretty(&script.job())?),
+                }
             } else {
-                print!("{}", rivulet_sql::explain(&compiled));
+                print!("{}", rivulet_sql::explain(&script));
             }
             Ok(())
         }
     }
 }
 
+/// The dashboard shows one query: the job's first branch, under the job's name (its
+/// progress records, consumer group and checkpoint carry the job's name).
+fn dashboard_plan(job: &rivulet_engine::Job) -> Option<rivulet_engine::Plan> {
+    job.primary().map(|p| {
+        let mut p = p.clone();
+        p.name = job.name.clone();
+        p
+    })
+}
+
 /// `rivulet run`: the first Ctrl-C/SIGTERM finishes the current micro-batch and checkpoints;
 /// a second one exits at once.
 async fn run_pipeline(args: RunArgs) -> Result<()> {
-    let base = match (&args.pipeline, &args.sql) {
-        (Some(p), _) => Some(rivulet_engine::Plan::from_toml_file(p)?),
-        (None, Some(s)) => Some(sql_plan(s)?),
-        (None, None) => None,
+    let mut job = match (&args.pipeline, &args.sql) {
+        (Some(p), _) => rivulet_engine::Job::single(
+            args.query
+                .build(Some(rivulet_engine::Plan::from_toml_file(p)?))?,
+        ),
+        (None, Some(s)) => {
+            let job = sql_job(s)?;
+            if job.branches.len() > 1 && args.query.is_empty() {
+                job
+            } else {
+                // Query flags override one query's plan; several branches refuse them.
+                rivulet_engine::Job::single(
+                    args.query.build(Some(single_plan(job, "a query flag")?))?,
+                )
+            }
+        }
+        (None, None) => rivulet_engine::Job::single(args.query.build(None)?),
     };
-    let mut plan = args.query.build(base)?;
     if let Some(b) = args.brokers {
-        plan.source.brokers = b;
+        for p in &mut job.branches {
+            p.source.brokers = b.clone();
+        }
     }
     if args.print_plan {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        match job.as_single() {
+            Some(plan) => println!("{}", serde_json::to_string_pretty(plan)?),
+            None => println!("{}", serde_json::to_string_pretty(&job)?),
+        }
         return Ok(());
     }
     let dashboard_listener = match args.dashboard {
@@ -336,8 +379,11 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
     let mut observer = None;
     let mut dashboard = None;
     if let Some(listener) = dashboard_listener {
-        let mut config = rivulet_dashboard::DashboardConfig::new(plan.source.brokers.clone());
-        config.plan = Some(plan.clone());
+        let mut config = rivulet_dashboard::DashboardConfig::new(
+            job.primary()
+                .map_or_else(String::new, |p| p.source.brokers.clone()),
+        );
+        config.plan = dashboard_plan(&job);
         let d = rivulet_dashboard::Dashboard::new(config);
         observer = Some(d.observer());
         dashboard = Some(tokio::spawn(d.serve(listener, dashboard_cancel.clone())));
@@ -348,7 +394,7 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
         observer,
         ..rivulet_runtime::RunOptions::default()
     };
-    let result = rivulet_runtime::run_query(plan, opts, cancel).await;
+    let result = rivulet_runtime::run_job(job, opts, cancel).await;
     dashboard_cancel.cancel();
     stop_dashboard(dashboard).await;
     let summary = result?;
@@ -366,18 +412,22 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
 /// and marks a clean shutdown. A second Ctrl-C exits at once.
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = args.data_dir.clone();
-    let mut plan = match (&args.pipeline, &args.sql) {
-        (Some(p), _) => rivulet_engine::Plan::from_toml_file(p)?,
-        (None, Some(s)) => sql_plan(s)?,
-        (None, None) => rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?,
+    let mut job = match (&args.pipeline, &args.sql) {
+        (Some(p), _) => rivulet_engine::Job::single(rivulet_engine::Plan::from_toml_file(p)?),
+        (None, Some(s)) => sql_job(s)?,
+        (None, None) => {
+            rivulet_engine::Job::single(rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?)
+        }
     };
     if !args.sinks.is_empty() {
+        let mut plan = single_plan(job, "--sink")?;
         plan.sinks = args
             .sinks
             .iter()
             .map(|s| rivulet_runtime::args::parse_sink(s))
             .collect::<Result<_, _>>()?;
         plan.validate()?;
+        job = rivulet_engine::Job::single(plan);
     }
     // Bound first, so a taken port fails the start before anything else runs.
     let dashboard_listener = match args.no_dashboard {
@@ -409,15 +459,17 @@ async fn up(args: UpArgs) -> Result<()> {
     let query_cancel = tokio_util::sync::CancellationToken::new();
     let dashboard_cancel = tokio_util::sync::CancellationToken::new();
     let gen_stats = Arc::new(rivulet_gen::GenStats::default());
-    plan.source.brokers = brokers.clone();
-    if args.pipeline.is_none() && args.sql.is_none() {
-        plan.source.topics = vec![args.topic.clone()];
+    for plan in &mut job.branches {
+        plan.source.brokers = brokers.clone();
+        if args.pipeline.is_none() && args.sql.is_none() {
+            plan.source.topics = vec![args.topic.clone()];
+        }
     }
     let mut observer = None;
     let mut dashboard = None;
     if let Some(listener) = dashboard_listener {
         let mut config = rivulet_dashboard::DashboardConfig::new(brokers.clone());
-        config.plan = (!args.no_query).then(|| plan.clone());
+        config.plan = (!args.no_query).then(|| dashboard_plan(&job)).flatten();
         config.broker = broker.as_ref().map(|b| b.broker().clone());
         config.generator = (!args.no_generator).then(|| gen_stats.clone());
         let d = rivulet_dashboard::Dashboard::new(config);
@@ -451,12 +503,12 @@ async fn up(args: UpArgs) -> Result<()> {
     if !args.no_query {
         let opts = rivulet_runtime::RunOptions {
             progress_json: args.progress_json.clone(),
-            checkpoint_dir: Some(data_dir.join("checkpoints").join(&plan.name)),
+            checkpoint_dir: Some(data_dir.join("checkpoints").join(&job.name)),
             observer,
             ..rivulet_runtime::RunOptions::default()
         };
-        query = Some(tokio::spawn(rivulet_runtime::run_query(
-            plan,
+        query = Some(tokio::spawn(rivulet_runtime::run_job(
+            job,
             opts,
             query_cancel.clone(),
         )));

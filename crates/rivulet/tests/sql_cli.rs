@@ -74,3 +74,42 @@ fn sql_errors_name_file_line_and_column() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{shown}:7:42:")), "{err}");
 }
+
+/// Several INSERTs over one source: explain shows the source once and every branch, `--json`
+/// gives the job with one plan per branch, and flags meant for one query are refused.
+#[test]
+fn sql_explain_shows_every_branch_of_a_two_insert_file() {
+    let sql = root().join("tests/sql/plans/two_inserts.sql");
+    let shown = sql.to_str().expect("utf-8 path");
+    let got = stdout_of(&["sql", "explain", shown]);
+    let want = std::fs::read_to_string(root().join("tests/sql/plans/two_inserts.plan"))
+        .expect("golden plan");
+    assert_eq!(got, want);
+    assert_eq!(got.matches("source events:").count(), 1, "{got}");
+    assert!(got.contains("branch per_id (INSERT INTO per_id):"), "{got}");
+    assert!(
+        got.contains("branch high_buckets (INSERT INTO high_buckets):"),
+        "{got}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["sql", "explain", "--json", shown])).expect("JSON");
+    assert_eq!(json["name"], "fanout");
+    let branches = json["branches"].as_array().expect("branches");
+    let names: Vec<&str> = branches
+        .iter()
+        .map(|b| b["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["per_id", "high_buckets"]);
+    assert_eq!(branches[0]["source"], branches[1]["source"]);
+    assert_ne!(branches[0]["window"], branches[1]["window"]);
+
+    // `run --print-plan` shows the same job; a query flag cannot say which branch it means.
+    let plan: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["run", "--sql", shown, "--print-plan"])).expect("JSON");
+    assert_eq!(plan, json);
+    let out = rivulet(&["run", "--sql", shown, "--group-by", "id", "--print-plan"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 INSERTs"), "{err}");
+}

@@ -1,4 +1,4 @@
--- error: 11:1: only one INSERT per file is supported so far (several INSERTs sharing a source are planned)
+-- error: 11:13: sink `out` already receives the INSERT at 6:1: one INSERT per sink
 CREATE SOURCE events (id BIGINT, value DOUBLE, name VARCHAR, ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
 WITH (connector = 'kafka', topic = 'events');
