@@ -160,6 +160,12 @@ pub fn explain(c: &Compiled) -> String {
                 brokers.as_deref().unwrap_or(&s.brokers)
             ),
             SinkSpec::File { path } => format!("file {}", path.display()),
+            // SQL cannot declare these sinks yet, but a plan can carry them (`--sink` flags).
+            SinkSpec::Parquet(spec) => format!("parquet {}", spec.path.display()),
+            SinkSpec::Postgres(spec) => format!(
+                "postgres table {}",
+                spec.table.as_deref().unwrap_or(p.name.as_str())
+            ),
         };
         let _ = writeln!(o, "  {}: {line}", c.sink_name);
     }
