@@ -138,15 +138,25 @@ impl Pipeline {
         let mut schema = decoders.schema();
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
         build_stateless_ops(plan, &mut schema, &mut ops)?;
-        let agg = WindowAggregate::new(
-            schema,
-            &plan.group_by,
-            plan.window.as_ref(),
-            &plan.aggregates,
-            plan.output.mode,
-        )?;
-        let output_schema = agg.output_schema();
-        ops.push(Box::new(agg));
+        let output_schema = if is_passthrough(plan) {
+            // No aggregation (`SELECT * FROM src WHERE ...`): the rows that pass go out as they
+            // are. A window operator without keys or aggregates would emit column-less rows.
+            let keep = Passthrough::new(plan, &schema);
+            let out = keep.schema.clone();
+            ops.push(Box::new(keep));
+            out
+        } else {
+            let agg = WindowAggregate::new(
+                schema,
+                &plan.group_by,
+                plan.window.as_ref(),
+                &plan.aggregates,
+                plan.output.mode,
+            )?;
+            let out = agg.output_schema();
+            ops.push(Box::new(agg));
+            out
+        };
         Ok(Pipeline {
             decoders,
             ops,
@@ -221,6 +231,58 @@ impl Pipeline {
         }
         let wm: WatermarkState = serde_json::from_value(state.watermark_tracker.clone())?;
         self.tracker.restore(wm);
+        Ok(())
+    }
+}
+
+/// Whether the plan aggregates nothing: no aggregates, group keys or window.
+fn is_passthrough(plan: &Plan) -> bool {
+    plan.aggregates.is_empty() && plan.group_by.is_empty() && plan.window.is_none()
+}
+
+/// The output of a query without aggregation: the plan's schema fields and derived columns of
+/// each row, in that order, without the decoder's metadata columns (`_key`, `_offset`, ...).
+/// Stateless.
+struct Passthrough {
+    columns: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl Passthrough {
+    fn new(plan: &Plan, input: &SchemaRef) -> Passthrough {
+        let wanted = plan
+            .schema
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(plan.columns.iter().map(|c| c.name.as_str()));
+        let columns: Vec<usize> = wanted.filter_map(|n| input.index_of(n).ok()).collect();
+        let fields: Vec<arrow::datatypes::FieldRef> =
+            columns.iter().map(|&i| input.fields()[i].clone()).collect();
+        Passthrough {
+            columns,
+            schema: Arc::new(arrow::datatypes::Schema::new(fields)),
+        }
+    }
+}
+
+impl Operator for Passthrough {
+    fn name(&self) -> &'static str {
+        "passthrough"
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> rivulet_engine::error::Result<()> {
+        if batch.num_rows() > 0 {
+            let cols = self
+                .columns
+                .iter()
+                .map(|&i| batch.column(i).clone())
+                .collect();
+            out.push(RecordBatch::try_new(self.schema.clone(), cols)?);
+        }
         Ok(())
     }
 }
