@@ -34,7 +34,10 @@ fn a_bare_select_is_the_insert_into_a_console_sink() {
 fn select_errors_point_into_the_select_as_typed() {
     // Unknown column on line 1, column 28 of the SELECT (not of the declarations before it).
     assert_eq!(
-        err(compile_select(SOURCE, "SELECT * FROM events WHERE vale > 1")),
+        err(compile_select(
+            SOURCE,
+            "SELECT * FROM events WHERE vale > 1"
+        )),
         "1:28: Schema error: No field named vale. Did you mean 'events.value'? Valid fields are \
          events.id, events.value, events.ts."
     );
