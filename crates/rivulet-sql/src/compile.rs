@@ -77,6 +77,34 @@ pub fn compile_select(decls: &str, select: &str) -> Result<Compiled> {
     compile_items(items)
 }
 
+/// The plain columns a bare SELECT without GROUP BY lists (`SELECT value, id FROM ...`), in
+/// its order; `None` for `*`, aggregations and anything else. The plan has no projection yet:
+/// such a query passes every source column through, and the shell shows only these.
+pub fn listed_columns(select: &str) -> Option<Vec<String>> {
+    let Ok(Item::Insert(insert)) = script::parse_select(select, SELECT_SINK) else {
+        return None;
+    };
+    let Statement::Insert(ins) = *insert.statement else {
+        return None;
+    };
+    let query = ins.source?;
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    match &select.group_by {
+        GroupByExpr::Expressions(keys, _) if keys.is_empty() => {}
+        _ => return None,
+    }
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => plain_ident(e),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What a statement of a streaming SQL text declares (see [`declarations`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Declaration {

@@ -38,7 +38,9 @@ mod explain;
 mod provider;
 mod script;
 
-pub use compile::{compile, compile_select, declarations, Compiled, Declaration, SELECT_SINK};
+pub use compile::{
+    compile, compile_select, declarations, listed_columns, Compiled, Declaration, SELECT_SINK,
+};
 pub use error::{Pos, SqlError};
 pub use explain::explain;
 pub use rivulet_engine::Plan;

@@ -1,7 +1,7 @@
 //! `compile_select` (the shell's bare SELECT) and `declarations`: the SELECT compiles to the
 //! plan its `INSERT INTO` form gives, and its errors point into the SELECT as typed.
 
-use rivulet_sql::{compile, compile_select, declarations, Declaration, SqlError};
+use rivulet_sql::{compile, compile_select, declarations, listed_columns, Declaration, SqlError};
 
 const SOURCE: &str = "CREATE SOURCE events (id BIGINT, value DOUBLE, ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
@@ -90,4 +90,19 @@ fn declarations_name_what_each_statement_declares() {
     );
     let e = declarations("CREATE SOURCE x (id BIGINT,\n y MAP) WITH ()").expect_err("bad type");
     assert!(e.to_string().starts_with("2:"), "{e}");
+}
+
+#[test]
+fn listed_columns_are_those_of_a_plain_select() {
+    assert_eq!(
+        listed_columns("SELECT value, ID, \"ts\" FROM events WHERE id > 1;"),
+        Some(vec!["value".into(), "id".into(), "ts".into()])
+    );
+    assert_eq!(listed_columns("SELECT * FROM events"), None);
+    assert_eq!(listed_columns("SELECT id, abs(value) FROM events"), None);
+    assert_eq!(
+        listed_columns("SELECT id, count(*) FROM events GROUP BY id EMIT CHANGES"),
+        None
+    );
+    assert_eq!(listed_columns("SELECT id FROM"), None);
 }

@@ -246,6 +246,9 @@ impl Session {
 struct RowPrinter {
     tx: mpsc::UnboundedSender<Vec<String>>,
     header_sent: std::sync::atomic::AtomicBool,
+    /// The columns a plain `SELECT a, b FROM ...` lists: the plan passes every source column
+    /// through (no projection yet), so only these are shown, in this order.
+    only: Option<Vec<String>>,
 }
 
 /// Internal columns of the decoded rows (`_key`, `_offset`, `_event_time`, ...) are not shown.
@@ -258,9 +261,15 @@ impl QueryObserver for RowPrinter {
         let mut lines = Vec::new();
         for b in rows.iter().filter(|b| b.num_rows() > 0) {
             let schema = b.schema();
-            let cols: Vec<usize> = (0..b.num_columns())
-                .filter(|&i| shown(schema.field(i).name()))
-                .collect();
+            let cols: Vec<usize> = match &self.only {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| schema.index_of(n).ok())
+                    .collect(),
+                None => (0..b.num_columns())
+                    .filter(|&i| shown(schema.field(i).name()))
+                    .collect(),
+            };
             if !self
                 .header_sent
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -687,6 +696,7 @@ async fn run_select(session: &Session, text: &str, signals: &mut Signals) -> Res
     let printer = Arc::new(RowPrinter {
         tx,
         header_sent: std::sync::atomic::AtomicBool::new(false),
+        only: rivulet_sql::listed_columns(text),
     });
     let opts = rivulet_runtime::RunOptions {
         checkpoint_dir: Some(dir.path().join("checkpoint")),

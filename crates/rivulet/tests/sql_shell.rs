@@ -230,7 +230,19 @@ async fn shell_runs_queries_until_ctrl_c_and_keeps_going() {
     sh.interrupt();
     sh.wait_prompt(before + 1);
 
-    // 3. A mistake prints its error with the position in what was typed; the shell goes on.
+    // 3. Listed columns are shown in the SELECT's order (the rest of the row is not).
+    let printed = sh.out.text().len();
+    sh.send("SELECT value, id FROM events WHERE id = 3;");
+    let want = ["value | id", "10.0 | 3", "99.75 | 3"];
+    sh.wait_for("the listed columns", |o, _| {
+        rows(&o[printed..]).len() >= want.len()
+    });
+    assert_eq!(rows(&sh.out.text()[printed..]), want);
+    let before = sh.prompts();
+    sh.interrupt();
+    sh.wait_prompt(before + 1);
+
+    // 4. A mistake prints its error with the position in what was typed; the shell goes on.
     let before = sh.prompts();
     sh.send("SELECT * FROM events WHERE vale > 1;");
     sh.wait_prompt(before + 1);
@@ -252,7 +264,7 @@ async fn shell_runs_queries_until_ctrl_c_and_keeps_going() {
     sh.wait_for("the source list", |o, _| o.contains("CREATE SOURCE big"));
     sh.wait_prompt(before + 2);
 
-    // 4. \q exits cleanly.
+    // 5. \q exits cleanly.
     sh.send("\\q");
     let deadline = Instant::now() + WAIT;
     let status = loop {
