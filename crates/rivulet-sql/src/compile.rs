@@ -75,7 +75,109 @@ impl Script {
 
 /// Compiles a streaming SQL file's text.
 pub fn compile(text: &str) -> Result<Script> {
-    let items = script::parse(text)?;
+    compile_items(script::parse(text)?)
+}
+
+/// The sink [`compile_select`] sends a bare SELECT's rows to: a console sink, which the caller
+/// usually replaces (the shell prints the rows itself).
+pub const SELECT_SINK: &str = "select";
+
+/// Compiles a bare `SELECT ... [EMIT ...]` (no `INSERT INTO`) over the sources and settings
+/// declared in `decls` (CREATE SOURCE and SET statements), as `INSERT INTO` a console sink
+/// named [`SELECT_SINK`]. Errors in the SELECT point at its own `line:column` in `select`,
+/// errors in a declaration at its place in `decls`.
+pub fn compile_select(decls: &str, select: &str) -> Result<Compiled> {
+    let mut items = script::parse(decls)?;
+    for item in &items {
+        let (what, pos) = match item {
+            Item::Sink(s) => ("CREATE SINK", s.pos),
+            Item::Insert(i) => ("INSERT", i.pos),
+            Item::Source(_) | Item::Set(_) => continue,
+        };
+        return Err(SqlError::at(
+            pos,
+            format!(
+                "{what} is not allowed here: only CREATE SOURCE and SET declare a SELECT's context"
+            ),
+        ));
+    }
+    let at = Pos { line: 1, col: 1 };
+    items.push(Item::Sink(SinkDecl {
+        name: SELECT_SINK.to_string(),
+        pos: at,
+        options: vec![Opt {
+            key: "connector".into(),
+            value: "console".into(),
+            pos: at,
+        }],
+    }));
+    items.push(script::parse_select(select, SELECT_SINK)?);
+    let script = compile_items(items)?;
+    script
+        .branches
+        .into_iter()
+        .next()
+        .ok_or_else(|| SqlError::File("no SELECT to run".into()))
+}
+
+/// The plain columns a bare SELECT without GROUP BY lists (`SELECT value, id FROM ...`), in
+/// its order; `None` for `*`, aggregations and anything else.
+pub fn listed_columns(select: &str) -> Option<Vec<String>> {
+    let Ok(Item::Insert(insert)) = script::parse_select(select, SELECT_SINK) else {
+        return None;
+    };
+    let Statement::Insert(ins) = *insert.statement else {
+        return None;
+    };
+    let query = ins.source?;
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    match &select.group_by {
+        GroupByExpr::Expressions(keys, _) if keys.is_empty() => {}
+        _ => return None,
+    }
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => plain_ident(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a statement of a streaming SQL text declares (see [`declarations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Declaration {
+    /// `CREATE SOURCE name ...`
+    Source { name: String },
+    /// `CREATE SINK name ...`
+    Sink { name: String },
+    /// `SET key = 'value'` (key lower-cased).
+    Set { key: String, value: String },
+    /// `INSERT INTO ... SELECT ...`
+    Insert,
+}
+
+/// The statements of `text`, parsed (syntax and option lists checked) but not compiled: what
+/// each one declares. The shell uses it to keep sources and settings for later queries.
+pub fn declarations(text: &str) -> Result<Vec<Declaration>> {
+    Ok(script::parse(text)?
+        .into_iter()
+        .map(|item| match item {
+            Item::Source(s) => Declaration::Source { name: s.name },
+            Item::Sink(s) => Declaration::Sink { name: s.name },
+            Item::Set(o) => Declaration::Set {
+                key: o.key,
+                value: o.value,
+            },
+            Item::Insert(_) => Declaration::Insert,
+        })
+        .collect())
+}
+
+fn compile_items(items: Vec<Item>) -> Result<Script> {
     let mut sources: Vec<SourceDecl> = Vec::new();
     let mut sinks: Vec<SinkDecl> = Vec::new();
     let mut sets: Vec<Opt> = Vec::new();

@@ -39,7 +39,10 @@ pub mod error;
 mod explain;
 mod script;
 
-pub use compile::{compile, Compiled, Script};
+pub use compile::{
+    compile, compile_select, declarations, listed_columns, Compiled, Declaration, Script,
+    SELECT_SINK,
+};
 pub use error::{Pos, SqlError};
 pub use explain::explain;
 pub use rivulet_engine::{Job, Plan};

@@ -147,11 +147,62 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Item>> {
     Ok(items)
 }
 
+/// Parses a bare `SELECT ... [EMIT ...]` (the shell's input) as `INSERT INTO <sink> SELECT ...`.
+/// Positions stay those of `text`, so errors point into what the user typed; one trailing `;`
+/// is allowed.
+pub(crate) fn parse_select(text: &str, sink: &str) -> Result<Item> {
+    let tokens = Tokenizer::new(&DIALECT, text)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::at(e.location, e.message))?;
+    let mut current: Vec<TokenWithSpan> = Vec::new();
+    let mut ended: Option<Pos> = None;
+    for t in tokens {
+        match &t.token {
+            Token::Whitespace(_) => {}
+            Token::SemiColon => {
+                ended.get_or_insert(t.span.start.into());
+            }
+            _ => {
+                if ended.is_some() {
+                    return Err(SqlError::at(
+                        t.span.start,
+                        "one statement at a time: this comes after the `;`",
+                    ));
+                }
+                current.push(t);
+            }
+        }
+    }
+    let Some(first) = current.first() else {
+        return Err(SqlError::File("empty query".into()));
+    };
+    let pos: Pos = first.span.start.into();
+    if !word_is(&first.token, "SELECT") {
+        return Err(SqlError::at(
+            pos,
+            format!("expected SELECT, found `{}`", first.token),
+        ));
+    }
+    // The INSERT INTO part has no place in the text: its tokens carry empty spans, and the
+    // statement's own position is that of SELECT.
+    let mut tokens = vec![
+        TokenWithSpan::wrap(Token::make_keyword("INSERT")),
+        TokenWithSpan::wrap(Token::make_keyword("INTO")),
+        TokenWithSpan::wrap(Token::make_word(sink, Some('"'))),
+    ];
+    tokens.extend(current);
+    statement_at(tokens, pos)
+}
+
 fn statement(tokens: Vec<TokenWithSpan>) -> Result<Item> {
     let pos: Pos = tokens
         .first()
         .map(|t| t.span.start.into())
         .unwrap_or(Pos { line: 1, col: 1 });
+    statement_at(tokens, pos)
+}
+
+fn statement_at(tokens: Vec<TokenWithSpan>, pos: Pos) -> Result<Item> {
     let first = |i: usize| tokens.get(i).map(|t| &t.token);
     let is = |i: usize, w: &str| first(i).is_some_and(|t| word_is(t, w));
     if is(0, "CREATE") && is(1, "SOURCE") {

@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use rivulet_broker::{BrokerConfig, FsyncPolicy, GroupConfig};
 use tokio::net::TcpListener;
 
+mod shell;
+
 #[derive(Parser)]
 #[command(
     name = "rivulet",
@@ -63,15 +65,21 @@ enum Command {
     Run(Box<RunArgs>),
     /// Run the whole pipeline: embedded broker, generator and the default query.
     Up(UpArgs),
-    /// Streaming SQL: inspect what a `.sql` pipeline compiles to.
+    /// Streaming SQL: without a subcommand, the interactive shell (a SELECT runs against a
+    /// topic and shows rows as they arrive); `explain` shows what a `.sql` pipeline compiles to.
+    #[command(args_conflicts_with_subcommands = true)]
     Sql {
         #[command(subcommand)]
-        command: SqlCommand,
+        command: Option<SqlCommand>,
+        #[command(flatten)]
+        shell: shell::ShellArgs,
     },
 }
 
 #[derive(Subcommand)]
 enum SqlCommand {
+    /// The interactive shell (the same as `rivulet sql` alone).
+    Shell(shell::ShellArgs),
     /// Print the streaming plan of a SQL file (source, watermark, operators, state, sinks);
     /// errors point at line:column.
     Explain {
@@ -245,11 +253,20 @@ fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
 
 fn main() {
     let cli = Cli::parse();
+    // The shell's own messages are its interface: a query's per-micro-batch progress lines
+    // would bury them, so it logs warnings only unless RUST_LOG says otherwise.
+    let default_level = match &cli.command {
+        Command::Sql {
+            command: None | Some(SqlCommand::Shell(_)),
+            ..
+        } => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -277,7 +294,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gen(args) => generate(args).await,
         Command::Run(args) => run_pipeline(*args).await,
         Command::Up(args) => up(args).await,
-        Command::Sql { command } => sql(command),
+        Command::Sql { command, shell } => sql(command, shell).await,
     }
 }
 
@@ -298,9 +315,11 @@ fn single_plan(job: rivulet_engine::Job, what: &str) -> Result<rivulet_engine::P
     }
 }
 
-fn sql(command: SqlCommand) -> Result<()> {
+async fn sql(command: Option<SqlCommand>, shell_args: shell::ShellArgs) -> Result<()> {
     match command {
-        SqlCommand::Explain { file, json } => {
+        None => shell::run(shell_args).await,
+        Some(SqlCommand::Shell(args)) => shell::run(args).await,
+        Some(SqlCommand::Explain { file, json }) => {
             let script = rivulet_sql::compile_file(&file)?;
             if json {
                 // One INSERT: the plan, as always; several: the job with its branch plans.

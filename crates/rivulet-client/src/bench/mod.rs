@@ -275,18 +275,34 @@ impl BenchCommand {
 
 /// Figures in print order; printed as `key: value` lines, then as one JSON object.
 struct Report {
-    fields: Vec<(&'static str, Value)>,
+    fields: Vec<(String, Value)>,
 }
 
 impl Report {
     fn new(mode: &str) -> Report {
         Report {
-            fields: vec![("bench", json!(mode))],
+            fields: vec![("bench".to_string(), json!(mode))],
         }
     }
 
-    fn add(&mut self, key: &'static str, value: impl Into<Value>) {
-        self.fields.push((key, value.into()));
+    /// A report without the `bench` line, for figures that go into another one.
+    fn empty() -> Report {
+        Report { fields: Vec::new() }
+    }
+
+    fn add(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        self.fields.push((key.into(), value.into()));
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Adds `other`'s figures with `prefix` in front of their names.
+    fn add_prefixed(&mut self, prefix: &str, other: Report) {
+        for (k, v) in other.fields {
+            self.fields.push((format!("{prefix}{k}"), v));
+        }
     }
 
     fn print(&self) {
@@ -301,7 +317,7 @@ impl Report {
         let obj: serde_json::Map<String, Value> = self
             .fields
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         println!("{}", Value::Object(obj));
     }

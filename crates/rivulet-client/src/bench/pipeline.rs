@@ -34,6 +34,12 @@
 //!   `close`. rows/s = rows / that wall time (the Parquet figure includes the final roll, the
 //!   PostgreSQL one the wait until the server committed every epoch).
 //!
+//! `--sql` runs each of the parts (a) to (c) that is selected twice: first with the default
+//! query from examples/pipeline.toml, then with its SQL form (examples/pipeline.sql compiled by
+//! `rivulet-sql`); both get the same broker, topic, sink and checkpoint overrides. The SQL
+//! run's figures carry a `sql_` prefix, and `sql_ratio_<figure>` is SQL / pipeline file for
+//! the throughput and latency figures (the bound: within 10 %).
+//!
 //! `--sink` picks the sink of the query in parts (a) to (c): `file` (default), `parquet`
 //! (a dataset in the temporary directory, default options) or `postgres` (table
 //! `rivulet_bench` on `--pg-url`), to compare the pipeline's figures across sinks.
@@ -59,6 +65,17 @@ use crate::ClientError;
 
 /// The default query of `rivulet up`.
 const DEFAULT_PIPELINE: &str = include_str!("../../../../examples/pipeline.toml");
+/// The same query in streaming SQL (`--sql`).
+const DEFAULT_SQL: &str = include_str!("../../../../examples/pipeline.sql");
+/// Figures compared between the two forms of the query under `--sql`.
+const SQL_RATIOS: [&str; 6] = [
+    "engine_events_per_sec",
+    "engine_events_per_busy_sec",
+    "e2e_engine_events_per_sec",
+    "latency_engine_events_per_sec",
+    "latency_p50_ms",
+    "latency_p99_ms",
+];
 /// Records per pre-fill batch (~0.7 MB of ~70-byte events).
 const PREFILL_BATCH: usize = 10_000;
 /// Produce requests in flight while pre-filling.
@@ -96,6 +113,16 @@ pub enum BenchSink {
     Parquet,
     /// Table `rivulet_bench` on `--pg-url`.
     Postgres,
+}
+
+/// Where the bench's query comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryForm {
+    /// examples/pipeline.toml
+    #[default]
+    PipelineFile,
+    /// examples/pipeline.sql, compiled by rivulet-sql.
+    Sql,
 }
 
 /// Distinct ids of the synthetic rows of part (e).
@@ -158,6 +185,13 @@ pub struct PipelineArgs {
     /// Give up on each phase after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+    /// (a)-(c) also run the query's SQL form (examples/pipeline.sql) and print its figures
+    /// (`sql_...`) and their ratio to the pipeline file's (`sql_ratio_...`).
+    #[arg(long)]
+    pub sql: bool,
+    /// The form the parts run (set per run under `--sql`).
+    #[arg(skip)]
+    pub form: QueryForm,
 }
 
 impl PipelineArgs {
@@ -226,15 +260,32 @@ pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
             BenchSink::Postgres => "postgres",
         },
     );
+    if args.sql {
+        report.add("query_forms", "pipeline file, then sql");
+    }
     let mut result = Ok(());
     for part in args.parts.clone() {
-        let r = match part {
-            Part::Engine => engine_alone(&brokers, broker_pid, &args, &mut report).await,
-            Part::E2e => end_to_end(&brokers, broker_pid, &args, &mut report).await,
-            Part::Latency => latency(&brokers, &args, &mut report).await,
-            Part::Rss => Ok(()),
-            Part::Sinks => sink_throughput(&args, &mut report).await,
-        };
+        let mut r = run_part(part, &brokers, broker_pid, &args, &mut report).await;
+        if r.is_ok() && args.sql && matches!(part, Part::Engine | Part::E2e | Part::Latency) {
+            let sql_args = PipelineArgs {
+                form: QueryForm::Sql,
+                ..args.clone()
+            };
+            let mut sql = Report::empty();
+            r = run_part(part, &brokers, broker_pid, &sql_args, &mut sql).await;
+            let ratios: Vec<(String, f64)> = SQL_RATIOS
+                .iter()
+                .filter_map(|k| {
+                    let a = report.get(k)?.as_f64()?;
+                    let b = sql.get(k)?.as_f64()?;
+                    (a > 0.0).then(|| (format!("sql_ratio_{k}"), round3(b / a)))
+                })
+                .collect();
+            report.add_prefixed("sql_", sql);
+            for (k, v) in ratios {
+                report.add(k, v);
+            }
+        }
         if let Err(e) = r {
             result = Err(e);
             break;
@@ -255,16 +306,48 @@ pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
     result
 }
 
-/// The default query reading `topic` on `brokers`, with the `--sink` sink and checkpoints in
-/// `dir`.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// One part of the bench, its figures into `report`.
+async fn run_part(
+    part: Part,
+    brokers: &str,
+    broker_pid: Option<u32>,
+    args: &PipelineArgs,
+    report: &mut Report,
+) -> Result<(), ClientError> {
+    match part {
+        Part::Engine => engine_alone(brokers, broker_pid, args, report).await,
+        Part::E2e => end_to_end(brokers, broker_pid, args, report).await,
+        Part::Latency => latency(brokers, args, report).await,
+        Part::Rss => Ok(()),
+        Part::Sinks => sink_throughput(args, report).await,
+    }
+}
+
+/// The default query (in the form `args.form` says) reading `topic` on `brokers`, with the
+/// `--sink` sink and checkpoints in `dir`.
 fn bench_plan(
     brokers: &str,
     topic: &str,
     dir: &Path,
     args: &PipelineArgs,
 ) -> Result<Plan, ClientError> {
-    let mut plan = Plan::from_toml(DEFAULT_PIPELINE)
-        .map_err(|e| ClientError::InvalidArgument(format!("the default pipeline: {e}")))?;
+    let mut plan = match args.form {
+        QueryForm::PipelineFile => Plan::from_toml(DEFAULT_PIPELINE)
+            .map_err(|e| ClientError::InvalidArgument(format!("the default pipeline: {e}")))?,
+        QueryForm::Sql => {
+            rivulet_sql::compile(DEFAULT_SQL)
+                .map_err(|e| ClientError::InvalidArgument(format!("examples/pipeline.sql: {e}")))?
+                .single_plan()
+                .cloned()
+                .ok_or_else(|| {
+                    ClientError::InvalidArgument("examples/pipeline.sql: one INSERT expected".into())
+                })?
+        }
+    };
     plan.source.brokers = brokers.to_string();
     plan.source.topics = vec![topic.to_string()];
     plan.source.group_id = Some(format!("rivulet-bench-{topic}"));
@@ -973,6 +1056,21 @@ mod tests {
             vec![SinkSpec::Parquet(parquet_spec(&dir.join("parquet")))]
         );
         assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn the_sql_form_gives_the_same_bench_plan() {
+        let dir = std::path::Path::new("/tmp/x");
+        let args = parse(&["--sql", "--parts", "engine"]);
+        assert!(args.sql);
+        assert_eq!(args.form, QueryForm::PipelineFile);
+        let toml = bench_plan("127.0.0.1:1", "t", dir, &args).expect("valid");
+        let sql_args = PipelineArgs {
+            form: QueryForm::Sql,
+            ..args
+        };
+        let sql = bench_plan("127.0.0.1:1", "t", dir, &sql_args).expect("valid");
+        assert_eq!(sql, toml);
     }
 
     #[test]

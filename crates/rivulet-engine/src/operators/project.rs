@@ -60,8 +60,9 @@ impl Project {
             }
             let e = expr::compile_column(&c.expr, schema)?;
             // A plain column keeps its nullability; anything computed may be NULL.
+            let plain = c.expr.trim().trim_matches('"');
             let nullable = schema
-                .field_with_name(&c.expr)
+                .field_with_name(plain)
                 .map_or(true, |f| f.is_nullable());
             fields.push(Field::new(&c.name, e.data_type().clone(), nullable));
             compiled.push(e);
