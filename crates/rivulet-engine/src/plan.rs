@@ -1085,9 +1085,10 @@ impl Plan {
             keep.push(columns::WINDOW_START);
         }
         for k in keep {
-            let kept = self.select.iter().any(|c| {
-                c.name == k && c.expr.trim().trim_matches('"').eq_ignore_ascii_case(k)
-            });
+            let kept = self
+                .select
+                .iter()
+                .any(|c| c.name == k && c.expr.trim().trim_matches('"').eq_ignore_ascii_case(k));
             if !kept {
                 errs.push(format!(
                     "select: the result must keep \"{k}\" under its own name (sinks and the \
@@ -1686,14 +1687,25 @@ mod tests {
         assert_eq!(plan.having.as_deref(), Some("count > 1 AND avg_value >= 0"));
         assert_eq!(plan.select.len(), 4);
         let select = |items: &str| with("[output]", &format!("{items}\n[output]"));
-        let item = |name: &str, expr: &str| format!("[[select]]\nname = \"{name}\"\nexpr = \"{expr}\"\n");
-        let keys = format!("{}{}", item("id", "id"), item("window_start", "window_start"));
+        let item =
+            |name: &str, expr: &str| format!("[[select]]\nname = \"{name}\"\nexpr = \"{expr}\"\n");
+        let keys = format!(
+            "{}{}",
+            item("id", "id"),
+            item("window_start", "window_start")
+        );
         assert_contains(
-            &plan_err(&with("group_by = [\"id\"]", "group_by = [\"id\"]\nhaving = \"avg_value\"")),
+            &plan_err(&with(
+                "group_by = [\"id\"]",
+                "group_by = [\"id\"]\nhaving = \"avg_value\"",
+            )),
             "having: must be a boolean expression, got DOUBLE",
         );
         assert_contains(
-            &plan_err(&with("group_by = [\"id\"]", "group_by = [\"id\"]\nhaving = \"value > 1\"")),
+            &plan_err(&with(
+                "group_by = [\"id\"]",
+                "group_by = [\"id\"]\nhaving = \"value > 1\"",
+            )),
             "having: `value > 1`: unknown column \"value\"",
         );
         assert_contains(
@@ -1709,7 +1721,11 @@ mod tests {
             "select[2].name: \"_x\" is not a valid result column name",
         );
         assert_contains(
-            &plan_err(&select(&format!("{}{}", item("id", "id + 1"), item("window_start", "window_start")))),
+            &plan_err(&select(&format!(
+                "{}{}",
+                item("id", "id + 1"),
+                item("window_start", "window_start")
+            ))),
             "select: the result must keep \"id\"",
         );
     }

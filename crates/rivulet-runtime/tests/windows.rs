@@ -406,7 +406,11 @@ expr = "window_end"
         truth.len()
     );
     let rows = file_rows(&dir.path().join("out"));
-    assert_eq!(rows.len(), expected.len(), "one row per window passing HAVING");
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "one row per window passing HAVING"
+    );
     for ((id, start, end), a) in expected {
         let r = rows
             .iter()
@@ -425,7 +429,10 @@ expr = "window_end"
         );
         assert_eq!(r["window_end"].as_str(), Some(rfc3339_ms(*end).as_str()));
         let mean = (a.sum / a.count as f64 * 1000.0).round() / 1000.0;
-        assert!((r["mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{r} vs {a:?}");
+        assert!(
+            (r["mean"].as_f64().unwrap() - mean).abs() < 1e-9,
+            "{r} vs {a:?}"
+        );
         assert!(
             (r["spread"].as_f64().unwrap() - (a.max - a.min)).abs() < 1e-9,
             "{r} vs {a:?}"
@@ -442,6 +449,8 @@ expr = "window_end"
     let line = std::fs::read_to_string(first).unwrap();
     let line = line.lines().next().unwrap();
     let at = |k: &str| line.find(&format!("\"{k}\"")).unwrap();
-    assert!(at("window_start") < at("id") && at("id") < at("mean") && at("size") < at("window_end"));
+    assert!(
+        at("window_start") < at("id") && at("id") < at("mean") && at("size") < at("window_end")
+    );
     broker.stop().await;
 }

@@ -24,13 +24,12 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
-    Query, SelectItem, SetExpr, Spanned, Statement, TableFactor, TableObject, VisitMut,
-    VisitorMut,
+    Query, SelectItem, SetExpr, Spanned, Statement, TableFactor, TableObject, VisitMut, VisitorMut,
 };
 
 use crate::error::{Pos, Result, SqlError};
-use rivulet_engine::expr::FunctionProvider as Provider;
 use crate::script::{self, Emit, Item, Opt, SinkDecl, SourceDecl};
+use rivulet_engine::expr::FunctionProvider as Provider;
 
 /// One compiled `INSERT INTO sink SELECT ...`: the plan the engine runs for it, and the names
 /// it was declared with.
@@ -738,7 +737,14 @@ fn compile_query(
         needs_select = true;
         let text = if aggregating_shape || contains_aggregate(expr, &provider) {
             let mut e = expr.clone();
-            over_aggregates(&mut e, &key_of, &mut aggregates, &mut derived, &column_names, &provider)?;
+            over_aggregates(
+                &mut e,
+                &key_of,
+                &mut aggregates,
+                &mut derived,
+                &column_names,
+                &provider,
+            )?;
             e.to_string()
         } else {
             expr.to_string()
@@ -751,7 +757,14 @@ fn compile_query(
         None => None,
         Some(h) => {
             let mut e = h.clone();
-            over_aggregates(&mut e, &key_of, &mut aggregates, &mut derived, &column_names, &provider)?;
+            over_aggregates(
+                &mut e,
+                &key_of,
+                &mut aggregates,
+                &mut derived,
+                &column_names,
+                &provider,
+            )?;
             Some(e.to_string())
         }
     };
@@ -763,8 +776,14 @@ fn compile_query(
         ));
     }
     if having.is_some() && !aggregating {
-        let at = select.having.as_ref().map_or(query_pos, |h| h.span().start.into());
-        return Err(SqlError::at(at, "HAVING needs GROUP BY, a window or an aggregate"));
+        let at = select
+            .having
+            .as_ref()
+            .map_or(query_pos, |h| h.span().start.into());
+        return Err(SqlError::at(
+            at,
+            "HAVING needs GROUP BY, a window or an aggregate",
+        ));
     }
     // The SELECT list is needed unless it is exactly what the operators emit anyway: for an
     // aggregation the keys, window bounds and aggregates in that order (the plan then equals
@@ -1409,7 +1428,11 @@ fn sink_spec(sink: &SinkDecl) -> Result<SinkSpec> {
                 .transpose()?;
             let roll_interval = get("roll_interval").map(duration_opt).transpose()?;
             let compact_min_files = get("compact_min_files")
-                .map(|o| o.value.parse::<u32>().map_err(|_| bad_value(o, "a whole number")))
+                .map(|o| {
+                    o.value
+                        .parse::<u32>()
+                        .map_err(|_| bad_value(o, "a whole number"))
+                })
                 .transpose()?;
             Ok(SinkSpec::Parquet(ParquetSinkSpec {
                 path: PathBuf::from(&path.value),
@@ -1440,7 +1463,11 @@ fn sink_spec(sink: &SinkDecl) -> Result<SinkSpec> {
                 )
             })?;
             let max_pending_epochs = get("max_pending_epochs")
-                .map(|o| o.value.parse::<u32>().map_err(|_| bad_value(o, "a whole number")))
+                .map(|o| {
+                    o.value
+                        .parse::<u32>()
+                        .map_err(|_| bad_value(o, "a whole number"))
+                })
                 .transpose()?;
             Ok(SinkSpec::Postgres(PostgresSinkSpec {
                 url: url.value.clone(),

@@ -338,15 +338,13 @@ fn bench_plan(
     let mut plan = match args.form {
         QueryForm::PipelineFile => Plan::from_toml(DEFAULT_PIPELINE)
             .map_err(|e| ClientError::InvalidArgument(format!("the default pipeline: {e}")))?,
-        QueryForm::Sql => {
-            rivulet_sql::compile(DEFAULT_SQL)
-                .map_err(|e| ClientError::InvalidArgument(format!("examples/pipeline.sql: {e}")))?
-                .single_plan()
-                .cloned()
-                .ok_or_else(|| {
-                    ClientError::InvalidArgument("examples/pipeline.sql: one INSERT expected".into())
-                })?
-        }
+        QueryForm::Sql => rivulet_sql::compile(DEFAULT_SQL)
+            .map_err(|e| ClientError::InvalidArgument(format!("examples/pipeline.sql: {e}")))?
+            .single_plan()
+            .cloned()
+            .ok_or_else(|| {
+                ClientError::InvalidArgument("examples/pipeline.sql: one INSERT expected".into())
+            })?,
     };
     plan.source.brokers = brokers.to_string();
     plan.source.topics = vec![topic.to_string()];

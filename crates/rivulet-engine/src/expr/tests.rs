@@ -112,7 +112,11 @@ fn arithmetic_and_promotion() {
     assert_eq!(ints("-5 + id"), [Some(-4), Some(-3), None, Some(-1)]);
     assert_eq!(ints("9223372036854775807 + id")[0], Some(i64::MIN));
     assert_eq!(ints("id + NULL"), [None; 4]);
-    assert!(error("name + 1").contains("name + 1"), "{}", error("name + 1"));
+    assert!(
+        error("name + 1").contains("name + 1"),
+        "{}",
+        error("name + 1")
+    );
 }
 
 #[test]
@@ -346,7 +350,11 @@ fn datafusion_functions() {
         ints("CAST(character_length(name) AS BIGINT)"),
         [Some(2), Some(2), None, Some(2)]
     );
-    assert!(error("lower(id, 2)").contains("lower"), "{}", error("lower(id, 2)"));
+    assert!(
+        error("lower(id, 2)").contains("lower"),
+        "{}",
+        error("lower(id, 2)")
+    );
     assert!(
         error("no_such_fn(id)").contains("no_such_fn"),
         "{}",

@@ -188,7 +188,10 @@ mod tests {
             &[
                 col("half", "value / 2"),
                 col("id", "id"),
-                col("label", "CASE WHEN value IS NULL THEN 'none' ELSE 'v' || id END"),
+                col(
+                    "label",
+                    "CASE WHEN value IS NULL THEN 'none' ELSE 'v' || id END",
+                ),
             ],
             &b.schema(),
         )
@@ -196,7 +199,10 @@ mod tests {
         let schema = p.output_schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["half", "id", "label"]);
-        assert!(!schema.field(1).is_nullable(), "a plain column keeps NOT NULL");
+        assert!(
+            !schema.field(1).is_nullable(),
+            "a plain column keeps NOT NULL"
+        );
         let mut out = Vec::new();
         p.process_batch(b.clone(), &mut out).unwrap();
         let o = &out[0];
