@@ -2,7 +2,7 @@
 //! sequence of micro-batches (*epochs*), Spark Structured Streaming style.
 //!
 //! **Fan-out.** Every record is read and decoded once; the decoded, on-time batch is handed to
-//! each branch's operator chain (filter, derived columns, window aggregate: [`build_branch`])
+//! each branch's operator chain (filter, derived columns, window aggregate, HAVING, SELECT list: `build_branch`)
 //! under one watermark tracker, and each branch's result goes to its own sinks. One checkpoint
 //! directory holds the source offsets, every branch's operator state (in `state/<epoch>`,
 //! operator names prefixed `<branch>/` when there are several branches) and one commit marker
