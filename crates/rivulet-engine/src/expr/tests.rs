@@ -337,6 +337,8 @@ fn datafusion_functions() {
         s(&[Some("A_"), Some("__"), None, Some("éÉ")])
     );
     assert_eq!(ints("CAST(date_part('second', ts) AS BIGINT)")[1], Some(1));
+    assert_eq!(strs("encode(name, 'hex')")[0].as_deref(), Some("4162"));
+    assert_eq!(bools("regexp_like(name, '^[a-z]+$')")[1], Some(true));
     assert_eq!(
         ints("CAST(extract(second FROM ts) AS BIGINT)"),
         [Some(0), Some(1), None, Some(2)]
