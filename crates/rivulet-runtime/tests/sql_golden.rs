@@ -13,7 +13,8 @@
 //! - (b) with an in-process crash (a fail point) in the middle epoch, then a restart from the
 //!   same checkpoint directory.
 //!
-//! Both outputs must equal `NAME.expected.jsonl` exactly: the same rows in the same order
+//! Both outputs must equal `NAME.expected.jsonl` exactly (with several INSERTs, each sink its
+//! own `NAME.expected.<sink>.jsonl`): the same rows in the same order
 //! (epoch order, canonical order within an epoch). With one partition and fixed epochs that
 //! order is deterministic, EMIT CHANGES updates included. When `NAME.late.jsonl` exists, late
 //! rows go to a late topic and must equal it too (metadata columns `_...` left out). A file
@@ -32,9 +33,10 @@ use std::time::{Duration, Instant};
 use common::{create_topic, file_rows, late_rows, Broker};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rivulet_engine::plan::{DurationMs, Plan, SinkSpec, StartingOffsets, TriggerSpec};
+use rivulet_engine::plan::{DurationMs, SinkSpec, StartingOffsets, TriggerSpec};
+use rivulet_engine::Job;
 use rivulet_runtime::query::FailPoint;
-use rivulet_runtime::{run_query, QuerySummary, RunOptions, RuntimeError};
+use rivulet_runtime::{run_job, QuerySummary, RunOptions, RuntimeError};
 use tokio_util::sync::CancellationToken;
 
 fn e2e_dir() -> PathBuf {
@@ -101,35 +103,52 @@ fn produce_lines(brokers: &str, topic: &str, lines: &[String]) {
     assert_eq!(p.in_flight_count(), 0);
 }
 
-/// The case's plan, pointed at `topic` with a file sink in `out`.
-fn case_plan(
+/// The case's job, pointed at `topic`: one INSERT writes to a file sink in `out`; with
+/// several, each INSERT writes to `out/<its sink>`.
+fn case_job(
     text: &str,
     brokers: &str,
     topic: &str,
     out: &Path,
     late: Option<&str>,
-) -> Result<Plan, String> {
+) -> Result<Job, String> {
     let text = text
         .replace("${BROKERS}", brokers)
         .replace("${TOPIC}", topic);
     let script = rivulet_sql::compile(&text).map_err(|e| format!("does not compile: {e}"))?;
-    let mut plan = script
-        .single_plan()
-        .cloned()
-        .ok_or_else(|| "the harness runs one INSERT per case".to_string())?;
-    plan.source.brokers = brokers.to_string();
-    plan.source.topics = vec![topic.to_string()];
-    plan.source.starting_offsets = StartingOffsets::Earliest;
-    plan.source.max_records_per_trigger = Some(plan.source.max_records_per_trigger.unwrap_or(1));
-    plan.source.late_topic = late.map(str::to_string);
-    // Idleness is processing time: a slow machine must not make the partition idle and move
-    // the watermark on its own.
-    plan.event_time.idle_timeout = DurationMs(600_000);
-    plan.output.trigger = TriggerSpec::OnArrival;
-    plan.sinks = vec![SinkSpec::File {
-        path: out.to_path_buf(),
-    }];
-    Ok(plan)
+    let single = script.branches.len() == 1;
+    let mut job = script.job();
+    for (plan, branch) in job.branches.iter_mut().zip(&script.branches) {
+        plan.source.brokers = brokers.to_string();
+        plan.source.topics = vec![topic.to_string()];
+        plan.source.starting_offsets = StartingOffsets::Earliest;
+        plan.source.max_records_per_trigger =
+            Some(plan.source.max_records_per_trigger.unwrap_or(1));
+        plan.source.late_topic = late.map(str::to_string);
+        // Idleness is processing time: a slow machine must not make the partition idle and
+        // move the watermark on its own.
+        plan.event_time.idle_timeout = DurationMs(600_000);
+        plan.output.trigger = TriggerSpec::OnArrival;
+        let path = match single {
+            true => out.to_path_buf(),
+            false => out.join(&branch.sink_name),
+        };
+        plan.sinks = vec![SinkSpec::File { path }];
+    }
+    Ok(job)
+}
+
+/// The sinks of a case: `None` for the one sink of a single INSERT (`NAME.expected.jsonl`),
+/// else each sink's name (`NAME.expected.<sink>.jsonl`).
+fn case_sinks(text: &str) -> Vec<Option<String>> {
+    match rivulet_sql::compile(text) {
+        Ok(s) if s.branches.len() > 1 => s
+            .branches
+            .iter()
+            .map(|b| Some(b.sink_name.clone()))
+            .collect(),
+        _ => vec![None],
+    }
 }
 
 fn options(checkpoint: &Path, fail_point: Option<FailPoint>) -> RunOptions {
@@ -178,7 +197,8 @@ fn differs(
 
 /// What one run produced.
 struct Output {
-    rows: Vec<serde_json::Value>,
+    /// Per sink, in [`case_sinks`] order.
+    rows: Vec<Vec<serde_json::Value>>,
     late: Vec<serde_json::Value>,
 }
 
@@ -203,11 +223,11 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
         .map(|e| e.trim().to_string());
     if let Some(want) = expected_error {
         let dir = tempfile::tempdir().unwrap();
-        let got = match case_plan(&text, &broker.addr, &topic, &dir.path().join("out"), None) {
+        let got = match case_job(&text, &broker.addr, &topic, &dir.path().join("out"), None) {
             Err(e) => e,
-            Ok(plan) => {
-                match run_query(
-                    plan,
+            Ok(job) => {
+                match run_job(
+                    job,
                     options(&dir.path().join("cp"), None),
                     CancellationToken::new(),
                 )
@@ -226,11 +246,13 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
     }
 
     let expected_late = read_jsonl(&sibling(sql, "late.jsonl"));
+    let sinks = case_sinks(&text);
     let run = |tag: &'static str, crash: Option<FailPoint>| {
         let text = text.clone();
         let topic = topic.clone();
         let brokers = broker.addr.clone();
         let with_late = expected_late.is_some();
+        let sinks = sinks.clone();
         async move {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join("out");
@@ -238,16 +260,16 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
             let late_topic = format!("{topic}.late.{tag}");
             let late = with_late.then_some(late_topic.as_str());
             if let Some(fp) = crash {
-                let plan = case_plan(&text, &brokers, &topic, &out, late)?;
-                match run_query(plan, options(&cp, Some(fp)), CancellationToken::new()).await {
+                let job = case_job(&text, &brokers, &topic, &out, late)?;
+                match run_job(job, options(&cp, Some(fp)), CancellationToken::new()).await {
                     Err(RuntimeError::FailPoint(_)) => {}
                     Ok(s) => return Err(format!("run {tag}: no crash at {fp:?}: {s:?}")),
                     Err(e) => return Err(format!("run {tag}: {e}")),
                 }
             }
-            let plan = case_plan(&text, &brokers, &topic, &out, late)?;
+            let job = case_job(&text, &brokers, &topic, &out, late)?;
             let summary: QuerySummary =
-                match run_query(plan, options(&cp, None), CancellationToken::new()).await {
+                match run_job(job, options(&cp, None), CancellationToken::new()).await {
                     Ok(s) => s,
                     Err(e) => return Err(format!("run {tag}: {e}")),
                 };
@@ -257,7 +279,13 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
             };
             Ok((
                 Output {
-                    rows: file_rows(&out),
+                    rows: sinks
+                        .iter()
+                        .map(|s| match s {
+                            None => file_rows(&out),
+                            Some(sink) => file_rows(&out.join(sink)),
+                        })
+                        .collect(),
                     late,
                 },
                 summary.last_committed.map_or(0, |c| c + 1),
@@ -268,26 +296,35 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
         Ok(r) => r,
         Err(e) => return vec![format!("{name}: {e}")],
     };
-    let expected_path = sibling(sql, "expected.jsonl");
-    let expected = match read_jsonl(&expected_path) {
-        Some(rows) => rows,
-        None if std::env::var_os("RIVULET_BLESS").is_some() => {
-            let text: String = a.rows.iter().map(|r| format!("{r}\n")).collect();
-            std::fs::write(&expected_path, text).unwrap();
-            eprintln!(
-                "{name}: wrote {} from the engine's output: CHECK IT BY HAND against the input",
-                expected_path.display()
-            );
-            a.rows.clone()
-        }
-        None => {
-            return vec![format!(
-                "{name}: no {name}.expected.jsonl (RIVULET_BLESS=1 writes it)"
-            )]
-        }
-    };
+    let mut expected = Vec::new();
+    for (i, sink) in sinks.iter().enumerate() {
+        let suffix = match sink {
+            None => "expected.jsonl".to_string(),
+            Some(s) => format!("expected.{s}.jsonl"),
+        };
+        let expected_path = sibling(sql, &suffix);
+        expected.push(match read_jsonl(&expected_path) {
+            Some(rows) => rows,
+            None if std::env::var_os("RIVULET_BLESS").is_some() => {
+                let text: String = a.rows[i].iter().map(|r| format!("{r}\n")).collect();
+                std::fs::write(&expected_path, text).unwrap();
+                eprintln!(
+                    "{name}: wrote {} from the engine's output: CHECK IT BY HAND against the input",
+                    expected_path.display()
+                );
+                a.rows[i].clone()
+            }
+            None => {
+                return vec![format!(
+                    "{name}: no {name}.{suffix} (RIVULET_BLESS=1 writes it)"
+                )]
+            }
+        });
+    }
     let mut failures = Vec::new();
-    failures.extend(differs(name, "run (a) output", &a.rows, &expected));
+    for (i, want) in expected.iter().enumerate() {
+        failures.extend(differs(name, "run (a) output", &a.rows[i], want));
+    }
     if let Some(late) = &expected_late {
         failures.extend(differs(name, "run (a) late rows", &a.late, late));
     }
@@ -301,7 +338,9 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
     match run("b", Some(fp)).await {
         Ok((b, _)) => {
             let what = format!("run (b) output, crash {fp:?}");
-            failures.extend(differs(name, &what, &b.rows, &expected));
+            for (i, want) in expected.iter().enumerate() {
+                failures.extend(differs(name, &what, &b.rows[i], want));
+            }
             if let Some(late) = &expected_late {
                 let what = format!("run (b) late rows, crash {fp:?}");
                 failures.extend(differs(name, &what, &b.late, late));
@@ -339,9 +378,15 @@ fn the_e2e_folder_is_complete() {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
+            // NAME.expected.jsonl, or NAME.expected.<sink>.jsonl for several INSERTs.
+            let per_sink = name
+                .strip_suffix(".jsonl")
+                .and_then(|n| n.rsplit_once(".expected."))
+                .map(|(stem, _)| stem);
             if let Some(stem) = name
                 .strip_suffix(".input.jsonl")
                 .or_else(|| name.strip_suffix(".expected.jsonl"))
+                .or(per_sink)
                 .or_else(|| name.strip_suffix(".late.jsonl"))
             {
                 assert!(

@@ -1,6 +1,4 @@
--- PENDING (several INSERTs per file are being built): two queries share the source; each
--- sink's rows are in two_inserts.expected.<sink>.jsonl (the harness must learn to read one
--- expected file per sink when this lands).
+-- Two INSERTs share the source (read once); each sink has its own expected file.
 CREATE SOURCE events (id BIGINT, value DOUBLE, ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
 WITH (connector = 'kafka', topic = '${TOPIC}', brokers = '${BROKERS}', format = 'json');
