@@ -26,7 +26,11 @@ impl FunctionProvider {
     /// The registry with no tables.
     pub fn new() -> FunctionProvider {
         let mut udfs = HashMap::new();
-        for f in datafusion_functions::all_default_functions() {
+        let nested = datafusion_functions_nested::all_default_nested_functions();
+        for f in datafusion_functions::all_default_functions()
+            .into_iter()
+            .chain(nested)
+        {
             for alias in f.aliases() {
                 udfs.insert(alias.clone(), f.clone());
             }
@@ -43,6 +47,8 @@ impl FunctionProvider {
         // (`||`, `EXTRACT`, `POSITION`, `SUBSTRING ... FROM`, `count(*)`, ...).
         let planners: Vec<Arc<dyn ExprPlanner>> = vec![
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
+            Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
+            Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
             Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
             Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),

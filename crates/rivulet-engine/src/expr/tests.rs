@@ -338,6 +338,17 @@ fn datafusion_functions() {
     );
     assert_eq!(ints("CAST(date_part('second', ts) AS BIGINT)")[1], Some(1));
     assert_eq!(strs("encode(name, 'hex')")[0].as_deref(), Some("4162"));
+    assert_eq!(
+        strs("md5(name)")[0].as_deref(),
+        Some("0e4c46df226b9c0cb391311c54f28efe"),
+        "crypto functions"
+    );
+    assert_eq!(
+        ints("CAST(array_length(string_to_array(name, 'b')) AS BIGINT)")[0],
+        Some(2),
+        "nested (array) functions inside an expression"
+    );
+    assert_eq!(ints("CAST(cardinality([id, 2, 3]) AS BIGINT)")[0], Some(3));
     assert_eq!(bools("regexp_like(name, '^[a-z]+$')")[1], Some(true));
     assert_eq!(
         ints("CAST(extract(second FROM ts) AS BIGINT)"),
