@@ -8,7 +8,12 @@
 //!                          "operators":[{"name":"window_aggregate","len":1234},…]}
 //!                          followed by the operators' snapshot bytes, concatenated
 //! <dir>/commits/<epoch>   {"epoch":7,"committedMs":…}
+//! <dir>/lock              held (flock) while a query runs on the directory
 //! ```
+//!
+//! One running query at a time: a second run on the same directory (two `rivulet run`s of
+//! one query name in one working directory, say) is refused at open with a clear error
+//! instead of both writing the same epochs. The lock goes with the process, also on kill -9.
 //!
 //! The protocol for epoch `N` (the driver follows it in this order):
 //!
@@ -120,6 +125,8 @@ pub struct Checkpoint {
     dir: PathBuf,
     retain: usize,
     metadata: Metadata,
+    /// Holds the directory's lock while open.
+    _lock: fs::File,
 }
 
 const OFFSETS: &str = "offsets";
@@ -133,6 +140,27 @@ impl Checkpoint {
         for sub in [OFFSETS, STATE, COMMITS] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|e| RuntimeError::io("creating", &p, e))?;
+        }
+        let lock_path = dir.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| RuntimeError::io("opening", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(RuntimeError::Checkpoint(format!(
+                    "{} is in use by another running query (it holds {}); give this run its \
+                     own checkpoint directory or query name",
+                    dir.display(),
+                    lock_path.display()
+                )))
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(RuntimeError::io("locking", &lock_path, e))
+            }
         }
         let meta_path = dir.join("metadata");
         let metadata = if meta_path.exists() {
@@ -153,6 +181,7 @@ impl Checkpoint {
             dir,
             retain: DEFAULT_RETAIN,
             metadata,
+            _lock: lock,
         })
     }
 
@@ -389,10 +418,22 @@ mod tests {
     #[test]
     fn metadata_is_stable_across_opens() {
         let d = tempfile::tempdir().unwrap();
-        let a = Checkpoint::open(d.path(), "q").unwrap();
+        let a = Checkpoint::open(d.path(), "q").unwrap().metadata().clone();
         let b = Checkpoint::open(d.path(), "q").unwrap();
-        assert_eq!(a.metadata(), b.metadata());
+        assert_eq!(&a, b.metadata());
         assert!(d.path().join("metadata").is_file());
+    }
+
+    /// Regression (issue 11): two runs on one checkpoint directory would write the same
+    /// epochs; the second is refused while the first holds the directory.
+    #[test]
+    fn one_open_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let a = Checkpoint::open(d.path(), "q").unwrap();
+        let e = Checkpoint::open(d.path(), "q").unwrap_err().to_string();
+        assert!(e.contains("in use by another running query"), "{e}");
+        drop(a);
+        Checkpoint::open(d.path(), "q").unwrap();
     }
 
     #[test]

@@ -5,14 +5,17 @@
 //! reason), `rivulet.source.topic`, `rivulet.source.partition` and `rivulet.source.offset`.
 //! Rows behind the watermark go to `late_topic` as JSON rows when one is configured, else they
 //! are only counted. Both go through [`EpochProducer`], so replayed epochs do not duplicate
-//! them.
+//! them; each destination topic is its own writer (`dlq/<topic>`, `late/<topic>`), so the
+//! dead letters of several queries over one source share `<topic>.dlq` without one query's
+//! records hiding another's.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
 use crate::rows::row_json;
-use crate::sinks::kafka::{EpochProducer, OutRecord};
+use crate::sinks::kafka::{EpochProducer, OutRecord, Writer};
 use crate::Result;
 
 pub const ERROR_HEADER: &str = "rivulet.error";
@@ -53,8 +56,25 @@ impl DeadRecord {
     }
 }
 
+/// The query whose dead letters and late rows these are.
+#[derive(Debug, Clone)]
+pub struct WriterScope {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    pub query_name: String,
+    /// The checkpoint's id.
+    pub checkpoint_id: String,
+}
+
+impl WriterScope {
+    fn writer(&self, role: &str) -> Writer {
+        Writer::new(&self.dir, &self.query_name, &self.checkpoint_id, role)
+    }
+}
+
 /// Where dead letters and late rows go.
 pub struct DeadLetters {
+    scope: WriterScope,
     brokers: String,
     dlq_override: Option<String>,
     /// Producers per dead-letter topic, opened on first use.
@@ -66,15 +86,21 @@ impl DeadLetters {
     /// `dlq_topic`: the plan's override (else `<source topic>.dlq`); `late_topic`: where late
     /// rows go (else counted only).
     pub fn connect(
+        scope: WriterScope,
         brokers: &str,
         dlq_topic: Option<&str>,
         late_topic: Option<&str>,
     ) -> Result<DeadLetters> {
         let late = match late_topic {
-            Some(t) => Some(EpochProducer::connect(brokers, t)?),
+            Some(t) => Some(EpochProducer::connect(
+                brokers,
+                t,
+                scope.writer(&format!("late/{t}")),
+            )?),
             None => None,
         };
         Ok(DeadLetters {
+            scope,
             brokers: brokers.to_string(),
             dlq_override: dlq_topic.map(str::to_string),
             dlq: BTreeMap::new(),
@@ -101,12 +127,24 @@ impl DeadLetters {
         }
         for (topic, outs) in by_topic {
             if !self.dlq.contains_key(&topic) {
-                let p = EpochProducer::connect(&self.brokers, &topic)?;
+                let p = EpochProducer::connect(
+                    &self.brokers,
+                    &topic,
+                    self.scope.writer(&format!("dlq/{topic}")),
+                )?;
                 self.dlq.insert(topic.clone(), p);
             }
             if let Some(p) = self.dlq.get_mut(&topic) {
                 p.send_epoch(epoch, &outs)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The epochs sent so far are committed (see [`EpochProducer::commit`]).
+    pub fn commit(&mut self) -> Result<()> {
+        for p in self.dlq.values_mut().chain(self.late.as_mut()) {
+            p.commit()?;
         }
         Ok(())
     }

@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{now_ms, Checkpoint, EpochOffsets, EpochState, OffsetRange};
 use crate::decode_pool::DecodePool;
-use crate::dlq::{DeadLetters, DeadRecord};
+use crate::dlq::{DeadLetters, DeadRecord, WriterScope};
 use crate::error::RuntimeError;
 use crate::progress::{
     rate, BranchProgress, EventTimeStats, ProgressWriter, QueryProgress, QueryStatus, SinkProgress,
@@ -76,6 +76,8 @@ pub const DEFAULT_MAX_RECORDS: u64 = 100_000;
 pub enum FailPoint {
     /// After `offsets/<epoch>` is written, before any output.
     AfterOffsets(u64),
+    /// After the epoch's dead letters and late rows were sent, before the sinks write.
+    AfterDeadLetters(u64),
     /// After the sinks wrote the epoch, before `state/<epoch>`.
     AfterSinks(u64),
     /// After the sinks of branch `.1` (index in the job) wrote epoch `.0`, before the next
@@ -421,11 +423,12 @@ fn open_sinks(ctx: &SinkContext<'_>) -> Result<Vec<Box<dyn Sink>>> {
     for s in &plan.sinks {
         sinks.push(match s {
             SinkSpec::Console => Box::new(ConsoleSink::stdout().with_schema(ctx.schema.clone())),
-            SinkSpec::File { path } => Box::new(FileSink::new(path)?),
+            SinkSpec::File { path } => Box::new(FileSink::new(path, ctx.query_id)?),
             SinkSpec::Kafka { topic, brokers } => Box::new(KafkaSink::connect(
                 brokers.as_deref().unwrap_or(&plan.source.brokers),
                 topic,
                 &plan.group_by,
+                ctx.kafka_writer(&format!("sink/{}/{topic}", plan.name)),
             )?),
             SinkSpec::Parquet(spec) => Box::new(ParquetSink::open(spec, ctx)?),
             SinkSpec::Postgres(spec) => Box::new(PostgresSink::open(spec, ctx)?),
@@ -462,11 +465,17 @@ impl Query {
                 plan: branch,
                 schema: &chain.output_schema,
                 checkpoint_dir: &dir,
+                query_name: &plan.name,
                 query_id: &checkpoint.metadata().id,
                 last_committed,
             })?);
         }
         let dead = DeadLetters::connect(
+            WriterScope {
+                dir: dir.clone(),
+                query_name: plan.name.clone(),
+                checkpoint_id: checkpoint.metadata().id.clone(),
+            },
             &plan.source.brokers,
             plan.source.dlq_topic.as_deref(),
             plan.source.late_topic.as_deref(),
@@ -762,6 +771,7 @@ impl Query {
         let num_output: u64 = num_outputs.iter().sum();
         self.dead.send_dead_letters(epoch, &dead)?;
         self.dead.send_late(epoch, &late)?;
+        self.fail_at(FailPoint::AfterDeadLetters(epoch))?;
         for (i, (sinks, result)) in self.sinks.iter_mut().zip(&results).enumerate() {
             for s in sinks.iter_mut() {
                 s.write_epoch(epoch, result)?;
@@ -783,6 +793,7 @@ impl Query {
         for s in self.sinks.iter_mut().flatten() {
             s.commit(epoch)?;
         }
+        self.dead.commit()?;
         // After the commit: an observer only ever sees results a restart will not take back.
         if let Some(o) = &self.opts.observer {
             for (plan, result) in self.job.branches.iter().zip(&results) {

@@ -901,6 +901,7 @@ fn sink_throughput_blocking(
         plan: &plan,
         schema: &schema,
         checkpoint_dir: dir.path(),
+        query_name: &plan.name,
         query_id: &run_id,
         last_committed: None,
     };
@@ -908,7 +909,7 @@ fn sink_throughput_blocking(
     let mut sinks: Vec<(&'static str, Box<dyn Sink>, Option<std::path::PathBuf>)> = vec![
         (
             "file",
-            Box::new(FileSink::new(dir.path().join("file")).map_err(sink_err)?),
+            Box::new(FileSink::new(dir.path().join("file"), &run_id).map_err(sink_err)?),
             Some(dir.path().join("file")),
         ),
         (

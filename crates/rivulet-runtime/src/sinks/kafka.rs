@@ -3,18 +3,32 @@
 //! Key: JSON of the group-key columns plus `window_start` when present
 //! (`{"id":3,"window_start":"2026-11-24T10:00:10.000Z"}`); value: the row as JSON. Records go
 //! through an idempotent producer (acks=all) to an explicit partition chosen with Kafka's
-//! murmur2 key hash (what Java clients pick), and each carries the headers `rivulet.epoch` and
-//! `rivulet.seq` (position of the record in the epoch's output, decimal text).
+//! murmur2 key hash (what Java clients pick), and each carries the headers `rivulet.writer`
+//! (who wrote it, see [`Writer`]), `rivulet.epoch` and `rivulet.seq` (position of the record in
+//! the epoch's output, decimal text).
 //!
-//! Exactly once across crashes ([`EpochProducer`]): on startup the tail of every partition is
-//! read to find the highest `(epoch, seq)` already there. An epoch's output is a deterministic
-//! function of its input, and within a partition records land in `seq` order, so when an epoch
-//! is replayed every record whose `(epoch, seq)` is at or below its partition's tail is already
-//! present and is skipped. (A record that failed delivery while a later one of the same
-//! partition succeeded would be lost; the idempotent producer fails the rest of the partition's
-//! queue in that case, and the sink reports the failure, stopping the query.)
+//! Exactly once across crashes ([`EpochProducer`]): an epoch's output is a deterministic
+//! function of its input, and within a partition one writer's records land in `seq` order, so
+//! when an epoch is replayed every record of *this writer* whose `(epoch, seq)` is at or below
+//! the highest one already in its partition is present and is skipped. Only records carrying
+//! this writer's identity count: another query, another branch or dead-letter writer of the
+//! same query, a run of the same query from a fresh checkpoint, or a program that sets no
+//! header at all, never suppresses anything.
+//!
+//! Finding that highest `(epoch, seq)` at start must not depend on how much *others* wrote
+//! to the topic, so the writer keeps a recovery file in the checkpoint directory
+//! (`<checkpoint>/sinks/kafka-<role>-<hash>.json`) with a *floor* per partition: an offset at
+//! or below the position of anything it may still have to replay. Only `[floor, end)` of each
+//! partition is read back. Floors are raised after each committed epoch (past this writer's
+//! last delivered record, and to the partition's end at most every
+//! [`FLOOR_REFRESH`]), so the read-back stays short however busy a shared topic is. A stale
+//! floor is only ever lower, hence still correct; an unreadable file falls back to the
+//! partition's start. (A record that failed delivery while a later one of the same partition
+//! succeeded would be lost; the idempotent producer fails the rest of the partition's queue
+//! in that case, and the sink reports the failure, stopping the query.)
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,11 +43,16 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use serde::{Deserialize, Serialize};
+
 use super::Sink;
+use crate::checkpoint::write_atomic;
 use crate::error::RuntimeError;
 use crate::rows::{row_json, row_json_columns};
 use crate::Result;
 
+/// Header naming the record's writer (see [`Writer`]).
+pub const WRITER_HEADER: &str = "rivulet.writer";
 /// Header carrying the epoch of a record.
 pub const EPOCH_HEADER: &str = "rivulet.epoch";
 /// Header carrying the record's position in its epoch's output.
@@ -42,9 +61,8 @@ pub const SEQ_HEADER: &str = "rivulet.seq";
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const TOPIC_WAIT: Duration = Duration::from_secs(30);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// The read-back at start gives up after this long without a record.
 const TAIL_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Records read back from the end of each partition at startup.
-const TAIL_RECORDS: i64 = 64;
 
 /// Kafka's murmur2 (as in the Java client's `Utils.murmur2`).
 pub fn murmur2(data: &[u8]) -> i32 {
@@ -87,6 +105,8 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
 struct Delivery {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Highest offset delivered per partition (for the recovery floors).
+    delivered: Mutex<HashMap<i32, i64>>,
 }
 
 struct DeliveryContext(Arc<Delivery>);
@@ -96,10 +116,18 @@ impl ClientContext for DeliveryContext {}
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.0.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut g) = self.0.first_error.lock() {
-                g.get_or_insert_with(|| e.to_string());
+        match result {
+            Ok(m) => {
+                if let Ok(mut d) = self.0.delivered.lock() {
+                    let o = d.entry(m.partition()).or_insert(m.offset());
+                    *o = (*o).max(m.offset());
+                }
+            }
+            Err((e, _)) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut g) = self.0.first_error.lock() {
+                    g.get_or_insert_with(|| e.to_string());
+                }
             }
         }
     }
@@ -112,18 +140,78 @@ pub struct OutRecord {
     pub value: Option<Vec<u8>>,
     /// Partition (modulo the count) for records without a key.
     pub partition_hint: i32,
-    /// Extra headers besides epoch and seq.
+    /// Extra headers besides writer, epoch and seq.
     pub headers: Vec<(String, Vec<u8>)>,
 }
+
+/// Who writes a topic, for the idempotence check: the query's name and checkpoint id (a fresh
+/// checkpoint is a new writer) and the writer's role in the query (`sink/<branch>/<topic>`,
+/// `dlq/<topic>`, `late/<topic>`), so two writers of one query never mistake each other's
+/// records for their own either.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// The `rivulet.writer` header value: `<query name>/<checkpoint id>/<role>`.
+    pub id: String,
+    /// The recovery file holding this writer's floors.
+    pub recovery_file: PathBuf,
+}
+
+impl Writer {
+    /// The writer `role` of the query `name` whose checkpoint (id `checkpoint_id`) is `dir`.
+    pub fn new(dir: &Path, name: &str, checkpoint_id: &str, role: &str) -> Writer {
+        let id = format!("{name}/{checkpoint_id}/{role}");
+        // The role may hold any characters (branch names); the file name keeps a readable,
+        // safe prefix and a hash of the whole role so that two roles never share a file.
+        let safe: String = role
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(60)
+            .collect();
+        let file = format!("kafka-{safe}-{:016x}.json", fnv1a(role.as_bytes()));
+        Writer {
+            id,
+            recovery_file: dir.join("sinks").join(file),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash for file names (std's hasher is not stable across releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The recovery file: per partition, an offset at or below anything this writer may replay.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Floors {
+    writer: String,
+    topic: String,
+    floors: BTreeMap<i32, i64>,
+}
+
+/// How often, at most, an epoch commit moves every partition's floor up to its end.
+pub const FLOOR_REFRESH: Duration = Duration::from_secs(30);
 
 /// Produces an epoch's records exactly once across replays (see the module docs).
 pub struct EpochProducer {
     producer: ThreadedProducer<DeliveryContext>,
     delivery: Arc<Delivery>,
+    brokers: String,
     topic: String,
     partitions: i32,
-    /// Highest `(epoch, seq)` present per partition.
+    writer: Writer,
+    /// Highest `(epoch, seq)` of this writer present per partition.
     tail: HashMap<i32, (u64, u64)>,
+    /// The floors last written to the recovery file.
+    floors: BTreeMap<i32, i64>,
+    last_refresh: Instant,
 }
 
 /// Number of partitions of `topic`, waiting (bounded) for auto-creation.
@@ -159,38 +247,60 @@ fn parse_header_u64(h: &Header<'_, &[u8]>) -> Option<u64> {
         .and_then(|s| s.parse().ok())
 }
 
-/// Reads the last records of every partition of `topic` and returns the highest
-/// `(epoch, seq)` found per partition.
-pub fn read_tails(brokers: &str, topic: &str) -> Result<HashMap<i32, (u64, u64)>> {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// `(low, high)` watermarks of every partition of `topic`.
+fn watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: i32,
+) -> Result<BTreeMap<i32, (i64, i64)>> {
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                .map(|w| (p, w))
+                .map_err(|e| RuntimeError::kafka(format!("reading offsets of {topic}/{p}"), e))
+        })
+        .collect()
+}
+
+fn plain_consumer(brokers: &str, what: &str) -> Result<BaseConsumer> {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("rivulet-tail-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
         .create()
-        .map_err(|e| RuntimeError::kafka("creating the tail reader", e))?;
-    let n = topic_partitions(consumer.client(), topic)?;
+        .map_err(|e| RuntimeError::kafka(what.to_string(), e))
+}
+
+/// Reads `[from, high)` of the given partitions of `topic` and returns, per partition, the
+/// highest `(epoch, seq)` among the records whose `rivulet.writer` header is `writer`.
+/// Gives up only when no record arrives for [`TAIL_READ_TIMEOUT`].
+pub fn read_tails(
+    brokers: &str,
+    topic: &str,
+    writer: &str,
+    ranges: &BTreeMap<i32, (i64, i64)>,
+) -> Result<HashMap<i32, (u64, u64)>> {
+    let mut tails = HashMap::new();
     let mut tpl = TopicPartitionList::new();
     let mut want: HashMap<i32, i64> = HashMap::new();
-    for p in 0..n {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, METADATA_TIMEOUT)
-            .map_err(|e| RuntimeError::kafka(format!("reading offsets of {topic}/{p}"), e))?;
-        if high > low {
-            let from = (high - TAIL_RECORDS).max(low);
+    for (&p, &(from, high)) in ranges {
+        if high > from {
             tpl.add_partition_offset(topic, p, Offset::Offset(from))
                 .map_err(|e| RuntimeError::kafka("building the assignment", e))?;
             want.insert(p, high);
         }
     }
-    let mut tails = HashMap::new();
     if want.is_empty() {
         return Ok(tails);
     }
+    let consumer = plain_consumer(brokers, "creating the tail reader")?;
     consumer
         .assign(&tpl)
         .map_err(|e| RuntimeError::kafka("assigning the tail reader", e))?;
-    let deadline = Instant::now() + TAIL_READ_TIMEOUT;
+    let mut deadline = Instant::now() + TAIL_READ_TIMEOUT;
     while !want.is_empty() {
         if Instant::now() >= deadline {
             return Err(RuntimeError::Source(format!(
@@ -200,20 +310,29 @@ pub fn read_tails(brokers: &str, topic: &str) -> Result<HashMap<i32, (u64, u64)>
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
+            // The end as it is now, which is at or past the `high` asked for (control
+            // records, e.g. transaction markers, are never delivered, so the last offset
+            // itself may never arrive).
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                want.remove(&p);
+            }
             Some(Err(e)) => return Err(RuntimeError::kafka(format!("reading `{topic}`"), e)),
             Some(Ok(m)) => {
+                deadline = Instant::now() + TAIL_READ_TIMEOUT;
                 let p = m.partition();
                 if let Some(h) = m.headers() {
+                    let mut ours = false;
                     let mut epoch = None;
                     let mut seq = None;
                     for hd in h.iter() {
-                        if hd.key == EPOCH_HEADER {
-                            epoch = parse_header_u64(&hd);
-                        } else if hd.key == SEQ_HEADER {
-                            seq = parse_header_u64(&hd);
+                        match hd.key {
+                            WRITER_HEADER => ours = hd.value == Some(writer.as_bytes()),
+                            EPOCH_HEADER => epoch = parse_header_u64(&hd),
+                            SEQ_HEADER => seq = parse_header_u64(&hd),
+                            _ => {}
                         }
                     }
-                    if let (Some(e), Some(s)) = (epoch, seq) {
+                    if let (true, Some(e), Some(s)) = (ours, epoch, seq) {
                         let t = tails.entry(p).or_insert((e, s));
                         if (e, s) > *t {
                             *t = (e, s);
@@ -230,8 +349,9 @@ pub fn read_tails(brokers: &str, topic: &str) -> Result<HashMap<i32, (u64, u64)>
 }
 
 impl EpochProducer {
-    /// Connects an idempotent producer to `topic` and reads the partitions' tails.
-    pub fn connect(brokers: &str, topic: &str) -> Result<EpochProducer> {
+    /// Connects an idempotent producer to `topic` for `writer` and finds what that writer
+    /// already wrote since its floors (see the module docs).
+    pub fn connect(brokers: &str, topic: &str, writer: Writer) -> Result<EpochProducer> {
         let delivery = Arc::new(Delivery::default());
         let producer: ThreadedProducer<DeliveryContext> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -242,18 +362,76 @@ impl EpochProducer {
             .create_with_context(DeliveryContext(delivery.clone()))
             .map_err(|e| RuntimeError::kafka(format!("creating the producer for `{topic}`"), e))?;
         let partitions = topic_partitions(producer.client(), topic)?;
-        let tail = read_tails(brokers, topic)?;
-        Ok(EpochProducer {
+        let consumer = plain_consumer(brokers, "creating the offset reader")?;
+        let marks = watermarks(&consumer, topic, partitions)?;
+        // Where this writer's unfinished epoch (if any) may start: the saved floors; a
+        // partition the file does not know (added since, or the file was unreadable) is read
+        // from its start. Without a file this writer never sent anything: today's ends.
+        let floors: BTreeMap<i32, i64> = match read_floors(&writer, topic)? {
+            None => marks.iter().map(|(&p, &(_, high))| (p, high)).collect(),
+            Some(saved) => marks
+                .iter()
+                .map(|(&p, &(low, _))| (p, saved.get(&p).map_or(low, |&f| f.max(low))))
+                .collect(),
+        };
+        let ranges = marks
+            .iter()
+            .map(|(&p, &(_, high))| (p, (floors.get(&p).copied().unwrap_or(high), high)))
+            .collect();
+        let tail = read_tails(brokers, topic, &writer.id, &ranges)?;
+        let mut p = EpochProducer {
             producer,
             delivery,
+            brokers: brokers.to_string(),
             topic: topic.to_string(),
             partitions,
+            writer,
             tail,
-        })
+            floors: BTreeMap::new(),
+            last_refresh: Instant::now(),
+        };
+        // Durable before the first record goes out. The floors only move up once the epochs
+        // below them are committed (`commit`): a crash during the replay must find the
+        // replayed records again.
+        p.save_floors(floors, true)?;
+        Ok(p)
     }
 
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The value of the `rivulet.writer` header on this producer's records.
+    pub fn writer_id(&self) -> &str {
+        &self.writer.id
+    }
+
+    fn save_floors(&mut self, floors: BTreeMap<i32, i64>, durable: bool) -> Result<()> {
+        if floors == self.floors {
+            return Ok(());
+        }
+        let file = Floors {
+            writer: self.writer.id.clone(),
+            topic: self.topic.clone(),
+            floors,
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| RuntimeError::Sink {
+            sink: format!("kafka `{}`", self.topic),
+            reason: format!("encoding the recovery file: {e}"),
+        })?;
+        let path = &self.writer.recovery_file;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| RuntimeError::io("creating", dir, e))?;
+        }
+        if durable {
+            write_atomic(path, &bytes)?;
+        } else {
+            // A lost or torn update only leaves an older, lower floor (or none readable: the
+            // partition's start), which is still correct; not worth an fsync per epoch.
+            write_replace(path, &bytes)?;
+        }
+        self.floors = file.floors;
+        Ok(())
     }
 
     /// Produces `records` as the output of `epoch` (seq = index), skipping those already in the
@@ -277,7 +455,11 @@ impl EpochProducer {
             }
             let epoch_s = epoch.to_string();
             let seq_s = seq.to_string();
-            let mut headers = OwnedHeaders::new_with_capacity(2 + r.headers.len())
+            let mut headers = OwnedHeaders::new_with_capacity(3 + r.headers.len())
+                .insert(Header {
+                    key: WRITER_HEADER,
+                    value: Some(self.writer.id.as_bytes()),
+                })
                 .insert(Header {
                     key: EPOCH_HEADER,
                     value: Some(epoch_s.as_bytes()),
@@ -342,6 +524,59 @@ impl EpochProducer {
         self.tail.extend(last);
         Ok(sent)
     }
+
+    /// The epochs sent so far are committed in the checkpoint and will never be replayed:
+    /// raise the floors past this writer's delivered records and, at most every
+    /// [`FLOOR_REFRESH`], to every partition's end.
+    pub fn commit(&mut self) -> Result<()> {
+        let mut floors = self.floors.clone();
+        if self.last_refresh.elapsed() >= FLOOR_REFRESH {
+            let consumer = plain_consumer(&self.brokers, "creating the offset reader")?;
+            for (p, (_, high)) in watermarks(&consumer, &self.topic, self.partitions)? {
+                let f = floors.entry(p).or_insert(high);
+                *f = (*f).max(high);
+            }
+            self.last_refresh = Instant::now();
+        }
+        if let Ok(d) = self.delivery.delivered.lock() {
+            for (&p, &o) in d.iter() {
+                let f = floors.entry(p).or_insert(o + 1);
+                *f = (*f).max(o + 1);
+            }
+        }
+        self.save_floors(floors, false)
+    }
+}
+
+/// This writer's saved floors for `topic`; `None` when it never wrote there under this
+/// checkpoint. An unreadable file (torn by a power loss: updates are not fsynced) means
+/// "floors unknown": read whole partitions.
+fn read_floors(writer: &Writer, topic: &str) -> Result<Option<BTreeMap<i32, i64>>> {
+    let path = &writer.recovery_file;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RuntimeError::io("reading", path, e)),
+    };
+    match serde_json::from_slice::<Floors>(&bytes) {
+        Ok(f) if f.writer == writer.id && f.topic == topic => Ok(Some(f.floors)),
+        Ok(_) | Err(_) => {
+            tracing::warn!(
+                "{}: unreadable or not this writer's; reading `{}` from its start to find what \
+                 was already written",
+                path.display(),
+                topic.escape_debug()
+            );
+            Ok(Some(BTreeMap::new()))
+        }
+    }
+}
+
+/// Replaces `path` by `bytes` through a temporary file and a rename (no fsync).
+fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| RuntimeError::io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| RuntimeError::io("renaming to", path, e))
 }
 
 /// The Kafka sink (see the module docs).
@@ -352,10 +587,16 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// A sink into `topic` keyed by `group_by` (plus `window_start` when the rows have it).
-    pub fn connect(brokers: &str, topic: &str, group_by: &[String]) -> Result<KafkaSink> {
+    /// A sink into `topic` keyed by `group_by` (plus `window_start` when the rows have it),
+    /// writing as `writer`.
+    pub fn connect(
+        brokers: &str,
+        topic: &str,
+        group_by: &[String],
+        writer: Writer,
+    ) -> Result<KafkaSink> {
         Ok(KafkaSink {
-            producer: EpochProducer::connect(brokers, topic)?,
+            producer: EpochProducer::connect(brokers, topic, writer)?,
             key_columns: group_by.to_vec(),
             brokers: brokers.to_string(),
         })
@@ -401,6 +642,10 @@ impl Sink for KafkaSink {
         let records = json_records(batches, &self.key_columns);
         self.producer.send_epoch(epoch, &records)?;
         Ok(())
+    }
+
+    fn commit(&mut self, _epoch: u64) -> Result<()> {
+        self.producer.commit()
     }
 }
 

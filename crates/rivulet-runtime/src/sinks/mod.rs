@@ -1,7 +1,7 @@
 //! Sinks: where each epoch's result rows go. Every sink is exactly-once for replayed epochs
 //! (an epoch re-run after a crash produces the same rows, and the sink makes the second write
-//! invisible): the file sink overwrites the epoch's file, the Kafka sink skips records already
-//! in the topic; the console sink simply prints again, like Spark's.
+//! invisible): the file sink overwrites the epoch's file, the Kafka sink skips records it
+//! already wrote to the topic; the console sink simply prints again, like Spark's.
 //!
 //! The storage sinks ([`parquet`], [`postgres`]) make an epoch visible only after the
 //! checkpoint committed it; until then (and across a crash) its rows wait in a write-ahead
@@ -37,11 +37,20 @@ pub struct SinkContext<'a> {
     /// The query's checkpoint directory (sinks keep their own recovery files under
     /// `<dir>/sinks/`).
     pub checkpoint_dir: &'a Path,
+    /// The query's (job's) name.
+    pub query_name: &'a str,
     /// The query's identity across restarts (checkpoint metadata).
     pub query_id: &'a str,
     /// The checkpoint's latest committed epoch at open: spooled epochs up to it must still be
     /// delivered, later ones are replayed by the driver.
     pub last_committed: Option<u64>,
+}
+
+impl SinkContext<'_> {
+    /// The identity of this query's Kafka writer `role` (see [`kafka::Writer`]).
+    pub fn kafka_writer(&self, role: &str) -> kafka::Writer {
+        kafka::Writer::new(self.checkpoint_dir, self.query_name, self.query_id, role)
+    }
 }
 
 /// A destination for result rows, called once per epoch (again for a replayed epoch).

@@ -3,11 +3,17 @@
 //!
 //! ```text
 //! <path>/date=2026-11-24/hour=10/part-<first epoch>-<last epoch>-<query tag>.parquet
-//! <path>/_rivulet/state.json       last finished roll: {"queryId", "finalizedThrough", "renames"}
-//! <path>/_rivulet/compaction.json  a compaction in progress (rolled forward on start)
-//! <path>/_rivulet/inprogress/      files being written (`*.parquet.inprogress`)
-//! <path>/_rivulet/spool/           the epochs not yet in a finished file (Arrow IPC)
+//! <path>/_rivulet/<query id>/state.json       last finished roll: {"queryId", "finalizedThrough", "renames"}
+//! <path>/_rivulet/<query id>/compaction.json  a compaction in progress (rolled forward on start)
+//! <path>/_rivulet/<query id>/inprogress/      files being written (`*.parquet.inprogress`)
+//! <path>/_rivulet/<query id>/spool/           the epochs not yet in a finished file (Arrow IPC)
 //! ```
+//!
+//! The bookkeeping is per query (its checkpoint id), and file names carry the query's tag, so
+//! several queries (or a re-run from a fresh checkpoint) can write one dataset without touching
+//! each other's spool, in-progress files or compaction inputs. (Before, `_rivulet/` itself held
+//! one query's files; a dataset laid out that way is moved into the new layout on open when it
+//! is this query's.)
 //!
 //! Readers ignore `_rivulet/`: names starting with `_` or `.` are hidden for pyarrow and Spark,
 //! and nothing in it ends in `.parquet` (for globs such as DuckDB's `**/*.parquet`).
@@ -96,7 +102,7 @@ enum Partitioning {
     Columns(Vec<usize>),
 }
 
-/// `_rivulet/state.json`: the last roll.
+/// `_rivulet/<query id>/state.json`: the last roll.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RollState {
@@ -107,7 +113,7 @@ struct RollState {
     renames: Vec<(String, String)>,
 }
 
-/// `_rivulet/compaction.json`: a merge whose output is complete.
+/// `_rivulet/<query id>/compaction.json`: a merge whose output is complete.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CompactionState {
     tmp: String,
@@ -283,6 +289,44 @@ fn writer_properties(c: ParquetCompression) -> WriterProperties {
         .build()
 }
 
+/// `<root>/_rivulet/<query id>`, after moving a dataset of the old layout (this query's files
+/// directly in `_rivulet/`) into it.
+fn query_meta_dir(root: &Path, query_id: &str) -> Result<PathBuf> {
+    let base = root.join(META_DIR);
+    let safe: String = query_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    if safe.is_empty() {
+        return Err(sink_err(root, "the query id is empty".to_string()));
+    }
+    let meta = base.join(&safe);
+    let legacy_state = base.join(STATE_FILE);
+    let legacy_ours = match fs::read(&legacy_state) {
+        Ok(b) => serde_json::from_slice::<RollState>(&b).is_ok_and(|s| s.query_id == query_id),
+        // No roll yet: the spool alone says whose it is, and only this query's checkpoint
+        // could have filled it (before, one dataset served one query).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => base.join(SPOOL_DIR).is_dir(),
+        Err(e) => return Err(RuntimeError::io("reading", &legacy_state, e)),
+    };
+    if legacy_ours && !meta.exists() {
+        fs::create_dir_all(&meta).map_err(|e| RuntimeError::io("creating", &meta, e))?;
+        for name in [STATE_FILE, COMPACTION_FILE, INPROGRESS_DIR, SPOOL_DIR] {
+            let from = base.join(name);
+            if from.exists() {
+                let to = meta.join(name);
+                fs::rename(&from, &to).map_err(|e| RuntimeError::io("moving to", &to, e))?;
+            }
+        }
+        sync_dir(&base)?;
+        sync_dir(&meta)?;
+    }
+    for d in [meta.join(INPROGRESS_DIR), meta.join(SPOOL_DIR)] {
+        fs::create_dir_all(&d).map_err(|e| RuntimeError::io("creating", &d, e))?;
+    }
+    Ok(meta)
+}
+
 /// `part-<first>-<last>-<tag>.parquet` → (first, last, tag).
 fn parse_part_name(name: &str) -> Option<(u64, u64, &str)> {
     let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
@@ -389,10 +433,7 @@ impl Drop for ParquetSink {
 impl Dataset {
     fn open(spec: &ParquetSinkSpec, ctx: &SinkContext<'_>) -> Result<Dataset> {
         let root = spec.path.clone();
-        let meta = root.join(META_DIR);
-        for d in [meta.join(INPROGRESS_DIR), meta.join(SPOOL_DIR)] {
-            fs::create_dir_all(&d).map_err(|e| RuntimeError::io("creating", &d, e))?;
-        }
+        let meta = query_meta_dir(&root, ctx.query_id)?;
         let in_schema = ctx.schema.clone();
         let index = |name: &str| {
             in_schema.index_of(name).map_err(|_| {
@@ -454,12 +495,7 @@ impl Dataset {
             root,
             meta,
             query_id: ctx.query_id.to_string(),
-            tag: ctx
-                .query_id
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(8)
-                .collect(),
+            tag: super::file::file_tag(ctx.query_id),
             in_schema,
             file_schema,
             keep,
@@ -942,6 +978,10 @@ mode = "append"
     }
 
     fn open(root: &Path, last: Option<u64>, compact: Option<u32>) -> Dataset {
+        open_as(root, "0123abcd-query", last, compact)
+    }
+
+    fn open_as(root: &Path, query_id: &str, last: Option<u64>, compact: Option<u32>) -> Dataset {
         let plan = Plan::from_toml(PLAN).unwrap();
         let spec = ParquetSinkSpec {
             path: root.to_path_buf(),
@@ -956,7 +996,8 @@ mode = "append"
             plan: &plan,
             schema: &schema,
             checkpoint_dir: root,
-            query_id: "0123abcd-query",
+            query_name: "q",
+            query_id,
             last_committed: last,
         };
         Dataset::open(&spec, &ctx).unwrap()
@@ -986,6 +1027,75 @@ mode = "append"
 
     fn want(epochs: std::ops::Range<i64>) -> Vec<(i64, i64)> {
         epochs.flat_map(|e| (0..3).map(move |i| (e, i))).collect()
+    }
+
+    /// Regression (issue 11): a second query opening the same dataset deleted the first one's
+    /// in-progress files and spool (they shared `_rivulet/`). Now each keeps its own, and a
+    /// crash of either loses nothing; compaction merges only the query's own files.
+    #[test]
+    fn two_queries_share_a_dataset() {
+        let d = tempfile::tempdir().unwrap();
+        let mut a = open_as(d.path(), "aaaa1111-query", None, Some(2));
+        for e in 0..2 {
+            a.write_epoch(e, &[rows(e)]).unwrap();
+            a.commit(e).unwrap();
+        }
+        a.roll(1).unwrap();
+        a.write_epoch(2, &[rows(2)]).unwrap();
+        a.commit(2).unwrap();
+        // b opens while a has an open file and a spooled epoch, writes and rolls.
+        let mut b = open_as(d.path(), "bbbb2222-query", None, Some(2));
+        for e in 0..3 {
+            b.write_epoch(e, &[rows(e)]).unwrap();
+            b.commit(e).unwrap();
+            b.roll(e).unwrap();
+        }
+        b.close().unwrap();
+        // a crashes and comes back: its committed epoch 2 is still in its spool.
+        drop(a);
+        let mut a = open_as(d.path(), "aaaa1111-query", Some(2), Some(2));
+        a.close().unwrap();
+        let mut both = want(0..3);
+        both.extend(want(0..3));
+        both.sort_unstable();
+        assert_eq!(visible(d.path()), both);
+        assert!(inprogress_files_of(d.path(), "aaaa1111-query").is_empty());
+    }
+
+    /// A dataset written before the bookkeeping moved to `_rivulet/<query id>/` (this query's
+    /// files directly in `_rivulet/`) is moved on open and its spooled epochs still delivered.
+    #[test]
+    fn legacy_layout_is_moved_into_the_query_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = open(d.path(), None, None);
+        for e in 0..2 {
+            s.write_epoch(e, &[rows(e)]).unwrap();
+            s.commit(e).unwrap();
+        }
+        s.roll(1).unwrap();
+        s.write_epoch(2, &[rows(2)]).unwrap();
+        s.commit(2).unwrap();
+        drop(s);
+        let base = d.path().join("_rivulet");
+        let mine = base.join("0123abcd-query");
+        for e in fs::read_dir(&mine).unwrap() {
+            let p = e.unwrap().path();
+            fs::rename(&p, base.join(p.file_name().unwrap())).unwrap();
+        }
+        fs::remove_dir(&mine).unwrap();
+        assert!(base.join(STATE_FILE).exists());
+        let mut s = open(d.path(), Some(2), None);
+        s.close().unwrap();
+        assert_eq!(visible(d.path()), want(0..3));
+        assert!(!base.join(STATE_FILE).exists());
+        assert!(mine.join(STATE_FILE).exists());
+    }
+
+    fn inprogress_files_of(root: &Path, query_id: &str) -> Vec<PathBuf> {
+        fs::read_dir(root.join("_rivulet").join(query_id).join(INPROGRESS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     }
 
     #[test]
@@ -1062,21 +1172,24 @@ mode = "append"
         s.commit(3).unwrap();
         s.crash_after = Some(COMPACTION_FILE);
         assert!(s.roll(3).is_err());
-        assert!(d.path().join("_rivulet/compaction.json").exists());
+        assert!(d
+            .path()
+            .join("_rivulet/0123abcd-query/compaction.json")
+            .exists());
         drop(s);
         let s = open(d.path(), Some(3), Some(3));
         assert_eq!(visible(d.path()), want(0..4));
         let files: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(files.len(), 1, "{files:?}");
-        assert!(!d.path().join("_rivulet/compaction.json").exists());
+        assert!(!d
+            .path()
+            .join("_rivulet/0123abcd-query/compaction.json")
+            .exists());
         drop(s);
     }
 
     fn inprogress(root: &Path) -> Vec<PathBuf> {
-        fs::read_dir(root.join("_rivulet/inprogress"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect()
+        inprogress_files_of(root, "0123abcd-query")
     }
 
     #[test]

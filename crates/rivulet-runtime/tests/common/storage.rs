@@ -204,12 +204,19 @@ pub fn visible_parquet_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Files still in the sink's in-progress directory (none after a clean stop).
+/// Files still in the in-progress directory of any query writing the dataset (none after a
+/// clean stop).
 pub fn inprogress_files(root: &Path) -> Vec<PathBuf> {
-    match std::fs::read_dir(root.join("_rivulet/inprogress")) {
-        Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
+    let Ok(queries) = std::fs::read_dir(root.join("_rivulet")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for q in queries {
+        if let Ok(rd) = std::fs::read_dir(q.unwrap().path().join("inprogress")) {
+            out.extend(rd.map(|e| e.unwrap().path()));
+        }
     }
+    out
 }
 
 /// The PostgreSQL server binaries: `$RIVULET_PG_BIN`, else the newest
