@@ -14,7 +14,9 @@
 
 pub mod admin;
 pub mod bench;
+pub mod connection;
 mod error;
 mod util;
 
+pub use connection::KafkaConnection;
 pub use error::ClientError;

@@ -12,11 +12,7 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// The base librdkafka configuration: only `bootstrap.servers`, librdkafka's defaults
 /// otherwise (no `broker.address.family`: users may well say `localhost`).
 pub(crate) fn base_config(brokers: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers);
-    // librdkafka logs connection trouble to stderr itself; keep that, but at warning level.
-    c.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
-    c
+    crate::KafkaConnection::new(brokers).client_config()
 }
 
 /// Runs a blocking librdkafka call (metadata, watermarks, committed offsets, polling) off the
