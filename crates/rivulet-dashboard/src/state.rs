@@ -11,8 +11,9 @@ use std::time::Instant;
 use arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
 use rivulet_client::admin::{GroupOverview, TopicOverview};
-use rivulet_engine::plan::{OutputMode, Plan, SinkSpec, TriggerSpec, WindowSpec};
+use rivulet_engine::plan::{OutputMode, Plan, TriggerSpec, WindowSpec};
 use rivulet_gen::GenStats;
+use rivulet_runtime::connectors;
 use rivulet_runtime::progress::QueryProgress;
 use rivulet_runtime::rows::rfc3339_ms;
 use rivulet_runtime::QueryObserver;
@@ -106,14 +107,17 @@ impl QueryInfo {
             TriggerSpec::ProcessingTime(d) => (fmt_ms(d.0), Some(d.0)),
             TriggerSpec::OnArrival => ("on arrival".to_string(), None),
         };
+        let source = connectors::kafka::SourceOptions::of(&plan.source).ok();
         QueryInfo {
             name: plan.name.clone(),
-            topics: plan.source.topics.clone(),
-            group_id: plan
-                .source
-                .group_id
-                .clone()
-                .unwrap_or_else(|| format!("rivulet-{}", plan.name)),
+            topics: source
+                .as_ref()
+                .map(|s| s.topics.clone())
+                .unwrap_or_default(),
+            group_id: source.as_ref().map_or_else(
+                || format!("rivulet-{}", plan.name),
+                |s| s.group_id(&plan.name),
+            ),
             group_by: shape.group_by,
             aggregates: shape.aggregates,
             window,
@@ -126,21 +130,8 @@ impl QueryInfo {
             .to_string(),
             trigger,
             trigger_ms,
-            sinks: plan
-                .sinks
-                .iter()
-                .map(|s| match s {
-                    SinkSpec::Console => "console".to_string(),
-                    SinkSpec::File { path } => format!("file {}", path.display()),
-                    SinkSpec::Kafka { topic, .. } => format!("kafka {topic}"),
-                    SinkSpec::Parquet(p) => format!("parquet {}", p.path.display()),
-                    // Never the URL: it may hold a password.
-                    SinkSpec::Postgres(p) => match &p.table {
-                        Some(t) => format!("postgres table {t}"),
-                        None => "postgres".to_string(),
-                    },
-                })
-                .collect(),
+            // The connectors' own descriptions: never a password or key.
+            sinks: connectors::describe_sinks(plan).unwrap_or_default(),
             filter: plan.filter.clone(),
             id: None,
             run_id: None,

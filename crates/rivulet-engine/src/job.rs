@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
-use crate::plan::{Plan, SinkSpec};
+use crate::plan::Plan;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,8 +49,8 @@ impl Job {
         self.branches.first()
     }
 
-    /// Every branch plan is valid, they share what is read, and no two branches write to the
-    /// same place (each sink's exactly-once bookkeeping is per epoch, not per branch).
+    /// Every branch plan is valid and they share what is read. (That no two branches write to
+    /// the same place is the connectors' check: `rivulet_runtime::connectors::check_job`.)
     pub fn validate(&self) -> Result<(), EngineError> {
         if self.name.trim().is_empty() {
             return Err(EngineError::Plan("job name: must not be empty".into()));
@@ -59,7 +59,6 @@ impl Job {
             return Err(EngineError::Plan("a job needs at least one branch".into()));
         };
         let mut names = HashSet::new();
-        let mut targets: HashSet<String> = HashSet::new();
         for (i, b) in self.branches.iter().enumerate() {
             b.validate()
                 .map_err(|e| EngineError::Plan(format!("branch `{}`: {e}", b.name)))?;
@@ -82,26 +81,6 @@ impl Job {
                      read one source once",
                     b.name, first.name
                 )));
-            }
-            for s in &b.sinks {
-                let target = match s {
-                    SinkSpec::Console => continue,
-                    SinkSpec::Kafka { topic, brokers } => format!(
-                        "kafka topic `{topic}` at {}",
-                        brokers.as_deref().unwrap_or(&b.source.brokers)
-                    ),
-                    SinkSpec::File { path } => format!("file sink path {}", path.display()),
-                    SinkSpec::Parquet(p) => format!("parquet path {}", p.path.display()),
-                    SinkSpec::Postgres(p) => {
-                        format!("postgres table `{}` at {}", p.table_name(&b.name), p.url)
-                    }
-                };
-                if self.branches.len() > 1 && !targets.insert(target.clone()) {
-                    return Err(EngineError::Plan(format!(
-                        "branch `{}`: {target} is already written by another sink of the job",
-                        b.name
-                    )));
-                }
             }
         }
         Ok(())
@@ -145,9 +124,7 @@ path = "out-a"
             size: DurationMs(10_000),
             slide: DurationMs(5_000),
         });
-        b.sinks = vec![SinkSpec::File {
-            path: "out-b".into(),
-        }];
+        b.sinks = vec![crate::plan::ConnectorSpec::new("file").with("path", "out-b")];
         Job {
             name: "job".into(),
             branches: vec![a, b],
@@ -160,16 +137,13 @@ path = "out-a"
     }
 
     #[test]
-    fn branches_must_share_the_source_and_have_distinct_names_and_targets() {
+    fn branches_must_share_the_source_and_have_distinct_names() {
         let mut j = two();
-        j.branches[1].source.topics = vec!["other".into()];
+        j.branches[1].source.set("topics", "other");
         assert!(j.validate().unwrap_err().to_string().contains("its source"));
         let mut j = two();
         j.branches[1].name = "a".into();
         assert!(j.validate().unwrap_err().to_string().contains("named `a`"));
-        let mut j = two();
-        j.branches[1].sinks = j.branches[0].sinks.clone();
-        assert!(j.validate().unwrap_err().to_string().contains("out-a"));
         let j = Job {
             name: "x".into(),
             branches: Vec::new(),

@@ -6,12 +6,15 @@
 //! (filter, projection, event-time windowed aggregation) and leave as result batches.
 //!
 //! Control signals travel in-band with the data ([`operator::Message`]: batches, watermarks,
-//! checkpoint barriers), and every operator implements one trait ([`operator::Operator`]) with
-//! defaulted hooks for watermarks, triggers, checkpoints and close.
+//! trigger ends, checkpoint barriers) through a branch's [`chain::Chain`], which the one
+//! planner ([`chain`]) builds from a plan; every operator implements one trait
+//! ([`operator::Operator`]) with defaulted hooks for watermarks, triggers and checkpoints.
 //!
-//! The [`plan::Plan`] is a plain data structure: the TOML pipeline file builds it today, the SQL
-//! front end will compile to the same plan.
+//! The [`plan::Plan`] is a plain data structure: the TOML pipeline file, `rivulet run`'s flags
+//! and the SQL front end (`rivulet-sql`) all build it. Its source and sinks are generic
+//! [`plan::ConnectorSpec`]s; the runtime's connector modules own their options.
 
+pub mod chain;
 pub mod decode;
 pub mod error;
 pub mod expr;
@@ -22,6 +25,7 @@ pub mod plan;
 pub mod watermark;
 pub mod window;
 
+pub use chain::Chain;
 pub use error::EngineError;
 pub use job::Job;
 pub use operator::{Message, Operator};

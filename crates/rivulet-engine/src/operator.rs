@@ -1,11 +1,13 @@
-//! The operator contract: one required method, defaulted hooks for the in-band control signals.
+//! The operator contract: one required method, defaulted hooks for the in-band control signals
+//! ([`Message`], run through a [`crate::chain::Chain`]).
 
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
 
-/// What flows between operators. Control signals travel in-band with the data, so an operator
-/// sees a watermark or a checkpoint barrier exactly between the batches it separates.
+/// What flows through a [`crate::chain::Chain`]. Control signals travel in-band with the data,
+/// so an operator sees a watermark or a checkpoint barrier exactly between the batches it
+/// separates.
 #[derive(Debug, Clone)]
 pub enum Message {
     Batch(RecordBatch),
@@ -13,7 +15,8 @@ pub enum Message {
     Watermark(i64),
     /// End of a trigger interval: update-mode operators emit what changed since the last one.
     Trigger,
-    /// Checkpoint barrier for `epoch`: operators snapshot their state.
+    /// Checkpoint barrier for `epoch`: every operator's state is snapshotted, after all the
+    /// messages before it.
     Barrier(u64),
 }
 
@@ -53,12 +56,6 @@ pub trait Operator: Send {
     /// Restores state written by [`Operator::snapshot`].
     fn restore(&mut self, state: &[u8]) -> Result<()> {
         let _ = state;
-        Ok(())
-    }
-
-    /// End of input (bounded runs, shutdown): flush anything final.
-    fn on_close(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
-        let _ = out;
         Ok(())
     }
 

@@ -16,10 +16,12 @@
 
 use rivulet_engine::plan::{
     AggregateFunction, AggregateSpec, CheckpointSpec, DurationMs, EventTimeSpec, FieldSpec,
-    FieldType, OutputMode, OutputSpec, ParquetCompression, ParquetSinkSpec, Plan, PostgresSinkSpec,
-    SinkSpec, SourceClient, SourceSpec, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
+    FieldType, OutputMode, OutputSpec, Plan, TimeFormat, TriggerSpec, WindowSpec,
 };
 use rivulet_engine::EngineError;
+
+use crate::connectors::kafka::{self, StartingOffsets};
+use crate::connectors::{check_plan, normalized, sink_from_shorthand};
 
 /// The query flags of `rivulet run` (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]
@@ -118,26 +120,32 @@ impl PlanArgs {
         if let Some(n) = &self.name {
             plan.name = n.clone();
         }
+        // The source's options are the Kafka connector's; each setter says which option it
+        // set, so problems with it name the flag.
+        let mut source_flags: Vec<(&'static str, &'static str)> = Vec::new();
         if !self.topics.is_empty() {
-            plan.source.topics = self.topics.clone();
+            source_flags.push((kafka::set_topics(&mut plan.source, &self.topics), "--topic"));
         }
         if let Some(s) = &self.starting_offsets {
-            plan.source.starting_offsets = parse_starting(s)?;
+            let start =
+                kafka::parse_starting_offsets(s).map_err(|m| flag_err("--starting-offsets", m))?;
+            source_flags.push((
+                kafka::set_starting_offsets(&mut plan.source, start),
+                "--starting-offsets",
+            ));
         }
         if let Some(n) = self.max_records_per_trigger {
-            plan.source.max_records_per_trigger = Some(n);
+            source_flags.push((
+                kafka::set_max_records_per_trigger(&mut plan.source, Some(n)),
+                "--max-records-per-trigger",
+            ));
         }
         if let Some(c) = &self.source_client {
-            plan.source.client = match c.as_str() {
-                "native" => SourceClient::Native,
-                "librdkafka" => SourceClient::Librdkafka,
-                other => {
-                    return Err(flag_err(
-                        "--source-client",
-                        format!("expected native or librdkafka, got `{other}`"),
-                    ))
-                }
-            };
+            source_flags.push((
+                kafka::set_client(&mut plan.source, c)
+                    .map_err(|m| flag_err("--source-client", m))?,
+                "--source-client",
+            ));
         }
         if let Some(s) = &self.schema {
             plan.schema = parse_schema(s)?;
@@ -187,31 +195,26 @@ impl PlanArgs {
             plan.sinks = self
                 .sinks
                 .iter()
-                .map(|s| parse_sink(s))
+                .map(|s| sink_from_shorthand(s).map_err(|m| flag_err("--sink", m)))
                 .collect::<Result<_, _>>()?;
         }
-        plan.validate().map_err(|e| match e {
-            EngineError::Plan(msg) => EngineError::Plan(name_flags(&msg)),
+        check_plan(&plan).map_err(|e| match e {
+            EngineError::Plan(msg) => EngineError::Plan(name_flags(&msg, &source_flags)),
             other => other,
         })?;
-        Ok(plan)
+        Ok(normalized(plan))
     }
 }
 
 /// A plan with the pipeline file's defaults and nothing else.
 fn empty_plan() -> Plan {
+    // The Kafka source with its address and start written out, as the example file has them,
+    // so `--print-plan` shows where a flags-only query reads from.
+    let mut source = kafka::source_spec(kafka::DEFAULT_BROKERS, &[]);
+    kafka::set_starting_offsets(&mut source, StartingOffsets::Earliest);
     Plan {
         name: "query".to_string(),
-        source: SourceSpec {
-            brokers: "127.0.0.1:9092".to_string(),
-            topics: Vec::new(),
-            group_id: None,
-            starting_offsets: StartingOffsets::default(),
-            max_records_per_trigger: None,
-            dlq_topic: None,
-            late_topic: None,
-            client: SourceClient::default(),
-        },
+        source,
         schema: Vec::new(),
         event_time: EventTimeSpec {
             field: String::new(),
@@ -234,11 +237,11 @@ fn empty_plan() -> Plan {
 
 /// Rewrites `Plan::validate` messages (`; `-separated, each starting with a field path) so
 /// that each names the flag setting that field: `aggregates[1].column: ...` becomes
-/// `--agg 2 (aggregates[1].column): ...`.
-fn name_flags(msg: &str) -> String {
+/// `--agg 2 (aggregates[1].column): ...`. `source` maps source options to their flags.
+fn name_flags(msg: &str, source: &[(&str, &str)]) -> String {
     msg.split("; ")
         .map(|part| match part.split_once(": ") {
-            Some((path, rest)) => match flag_for(path) {
+            Some((path, rest)) => match flag_for(path, source) {
                 Some(flag) => format!("{flag} ({path}): {rest}"),
                 None => part.to_string(),
             },
@@ -249,7 +252,7 @@ fn name_flags(msg: &str) -> String {
 }
 
 /// The flag that sets the plan field `path` (`aggregates[1].column` → `--agg 2`).
-fn flag_for(path: &str) -> Option<String> {
+fn flag_for(path: &str, source: &[(&str, &str)]) -> Option<String> {
     let indexed = |prefix: &str, flag: &str| -> Option<String> {
         let rest = path.strip_prefix(prefix)?.strip_prefix('[')?;
         let n: usize = rest.split(']').next()?.parse().ok()?;
@@ -257,19 +260,19 @@ fn flag_for(path: &str) -> Option<String> {
     };
     let found = indexed("aggregates", "--agg")
         .or_else(|| indexed("sinks", "--sink"))
-        .or_else(|| indexed("group_by", "--group-by"))
-        .or_else(|| indexed("source.topics", "--topic"));
+        .or_else(|| indexed("group_by", "--group-by"));
     if found.is_some() {
         return found;
     }
-    const TABLE: [(&str, &str); 14] = [
+    if let Some(option) = path.strip_prefix("source.") {
+        let name = option.split(['.', '[']).next().unwrap_or(option);
+        return source
+            .iter()
+            .find(|(o, _)| *o == name)
+            .map(|(_, f)| (*f).to_string());
+    }
+    const TABLE: [(&str, &str); 11] = [
         ("name", "--name"),
-        ("source.topics", "--topic"),
-        (
-            "source.max_records_per_trigger",
-            "--max-records-per-trigger",
-        ),
-        ("source.brokers", "--brokers"),
         ("schema", "--schema"),
         ("event_time.field", "--event-time"),
         ("event_time.format", "--event-time"),
@@ -292,22 +295,6 @@ fn flag_for(path: &str) -> Option<String> {
 
 fn duration(flag: &str, s: &str) -> Result<DurationMs, EngineError> {
     DurationMs::try_from(s.to_string()).map_err(|m| flag_err(flag, m))
-}
-
-fn parse_starting(s: &str) -> Result<StartingOffsets, EngineError> {
-    match s {
-        "earliest" => Ok(StartingOffsets::Earliest),
-        "latest" => Ok(StartingOffsets::Latest),
-        ms => ms
-            .parse::<i64>()
-            .map(StartingOffsets::Timestamp)
-            .map_err(|_| {
-                flag_err(
-                    "--starting-offsets",
-                    format!("expected earliest, latest or epoch milliseconds, got `{ms}`"),
-                )
-            }),
-    }
 }
 
 const FIELD_TYPES: [FieldType; 6] = [
@@ -430,69 +417,11 @@ fn parse_agg(s: &str) -> Result<AggregateSpec, String> {
     })
 }
 
-/// One `--sink` value: `console`, `file:DIR`, `kafka:TOPIC`, `parquet:DIR` (default options)
-/// or a `postgres://` / `postgresql://` URL, whose `table=NAME` query parameter (removed from
-/// the URL) names the table [default: the query name].
-pub fn parse_sink(s: &str) -> Result<SinkSpec, EngineError> {
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        let (url, table) = split_table_param(s);
-        return Ok(SinkSpec::Postgres(PostgresSinkSpec {
-            url,
-            table,
-            max_pending_epochs: None,
-        }));
-    }
-    match s.split_once(':') {
-        None if s == "console" => Ok(SinkSpec::Console),
-        Some(("file", dir)) if !dir.is_empty() => Ok(SinkSpec::File { path: dir.into() }),
-        Some(("kafka", topic)) if !topic.is_empty() => Ok(SinkSpec::Kafka {
-            topic: topic.to_string(),
-            brokers: None,
-        }),
-        Some(("parquet", dir)) if !dir.is_empty() => Ok(SinkSpec::Parquet(ParquetSinkSpec {
-            path: dir.into(),
-            partition_by: None,
-            compression: ParquetCompression::default(),
-            roll_size: None,
-            roll_interval: None,
-            compact_min_files: None,
-        })),
-        _ => Err(flag_err(
-            "--sink",
-            format!(
-                "expected console, file:DIR, kafka:TOPIC, parquet:DIR or postgres://..., got `{s}`"
-            ),
-        )),
-    }
-}
-
-/// Removes a `table=NAME` parameter from a connection URL's query string.
-fn split_table_param(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
-    };
-    let mut table = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.strip_prefix("table=") {
-            Some(t) => {
-                table = Some(t.to_string());
-                false
-            }
-            None => !kv.is_empty(),
-        })
-        .collect();
-    if rest.is_empty() {
-        (base.to_string(), table)
-    } else {
-        (format!("{base}?{}", rest.join("&")), table)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use rivulet_engine::plan::ConnectorSpec;
 
     #[derive(Parser)]
     struct Cli {
@@ -547,7 +476,13 @@ mod tests {
     fn flags_build_the_example_plan() {
         let from_file = Plan::from_toml(EXAMPLE).expect("valid plan");
         let from_flags = args(EXAMPLE_FLAGS).build(None).expect("valid plan");
-        assert_eq!(from_flags, from_file);
+        // The source's options are written differently (the file spells out the defaults):
+        // they must read the same.
+        let source = |p: &Plan| kafka::SourceOptions::parse(&p.source).expect("valid source");
+        assert_eq!(source(&from_flags), source(&from_file));
+        let mut flags = from_flags.clone();
+        flags.source = from_file.source.clone();
+        assert_eq!(flags, from_file);
     }
 
     #[test]
@@ -606,31 +541,13 @@ mod tests {
         assert_eq!(
             p.sinks,
             vec![
-                SinkSpec::File {
-                    path: "/tmp/out".into()
-                },
-                SinkSpec::Kafka {
-                    topic: "stats".into(),
-                    brokers: None
-                },
-                SinkSpec::Parquet(ParquetSinkSpec {
-                    path: "./results".into(),
-                    partition_by: None,
-                    compression: ParquetCompression::Zstd,
-                    roll_size: None,
-                    roll_interval: None,
-                    compact_min_files: None,
-                }),
-                SinkSpec::Postgres(PostgresSinkSpec {
-                    url: "postgres://u:p@127.0.0.1:5433/db?sslmode=disable".into(),
-                    table: Some("win".into()),
-                    max_pending_epochs: None,
-                }),
-                SinkSpec::Postgres(PostgresSinkSpec {
-                    url: "postgresql://127.0.0.1/db".into(),
-                    table: None,
-                    max_pending_epochs: None,
-                }),
+                ConnectorSpec::new("file").with("path", "/tmp/out"),
+                ConnectorSpec::new("kafka").with("topic", "stats"),
+                ConnectorSpec::new("parquet").with("path", "./results"),
+                ConnectorSpec::new("postgres")
+                    .with("url", "postgres://u:p@127.0.0.1:5433/db?sslmode=disable")
+                    .with("table", "win"),
+                ConnectorSpec::new("postgres").with("url", "postgresql://127.0.0.1/db"),
             ]
         );
         // Untouched values stay the file's.
@@ -698,6 +615,18 @@ mod tests {
                 "--event-time (event_time.field)",
             ),
             (&["--group-by", "idd"][..], "--group-by 1 (group_by[0])"),
+            (
+                &["--max-records-per-trigger", "0"][..],
+                "--max-records-per-trigger (source.max_records_per_trigger): must be > 0",
+            ),
+            (
+                &["--source-client", "java"][..],
+                "--source-client: expected native or librdkafka",
+            ),
+            (
+                &["--sink", "parquet:x", "--sink", "kafka:"][..],
+                "--sink 2 (sinks[1].topic): must not be empty",
+            ),
             (
                 &["--lateness", "5"][..],
                 "--lateness: duration `5` needs a unit",

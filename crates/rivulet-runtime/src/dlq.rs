@@ -1,10 +1,10 @@
 //! Dead letters and late rows.
 //!
-//! A record that fails decoding goes to the dead-letter topic (`<topic>.dlq`, or the plan's
-//! `dlq_topic`) unchanged: same key, same value bytes, with headers `rivulet.error` (the
+//! A record that fails decoding goes to the dead-letter topic (`<topic>.dlq`, or the
+//! source's override) unchanged: same key, same value bytes, with headers `rivulet.error` (the
 //! reason), `rivulet.source.topic`, `rivulet.source.partition` and `rivulet.source.offset`.
-//! Rows behind the watermark go to `late_topic` as JSON rows when one is configured, else they
-//! are only counted. Both go through [`EpochProducer`], so replayed epochs do not duplicate
+//! Rows behind the watermark go to the source's late topic as JSON rows when one is
+//! configured, else they are only counted. Both go through [`EpochProducer`], so replayed epochs do not duplicate
 //! them; each destination topic is its own writer (`dlq/<topic>`, `late/<topic>`), so the
 //! dead letters of several queries over one source share `<topic>.dlq` without one query's
 //! records hiding another's.
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
+use crate::connectors::kafka::{Connection, SourceOptions};
 use crate::rows::row_json;
 use crate::sinks::kafka::{EpochProducer, OutRecord, Writer};
 use crate::Result;
@@ -75,25 +76,21 @@ impl WriterScope {
 /// Where dead letters and late rows go.
 pub struct DeadLetters {
     scope: WriterScope,
-    brokers: String,
-    dlq_override: Option<String>,
+    connection: Connection,
+    source: SourceOptions,
     /// Producers per dead-letter topic, opened on first use.
     dlq: BTreeMap<String, EpochProducer>,
     late: Option<EpochProducer>,
 }
 
 impl DeadLetters {
-    /// `dlq_topic`: the plan's override (else `<source topic>.dlq`); `late_topic`: where late
-    /// rows go (else counted only).
-    pub fn connect(
-        scope: WriterScope,
-        brokers: &str,
-        dlq_topic: Option<&str>,
-        late_topic: Option<&str>,
-    ) -> Result<DeadLetters> {
-        let late = match late_topic {
+    /// The source's dead-letter topic (`<source topic>.dlq` unless overridden) and late
+    /// topic (else late rows are counted only), written through the source's connection.
+    pub fn connect(scope: WriterScope, source: &SourceOptions) -> Result<DeadLetters> {
+        let connection = source.connection.clone();
+        let late = match &source.late_topic {
             Some(t) => Some(EpochProducer::connect(
-                brokers,
+                &connection,
                 t,
                 scope.writer(&format!("late/{t}")),
             )?),
@@ -101,8 +98,8 @@ impl DeadLetters {
         };
         Ok(DeadLetters {
             scope,
-            brokers: brokers.to_string(),
-            dlq_override: dlq_topic.map(str::to_string),
+            connection,
+            source: source.clone(),
             dlq: BTreeMap::new(),
             late,
         })
@@ -110,9 +107,7 @@ impl DeadLetters {
 
     /// The dead-letter topic for records of `source_topic`.
     pub fn dlq_topic_for(&self, source_topic: &str) -> String {
-        self.dlq_override
-            .clone()
-            .unwrap_or_else(|| format!("{source_topic}.dlq"))
+        self.source.dlq_topic_for(source_topic)
     }
 
     /// Sends the epoch's dead letters (in the given, deterministic order). Records are grouped
@@ -128,7 +123,7 @@ impl DeadLetters {
         for (topic, outs) in by_topic {
             if !self.dlq.contains_key(&topic) {
                 let p = EpochProducer::connect(
-                    &self.brokers,
+                    &self.connection,
                     &topic,
                     self.scope.writer(&format!("dlq/{topic}")),
                 )?;

@@ -19,6 +19,7 @@
 
 pub mod args;
 pub mod checkpoint;
+pub mod connectors;
 mod decode_pool;
 pub mod dlq;
 pub mod error;

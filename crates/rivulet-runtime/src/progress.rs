@@ -19,8 +19,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use rivulet_engine::operator::Operator;
+use rivulet_engine::plan::TriggerSpec;
+
+use crate::checkpoint::EpochOffsets;
 use crate::error::RuntimeError;
 use crate::rows::rfc3339_ms;
+use crate::source::TopicPartition;
 use crate::Result;
 
 /// Spark's `StreamingQueryProgress`.
@@ -226,6 +231,194 @@ impl ProgressWriter {
             .write_all(&line)
             .and_then(|()| self.file.flush())
             .map_err(|e| RuntimeError::io("writing", &self.path, e))
+    }
+}
+
+/// What an epoch's [`QueryProgress`] is made of, as the driver has it.
+pub(crate) struct EpochReport<'a, P> {
+    pub id: &'a str,
+    pub run_id: &'a str,
+    pub name: &'a str,
+    pub trigger: TriggerSpec,
+    pub offsets: &'a EpochOffsets,
+    /// The next offset to read per partition after the epoch.
+    pub ends: &'a BTreeMap<TopicPartition, i64>,
+    /// The partitions' latest offsets, and how long asking for them took.
+    pub latest: &'a BTreeMap<TopicPartition, i64>,
+    pub latest_ms: u64,
+    /// Every partition the source reads, in order.
+    pub partitions: P,
+    pub source: String,
+    pub watermark: Option<i64>,
+    /// Per branch, in job order.
+    pub branches: Vec<BranchState<'a>>,
+    pub counts: ProgressCounts,
+}
+
+/// A branch as the progress record shows it.
+pub(crate) struct BranchState<'a> {
+    pub name: &'a str,
+    pub operators: Vec<&'a dyn Operator>,
+    /// Its sinks' descriptions.
+    pub sinks: Vec<String>,
+}
+
+/// The counters and timings of an epoch.
+pub(crate) struct ProgressCounts {
+    pub num_input: u64,
+    pub num_output: u64,
+    /// Per branch, in job order.
+    pub num_outputs: Vec<u64>,
+    pub num_dead: u64,
+    pub num_late: u64,
+    pub et: EventTimeStats,
+    pub get_batch_ms: u64,
+    pub wal_ms: u64,
+    pub add_ms: u64,
+    pub commit_ms: u64,
+    pub total_ms: u64,
+}
+
+/// The Spark-style progress record of an epoch (see the module docs).
+pub(crate) fn assemble<'a, P>(r: &EpochReport<'a, P>) -> QueryProgress
+where
+    P: Iterator<Item = &'a TopicPartition> + Clone,
+{
+    let c = &r.counts;
+    let by_topic = |f: &dyn Fn(&TopicPartition) -> Option<i64>| {
+        let mut m = serde_json::Map::new();
+        for tp in r.partitions.clone() {
+            if let Some(v) = f(tp) {
+                let e = m
+                    .entry(tp.topic.clone())
+                    .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+                if let serde_json::Value::Object(o) = e {
+                    o.insert(tp.partition.to_string(), v.into());
+                }
+            }
+        }
+        serde_json::Value::Object(m)
+    };
+    let starts: BTreeMap<TopicPartition, i64> = r
+        .offsets
+        .ranges
+        .iter()
+        .map(|x| {
+            (
+                TopicPartition {
+                    topic: x.topic.clone(),
+                    partition: x.partition,
+                },
+                x.start,
+            )
+        })
+        .collect();
+    let behind: Vec<i64> = r
+        .ends
+        .iter()
+        .filter_map(|(tp, end)| r.latest.get(tp).map(|l| (l - end).max(0)))
+        .collect();
+    let lag: i64 = behind.iter().sum();
+    let mut metrics = BTreeMap::new();
+    metrics.insert("lag".to_string(), lag.to_string());
+    if !behind.is_empty() {
+        metrics.insert(
+            "minOffsetsBehindLatest".into(),
+            behind.iter().min().copied().unwrap_or(0).to_string(),
+        );
+        metrics.insert(
+            "maxOffsetsBehindLatest".into(),
+            behind.iter().max().copied().unwrap_or(0).to_string(),
+        );
+        metrics.insert(
+            "avgOffsetsBehindLatest".into(),
+            format!("{:.1}", lag as f64 / behind.len() as f64),
+        );
+    }
+    let trigger_ms = c.total_ms;
+    let mut duration_ms = BTreeMap::new();
+    duration_ms.insert("getBatch".to_string(), c.get_batch_ms);
+    duration_ms.insert("walCommit".to_string(), c.wal_ms);
+    duration_ms.insert("addBatch".to_string(), c.add_ms);
+    duration_ms.insert("commitOffsets".to_string(), c.commit_ms);
+    duration_ms.insert("latestOffset".to_string(), r.latest_ms);
+    duration_ms.insert("triggerExecution".to_string(), trigger_ms);
+    let input_rate = match r.trigger {
+        TriggerSpec::ProcessingTime(d) => rate(c.num_input, u64::try_from(d.0).unwrap_or(0)),
+        TriggerSpec::OnArrival => rate(c.num_input, trigger_ms),
+    };
+    let processed_rate = rate(c.num_input, trigger_ms);
+    let multi = r.branches.len() > 1;
+    let mut state_operators = Vec::new();
+    for b in &r.branches {
+        state_operators.extend(
+            b.operators
+                .iter()
+                .filter(|op| op.name() == "window_aggregate" || op.metrics().num_rows_total > 0)
+                .map(|op| {
+                    let m = op.metrics();
+                    StateOperatorProgress {
+                        operator_name: op.name().to_string(),
+                        branch: multi.then(|| b.name.to_string()),
+                        num_rows_total: m.num_rows_total,
+                        num_rows_updated: m.num_rows_updated,
+                        num_rows_dropped_by_watermark: m.num_rows_dropped_by_watermark,
+                        memory_used_bytes: m.memory_used_bytes,
+                    }
+                }),
+        );
+    }
+    // A single query's record stays exactly Spark's; several branches add one entry each.
+    let branches = if multi {
+        r.branches
+            .iter()
+            .zip(&c.num_outputs)
+            .map(|(b, n)| BranchProgress {
+                name: b.name.to_string(),
+                sink: SinkProgress {
+                    description: b.sinks.join(", "),
+                    num_output_rows: *n,
+                },
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    QueryProgress {
+        id: r.id.to_string(),
+        run_id: r.run_id.to_string(),
+        name: r.name.to_string(),
+        batch_id: r.offsets.epoch,
+        timestamp: rfc3339_ms(r.offsets.batch_timestamp_ms),
+        num_input_rows: c.num_input,
+        input_rows_per_second: input_rate,
+        processed_rows_per_second: processed_rate,
+        duration_ms,
+        event_time: c.et.to_map(r.watermark),
+        state_operators,
+        sources: vec![SourceProgress {
+            description: r.source.clone(),
+            start_offset: by_topic(&|tp| starts.get(tp).copied()),
+            end_offset: by_topic(&|tp| r.ends.get(tp).copied()),
+            latest_offset: by_topic(&|tp| r.latest.get(tp).copied()),
+            num_input_rows: c.num_input,
+            input_rows_per_second: input_rate,
+            processed_rows_per_second: processed_rate,
+            metrics,
+        }],
+        sink: SinkProgress {
+            description: r
+                .branches
+                .iter()
+                .map(|b| b.sinks.join(", "))
+                .filter(|d| !d.is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+            num_output_rows: c.num_output,
+        },
+        branches,
+        num_dead_letters: c.num_dead,
+        num_late_rows: c.num_late,
     }
 }
 

@@ -12,7 +12,7 @@
 //!
 //! One trigger (every processing-time interval, or as soon as data arrives) is one epoch:
 //!
-//! 1. poll up to `max_records_per_trigger` records (getBatch);
+//! 1. poll up to the source's record limit per micro-batch (getBatch);
 //! 2. write `offsets/<epoch>`: ranges, the watermark in force, the batch timestamp (walCommit);
 //! 3. per topic-partition, in a fixed order (topic, partition), records in offset order:
 //!    decode (dead letters → DLQ), split rows behind the watermark off (late → late topic or
@@ -44,30 +44,27 @@ use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use rivulet_engine::chain::{Chain, Emitted};
 use rivulet_engine::job::Job;
-use rivulet_engine::operator::Operator;
-use rivulet_engine::plan::{columns, OutputMode, Plan, SinkSpec, TriggerSpec};
+use rivulet_engine::operator::{Message, Operator};
+use rivulet_engine::plan::{columns, OutputMode, Plan, TriggerSpec};
 use rivulet_engine::watermark::{split_late, WatermarkState, WatermarkTracker};
-use rivulet_engine::window::WindowAggregate;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{now_ms, Checkpoint, EpochOffsets, EpochState, OffsetRange};
+use crate::connectors::{self, kafka::SourceOptions};
 use crate::decode_pool::DecodePool;
 use crate::dlq::{DeadLetters, DeadRecord, WriterScope};
 use crate::error::RuntimeError;
 use crate::progress::{
-    rate, BranchProgress, EventTimeStats, ProgressWriter, QueryProgress, QueryStatus, SinkProgress,
-    SourceProgress, StateOperatorProgress,
+    self, BranchState, EpochReport, EventTimeStats, ProgressCounts, ProgressWriter, QueryStatus,
 };
 use crate::rows::rfc3339_ms;
-use crate::sinks::{
-    ConsoleSink, FileSink, KafkaSink, ParquetSink, PostgresSink, Sink, SinkContext,
-};
-use crate::source::{self, Source, SourceBatch, TopicPartition};
+use crate::sinks::{Sink, SinkContext};
+use crate::source::{Source, SourceBatch, TopicPartition};
 use crate::Result;
 
-/// Default `max_records_per_trigger`.
-pub const DEFAULT_MAX_RECORDS: u64 = 100_000;
+pub use crate::connectors::kafka::DEFAULT_MAX_RECORDS;
 
 /// Where a test makes the driver "crash" (return an error at once, leaving the checkpoint
 /// exactly as a killed process would).
@@ -152,79 +149,6 @@ pub async fn run_job(
     .map_err(|e| RuntimeError::Thread(e.to_string()))?
 }
 
-/// One branch's operator chain: what runs after the shared decode for one plan.
-struct Chain {
-    ops: Vec<Box<dyn Operator>>,
-    output_schema: SchemaRef,
-}
-
-/// Builds one branch's operators over the decoded rows (`input_schema`): filter, derived
-/// columns, the window aggregate (none for a pass-through query), HAVING and the SELECT list.
-/// Returns the operators and the result schema.
-fn build_branch(
-    plan: &Plan,
-    input_schema: SchemaRef,
-) -> Result<(Vec<Box<dyn Operator>>, SchemaRef)> {
-    let mut schema = input_schema;
-    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
-    build_stateless_ops(plan, &mut schema, &mut ops)?;
-    if plan.is_passthrough() {
-        // No aggregation: the rows themselves are the result.
-        if plan.select.is_empty() {
-            let p = rivulet_engine::operators::project::Project::select(
-                &Plan::passthrough_columns(&schema),
-                &schema,
-            )?;
-            schema = p.output_schema();
-            ops.push(Box::new(p));
-        }
-    } else {
-        let agg = WindowAggregate::new(
-            schema,
-            &plan.group_by,
-            plan.window.as_ref(),
-            &plan.aggregates,
-            plan.output.mode,
-        )?;
-        schema = agg.output_schema();
-        ops.push(Box::new(agg));
-    }
-    build_result_ops(plan, &mut schema, &mut ops)?;
-    Ok((ops, schema))
-}
-
-impl Chain {
-    /// Pushes `batch` into operator `from` and cascades the outputs down the chain.
-    fn push(&mut self, from: usize, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
-        if from >= self.ops.len() {
-            out.push(batch);
-            return Ok(());
-        }
-        let mut produced = Vec::new();
-        self.ops[from].process_batch(batch, &mut produced)?;
-        for b in produced {
-            self.push(from + 1, b, out)?;
-        }
-        Ok(())
-    }
-
-    /// Calls a control hook on every operator in order, cascading each one's output.
-    fn signal(
-        &mut self,
-        out: &mut Vec<RecordBatch>,
-        hook: &impl Fn(&mut dyn Operator, &mut Vec<RecordBatch>) -> rivulet_engine::error::Result<()>,
-    ) -> Result<()> {
-        for i in 0..self.ops.len() {
-            let mut produced = Vec::new();
-            hook(self.ops[i].as_mut(), &mut produced)?;
-            for b in produced {
-                self.push(i + 1, b, out)?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The shared decode and watermark tracker, and one operator chain per branch.
 struct Pipeline {
     decoders: DecodePool,
@@ -241,8 +165,7 @@ impl Pipeline {
         let mut chains = Vec::with_capacity(job.branches.len());
         let mut prefixes = Vec::with_capacity(job.branches.len());
         for plan in &job.branches {
-            let (ops, output_schema) = build_branch(plan, decoders.schema())?;
-            chains.push(Chain { ops, output_schema });
+            chains.push(Chain::build(plan, decoders.schema())?);
             prefixes.push(if job.branches.len() > 1 {
                 format!("{}/", plan.name)
             } else {
@@ -263,16 +186,24 @@ impl Pipeline {
     /// Every branch's operators with their checkpoint names, in job order.
     fn named_ops(&self) -> impl Iterator<Item = (String, &dyn Operator)> + '_ {
         self.chains.iter().zip(&self.prefixes).flat_map(|(c, p)| {
-            c.ops
-                .iter()
-                .map(move |op| (format!("{p}{}", op.name()), op.as_ref()))
+            c.operators()
+                .map(move |op| (format!("{p}{}", op.name()), op))
         })
     }
 
-    fn snapshot(&self, epoch: u64) -> Result<EpochState> {
+    /// The checkpoint barrier of `epoch` through every chain: their operators' snapshots,
+    /// named as in `state/<epoch>`, and the watermark tracker's.
+    fn snapshot(&mut self, epoch: u64) -> Result<EpochState> {
         let mut operators = Vec::new();
-        for (name, op) in self.named_ops() {
-            operators.push((name, op.snapshot()?));
+        for (chain, prefix) in self.chains.iter_mut().zip(&self.prefixes) {
+            let mut emitted = Emitted::default();
+            chain.process(Message::Barrier(epoch), &mut emitted)?;
+            operators.extend(
+                emitted
+                    .snapshots
+                    .into_iter()
+                    .map(|(name, bytes)| (format!("{prefix}{name}"), bytes)),
+            );
         }
         Ok(EpochState {
             epoch,
@@ -301,7 +232,7 @@ impl Pipeline {
         }
         let mut blobs = state.operators.iter();
         for chain in &mut self.chains {
-            for op in &mut chain.ops {
+            for op in chain.operators_mut() {
                 if let Some((_, bytes)) = blobs.next() {
                     op.restore(bytes)?;
                 }
@@ -311,48 +242,6 @@ impl Pipeline {
         self.tracker.restore(wm);
         Ok(())
     }
-}
-
-/// Filter and derived columns, before the aggregation.
-fn build_stateless_ops(
-    plan: &Plan,
-    schema: &mut SchemaRef,
-    ops: &mut Vec<Box<dyn Operator>>,
-) -> Result<()> {
-    use rivulet_engine::operators::filter::Filter;
-    use rivulet_engine::operators::project::Project;
-    if let Some(sql) = &plan.filter {
-        let f = Filter::new(sql, schema)?;
-        *schema = f.output_schema();
-        ops.push(Box::new(f));
-    }
-    if !plan.columns.is_empty() {
-        let p = Project::new(&plan.columns, schema)?;
-        *schema = p.output_schema();
-        ops.push(Box::new(p));
-    }
-    Ok(())
-}
-
-/// HAVING and the SELECT list, after the aggregation.
-fn build_result_ops(
-    plan: &Plan,
-    schema: &mut SchemaRef,
-    ops: &mut Vec<Box<dyn Operator>>,
-) -> Result<()> {
-    use rivulet_engine::operators::filter::Filter;
-    use rivulet_engine::operators::project::Project;
-    if let Some(sql) = &plan.having {
-        let f = Filter::new(sql, schema)?;
-        *schema = f.output_schema();
-        ops.push(Box::new(f));
-    }
-    if !plan.select.is_empty() {
-        let p = Project::select(&plan.select, schema)?;
-        *schema = p.output_schema();
-        ops.push(Box::new(p));
-    }
-    Ok(())
 }
 
 /// Sorts result rows canonically (window start, then group keys, then emission order) so the
@@ -404,6 +293,7 @@ struct Query {
     checkpoint: Checkpoint,
     pipeline: Pipeline,
     source: Box<dyn Source>,
+    source_options: SourceOptions,
     /// Per branch, its sinks.
     sinks: Vec<Vec<Box<dyn Sink>>>,
     dead: DeadLetters,
@@ -416,33 +306,11 @@ struct Query {
     status: QueryStatus,
 }
 
-/// A branch's sinks, opened from its plan's `SinkSpec`s.
-fn open_sinks(ctx: &SinkContext<'_>) -> Result<Vec<Box<dyn Sink>>> {
-    let plan = ctx.plan;
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    for s in &plan.sinks {
-        sinks.push(match s {
-            SinkSpec::Console => Box::new(ConsoleSink::stdout().with_schema(ctx.schema.clone())),
-            SinkSpec::File { path } => Box::new(FileSink::new(path, ctx.query_id)?),
-            SinkSpec::Kafka { topic, brokers } => Box::new(KafkaSink::connect(
-                brokers.as_deref().unwrap_or(&plan.source.brokers),
-                topic,
-                &plan.group_by,
-                ctx.kafka_writer(&format!("sink/{}/{topic}", plan.name)),
-            )?),
-            SinkSpec::Parquet(spec) => Box::new(ParquetSink::open(spec, ctx)?),
-            SinkSpec::Postgres(spec) => Box::new(PostgresSink::open(spec, ctx)?),
-        });
-    }
-    Ok(sinks)
-}
-
 impl Query {
     fn open(job: Job, opts: RunOptions, cancel: CancellationToken) -> Result<Query> {
-        // A single plan runs as it always did; branches must agree on what they read.
-        if job.branches.len() > 1 {
-            job.validate()?;
-        }
+        // Query, connectors, and branches that agree on what they read and write to distinct
+        // places; problems are reported before anything is opened.
+        connectors::check_job(&job)?;
         let mut plan = job.primary().cloned().ok_or_else(|| {
             rivulet_engine::EngineError::Plan("a job needs at least one branch".into())
         })?;
@@ -457,13 +325,14 @@ impl Query {
             checkpoint = checkpoint.with_retain(n);
         }
         let pipeline = Pipeline::build(&job, &plan)?;
-        let source = source::connect(&plan.source, &plan.name)?;
+        let source_options = SourceOptions::of(&plan.source)?;
+        let source = connectors::open_source(&plan)?;
         let last_committed = checkpoint.latest_committed()?;
         let mut sinks = Vec::with_capacity(job.branches.len());
         for (branch, chain) in job.branches.iter().zip(&pipeline.chains) {
-            sinks.push(open_sinks(&SinkContext {
+            sinks.push(connectors::open_sinks(&SinkContext {
                 plan: branch,
-                schema: &chain.output_schema,
+                schema: &chain.output_schema(),
                 checkpoint_dir: &dir,
                 query_name: &plan.name,
                 query_id: &checkpoint.metadata().id,
@@ -476,9 +345,7 @@ impl Query {
                 query_name: plan.name.clone(),
                 checkpoint_id: checkpoint.metadata().id.clone(),
             },
-            &plan.source.brokers,
-            plan.source.dlq_topic.as_deref(),
-            plan.source.late_topic.as_deref(),
+            &source_options,
         )?;
         let progress = match &opts.progress_json {
             Some(p) => Some(ProgressWriter::open(p)?),
@@ -504,6 +371,7 @@ impl Query {
             checkpoint,
             pipeline,
             source,
+            source_options,
             sinks,
             dead,
             progress,
@@ -582,7 +450,8 @@ impl Query {
                 self.next_epoch = pending.epoch + 1;
             }
             None if committed.is_none() => {
-                self.source.start_fresh(self.plan.source.starting_offsets)?;
+                self.source
+                    .start_fresh(self.source_options.starting_offsets)?;
             }
             None => {}
         }
@@ -591,14 +460,7 @@ impl Query {
 
     fn run(&mut self) -> Result<QuerySummary> {
         self.recover()?;
-        let max_records = usize::try_from(
-            self.plan
-                .source
-                .max_records_per_trigger
-                .unwrap_or(DEFAULT_MAX_RECORDS)
-                .max(1),
-        )
-        .unwrap_or(usize::MAX);
+        let max_records = usize::try_from(self.source_options.max_records()).unwrap_or(usize::MAX);
         let interval = match self.plan.output.trigger {
             TriggerSpec::ProcessingTime(d) => {
                 Some(Duration::from_millis(u64::try_from(d.0).unwrap_or(0)))
@@ -701,7 +563,9 @@ impl Query {
         let mut dead: Vec<DeadRecord> = Vec::new();
         let mut late: Vec<RecordBatch> = Vec::new();
         let mut num_late = 0u64;
-        let mut outs: Vec<Vec<RecordBatch>> = vec![Vec::new(); self.pipeline.chains.len()];
+        let mut outs: Vec<Emitted> = (0..self.pipeline.chains.len())
+            .map(|_| Emitted::default())
+            .collect();
         let mut et = EventTimeStats::default();
         for part in &records {
             let topic = &part.topic;
@@ -744,7 +608,7 @@ impl Query {
                     // The fan-out: each branch gets the same decoded rows (Arc'd columns, no
                     // copy).
                     for (chain, out) in self.pipeline.chains.iter_mut().zip(&mut outs) {
-                        chain.push(0, on_time.clone(), out)?;
+                        chain.process(Message::Batch(on_time.clone()), out)?;
                     }
                 }
             }
@@ -759,10 +623,14 @@ impl Query {
             .zip(&self.job.branches)
         {
             if let Some(wm) = wm {
-                chain.signal(&mut out, &|op, o| op.on_watermark(wm, o))?;
+                chain.process(Message::Watermark(wm), &mut out)?;
             }
-            chain.signal(&mut out, &|op, o| op.on_trigger(o))?;
-            results.push(canonical_order(&chain.output_schema, out, &plan.group_by)?);
+            chain.process(Message::Trigger, &mut out)?;
+            results.push(canonical_order(
+                &chain.output_schema(),
+                out.batches,
+                &plan.group_by,
+            )?);
         }
         let num_outputs: Vec<u64> = results
             .iter()
@@ -862,149 +730,33 @@ impl Query {
         let latest_t = Instant::now();
         let latest = self.source.recent_latest_offsets().unwrap_or_default();
         let latest_ms = latest_t.elapsed().as_millis() as u64;
-        let by_topic = |f: &dyn Fn(&TopicPartition) -> Option<i64>| {
-            let mut m = serde_json::Map::new();
-            for tp in self.tp_index.keys() {
-                if let Some(v) = f(tp) {
-                    let e = m
-                        .entry(tp.topic.clone())
-                        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-                    if let serde_json::Value::Object(o) = e {
-                        o.insert(tp.partition.to_string(), v.into());
-                    }
-                }
-            }
-            serde_json::Value::Object(m)
-        };
-        let starts: BTreeMap<TopicPartition, i64> = offsets
-            .ranges
+        let branches: Vec<BranchState<'_>> = self
+            .pipeline
+            .chains
             .iter()
-            .map(|r| {
-                (
-                    TopicPartition {
-                        topic: r.topic.clone(),
-                        partition: r.partition,
-                    },
-                    r.start,
-                )
+            .zip(&self.job.branches)
+            .zip(&self.sinks)
+            .map(|((chain, plan), sinks)| BranchState {
+                name: &plan.name,
+                operators: chain.operators().collect(),
+                sinks: sinks.iter().map(|s| s.description()).collect(),
             })
             .collect();
-        let behind: Vec<i64> = ends
-            .iter()
-            .filter_map(|(tp, end)| latest.get(tp).map(|l| (l - end).max(0)))
-            .collect();
-        let lag: i64 = behind.iter().sum();
-        let mut metrics = BTreeMap::new();
-        metrics.insert("lag".to_string(), lag.to_string());
-        if !behind.is_empty() {
-            metrics.insert(
-                "minOffsetsBehindLatest".into(),
-                behind.iter().min().copied().unwrap_or(0).to_string(),
-            );
-            metrics.insert(
-                "maxOffsetsBehindLatest".into(),
-                behind.iter().max().copied().unwrap_or(0).to_string(),
-            );
-            metrics.insert(
-                "avgOffsetsBehindLatest".into(),
-                format!("{:.1}", lag as f64 / behind.len() as f64),
-            );
-        }
-        let trigger_ms = c.total_ms;
-        let mut duration_ms = BTreeMap::new();
-        duration_ms.insert("getBatch".to_string(), c.get_batch_ms);
-        duration_ms.insert("walCommit".to_string(), c.wal_ms);
-        duration_ms.insert("addBatch".to_string(), c.add_ms);
-        duration_ms.insert("commitOffsets".to_string(), c.commit_ms);
-        duration_ms.insert("latestOffset".to_string(), latest_ms);
-        duration_ms.insert("triggerExecution".to_string(), trigger_ms);
-        let input_rate = match self.plan.output.trigger {
-            TriggerSpec::ProcessingTime(d) => rate(c.num_input, u64::try_from(d.0).unwrap_or(0)),
-            TriggerSpec::OnArrival => rate(c.num_input, trigger_ms),
-        };
-        let processed_rate = rate(c.num_input, trigger_ms);
-        let multi = self.job.branches.len() > 1;
-        let mut state_operators = Vec::new();
-        for (chain, plan) in self.pipeline.chains.iter().zip(&self.job.branches) {
-            state_operators.extend(
-                chain
-                    .ops
-                    .iter()
-                    .filter(|op| op.name() == "window_aggregate" || op.metrics().num_rows_total > 0)
-                    .map(|op| {
-                        let m = op.metrics();
-                        StateOperatorProgress {
-                            operator_name: op.name().to_string(),
-                            branch: multi.then(|| plan.name.clone()),
-                            num_rows_total: m.num_rows_total,
-                            num_rows_updated: m.num_rows_updated,
-                            num_rows_dropped_by_watermark: m.num_rows_dropped_by_watermark,
-                            memory_used_bytes: m.memory_used_bytes,
-                        }
-                    }),
-            );
-        }
-        let describe = |sinks: &[Box<dyn Sink>]| {
-            sinks
-                .iter()
-                .map(|s| s.description())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        // A single query's record stays exactly Spark's; several branches add one entry each.
-        let branches = if multi {
-            self.job
-                .branches
-                .iter()
-                .zip(&self.sinks)
-                .zip(&c.num_outputs)
-                .map(|((plan, sinks), n)| BranchProgress {
-                    name: plan.name.clone(),
-                    sink: SinkProgress {
-                        description: describe(sinks),
-                        num_output_rows: *n,
-                    },
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let p = QueryProgress {
-            id: self.summary.id.clone(),
-            run_id: self.summary.run_id.clone(),
-            name: self.plan.name.clone(),
-            batch_id: offsets.epoch,
-            timestamp: rfc3339_ms(offsets.batch_timestamp_ms),
-            num_input_rows: c.num_input,
-            input_rows_per_second: input_rate,
-            processed_rows_per_second: processed_rate,
-            duration_ms,
-            event_time: c.et.to_map(self.pipeline.tracker.current()),
-            state_operators,
-            sources: vec![SourceProgress {
-                description: self.source.description(),
-                start_offset: by_topic(&|tp| starts.get(tp).copied()),
-                end_offset: by_topic(&|tp| ends.get(tp).copied()),
-                latest_offset: by_topic(&|tp| latest.get(tp).copied()),
-                num_input_rows: c.num_input,
-                input_rows_per_second: input_rate,
-                processed_rows_per_second: processed_rate,
-                metrics,
-            }],
-            sink: SinkProgress {
-                description: self
-                    .sinks
-                    .iter()
-                    .map(|s| describe(s))
-                    .filter(|d| !d.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                num_output_rows: c.num_output,
-            },
+        let p = progress::assemble(&EpochReport {
+            id: &self.summary.id,
+            run_id: &self.summary.run_id,
+            name: &self.plan.name,
+            trigger: self.plan.output.trigger,
+            offsets,
+            ends,
+            latest: &latest,
+            latest_ms,
+            partitions: self.tp_index.keys(),
+            source: self.source.description(),
+            watermark: self.pipeline.tracker.current(),
             branches,
-            num_dead_letters: c.num_dead,
-            num_late_rows: c.num_late,
-        };
+            counts: c,
+        });
         tracing::info!("{}", p.summary_line());
         if let Some(o) = &self.opts.observer {
             o.on_progress(&p);
@@ -1015,21 +767,6 @@ impl Query {
             }
         }
     }
-}
-
-struct ProgressCounts {
-    num_input: u64,
-    num_output: u64,
-    /// Per branch, in job order.
-    num_outputs: Vec<u64>,
-    num_dead: u64,
-    num_late: u64,
-    et: EventTimeStats,
-    get_batch_ms: u64,
-    wal_ms: u64,
-    add_ms: u64,
-    commit_ms: u64,
-    total_ms: u64,
 }
 
 /// Whether the plan's aggregation emits final rows only (append mode).

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 use common::{create_topic, file_rows, late_rows, Broker};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rivulet_engine::plan::{DurationMs, SinkSpec, StartingOffsets, TriggerSpec};
+use rivulet_engine::plan::{DurationMs, OptionValue, TriggerSpec};
 use rivulet_engine::Job;
+use rivulet_runtime::connectors::{file, kafka};
 use rivulet_runtime::query::FailPoint;
 use rivulet_runtime::{run_job, QuerySummary, RunOptions, RuntimeError};
 use tokio_util::sync::CancellationToken;
@@ -119,12 +120,21 @@ fn case_job(
     let single = script.branches.len() == 1;
     let mut job = script.job();
     for (plan, branch) in job.branches.iter_mut().zip(&script.branches) {
-        plan.source.brokers = brokers.to_string();
-        plan.source.topics = vec![topic.to_string()];
-        plan.source.starting_offsets = StartingOffsets::Earliest;
-        plan.source.max_records_per_trigger =
-            Some(plan.source.max_records_per_trigger.unwrap_or(1));
-        plan.source.late_topic = late.map(str::to_string);
+        kafka::set_brokers(&mut plan.source, brokers);
+        kafka::set_topics(&mut plan.source, &[topic.to_string()]);
+        kafka::set_starting_offsets(&mut plan.source, kafka::StartingOffsets::Earliest);
+        // One record per micro-batch unless the case says otherwise.
+        let limit = ["max_records_per_trigger", "max.records.per.trigger"]
+            .iter()
+            .find_map(|k| plan.source.get(k))
+            .map(|v| v.to_string().parse::<u64>().unwrap());
+        kafka::set_max_records_per_trigger(&mut plan.source, Some(limit.unwrap_or(1)));
+        for k in ["late_topic", "late.topic"] {
+            plan.source.options.remove(k);
+        }
+        if let Some(l) = late {
+            plan.source.set("late_topic", OptionValue::from(l));
+        }
         // Idleness is processing time: a slow machine must not make the partition idle and
         // move the watermark on its own.
         plan.event_time.idle_timeout = DurationMs(600_000);
@@ -133,7 +143,7 @@ fn case_job(
             true => out.to_path_buf(),
             false => out.join(&branch.sink_name),
         };
-        plan.sinks = vec![SinkSpec::File { path }];
+        plan.sinks = vec![file::spec(path)];
     }
     Ok(job)
 }

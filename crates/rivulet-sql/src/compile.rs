@@ -15,11 +15,11 @@ use datafusion_common::{DFSchema, DataFusionError, ScalarValue};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use rivulet_engine::job::Job;
 use rivulet_engine::plan::{
-    columns, timestamp_type, AggregateFunction, AggregateSpec, ByteSize, CheckpointSpec,
-    DerivedColumn, DurationMs, EventTimeSpec, FieldSpec, FieldType, OutputMode, OutputSpec,
-    ParquetCompression, ParquetSinkSpec, Plan, PostgresSinkSpec, SinkSpec, SourceClient,
-    SourceSpec, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
+    columns, timestamp_type, AggregateFunction, AggregateSpec, CheckpointSpec, ConnectorSpec,
+    DerivedColumn, DurationMs, EventTimeSpec, FieldSpec, FieldType, OutputMode, OutputSpec, Plan,
+    TimeFormat, TriggerSpec, WindowSpec,
 };
+use rivulet_runtime::connectors;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -248,7 +248,7 @@ fn compile_items(items: Vec<Item>) -> Result<Script> {
                 name: "job".into(),
                 branches: branches.iter().map(|c| c.plan.clone()).collect(),
             };
-            partial.validate().map_err(|e| match e {
+            connectors::check_job(&partial).map_err(|e| match e {
                 rivulet_engine::EngineError::Plan(m) => SqlError::at(at, m),
                 other => SqlError::at(at, other.to_string()),
             })?;
@@ -876,7 +876,7 @@ fn compile_query(
     }
     // What DataFusion accepted but the engine's own checks still reject (for example a
     // function the engine's expression evaluator does not implement yet).
-    plan.validate().map_err(|e| {
+    connectors::check_plan(&plan).map_err(|e| {
         let msg = e.to_string();
         let at = match where_pos {
             Some(p) if msg.contains(": filter: ") => p,
@@ -1116,61 +1116,57 @@ fn duration_opt(o: &Opt) -> Result<DurationMs> {
         .map_err(|e| SqlError::at(o.pos, format!("option `{}`: {e}", o.key)))
 }
 
+/// The WITH options a connector reads: every one but `connector` and the ones SQL itself
+/// takes (`own`), as text.
+fn connector_options(options: &[Opt], own: &[&str]) -> ConnectorSpec {
+    let mut spec = ConnectorSpec::default();
+    for o in options {
+        if o.key != "connector" && !own.contains(&o.key.as_str()) {
+            spec.set(o.key.clone(), o.value.clone());
+        }
+    }
+    spec
+}
+
+/// A connector's first problem (`option: message`), at that option's position (else `at`).
+fn connector_problem(problems: &[String], options: &[Opt], what: &str, at: Pos) -> SqlError {
+    let first = problems.first().map_or("", String::as_str);
+    let option = first.split([':', '[']).next().unwrap_or("");
+    match options.iter().find(|o| o.key == option) {
+        Some(o) => {
+            let message = &first[option.len()..];
+            match message.strip_prefix(": ") {
+                // It names the option already.
+                Some(m) if m.starts_with("unknown option") => SqlError::at(o.pos, m),
+                _ => SqlError::at(o.pos, format!("option `{}`{message}", o.key)),
+            }
+        }
+        None => SqlError::at(at, format!("{what}: {first}")),
+    }
+}
+
+/// The `connector = '...'` option of a declaration, or an error naming the choices.
+fn connector_of<'a>(options: &'a [Opt], what: &str, choices: &str, at: Pos) -> Result<&'a Opt> {
+    options
+        .iter()
+        .find(|o| o.key == "connector")
+        .ok_or_else(|| SqlError::at(at, format!("{what}: WITH needs connector = {choices}")))
+}
+
 /// The source's WITH options and watermark → the plan's source and event-time settings.
-fn source_spec(src: &SourceDecl, from: &From) -> Result<(SourceSpec, EventTimeSpec)> {
-    let mut spec = SourceSpec {
-        brokers: "127.0.0.1:9092".into(),
-        topics: Vec::new(),
-        group_id: None,
-        starting_offsets: StartingOffsets::Earliest,
-        max_records_per_trigger: None,
-        dlq_topic: None,
-        late_topic: None,
-        client: SourceClient::Native,
-    };
+fn source_spec(src: &SourceDecl, from: &From) -> Result<(ConnectorSpec, EventTimeSpec)> {
+    let what = format!("source `{}`", src.name);
+    let choices = connectors::SOURCES
+        .iter()
+        .map(|c| format!("'{}'", c.name()))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let connector = connector_of(&src.options, &what, &choices, src.pos)?;
+    let c = connectors::source(&connector.value).map_err(|e| SqlError::at(connector.pos, e))?;
     let mut format = TimeFormat::Rfc3339;
     let mut idle = DurationMs(30_000);
-    let mut mode: Option<&Opt> = None;
-    let mut start_ts: Option<&Opt> = None;
-    let mut connector = false;
     for o in &src.options {
         match o.key.as_str() {
-            "connector" => {
-                if o.value != "kafka" {
-                    return Err(bad_value(o, "'kafka'"));
-                }
-                connector = true;
-            }
-            "topic" | "topics" => {
-                spec.topics = o.value.split(',').map(|t| t.trim().to_string()).collect();
-            }
-            "brokers" | "properties.bootstrap.servers" | "bootstrap.servers" => {
-                spec.brokers = o.value.clone()
-            }
-            "format" | "value.format" => {
-                if o.value != "json" {
-                    return Err(bad_value(o, "'json'"));
-                }
-            }
-            "scan.startup.mode" => mode = Some(o),
-            "scan.startup.timestamp-millis" => start_ts = Some(o),
-            "group.id" | "properties.group.id" => spec.group_id = Some(o.value.clone()),
-            "max.records.per.trigger" => {
-                spec.max_records_per_trigger = Some(
-                    o.value
-                        .parse()
-                        .map_err(|_| bad_value(o, "a whole number"))?,
-                )
-            }
-            "dlq.topic" => spec.dlq_topic = Some(o.value.clone()),
-            "late.topic" => spec.late_topic = Some(o.value.clone()),
-            "client" => {
-                spec.client = match o.value.as_str() {
-                    "native" => SourceClient::Native,
-                    "librdkafka" => SourceClient::Librdkafka,
-                    _ => return Err(bad_value(o, "'native' or 'librdkafka'")),
-                }
-            }
             "timestamp.format" => {
                 format = match o.value.as_str() {
                     "rfc3339" => TimeFormat::Rfc3339,
@@ -1180,58 +1176,16 @@ fn source_spec(src: &SourceDecl, from: &From) -> Result<(SourceSpec, EventTimeSp
                 }
             }
             "idle.timeout" => idle = duration_opt(o)?,
-            other => {
-                return Err(SqlError::at(
-                    o.pos,
-                    format!(
-                        "unknown source option `{other}` (connector, topic, brokers, format, \
-                         scan.startup.mode, scan.startup.timestamp-millis, group.id, \
-                         max.records.per.trigger, dlq.topic, late.topic, client, \
-                         timestamp.format, idle.timeout)"
-                    ),
-                ))
-            }
+            _ => {}
         }
     }
-    if !connector {
-        return Err(SqlError::at(
-            src.pos,
-            format!("source `{}`: WITH needs connector = 'kafka'", src.name),
-        ));
+    let mut spec = connector_options(&src.options, &["timestamp.format", "idle.timeout"]);
+    spec.connector = connector.value.clone();
+    let problems = c.check(&spec);
+    if !problems.is_empty() {
+        return Err(connector_problem(&problems, &src.options, &what, src.pos));
     }
-    if spec.topics.is_empty() {
-        return Err(SqlError::at(
-            src.pos,
-            format!("source `{}`: WITH needs topic = '...'", src.name),
-        ));
-    }
-    spec.starting_offsets = match (mode.map(|o| o.value.as_str()), start_ts) {
-        (None | Some("earliest-offset" | "earliest"), None) => StartingOffsets::Earliest,
-        (Some("latest-offset" | "latest"), None) => StartingOffsets::Latest,
-        (None | Some("timestamp"), Some(t)) => StartingOffsets::Timestamp(
-            t.value
-                .parse()
-                .map_err(|_| bad_value(t, "milliseconds since the epoch"))?,
-        ),
-        (Some(_), Some(t)) => {
-            return Err(SqlError::at(
-                t.pos,
-                "scan.startup.timestamp-millis needs scan.startup.mode = 'timestamp'",
-            ))
-        }
-        (Some("timestamp"), None) => {
-            return Err(SqlError::at(
-                src.pos,
-                "scan.startup.mode = 'timestamp' needs scan.startup.timestamp-millis",
-            ))
-        }
-        (Some(_), None) => {
-            return Err(mode.map_or_else(
-                || SqlError::at(src.pos, "bad scan.startup.mode"),
-                |o| bad_value(o, "'earliest', 'latest' or 'timestamp'"),
-            ))
-        }
-    };
+    let spec = c.normalize(&spec);
 
     // --- event time: the watermark column; windows must be over it.
     let (field, lateness) = match &src.watermark {
@@ -1313,176 +1267,25 @@ fn source_spec(src: &SourceDecl, from: &From) -> Result<(SourceSpec, EventTimeSp
     ))
 }
 
-/// The sink's WITH options → the plan's sink.
-fn sink_spec(sink: &SinkDecl) -> Result<SinkSpec> {
-    let get = |k: &str| sink.options.iter().find(|o| o.key == k);
-    for o in &sink.options {
-        match o.key.as_str() {
-            "connector" | "topic" | "brokers" | "path" | "partition_by" | "compression"
-            | "roll_size" | "roll_interval" | "compact_min_files" | "url" | "table"
-            | "max_pending_epochs" => {}
-            "format" => {
-                let expected = match get("connector").map(|c| c.value.as_str()) {
-                    Some("parquet") => "parquet",
-                    _ => "json",
-                };
-                if o.value != expected {
-                    return Err(bad_value(o, &format!("'{expected}'")));
-                }
-            }
-            other => {
-                return Err(SqlError::at(
-                    o.pos,
-                    format!(
-                        "unknown sink option `{other}` (connector, format; kafka: topic, \
-                         brokers; file: path; parquet: path, partition_by, compression, \
-                         roll_size, roll_interval, compact_min_files; postgres: url, table, \
-                         max_pending_epochs)"
-                    ),
-                ))
-            }
-        }
+/// The sink's WITH options → the plan's sink (its options checked here, where each has a
+/// position; what depends on the query is checked with the plan).
+fn sink_spec(sink: &SinkDecl) -> Result<ConnectorSpec> {
+    let what = format!("sink `{}`", sink.name);
+    let choices = connectors::SINKS
+        .iter()
+        .map(|c| format!("'{}'", c.name()))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let connector = connector_of(&sink.options, &what, &choices, sink.pos)?;
+    let c = connectors::sink(&connector.value).map_err(|e| SqlError::at(connector.pos, e))?;
+    let mut spec = connector_options(&sink.options, &[]);
+    spec.connector = connector.value.clone();
+    // The declared name is the default for what the connector names after its sink (a
+    // PostgreSQL table).
+    let spec = c.declare(&sink.name, spec);
+    let problems = c.check_options(&spec);
+    if !problems.is_empty() {
+        return Err(connector_problem(&problems, &sink.options, &what, sink.pos));
     }
-    let Some(connector) = get("connector") else {
-        return Err(SqlError::at(
-            sink.pos,
-            format!(
-                "sink `{}`: WITH needs connector = 'console' | 'kafka' | 'file' | 'parquet' | \
-                 'postgres'",
-                sink.name
-            ),
-        ));
-    };
-    let only = |allowed: &[&str]| -> Result<()> {
-        for o in &sink.options {
-            if !allowed.contains(&o.key.as_str()) {
-                return Err(SqlError::at(
-                    o.pos,
-                    format!(
-                        "option `{}` does not apply to a {} sink",
-                        o.key, connector.value
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    };
-    match connector.value.as_str() {
-        "console" => {
-            only(&["connector", "format"])?;
-            Ok(SinkSpec::Console)
-        }
-        "kafka" => {
-            only(&["connector", "format", "topic", "brokers"])?;
-            let topic = get("topic").ok_or_else(|| {
-                SqlError::at(
-                    sink.pos,
-                    format!("sink `{}`: a kafka sink needs topic = '...'", sink.name),
-                )
-            })?;
-            Ok(SinkSpec::Kafka {
-                topic: topic.value.clone(),
-                brokers: get("brokers").map(|o| o.value.clone()),
-            })
-        }
-        "file" => {
-            only(&["connector", "format", "path"])?;
-            let path = get("path").ok_or_else(|| {
-                SqlError::at(
-                    sink.pos,
-                    format!("sink `{}`: a file sink needs path = '...'", sink.name),
-                )
-            })?;
-            Ok(SinkSpec::File {
-                path: PathBuf::from(&path.value),
-            })
-        }
-        "parquet" => {
-            only(&[
-                "connector",
-                "format",
-                "path",
-                "partition_by",
-                "compression",
-                "roll_size",
-                "roll_interval",
-                "compact_min_files",
-            ])?;
-            let path = get("path").ok_or_else(|| {
-                SqlError::at(
-                    sink.pos,
-                    format!("sink `{}`: a parquet sink needs path = '...'", sink.name),
-                )
-            })?;
-            let compression = match get("compression") {
-                None => ParquetCompression::default(),
-                Some(o) => match o.value.as_str() {
-                    "zstd" => ParquetCompression::Zstd,
-                    "snappy" => ParquetCompression::Snappy,
-                    "uncompressed" | "none" => ParquetCompression::Uncompressed,
-                    _ => return Err(bad_value(o, "'zstd', 'snappy' or 'uncompressed'")),
-                },
-            };
-            let roll_size = get("roll_size")
-                .map(|o| ByteSize::try_from(o.value.clone()).map_err(|e| bad_value(o, &e)))
-                .transpose()?;
-            let roll_interval = get("roll_interval").map(duration_opt).transpose()?;
-            let compact_min_files = get("compact_min_files")
-                .map(|o| {
-                    o.value
-                        .parse::<u32>()
-                        .map_err(|_| bad_value(o, "a whole number"))
-                })
-                .transpose()?;
-            Ok(SinkSpec::Parquet(ParquetSinkSpec {
-                path: PathBuf::from(&path.value),
-                // 'a, b' names Hive partition columns; '' means none.
-                partition_by: get("partition_by").map(|o| {
-                    o.value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|c| !c.is_empty())
-                        .map(String::from)
-                        .collect()
-                }),
-                compression,
-                roll_size,
-                roll_interval,
-                compact_min_files,
-            }))
-        }
-        "postgres" => {
-            only(&["connector", "url", "table", "max_pending_epochs"])?;
-            let url = get("url").ok_or_else(|| {
-                SqlError::at(
-                    sink.pos,
-                    format!(
-                        "sink `{}`: a postgres sink needs url = 'postgres://USER:PASSWORD@HOST/DB'",
-                        sink.name
-                    ),
-                )
-            })?;
-            let max_pending_epochs = get("max_pending_epochs")
-                .map(|o| {
-                    o.value
-                        .parse::<u32>()
-                        .map_err(|_| bad_value(o, "a whole number"))
-                })
-                .transpose()?;
-            Ok(SinkSpec::Postgres(PostgresSinkSpec {
-                url: url.value.clone(),
-                // Default: the sink's name (the query name may be set otherwise).
-                table: Some(
-                    get("table")
-                        .map(|o| o.value.clone())
-                        .unwrap_or_else(|| sink.name.clone()),
-                ),
-                max_pending_epochs,
-            }))
-        }
-        _ => Err(bad_value(
-            connector,
-            "'console', 'kafka', 'file', 'parquet' or 'postgres'",
-        )),
-    }
+    Ok(spec)
 }

@@ -2,9 +2,8 @@
 
 use std::fmt::Write as _;
 
-use rivulet_engine::plan::{
-    OutputMode, Plan, SinkSpec, SourceClient, StartingOffsets, TimeFormat, TriggerSpec, WindowSpec,
-};
+use rivulet_engine::plan::{OutputMode, Plan, TimeFormat, TriggerSpec, WindowSpec};
+use rivulet_runtime::connectors;
 
 use crate::compile::{Compiled, Script};
 
@@ -71,27 +70,16 @@ fn trigger(p: &Plan) -> String {
 
 /// The source, its schema, watermark and dead-letter handling (shared by every branch).
 fn source(o: &mut String, p: &Plan, source_name: &str) {
-    let s = &p.source;
-    let start = match s.starting_offsets {
-        StartingOffsets::Earliest => "earliest".to_string(),
-        StartingOffsets::Latest => "latest".to_string(),
-        StartingOffsets::Timestamp(t) => format!("timestamp {t}"),
-    };
-    let client = match s.client {
-        SourceClient::Native => "native",
-        SourceClient::Librdkafka => "librdkafka",
-    };
-    let _ = writeln!(
-        o,
-        "source {source_name}: kafka topics [{}] at {}, json, start {start}, client {client}",
-        s.topics.join(", "),
-        s.brokers
-    );
-    if let Some(g) = &s.group_id {
-        let _ = writeln!(o, "  group id: {g}");
-    }
-    if let Some(n) = s.max_records_per_trigger {
-        let _ = writeln!(o, "  max records per trigger: {n}");
+    // A compiled plan's connectors are valid, so they describe themselves.
+    let d = connectors::describe_source(p).unwrap_or_else(|e| connectors::SourceDescription {
+        summary: format!("{} ({e})", p.source.connector),
+        details: Vec::new(),
+        dead_letters: String::new(),
+        late_rows: String::new(),
+    });
+    let _ = writeln!(o, "source {source_name}: {}", d.summary);
+    for line in &d.details {
+        let _ = writeln!(o, "  {line}");
     }
     let cols: Vec<String> = p
         .schema
@@ -122,10 +110,7 @@ fn source(o: &mut String, p: &Plan, source_name: &str) {
     let _ = writeln!(
         o,
         "  dead letters: {}; late records: {}",
-        s.dlq_topic
-            .clone()
-            .unwrap_or_else(|| format!("{}.dlq", s.topics.first().map_or("", String::as_str))),
-        s.late_topic.as_deref().unwrap_or("counted and dropped")
+        d.dead_letters, d.late_rows
     );
 }
 
@@ -235,18 +220,9 @@ fn branch(o: &mut String, c: &Compiled, ind: &str) {
         let _ = writeln!(o, "{ind}emit: {emit}");
     }
     let _ = writeln!(o, "{ind}sinks:");
-    for sink in &p.sinks {
-        let line = match sink {
-            SinkSpec::Console => "console".to_string(),
-            SinkSpec::Kafka { topic, brokers } => format!(
-                "kafka topic {topic} at {}",
-                brokers.as_deref().unwrap_or(&p.source.brokers)
-            ),
-            SinkSpec::File { path } => format!("file {}", path.display()),
-            SinkSpec::Parquet(pq) => format!("parquet files under {}", pq.path.display()),
-            // The URL is not printed: it may hold a password.
-            SinkSpec::Postgres(pg) => format!("postgres table {}", pg.table_name(&p.name)),
-        };
+    let lines =
+        connectors::describe_sinks(p).unwrap_or_else(|e| vec![format!("({e})"); p.sinks.len()]);
+    for line in lines {
         let _ = writeln!(o, "{ind}  {}: {line}", c.sink_name);
     }
 }

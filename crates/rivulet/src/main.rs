@@ -351,7 +351,7 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
     let mut job = match (&args.pipeline, &args.sql) {
         (Some(p), _) => rivulet_engine::Job::single(
             args.query
-                .build(Some(rivulet_engine::Plan::from_toml_file(p)?))?,
+                .build(Some(rivulet_runtime::connectors::load_toml_file(p)?))?,
         ),
         (None, Some(s)) => {
             let job = sql_job(s)?;
@@ -368,10 +368,16 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
     };
     if let Some(b) = args.brokers {
         for p in &mut job.branches {
-            p.source.brokers = b.clone();
+            rivulet_runtime::connectors::kafka::set_brokers(&mut p.source, &b);
         }
     }
     if args.print_plan {
+        // Secrets (a PostgreSQL password, client properties) never leave the process.
+        job.branches = job
+            .branches
+            .iter()
+            .map(rivulet_runtime::connectors::redacted)
+            .collect();
         match job.as_single() {
             Some(plan) => println!("{}", serde_json::to_string_pretty(plan)?),
             None => println!("{}", serde_json::to_string_pretty(&job)?),
@@ -400,7 +406,8 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
     if let Some(listener) = dashboard_listener {
         let mut config = rivulet_dashboard::DashboardConfig::new(
             job.primary()
-                .map_or_else(String::new, |p| p.source.brokers.clone()),
+                .and_then(|p| rivulet_runtime::connectors::kafka::SourceOptions::of(&p.source).ok())
+                .map_or_else(String::new, |s| s.connection.bootstrap_servers),
         );
         config.plan = dashboard_plan(&job);
         let d = rivulet_dashboard::Dashboard::new(config);
@@ -432,10 +439,12 @@ async fn run_pipeline(args: RunArgs) -> Result<()> {
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = args.data_dir.clone();
     let mut job = match (&args.pipeline, &args.sql) {
-        (Some(p), _) => rivulet_engine::Job::single(rivulet_engine::Plan::from_toml_file(p)?),
+        (Some(p), _) => {
+            rivulet_engine::Job::single(rivulet_runtime::connectors::load_toml_file(p)?)
+        }
         (None, Some(s)) => sql_job(s)?,
         (None, None) => {
-            rivulet_engine::Job::single(rivulet_engine::Plan::from_toml(DEFAULT_PIPELINE)?)
+            rivulet_engine::Job::single(rivulet_runtime::connectors::load_toml(DEFAULT_PIPELINE)?)
         }
     };
     if !args.sinks.is_empty() {
@@ -443,9 +452,10 @@ async fn up(args: UpArgs) -> Result<()> {
         plan.sinks = args
             .sinks
             .iter()
-            .map(|s| rivulet_runtime::args::parse_sink(s))
-            .collect::<Result<_, _>>()?;
-        plan.validate()?;
+            .map(|s| rivulet_runtime::connectors::sink_from_shorthand(s))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--sink: {e}"))?;
+        rivulet_runtime::connectors::check_plan(&plan)?;
         job = rivulet_engine::Job::single(plan);
     }
     // Bound first, so a taken port fails the start before anything else runs.
@@ -479,9 +489,12 @@ async fn up(args: UpArgs) -> Result<()> {
     let dashboard_cancel = tokio_util::sync::CancellationToken::new();
     let gen_stats = Arc::new(rivulet_gen::GenStats::default());
     for plan in &mut job.branches {
-        plan.source.brokers = brokers.clone();
+        rivulet_runtime::connectors::kafka::set_brokers(&mut plan.source, &brokers);
         if args.pipeline.is_none() && args.sql.is_none() {
-            plan.source.topics = vec![args.topic.clone()];
+            rivulet_runtime::connectors::kafka::set_topics(
+                &mut plan.source,
+                std::slice::from_ref(&args.topic),
+            );
         }
     }
     let mut observer = None;

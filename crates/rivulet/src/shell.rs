@@ -19,7 +19,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use arrow::record_batch::RecordBatch;
 use clap::Args;
-use rivulet_engine::plan::{StartingOffsets, TriggerSpec};
+use rivulet_engine::plan::TriggerSpec;
+use rivulet_runtime::connectors::kafka::{self, SourceOptions, StartingOffsets};
 use rivulet_runtime::progress::QueryProgress;
 use rivulet_runtime::QueryObserver;
 use rustyline::error::ReadlineError;
@@ -681,12 +682,17 @@ async fn check_reachable(brokers: &str) -> Result<()> {
 /// Compiles and runs a SELECT until Ctrl-C (or an error), printing rows as they arrive.
 async fn run_select(session: &Session, text: &str, signals: &mut Signals) -> Result<bool> {
     let compiled = rivulet_sql::compile_select(&session.decls(), text)?;
-    check_reachable(&compiled.plan.source.brokers).await?;
+    check_reachable(
+        &SourceOptions::of(&compiled.plan.source)?
+            .connection
+            .bootstrap_servers,
+    )
+    .await?;
     let mut plan = compiled.plan;
     plan.name = QUERY_NAME.to_string();
     plan.sinks = Vec::new();
     if !session.source_sets_startup(&compiled.source_name) {
-        plan.source.starting_offsets = session.startup;
+        kafka::set_starting_offsets(&mut plan.source, session.startup);
     }
     let dir = tempfile::Builder::new()
         .prefix("rivulet-sql-")
@@ -803,7 +809,12 @@ mod tests {
         let mut s = Session::new(&args);
         let c = rivulet_sql::compile_select(&s.decls(), "SELECT * FROM events WHERE value > 90")
             .expect("compiles");
-        assert_eq!(c.plan.source.topics, vec!["it's".to_string()]);
+        assert_eq!(
+            SourceOptions::of(&c.plan.source)
+                .expect("valid source")
+                .topics,
+            vec!["it's".to_string()]
+        );
         assert_eq!(c.plan.output.trigger, TriggerSpec::OnArrival);
         assert_eq!(s.startup, StartingOffsets::Latest);
         s.declare("SET scan.startup.mode = 'earliest'")
@@ -838,10 +849,7 @@ mod tests {
         let e = s
             .declare("CREATE SOURCE bad (id BIGINT) WITH (connector = 'kafka', topik = 'x')")
             .expect_err("bad option");
-        assert!(
-            e.to_string().contains("unknown source option `topik`"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("unknown option `topik`"), "{e}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
--- error: 5:62: option `compression`: `brotli` is not valid; expected 'zstd', 'snappy' or 'uncompressed'
+-- error: 5:62: option `compression`: `brotli` is not valid; expected one of `zstd`, `snappy`, `uncompressed`, `none`
 CREATE SOURCE events (id BIGINT, value DOUBLE, ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
 WITH (connector = 'kafka', topic = 'events');

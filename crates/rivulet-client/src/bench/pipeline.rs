@@ -50,10 +50,11 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use rivulet_engine::plan::{
-    ParquetCompression, ParquetSinkSpec, Plan, PostgresSinkSpec, SinkSpec, TriggerSpec,
-};
+use rivulet_engine::plan::{Plan, TriggerSpec};
 use rivulet_gen::{EventStream, StreamConfig, ValueDist};
+use rivulet_runtime::connectors::{
+    self, kafka, parquet::ParquetOptions, postgres::PostgresOptions,
+};
 use rivulet_runtime::progress::QueryProgress;
 use rivulet_runtime::{run_query, QuerySummary, RunOptions};
 use tokio_util::sync::CancellationToken;
@@ -336,7 +337,7 @@ fn bench_plan(
     args: &PipelineArgs,
 ) -> Result<Plan, ClientError> {
     let mut plan = match args.form {
-        QueryForm::PipelineFile => Plan::from_toml(DEFAULT_PIPELINE)
+        QueryForm::PipelineFile => connectors::load_toml(DEFAULT_PIPELINE)
             .map_err(|e| ClientError::InvalidArgument(format!("the default pipeline: {e}")))?,
         QueryForm::Sql => rivulet_sql::compile(DEFAULT_SQL)
             .map_err(|e| ClientError::InvalidArgument(format!("examples/pipeline.sql: {e}")))?
@@ -346,33 +347,18 @@ fn bench_plan(
                 ClientError::InvalidArgument("examples/pipeline.sql: one INSERT expected".into())
             })?,
     };
-    plan.source.brokers = brokers.to_string();
-    plan.source.topics = vec![topic.to_string()];
-    plan.source.group_id = Some(format!("rivulet-bench-{topic}"));
+    kafka::set_brokers(&mut plan.source, brokers);
+    kafka::set_topics(&mut plan.source, &[topic.to_string()]);
+    kafka::set_group_id(&mut plan.source, &format!("rivulet-bench-{topic}"));
     plan.sinks = vec![match args.sink {
-        BenchSink::File => SinkSpec::File {
-            path: dir.join("out"),
-        },
-        BenchSink::Parquet => SinkSpec::Parquet(parquet_spec(&dir.join("parquet"))),
-        BenchSink::Postgres => SinkSpec::Postgres(PostgresSinkSpec {
-            url: args.pg_url.clone().unwrap_or_default(),
-            table: Some("rivulet_bench".into()),
-            max_pending_epochs: None,
-        }),
+        BenchSink::File => connectors::file::spec(dir.join("out")),
+        BenchSink::Parquet => connectors::parquet::spec(dir.join("parquet")),
+        BenchSink::Postgres => {
+            PostgresOptions::new(args.pg_url.clone().unwrap_or_default(), "rivulet_bench").spec()
+        }
     }];
     plan.checkpoint.dir = Some(dir.join("checkpoint"));
     Ok(plan)
-}
-
-fn parquet_spec(path: &Path) -> ParquetSinkSpec {
-    ParquetSinkSpec {
-        path: path.to_path_buf(),
-        partition_by: None,
-        compression: ParquetCompression::default(),
-        roll_size: None,
-        roll_interval: None,
-        compact_min_files: None,
-    }
 }
 
 fn temp_dir() -> Result<tempfile::TempDir, ClientError> {
@@ -530,7 +516,7 @@ async fn engine_alone(
 
     let dir = temp_dir()?;
     let mut plan = bench_plan(brokers, topic, dir.path(), args)?;
-    plan.source.max_records_per_trigger = Some(args.max_records_per_trigger);
+    kafka::set_max_records_per_trigger(&mut plan.source, Some(args.max_records_per_trigger));
     plan.output.trigger = TriggerSpec::OnArrival;
     let cancel = CancellationToken::new();
     let dog = watchdog(&cancel, timeout);
@@ -630,10 +616,10 @@ async fn timed_run(
     create_topic(brokers, topic).await?;
     let dir = temp_dir()?;
     let mut plan = bench_plan(brokers, topic, dir.path(), args)?;
-    plan.source.max_records_per_trigger = max_records;
+    kafka::set_max_records_per_trigger(&mut plan.source, max_records);
     plan.output.trigger = TriggerSpec::OnArrival;
     // Only what this run produces.
-    plan.source.starting_offsets = rivulet_engine::plan::StartingOffsets::Latest;
+    kafka::set_starting_offsets(&mut plan.source, kafka::StartingOffsets::Latest);
     let gen = gen_args(brokers, topic, rate, args)?;
     let (gen_cancel, query_cancel) = (CancellationToken::new(), CancellationToken::new());
     let dog = watchdog(
@@ -915,18 +901,17 @@ fn sink_throughput_blocking(
         (
             "parquet",
             Box::new(
-                ParquetSink::open(&parquet_spec(&dir.path().join("parquet")), &ctx)
+                ParquetSink::open(&ParquetOptions::at(dir.path().join("parquet")), &ctx)
                     .map_err(sink_err)?,
             ),
             Some(dir.path().join("parquet")),
         ),
     ];
     if let Some(url) = &args.pg_url {
-        let spec = PostgresSinkSpec {
-            url: url.clone(),
-            table: Some(format!("rivulet_bench_sink_{}", std::process::id())),
-            max_pending_epochs: None,
-        };
+        let spec = PostgresOptions::new(
+            url.clone(),
+            format!("rivulet_bench_sink_{}", std::process::id()),
+        );
         sinks.push((
             "postgres",
             Box::new(PostgresSink::open(&spec, &ctx).map_err(sink_err)?),
@@ -1040,21 +1025,19 @@ mod tests {
     fn the_bench_plan_is_the_default_query_with_a_file_sink() {
         let dir = std::path::Path::new("/tmp/x");
         let p = bench_plan("127.0.0.1:1", "t", dir, &parse(&[])).expect("valid");
-        assert_eq!(p.source.topics, vec!["t".to_string()]);
         assert_eq!(
-            p.sinks,
-            vec![SinkSpec::File {
-                path: dir.join("out")
-            }]
+            kafka::SourceOptions::of(&p.source).expect("valid").topics,
+            vec!["t".to_string()]
         );
+        assert_eq!(p.sinks, vec![connectors::file::spec(dir.join("out"))]);
         assert_eq!(p.name, "stats");
-        assert!(p.validate().is_ok());
+        assert!(connectors::check_plan(&p).is_ok());
         let p = bench_plan("127.0.0.1:1", "t", dir, &parse(&["--sink", "parquet"])).expect("valid");
         assert_eq!(
             p.sinks,
-            vec![SinkSpec::Parquet(parquet_spec(&dir.join("parquet")))]
+            vec![connectors::parquet::spec(dir.join("parquet"))]
         );
-        assert!(p.validate().is_ok());
+        assert!(connectors::check_plan(&p).is_ok());
     }
 
     #[test]

@@ -35,6 +35,11 @@ impl Filter {
         })
     }
 
+    /// A filter with an already compiled (BOOLEAN) predicate over `schema`.
+    pub fn from_compiled(predicate: CompiledExpr, schema: SchemaRef) -> Filter {
+        Filter { predicate, schema }
+    }
+
     /// Same as the input schema: a filter only removes rows.
     pub fn output_schema(&self) -> SchemaRef {
         self.schema.clone()

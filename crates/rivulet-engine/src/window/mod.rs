@@ -299,6 +299,21 @@ impl WindowAggregate {
         self.watermark
     }
 
+    /// End of input, for tests that compare a whole bounded stream with its ground truth:
+    /// closes every window (append) or emits what changed (update). A query never ends its
+    /// input, so the runtime has no use for it.
+    #[cfg(test)]
+    pub(crate) fn on_close(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        match self.mode {
+            OutputMode::Append => {
+                let closed = self.close_until(i64::MAX);
+                self.finish_closed(closed, out)?;
+                self.emit_changed(&mut Vec::new())
+            }
+            OutputMode::Update => self.emit_changed(out),
+        }
+    }
+
     #[inline]
     fn mark_dirty(&mut self, slot: u32) {
         let i = slot as usize;
@@ -665,17 +680,6 @@ impl Operator for WindowAggregate {
 
     fn on_trigger(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
         self.emit_changed(out)
-    }
-
-    fn on_close(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
-        match self.mode {
-            OutputMode::Append => {
-                let closed = self.close_until(i64::MAX);
-                self.finish_closed(closed, out)?;
-                self.emit_changed(&mut Vec::new())
-            }
-            OutputMode::Update => self.emit_changed(out),
-        }
     }
 
     fn metrics(&self) -> OperatorMetrics {

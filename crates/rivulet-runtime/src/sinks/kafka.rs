@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
@@ -47,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Sink;
 use crate::checkpoint::write_atomic;
+use crate::connectors::kafka::Connection;
 use crate::error::RuntimeError;
 use crate::rows::{row_json, row_json_columns};
 use crate::Result;
@@ -203,7 +203,7 @@ pub const FLOOR_REFRESH: Duration = Duration::from_secs(30);
 pub struct EpochProducer {
     producer: ThreadedProducer<DeliveryContext>,
     delivery: Arc<Delivery>,
-    brokers: String,
+    connection: Connection,
     topic: String,
     partitions: i32,
     writer: Writer,
@@ -263,9 +263,9 @@ fn watermarks(
         .collect()
 }
 
-fn plain_consumer(brokers: &str, what: &str) -> Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn plain_consumer(connection: &Connection, what: &str) -> Result<BaseConsumer> {
+    connection
+        .client_config()
         .set("group.id", format!("rivulet-tail-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -276,9 +276,9 @@ fn plain_consumer(brokers: &str, what: &str) -> Result<BaseConsumer> {
 
 /// Reads `[from, high)` of the given partitions of `topic` and returns, per partition, the
 /// highest `(epoch, seq)` among the records whose `rivulet.writer` header is `writer`.
-/// Gives up only when no record arrives for [`TAIL_READ_TIMEOUT`].
+/// Gives up only when no record arrives for `TAIL_READ_TIMEOUT`.
 pub fn read_tails(
-    brokers: &str,
+    connection: &Connection,
     topic: &str,
     writer: &str,
     ranges: &BTreeMap<i32, (i64, i64)>,
@@ -296,7 +296,7 @@ pub fn read_tails(
     if want.is_empty() {
         return Ok(tails);
     }
-    let consumer = plain_consumer(brokers, "creating the tail reader")?;
+    let consumer = plain_consumer(connection, "creating the tail reader")?;
     consumer
         .assign(&tpl)
         .map_err(|e| RuntimeError::kafka("assigning the tail reader", e))?;
@@ -351,10 +351,10 @@ pub fn read_tails(
 impl EpochProducer {
     /// Connects an idempotent producer to `topic` for `writer` and finds what that writer
     /// already wrote since its floors (see the module docs).
-    pub fn connect(brokers: &str, topic: &str, writer: Writer) -> Result<EpochProducer> {
+    pub fn connect(connection: &Connection, topic: &str, writer: Writer) -> Result<EpochProducer> {
         let delivery = Arc::new(Delivery::default());
-        let producer: ThreadedProducer<DeliveryContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let producer: ThreadedProducer<DeliveryContext> = connection
+            .client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
@@ -362,7 +362,7 @@ impl EpochProducer {
             .create_with_context(DeliveryContext(delivery.clone()))
             .map_err(|e| RuntimeError::kafka(format!("creating the producer for `{topic}`"), e))?;
         let partitions = topic_partitions(producer.client(), topic)?;
-        let consumer = plain_consumer(brokers, "creating the offset reader")?;
+        let consumer = plain_consumer(connection, "creating the offset reader")?;
         let marks = watermarks(&consumer, topic, partitions)?;
         // Where this writer's unfinished epoch (if any) may start: the saved floors; a
         // partition the file does not know (added since, or the file was unreadable) is read
@@ -378,11 +378,11 @@ impl EpochProducer {
             .iter()
             .map(|(&p, &(_, high))| (p, (floors.get(&p).copied().unwrap_or(high), high)))
             .collect();
-        let tail = read_tails(brokers, topic, &writer.id, &ranges)?;
+        let tail = read_tails(connection, topic, &writer.id, &ranges)?;
         let mut p = EpochProducer {
             producer,
             delivery,
-            brokers: brokers.to_string(),
+            connection: connection.clone(),
             topic: topic.to_string(),
             partitions,
             writer,
@@ -531,7 +531,7 @@ impl EpochProducer {
     pub fn commit(&mut self) -> Result<()> {
         let mut floors = self.floors.clone();
         if self.last_refresh.elapsed() >= FLOOR_REFRESH {
-            let consumer = plain_consumer(&self.brokers, "creating the offset reader")?;
+            let consumer = plain_consumer(&self.connection, "creating the offset reader")?;
             for (p, (_, high)) in watermarks(&consumer, &self.topic, self.partitions)? {
                 let f = floors.entry(p).or_insert(high);
                 *f = (*f).max(high);
@@ -583,22 +583,22 @@ fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct KafkaSink {
     producer: EpochProducer,
     key_columns: Vec<String>,
-    brokers: String,
+    servers: String,
 }
 
 impl KafkaSink {
     /// A sink into `topic` keyed by `group_by` (plus `window_start` when the rows have it),
     /// writing as `writer`.
     pub fn connect(
-        brokers: &str,
+        connection: &Connection,
         topic: &str,
         group_by: &[String],
         writer: Writer,
     ) -> Result<KafkaSink> {
         Ok(KafkaSink {
-            producer: EpochProducer::connect(brokers, topic, writer)?,
+            producer: EpochProducer::connect(connection, topic, writer)?,
             key_columns: group_by.to_vec(),
-            brokers: brokers.to_string(),
+            servers: connection.bootstrap_servers.clone(),
         })
     }
 }
@@ -635,7 +635,7 @@ pub fn json_records(batches: &[RecordBatch], key_columns: &[String]) -> Vec<OutR
 
 impl Sink for KafkaSink {
     fn description(&self) -> String {
-        format!("KafkaSink[{}@{}]", self.producer.topic(), self.brokers)
+        format!("KafkaSink[{}@{}]", self.producer.topic(), self.servers)
     }
 
     fn write_epoch(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {

@@ -64,7 +64,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use rivulet_engine::plan::{columns, OutputMode, ParquetCompression, ParquetSinkSpec};
+use rivulet_engine::plan::{columns, OutputMode};
+
+pub use crate::connectors::parquet::{
+    ParquetCompression, ParquetOptions, DEFAULT_ROLL_INTERVAL, DEFAULT_ROLL_SIZE,
+};
 use serde::{Deserialize, Serialize};
 
 use super::spool::Spool;
@@ -74,10 +78,6 @@ use crate::error::RuntimeError;
 use crate::rows::rfc3339_ms;
 use crate::Result;
 
-/// Default `roll_size`.
-pub const DEFAULT_ROLL_SIZE: u64 = 128 << 20;
-/// Default `roll_interval`.
-pub const DEFAULT_ROLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Column added in update mode: the epoch that emitted the row.
 pub const EPOCH_COLUMN: &str = "_epoch";
 /// Hive's directory value for NULL.
@@ -343,7 +343,7 @@ fn part_name(first: u64, last: u64, tag: &str) -> String {
 impl ParquetSink {
     /// Opens the dataset at `spec.path`, finishing what a previous run left (see the module
     /// docs), and starts the roll timer.
-    pub fn open(spec: &ParquetSinkSpec, ctx: &SinkContext<'_>) -> Result<ParquetSink> {
+    pub fn open(spec: &ParquetOptions, ctx: &SinkContext<'_>) -> Result<ParquetSink> {
         let d = Dataset::open(spec, ctx)?;
         let root = d.root.clone();
         let partition_names = d.partition_names.clone();
@@ -431,7 +431,7 @@ impl Drop for ParquetSink {
 }
 
 impl Dataset {
-    fn open(spec: &ParquetSinkSpec, ctx: &SinkContext<'_>) -> Result<Dataset> {
+    fn open(spec: &ParquetOptions, ctx: &SinkContext<'_>) -> Result<Dataset> {
         let root = spec.path.clone();
         let meta = query_meta_dir(&root, ctx.query_id)?;
         let in_schema = ctx.schema.clone();
@@ -502,11 +502,9 @@ impl Dataset {
             partitioning,
             partition_names,
             props: writer_properties(spec.compression),
-            roll_size: spec.roll_size.map_or(DEFAULT_ROLL_SIZE, |b| b.0),
-            roll_interval: spec.roll_interval.map_or(DEFAULT_ROLL_INTERVAL, |d| {
-                Duration::from_millis(u64::try_from(d.0).unwrap_or(1))
-            }),
-            compact_min_files: spec.compact_min_files.map(|n| n as usize),
+            roll_size: spec.roll_size,
+            roll_interval: spec.roll_interval,
+            compact_min_files: spec.compact_min_files,
             with_epoch,
             pending: None,
             open: BTreeMap::new(),
@@ -983,13 +981,9 @@ mode = "append"
 
     fn open_as(root: &Path, query_id: &str, last: Option<u64>, compact: Option<u32>) -> Dataset {
         let plan = Plan::from_toml(PLAN).unwrap();
-        let spec = ParquetSinkSpec {
-            path: root.to_path_buf(),
-            partition_by: None,
-            compression: ParquetCompression::Zstd,
-            roll_size: None,
-            roll_interval: None,
-            compact_min_files: compact,
+        let spec = ParquetOptions {
+            compact_min_files: compact.map(|n| n as usize),
+            ..ParquetOptions::at(root)
         };
         let schema = schema();
         let ctx = SinkContext {

@@ -22,8 +22,8 @@
 //! and deletes each once the server committed it. On start, spooled epochs up to the
 //! checkpoint's last commit are applied, later ones deleted (the driver replays that epoch).
 //! When the server goes away the thread reconnects with exponential back-off (100 ms to 5 s)
-//! while the query keeps running and epochs accumulate in the spool, up to
-//! `max_pending_epochs`; beyond that `write_epoch` waits, which pauses the query (the source
+//! while the query keeps running and epochs accumulate in the spool, up to the sink's
+//! pending limit ([`crate::connectors::postgres`]); beyond that `write_epoch` waits, which pauses the query (the source
 //! holds the rest). A wrong password, an unreachable server or an incompatible table fail the
 //! query at start; an error the server reports for the data itself (not a connection
 //! problem) fails it at the next epoch.
@@ -43,7 +43,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use postgres::{Client, Config, NoTls};
-use rivulet_engine::plan::{columns, PostgresSinkSpec};
+use rivulet_engine::plan::columns;
+
+use crate::connectors::postgres::PostgresOptions;
 
 use super::spool::Spool;
 use super::{Sink, SinkContext};
@@ -51,8 +53,6 @@ use crate::error::RuntimeError;
 use crate::rows::rfc3339_ms;
 use crate::Result;
 
-/// Default `max_pending_epochs`.
-pub const DEFAULT_MAX_PENDING_EPOCHS: u32 = 1000;
 /// The table recording the last epoch applied per (query, target table).
 pub const EPOCHS_TABLE: &str = "rivulet_sink_epochs";
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -686,7 +686,7 @@ fn describe(config: &Config, table: &str) -> String {
 impl PostgresSink {
     /// Connects, prepares the table and starts the writer (see the module docs). Every
     /// problem found here is an error now rather than at the first write.
-    pub fn open(spec: &PostgresSinkSpec, ctx: &SinkContext<'_>) -> Result<PostgresSink> {
+    pub fn open(spec: &PostgresOptions, ctx: &SinkContext<'_>) -> Result<PostgresSink> {
         let table = spec.table_name(&ctx.plan.name);
         let mut config: Config =
             spec.url
@@ -752,10 +752,7 @@ impl PostgresSink {
             schema: ctx.schema.clone(),
             spool,
             shared,
-            max_pending: spec
-                .max_pending_epochs
-                .unwrap_or(DEFAULT_MAX_PENDING_EPOCHS)
-                .max(1) as usize,
+            max_pending: spec.max_pending_epochs.max(1) as usize,
             writer: Some(handle),
         })
     }

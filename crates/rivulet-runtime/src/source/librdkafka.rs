@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::{SourceOptions, StartingOffsets};
 use bytes::Bytes;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use rivulet_engine::plan::{SourceSpec, StartingOffsets};
 
 use super::{into_batch, replay_ranges, Source, SourceBatch, SourceRecord, TopicPartition};
 use crate::checkpoint::OffsetRange;
@@ -45,13 +44,14 @@ impl KafkaSource {
     /// Connects to the brokers and discovers the partitions of `spec.topics` (waiting, bounded,
     /// for topics to be auto-created). Positions are unset until [`KafkaSource::start_at`] or
     /// [`KafkaSource::start_fresh`].
-    pub fn connect(spec: &SourceSpec, query_name: &str) -> Result<KafkaSource> {
+    pub fn connect(spec: &SourceOptions, query_name: &str) -> Result<KafkaSource> {
         if spec.topics.is_empty() {
             return Err(RuntimeError::Plan("the source has no topics".into()));
         }
-        let group_id = super::group_id(spec, query_name);
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &spec.brokers)
+        let group_id = spec.group_id(query_name);
+        let consumer: BaseConsumer = spec
+            .connection
+            .client_config()
             .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -84,7 +84,7 @@ impl KafkaSource {
         Ok(KafkaSource {
             consumer,
             group_id,
-            brokers: spec.brokers.clone(),
+            brokers: spec.connection.bootstrap_servers.clone(),
             topics: spec.topics.clone(),
             positions,
         })

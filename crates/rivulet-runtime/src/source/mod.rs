@@ -4,7 +4,8 @@
 //! from the plan, default `rivulet-<query name>`) so lag tools (`rivulet groups describe`)
 //! see the query's progress.
 //!
-//! Two clients implement [`Source`], chosen by `source.client` in the plan:
+//! Two clients implement [`Source`], chosen by the source's `client` option
+//! ([`crate::connectors::kafka`] owns the options):
 //!
 //! - [`native`] (default): Rivulet's own fetcher over the `kafka-protocol` codecs. A prefetch
 //!   thread keeps fetch requests in flight while the query works on the previous micro-batch
@@ -22,8 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::connectors::kafka::{SourceClient, SourceOptions, StartingOffsets};
 use bytes::Bytes;
-use rivulet_engine::plan::{SourceClient, SourceSpec, StartingOffsets};
 
 use crate::checkpoint::OffsetRange;
 use crate::error::RuntimeError;
@@ -104,18 +105,11 @@ pub trait Source: Send {
 
 /// Connects the client `spec.client` names and discovers the partitions of `spec.topics`
 /// (waiting, bounded, for auto-created topics). Positions are unset until a start.
-pub fn connect(spec: &SourceSpec, query_name: &str) -> Result<Box<dyn Source>> {
+pub fn connect(spec: &SourceOptions, query_name: &str) -> Result<Box<dyn Source>> {
     Ok(match spec.client {
         SourceClient::Native => Box::new(native::NativeSource::connect(spec, query_name)?),
         SourceClient::Librdkafka => Box::new(librdkafka::KafkaSource::connect(spec, query_name)?),
     })
-}
-
-/// The consumer group of a query: the plan's, or `rivulet-<query name>`.
-pub(crate) fn group_id(spec: &SourceSpec, query_name: &str) -> String {
-    spec.group_id
-        .clone()
-        .unwrap_or_else(|| format!("rivulet-{query_name}"))
 }
 
 /// Collects records into a [`SourceBatch`]: one entry per partition, partitions in order,

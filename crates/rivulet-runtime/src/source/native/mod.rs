@@ -15,12 +15,12 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::{SourceOptions, StartingOffsets};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use rivulet_engine::plan::{SourceSpec, StartingOffsets};
 
 use super::{into_batch, replay_ranges, Source, SourceBatch, SourceRecord, TopicPartition};
 use crate::checkpoint::OffsetRange;
@@ -63,15 +63,18 @@ fn source_err(context: &str) -> impl Fn(String) -> RuntimeError + '_ {
 impl NativeSource {
     /// Connects, waits (bounded) for the topics and their partitions, and starts the prefetch
     /// and committer threads. Positions are unset until a start.
-    pub fn connect(spec: &SourceSpec, query_name: &str) -> Result<NativeSource> {
+    pub fn connect(spec: &SourceOptions, query_name: &str) -> Result<NativeSource> {
         if spec.topics.is_empty() {
             return Err(RuntimeError::Plan("the source has no topics".into()));
         }
-        let group_id = super::group_id(spec, query_name);
-        let mut cluster = Cluster::new(&spec.brokers, REQUEST_TIMEOUT);
+        let group_id = spec.group_id(query_name);
+        let mut cluster = Cluster::new(&spec.connection.bootstrap_servers, REQUEST_TIMEOUT);
         let counts = cluster
             .await_topics(&spec.topics, TOPIC_WAIT)
-            .map_err(source_err(&format!("connecting to {}", spec.brokers)))?;
+            .map_err(source_err(&format!(
+                "connecting to {}",
+                spec.connection.bootstrap_servers
+            )))?;
         let mut positions = BTreeMap::new();
         for (topic, n) in counts {
             for p in 0..n {
@@ -84,25 +87,24 @@ impl NativeSource {
                 );
             }
         }
-        let max_records = spec
-            .max_records_per_trigger
-            .unwrap_or(crate::query::DEFAULT_MAX_RECORDS);
+        let max_records = spec.max_records();
         let queue_bytes = usize::try_from(max_records)
             .unwrap_or(usize::MAX)
             .saturating_mul(QUEUE_BYTES_PER_RECORD)
             .clamp(QUEUE_MIN_BYTES, QUEUE_MAX_BYTES);
         let spawn = |e: std::io::Error| RuntimeError::Source(format!("starting a thread: {e}"));
         let fetcher = Fetcher::start(
-            &spec.brokers,
+            &spec.connection.bootstrap_servers,
             spec.topics.clone(),
             REQUEST_TIMEOUT,
             queue_bytes,
         )
         .map_err(spawn)?;
-        let committer = Committer::start(&spec.brokers, &group_id).map_err(spawn)?;
+        let committer =
+            Committer::start(&spec.connection.bootstrap_servers, &group_id).map_err(spawn)?;
         Ok(NativeSource {
             group_id,
-            brokers: spec.brokers.clone(),
+            brokers: spec.connection.bootstrap_servers.clone(),
             topics: spec.topics.clone(),
             positions,
             cluster: Mutex::new(cluster),
