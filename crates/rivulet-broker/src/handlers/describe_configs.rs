@@ -83,8 +83,10 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                     }
                     (None, _) => {
                         out.error_code = ResponseError::UnknownTopicOrPartition.code();
-                        out.error_message =
-                            Some(StrBytes::from_string(format!("unknown topic {name}")));
+                        out.error_message = Some(StrBytes::from_string(format!(
+                            "unknown topic {}",
+                            rivulet_log::Quoted(&name)
+                        )));
                     }
                 }
             }
