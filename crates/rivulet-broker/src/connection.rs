@@ -93,6 +93,15 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
     let mut waiting: Option<PermitWait> = None;
     let mut last_activity = Instant::now();
     loop {
+        // The request clock runs only while this connection reads: not while the broker holds
+        // reads back (too many requests in flight, or waiting for budget), nor once reading
+        // ended (only answers to what arrived are left to send).
+        if !reading || conn.in_flight.len() >= MAX_IN_FLIGHT || waiting.is_some() {
+            conn.frame_started = None;
+        } else if conn.frame_started.is_none() && !conn.buf.is_empty() {
+            // `drain` dispatches every complete frame, so what is left is a partial one.
+            conn.frame_started = Some(Instant::now());
+        }
         let deadline = match conn.frame_started {
             Some(t) => Some((t + request_timeout, false)),
             None if conn.in_flight.is_empty() && waiting.is_none() => {

@@ -518,6 +518,21 @@ async fn fetch_responses_are_capped_whatever_the_client_asks() {
         57_671_680,
         "Kafka's default fetch.max.bytes"
     );
+    // The limit is visible under Kafka's name.
+    let mut res =
+        kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default();
+    res.resource_type = 4;
+    res.resource_name = StrBytes::from_static_str("0");
+    res.configuration_keys = Some(vec![StrBytes::from_static_str("fetch.max.bytes")]);
+    let mut req = kafka_protocol::messages::DescribeConfigsRequest::default();
+    req.resources = vec![res];
+    let r: kafka_protocol::messages::DescribeConfigsResponse =
+        call(&mut s, ApiKey::DescribeConfigs, 4, 9, &req).await;
+    assert_eq!(
+        r.results[0].configs[0].value.as_deref(),
+        Some("4194304"),
+        "{r:?}"
+    );
     answers_within_a_second(&addr, "after huge fetches").await;
 }
 

@@ -106,6 +106,22 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                         3,
                     ),
                     ("max.connections", cfg.max_connections.to_string(), 3),
+                    (
+                        "max.connections.per.ip",
+                        cfg.max_connections_per_ip.to_string(),
+                        3,
+                    ),
+                    (
+                        "connections.max.idle.ms",
+                        cfg.connections_max_idle.as_millis().to_string(),
+                        5,
+                    ),
+                    (
+                        "queued.max.request.bytes",
+                        cfg.queued_max_request_bytes.to_string(),
+                        3,
+                    ),
+                    ("fetch.max.bytes", cfg.fetch_max_bytes.to_string(), 3),
                     ("log.cleanup.policy", d.cleanup_policy.clone(), 7),
                     (
                         "log.index.interval.bytes",
