@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rivulet_log::LogConfig;
+use rivulet_log::{LogConfig, TopicLimits};
 
 use crate::group::GroupConfig;
 
@@ -29,9 +29,34 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     pub auto_create_topics: bool,
     pub fsync: FsyncPolicy,
-    /// Largest request frame accepted; larger ones are refused before any allocation.
+    /// Largest request frame accepted; larger ones are refused before any allocation
+    /// (Kafka's `socket.request.max.bytes`).
     pub max_frame_bytes: usize,
     pub max_connections: usize,
+    /// Most connections from one IP address (Kafka's `max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
+    /// A connection with no request in flight and nothing received for this long is closed
+    /// (Kafka's `connections.max.idle.ms`).
+    pub connections_max_idle: Duration,
+    /// Once the first bytes of a request arrive, the whole frame must arrive within this time.
+    pub request_timeout: Duration,
+    /// Bytes of requests being received or handled, across all connections, before the broker
+    /// stops reading from sockets (Kafka's `queued.max.request.bytes`). At least
+    /// `max_frame_bytes`.
+    pub queued_max_request_bytes: usize,
+    /// Record bytes in one Fetch response, whatever the client asks (Kafka's
+    /// `fetch.max.bytes`); the first batch may exceed it, as in Kafka (KIP-74).
+    pub fetch_max_bytes: usize,
+    /// Admin limits: partitions per topic and in total, topics in total.
+    pub topic_limits: TopicLimits,
+    /// Topics one CreateTopics/DeleteTopics/Metadata (auto-create) request may name.
+    pub max_topics_per_request: usize,
+    /// Partitions one CreateTopics/CreatePartitions request may create (Kafka's controller
+    /// refuses more than 10,000 records per operation with POLICY_VIOLATION).
+    pub max_partitions_per_request: usize,
+    /// Segment files kept open at once; `None`: a quarter of the soft descriptor limit, at most
+    /// 4096 (see `rivulet_log::default_max_open_files`).
+    pub max_open_files: Option<usize>,
     pub log_defaults: LogConfig,
     pub group: GroupConfig,
     pub retention_check_interval: Duration,
@@ -55,10 +80,46 @@ impl BrokerConfig {
             fsync: FsyncPolicy::Always,
             max_frame_bytes: 100 * 1024 * 1024,
             max_connections: 1000,
+            max_connections_per_ip: i32::MAX as usize,
+            connections_max_idle: Duration::from_millis(600_000),
+            request_timeout: Duration::from_millis(30_000),
+            queued_max_request_bytes: 256 * 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
+            topic_limits: TopicLimits::default(),
+            max_topics_per_request: 1_000,
+            max_partitions_per_request: 10_000,
+            max_open_files: None,
             log_defaults: LogConfig::default(),
             group: GroupConfig::default(),
             retention_check_interval: Duration::from_secs(30),
             checkpoint_interval: Duration::from_secs(5),
         }
+    }
+
+    /// Rejects settings that cannot work together, before anything starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.queued_max_request_bytes < self.max_frame_bytes {
+            return Err(format!(
+                "queued max request bytes ({}) must be at least the max request size ({}): a \
+                 request that large could never be read",
+                self.queued_max_request_bytes, self.max_frame_bytes
+            ));
+        }
+        if self.fetch_max_bytes == 0 {
+            return Err("fetch max bytes must be positive".into());
+        }
+        if self.max_connections_per_ip == 0 {
+            return Err("max connections per ip must be positive".into());
+        }
+        if self.topic_limits.max_partitions_per_topic < 1 {
+            return Err("max partitions per topic must be positive".into());
+        }
+        if self.default_partitions > self.topic_limits.max_partitions_per_topic {
+            return Err(format!(
+                "default partitions ({}) exceed max partitions per topic ({})",
+                self.default_partitions, self.topic_limits.max_partitions_per_topic
+            ));
+        }
+        Ok(())
     }
 }

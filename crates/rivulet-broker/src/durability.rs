@@ -122,13 +122,25 @@ impl Durability {
         if dirty.is_empty() {
             return;
         }
-        let targets: Vec<(Arc<Partition>, Arc<File>, i64)> = dirty
-            .into_iter()
-            .filter_map(|p| {
-                let target = p.log.lock().sync_target();
-                target.map(|(file, end)| (p, file, end))
-            })
-            .collect();
+        let mut targets: Vec<(Arc<Partition>, Arc<File>, i64)> = Vec::with_capacity(dirty.len());
+        let mut retry = false;
+        for p in dirty {
+            let target = p.log.lock().sync_target();
+            match target {
+                Ok(Some((file, end))) => targets.push((p, file, end)),
+                Ok(None) => {}
+                Err(e) => {
+                    // The file could not be opened (out of descriptors): nothing is lost and
+                    // nothing acknowledged; retry with the next round.
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot open segment to fsync; retrying");
+                    self.dirty
+                        .lock()
+                        .entry((p.topic.clone(), p.index))
+                        .or_insert_with(|| p.clone());
+                    retry = true;
+                }
+            }
+        }
         let synced = tokio::task::spawn_blocking(move || {
             let mut done = Vec::with_capacity(targets.len());
             for (p, file, end) in targets {
@@ -160,5 +172,10 @@ impl Durability {
             }
         }
         self.bump();
+        if retry {
+            // Back off instead of spinning while descriptors are short.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            self.wake.notify_one();
+        }
     }
 }

@@ -5,7 +5,15 @@
 //! from Rivulet. Records are stored by `rivulet-log`; consumer groups are coordinated here.
 //!
 //! Flow: [`server`] accepts sockets → `connection` frames bytes (`codec` decodes) → `handlers`
-//! (one file per API) → `rivulet_log` / `group` → responses back in request order.
+//! (one file per API) → `rivulet_log` / `group` → responses back in request order (Fetch
+//! responses stream their records from the log, see [`response`]).
+//!
+//! Hostile clients are bounded everywhere: frames by size and by time to arrive, connections
+//! by count (in total and per address) and idle time, request bytes held across connections,
+//! fetch responses by `--fetch-max-bytes`, admin requests by partition and topic limits before
+//! any work (which runs on the blocking pool), produce payloads by full record validation;
+//! client-supplied text is escaped in logs and repeated warnings are rate-limited
+//! ([`logging`]). See [`BrokerConfig`] for every limit.
 
 pub mod codec;
 pub mod config;
@@ -14,6 +22,8 @@ pub mod durability;
 pub mod error;
 pub mod group;
 mod handlers;
+pub mod logging;
+pub mod response;
 pub mod server;
 pub mod state;
 

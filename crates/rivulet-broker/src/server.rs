@@ -1,10 +1,15 @@
 //! Accept loop and lifecycle: open storage, start background tasks, serve listeners, shut down.
 //!
-//! Shutdown order: stop accepting and reading (one `CancellationToken`), let in-flight work end
-//! within a grace period, run a last fsync round, then close every log (indexes, producer
-//! snapshots), write the recovery checkpoint and the clean-shutdown marker.
+//! Connections are refused past `--max-connections` and, per client address, past
+//! `--max-connections-per-ip`.
+//!
+//! Shutdown order: stop accepting and reading (one `CancellationToken`) and interrupt admin
+//! work in progress (`LogManager::begin_shutdown`), let in-flight work end within a grace
+//! period, run a last fsync round, then close every log (indexes, producer snapshots), write
+//! the recovery checkpoint and the clean-shutdown marker.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +23,7 @@ use crate::config::BrokerConfig;
 use crate::durability::Durability;
 use crate::error::BrokerError;
 use crate::group::GroupCoordinator;
+use crate::logging::{Kind, OncePerCause, RateLimited};
 use crate::state::{Broker, BrokerStats};
 
 /// How long connections get to finish in-flight requests on shutdown.
@@ -36,27 +42,40 @@ pub async fn start(
     config: BrokerConfig,
     listeners: Vec<TcpListener>,
 ) -> Result<BrokerHandle, BrokerError> {
+    config.validate().map_err(BrokerError::Config)?;
     let data_dir = config.data_dir.clone();
     let defaults = config.log_defaults.clone();
+    let options = rivulet_log::StorageOptions {
+        max_open_files: config
+            .max_open_files
+            .unwrap_or_else(rivulet_log::default_max_open_files),
+        limits: config.topic_limits,
+    };
     let started = std::time::Instant::now();
-    let logs =
-        tokio::task::spawn_blocking(move || rivulet_log::LogManager::open(&data_dir, defaults))
-            .await
-            .map_err(|e| BrokerError::Other(format!("storage open task failed: {e}")))??;
+    let logs = tokio::task::spawn_blocking(move || {
+        rivulet_log::LogManager::open_with(&data_dir, defaults, options)
+    })
+    .await
+    .map_err(|e| BrokerError::Other(format!("storage open task failed: {e}")))??;
     let groups = GroupCoordinator::open(&config.data_dir, config.group.clone())?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
         topics = logs.topics().len(),
+        max_open_files = logs.file_stats().capacity,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "storage opened"
     );
     let broker = Arc::new(Broker {
         durability: Durability::new(config.fsync),
+        queued_bytes: Arc::new(Semaphore::new(config.queued_max_request_bytes)),
         config,
         logs: Arc::new(logs),
         groups,
         stats: BrokerStats::default(),
         shutdown: CancellationToken::new(),
+        connections_per_ip: parking_lot::Mutex::new(HashMap::new()),
+        warnings: RateLimited::default(),
+        storage_errors_logged: OncePerCause::default(),
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(broker.durability.clone().run(broker.shutdown.clone()));
@@ -92,11 +111,24 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, slots: Arc<Sema
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            broker
-                .stats
-                .connections_rejected
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, max = broker.config.max_connections, "connection refused: too many connections");
+            refuse(
+                &broker,
+                peer,
+                "too many connections",
+                broker.config.max_connections,
+                false,
+            );
+            drop(stream);
+            continue;
+        };
+        let Some(ip_slot) = IpSlot::take(&broker, peer.ip()) else {
+            refuse(
+                &broker,
+                peer,
+                "too many connections from this address",
+                broker.config.max_connections_per_ip,
+                true,
+            );
             drop(stream);
             continue;
         };
@@ -107,12 +139,74 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, slots: Arc<Sema
         let b = broker.clone();
         conns.spawn(async move {
             crate::connection::serve(b, stream, peer).await;
+            drop(ip_slot);
             drop(permit);
         });
     }
     // Connections saw the same cancellation; give them the grace period to finish.
     let _ = tokio::time::timeout(GRACE, async { while conns.join_next().await.is_some() {} }).await;
     conns.abort_all();
+}
+
+fn refuse(broker: &Broker, peer: SocketAddr, why: &str, max: usize, per_ip: bool) {
+    let stats = &broker.stats;
+    stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
+    if per_ip {
+        stats
+            .connections_rejected_per_ip
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    match broker.warnings.allow(Kind::RefusedConnection) {
+        Some(suppressed) => tracing::warn!(%peer, max, suppressed, "connection refused: {why}"),
+        None => {
+            stats.log_lines_suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One connection counted against its address's `--max-connections-per-ip`.
+struct IpSlot {
+    broker: Arc<Broker>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(broker: &Arc<Broker>, ip: IpAddr) -> Option<IpSlot> {
+        let mut counts = broker.connections_per_ip.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= broker.config.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            broker: broker.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.broker.connections_per_ip.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Storage errors of periodic work recur every round: logged once per cause.
+fn housekeeping_error(broker: &Broker, what: &str, e: &rivulet_log::LogError) {
+    if matches!(
+        e,
+        rivulet_log::LogError::Io { .. } | rivulet_log::LogError::Offline(_)
+    ) {
+        broker.note_storage_error(what, e);
+    } else {
+        tracing::error!("{what} failed: {e}");
+    }
 }
 
 /// Periodic work: the recovery checkpoint and retention.
@@ -127,8 +221,8 @@ async fn housekeeping(broker: Arc<Broker>) {
             _ = checkpoint.tick() => {
                 let logs = broker.logs.clone();
                 match tokio::task::spawn_blocking(move || logs.write_recovery_checkpoint()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!("writing recovery checkpoint failed: {e}"),
+                    Ok(Ok(())) => broker.storage_recovered(|| "recovery checkpoint".to_string()),
+                    Ok(Err(e)) => housekeeping_error(&broker, "recovery checkpoint", &e),
                     Err(e) => tracing::error!("checkpoint task failed: {e}"),
                 }
             }
@@ -136,9 +230,12 @@ async fn housekeeping(broker: Arc<Broker>) {
                 let logs = broker.logs.clone();
                 let now = crate::handlers::produce::now_ms();
                 match tokio::task::spawn_blocking(move || logs.enforce_retention(now)).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!(segments = n, "retention deleted segments"),
-                    Ok(Err(e)) => tracing::error!("retention failed: {e}"),
+                    Ok(Ok(0)) => broker.storage_recovered(|| "retention".to_string()),
+                    Ok(Ok(n)) => {
+                        broker.storage_recovered(|| "retention".to_string());
+                        tracing::info!(segments = n, "retention deleted segments");
+                    }
+                    Ok(Err(e)) => housekeeping_error(&broker, "retention", &e),
                     Err(e) => tracing::error!("retention task failed: {e}"),
                 }
             }
@@ -157,6 +254,7 @@ impl BrokerHandle {
     /// checkpoint and the clean-shutdown marker.
     pub async fn shutdown(mut self) -> Result<(), BrokerError> {
         self.broker.shutdown.cancel();
+        self.broker.logs.begin_shutdown();
         while self.tasks.join_next().await.is_some() {}
         // Last fsync round for anything written since the syncer's final pass.
         self.broker.durability.sync_round().await;

@@ -1,23 +1,42 @@
 //! Shared broker state handed to every connection and handler.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use rivulet_log::LogManager;
+use parking_lot::Mutex;
+use rivulet_log::{LogError, LogManager};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
 use crate::durability::Durability;
 use crate::group::GroupCoordinator;
+use crate::logging::{OncePerCause, RateLimited};
 
-/// Counters of what the broker refused or saw, for logs and (later) /metrics.
+/// Counters of what the broker refused or saw, for logs and /metrics.
 #[derive(Debug, Default)]
 pub struct BrokerStats {
     pub connections_accepted: AtomicU64,
+    /// Refused at `--max-connections` or `--max-connections-per-ip`.
     pub connections_rejected: AtomicU64,
+    /// Of those, refused at `--max-connections-per-ip`.
+    pub connections_rejected_per_ip: AtomicU64,
+    /// Closed after `--connections-max-idle-ms` without a request.
+    pub connections_idle_closed: AtomicU64,
+    /// Closed because a started request did not arrive within `--request-timeout-ms`.
+    pub request_timeouts: AtomicU64,
     pub malformed_requests: AtomicU64,
     pub oversize_frames: AtomicU64,
     pub produce_errors: AtomicU64,
+    /// Produce payloads refused for their content (CORRUPT_MESSAGE, INVALID_RECORD,
+    /// INVALID_TIMESTAMP, MESSAGE_TOO_LARGE); nothing of them was stored.
+    pub records_rejected: AtomicU64,
+    /// Storage I/O errors answered with KAFKA_STORAGE_ERROR.
+    pub storage_errors: AtomicU64,
+    /// Warnings not logged by the rate limit.
+    pub log_lines_suppressed: AtomicU64,
     pub records_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
@@ -30,4 +49,43 @@ pub struct Broker {
     pub durability: Arc<Durability>,
     pub stats: BrokerStats,
     pub shutdown: CancellationToken,
+    /// Bytes of requests being received or handled (`--queued-max-request-bytes`): a frame
+    /// takes its size in permits once its length is known, until it is answered.
+    pub queued_bytes: Arc<Semaphore>,
+    /// Open connections per client address (`--max-connections-per-ip`).
+    pub connections_per_ip: Mutex<HashMap<IpAddr, usize>>,
+    pub warnings: RateLimited,
+    pub storage_errors_logged: OncePerCause,
+}
+
+impl Broker {
+    /// Logs a storage I/O error once per cause (file and error), counting every occurrence;
+    /// other errors are the client's and are not logged here.
+    pub fn note_storage_error(&self, what: &str, e: &LogError) {
+        if !matches!(e, LogError::Io { .. } | LogError::Offline(_)) {
+            return;
+        }
+        self.stats
+            .storage_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cause = format!("{what}: {e}");
+        if self.storage_errors_logged.first(&cause) {
+            tracing::error!(
+                "storage error on {what}: {e}; answering KAFKA_STORAGE_ERROR until it clears \
+                 (logged once per cause)"
+            );
+        }
+    }
+
+    /// A storage operation on `what` succeeded: if it had failed, say it works again, and
+    /// log its causes anew next time. Cheap when nothing failed (called on every append).
+    pub fn storage_recovered(&self, what: impl FnOnce() -> String) {
+        if !self.storage_errors_logged.any() {
+            return;
+        }
+        let what = what();
+        if self.storage_errors_logged.clear(&format!("{what}: ")) {
+            tracing::info!("storage on {what} works again");
+        }
+    }
 }

@@ -27,6 +27,10 @@ pub struct LogConfig {
     pub message_timestamp_type: String,
 }
 
+/// Longest topic config value accepted: Rivulet's topic configs are numbers and short words,
+/// and stored values end up in the topic file and in every DescribeConfigs answer.
+pub const MAX_CONFIG_VALUE_BYTES: usize = 1024;
+
 /// The topic config keys Rivulet understands, in DescribeConfigs order.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
@@ -80,7 +84,7 @@ fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64> {
 
 impl LogConfig {
     /// Applies `key -> value` overrides (Kafka names) on top of `self`, validating each value
-    /// (type, range: segment.bytes >= 14, index.interval.bytes >= 0, max.message.bytes >= 0,
+    /// (at most [`MAX_CONFIG_VALUE_BYTES`]; type, range: segment.bytes >= 14, index.interval.bytes >= 0, max.message.bytes >= 0,
     /// retention.* >= -1, cleanup.policy in {delete, compact, "compact,delete"},
     /// message.timestamp.type in {CreateTime, LogAppendTime}). Unknown keys are
     /// [`LogError::InvalidConfig`].
@@ -88,6 +92,13 @@ impl LogConfig {
         let mut c = self.clone();
         for (key, value) in overrides {
             let v = value.as_str();
+            if v.len() > MAX_CONFIG_VALUE_BYTES {
+                return Err(invalid(
+                    key,
+                    v,
+                    format!("longer than {MAX_CONFIG_VALUE_BYTES} bytes"),
+                ));
+            }
             match key.as_str() {
                 "segment.bytes" => {
                     // Kafka's minimum: room for one tiny batch.

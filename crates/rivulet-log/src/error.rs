@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::quoted::Quoted;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("i/o error on {path}: {source}")]
@@ -20,6 +22,9 @@ pub enum LogError {
     /// Structurally valid but not acceptable (e.g. magic < 2, empty batch, transactional batch).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A timestamp the topic does not accept (e.g. LogAppendTime set by the producer).
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         offset: i64,
@@ -38,20 +43,27 @@ pub enum LogError {
         current: i16,
         got: i16,
     },
-    #[error("unknown topic or partition: {0}")]
+    // Names and config text below come from clients: shown through `Quoted`.
+    #[error("unknown topic or partition: {}", Quoted(.0))]
     UnknownTopicOrPartition(String),
-    #[error("topic '{0}' already exists")]
+    #[error("topic {} already exists", Quoted(.0))]
     TopicAlreadyExists(String),
-    #[error("invalid topic name '{name}': {reason}")]
+    #[error("invalid topic name {}: {reason}", Quoted(.name))]
     InvalidTopic { name: String, reason: String },
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
-    #[error("invalid config {key}={value}: {reason}")]
+    #[error("invalid config {}={}: {reason}", Quoted(.key), Quoted(.value))]
     InvalidConfig {
         key: String,
         value: String,
         reason: String,
     },
+    /// A broker policy refuses the change (e.g. its topic or partition totals).
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
+    /// The manager is shutting down: admin work stopped and was undone.
+    #[error("the broker is shutting down")]
+    ShuttingDown,
     /// A previous fsync failed: the log can no longer promise durability and refuses writes.
     #[error("log directory is offline after an earlier i/o failure: {0}")]
     Offline(String),

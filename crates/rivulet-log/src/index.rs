@@ -6,6 +6,9 @@
 //! offset u32), big-endian. New entries are buffered and written at flush points (roll, close,
 //! or when the buffer grows), so the hot append path does no index I/O; after a crash the
 //! indexes of re-read segments are rebuilt from the log, so a stale index file is never trusted.
+//! The file is opened only for those writes and closed after them: flushes are rare, and a
+//! descriptor held per index would multiply the broker's open files by three (see
+//! `filepool.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -82,27 +85,23 @@ pub(crate) struct SparseIndex<E: IndexEntry> {
     entries: Vec<E>,
     /// Entries `[..persisted]` are already in the file.
     persisted: usize,
-    /// Open lazily for the active segment; rolled segments keep no descriptor.
-    file: Option<File>,
+    /// Written since the last fsync.
+    unsynced: bool,
     /// A write failed part-way: the file content is unknown, rewrite it whole next time.
     rewrite: bool,
 }
 
 impl<E: IndexEntry> SparseIndex<E> {
-    /// A new, empty index; truncates any existing file so stale entries cannot survive.
+    /// A new, empty index. The file is not touched until the first write, which truncates it,
+    /// so stale entries cannot survive (and an empty segment costs no index files: thousands of
+    /// new partitions are thousands of inodes fewer).
     pub fn create(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| LogError::io(path, e))?;
         Ok(SparseIndex {
             path: path.to_path_buf(),
             entries: Vec::new(),
             persisted: 0,
-            file: Some(file),
-            rewrite: false,
+            unsynced: false,
+            rewrite: true,
         })
     }
 
@@ -125,7 +124,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             path: path.to_path_buf(),
             persisted: entries.len(),
             entries,
-            file: None,
+            unsynced: false,
             rewrite: false,
         }))
     }
@@ -149,54 +148,47 @@ impl<E: IndexEntry> SparseIndex<E> {
 
     /// Writes pending entries to the file (no fsync).
     pub fn flush(&mut self) -> Result<()> {
-        if self.rewrite {
-            self.file = None;
-            self.persisted = 0;
-        } else if self.persisted == self.entries.len() {
-            return Ok(());
-        }
-        let mut buf = Vec::with_capacity((self.entries.len() - self.persisted) * E::SIZE);
-        for e in &self.entries[self.persisted..] {
-            e.encode(&mut buf);
-        }
-        let path = &self.path;
-        if self.file.is_none() {
-            let mut opts = OpenOptions::new();
-            opts.create(true);
-            if self.rewrite {
-                opts.write(true).truncate(true);
-            } else {
-                opts.append(true);
-            }
-            let f = opts.open(path).map_err(|e| {
-                self.rewrite = true;
-                LogError::io(path, e)
-            })?;
-            self.file = Some(f);
-        }
-        if let Some(f) = self.file.as_mut() {
-            if let Err(e) = f.write_all(&buf) {
-                self.rewrite = true;
-                return Err(LogError::io(path, e));
-            }
-        }
-        self.rewrite = false;
-        self.persisted = self.entries.len();
-        Ok(())
+        self.write_pending(false)
     }
 
     /// Flushes pending entries and fsyncs the file.
     pub fn sync(&mut self) -> Result<()> {
-        self.flush()?;
-        if let Some(f) = self.file.as_ref() {
-            f.sync_data().map_err(|e| LogError::io(&self.path, e))?;
-        }
-        Ok(())
+        self.write_pending(true)
     }
 
-    /// Drops the descriptor (the segment became read-only).
-    pub fn close_file(&mut self) {
-        self.file = None;
+    fn write_pending(&mut self, fsync: bool) -> Result<()> {
+        let pending = self.rewrite || self.persisted < self.entries.len();
+        if !(pending || fsync && self.unsynced) {
+            return Ok(());
+        }
+        let from = if self.rewrite { 0 } else { self.persisted };
+        let mut buf = Vec::with_capacity((self.entries.len() - from) * E::SIZE);
+        for e in &self.entries[from..] {
+            e.encode(&mut buf);
+        }
+        let path = &self.path;
+        let mut opts = OpenOptions::new();
+        opts.create(true);
+        if self.rewrite {
+            opts.write(true).truncate(true);
+        } else {
+            opts.append(true);
+        }
+        let written = opts.open(path).and_then(|mut f| {
+            f.write_all(&buf)?;
+            if fsync {
+                f.sync_data()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            self.rewrite = true;
+            return Err(LogError::io(path, e));
+        }
+        self.rewrite = false;
+        self.unsynced = !fsync;
+        self.persisted = self.entries.len();
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

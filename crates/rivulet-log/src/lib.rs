@@ -19,15 +19,26 @@
 //!
 //! The broker crate turns Kafka requests into calls on [`LogManager`] and [`PartitionLog`]; this
 //! crate knows nothing about sockets or the wire protocol beyond the record batch format.
+//!
+//! What a client sends is validated here before anything is written ([`check_records`]: batch
+//! structure and CRC in [`batch`], every record in [`records`], compressed batches decompressed
+//! as a stream with a size cap), and admin changes are bounded ([`TopicLimits`]) and all or
+//! nothing on disk (see [`manager`]). Segment files are opened through a bounded pool
+//! ([`FilePool`]), so the number of partitions is not limited by the descriptor limit. Reads
+//! can return a [`LogSlice`] (where the bytes are) instead of the bytes, for callers that send
+//! them in pieces. [`Quoted`] shows client-supplied text safely in errors and logs.
 
 pub mod batch;
 pub mod config;
 pub mod error;
+mod filepool;
 mod fsutil;
 mod index;
 pub mod manager;
 pub mod partition;
 pub mod producer;
+pub mod quoted;
+pub mod records;
 mod segment;
 pub mod store;
 #[cfg(test)]
@@ -38,6 +49,10 @@ mod testutil;
 pub use batch::{validate_batches, BatchHeader};
 pub use config::LogConfig;
 pub use error::LogError;
-pub use manager::{validate_topic_name, LogManager, Partition, Topic};
-pub use partition::{AppendResult, PartitionLog, Recovery};
+pub use filepool::{default_max_open_files, FilePool, FilePoolStats};
+pub use manager::{validate_topic_name, LogManager, Partition, StorageOptions, Topic, TopicLimits};
+pub use partition::{check_records, AppendResult, CheckedRecords, PartitionLog, Recovery};
+pub use quoted::{quoted, Quoted};
+pub use records::RecordRules;
+pub use segment::LogSlice;
 pub use store::PartitionStore;

@@ -1,14 +1,22 @@
 //! All topics and partitions under one data directory: creation, deletion, configs, the
 //! recovery checkpoint and the clean-shutdown marker, producer id allocation.
 //!
-//! Metadata files are replaced atomically (temp file, fsync, rename, directory fsync). Topic
-//! creation writes the topic file before any partition directory and deletion removes it
-//! first, so after a crash a partition directory without a topic file is an interrupted delete
-//! and is removed on the next start.
+//! Metadata files are replaced atomically (temp file, fsync, rename, directory fsync). The
+//! topic file is the commit point of every change to a topic's partitions: creation and growth
+//! make the new partition directories first and write the topic file last; deletion removes it
+//! first. A partition directory the topic files do not account for (no topic file, or an index
+//! at or past its count) is therefore the remnant of an interrupted create, grow or delete and
+//! is removed on the next start, so a failure or a crash at any point leaves a data directory
+//! that opens, with the same topics as before the change or after it.
+//!
+//! Admin work is bounded before it starts ([`TopicLimits`]), runs on the caller's thread (the
+//! broker uses its blocking pool) and stops early once [`LogManager::begin_shutdown`] is called,
+//! undoing what it did.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -17,6 +25,7 @@ use uuid::Uuid;
 
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::filepool::{default_max_open_files, FilePool, FilePoolStats};
 use crate::fsutil::{remove_if_exists, sync_dir, write_atomic};
 use crate::partition::{PartitionLog, Recovery};
 
@@ -30,6 +39,48 @@ const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Suffix of partition directories being deleted (renamed first so a recreated topic of the same
 /// name can never share a directory with a still-open old partition).
 const DELETE_SUFFIX: &str = "-delete";
+
+/// Limits on topic metadata, checked before any directory is made (the broker sets them from
+/// its flags). Each bounds memory, descriptors and the time one admin request can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLimits {
+    /// Most partitions one topic may have, at creation and after growth
+    /// ([`LogError::InvalidPartitions`] beyond).
+    pub max_partitions_per_topic: i32,
+    /// Most topics in the data directory ([`LogError::PolicyViolation`] beyond).
+    pub max_topics: usize,
+    /// Most partitions in the data directory, all topics together
+    /// ([`LogError::PolicyViolation`] beyond).
+    pub max_partitions: usize,
+}
+
+impl Default for TopicLimits {
+    fn default() -> Self {
+        TopicLimits {
+            max_partitions_per_topic: 10_000,
+            max_topics: 10_000,
+            max_partitions: 100_000,
+        }
+    }
+}
+
+/// How a [`LogManager`] uses the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// Segment files kept open at once (see `filepool.rs`); the default is
+    /// [`default_max_open_files`].
+    pub max_open_files: usize,
+    pub limits: TopicLimits,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            max_open_files: default_max_open_files(),
+            limits: TopicLimits::default(),
+        }
+    }
+}
 
 /// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<()> {
@@ -107,6 +158,10 @@ pub struct LogManager {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises topic metadata changes (create/delete/alter) and their files.
     admin: Mutex<()>,
+    /// Set by [`LogManager::begin_shutdown`]: admin work stops at its next step.
+    closing: AtomicBool,
+    files: Arc<FilePool>,
+    limits: TopicLimits,
     /// Serialises checkpoint writes (they share a temp file name).
     checkpoint: Mutex<()>,
     producer_ids: Mutex<ProducerIdBlock>,
@@ -209,6 +264,16 @@ impl LogManager {
     /// run left the clean-shutdown marker, otherwise from the recovery checkpoint. Removes the
     /// marker so a crash from now on is detected.
     pub fn open(data_dir: &Path, defaults: LogConfig) -> Result<LogManager> {
+        Self::open_with(data_dir, defaults, StorageOptions::default())
+    }
+
+    /// [`Self::open`] with explicit limits and open-file budget.
+    pub fn open_with(
+        data_dir: &Path,
+        defaults: LogConfig,
+        options: StorageOptions,
+    ) -> Result<LogManager> {
+        let pool = FilePool::new(options.max_open_files);
         let topics_dir = data_dir.join(TOPICS_DIR);
         std::fs::create_dir_all(&topics_dir).map_err(io_err(&topics_dir))?;
         let cluster_id = load_or_create_meta(data_dir)?;
@@ -251,7 +316,8 @@ impl LogManager {
                 } else {
                     Recovery::From(checkpoint.get(&(name.clone(), index)).copied().unwrap_or(0))
                 };
-                let log = PartitionLog::open(
+                let log = PartitionLog::open_in(
+                    &pool,
                     &partition_dir(data_dir, &name, index),
                     config.clone(),
                     recovery,
@@ -275,12 +341,16 @@ impl LogManager {
         for entry in std::fs::read_dir(data_dir).map_err(io_err(data_dir))? {
             let entry = entry.map_err(io_err(data_dir))?;
             let path = entry.path();
-            if !path.is_dir() {
-                continue;
-            }
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            if !path.is_dir() {
+                // A checkpoint or metadata write interrupted before its rename.
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    remove_if_exists(&path)?;
+                }
+                continue;
+            }
             let orphan = if name.ends_with(DELETE_SUFFIX) {
                 true
             } else if let Some((topic, index)) = parse_partition_dir(&name) {
@@ -316,6 +386,9 @@ impl LogManager {
             defaults,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
+            closing: AtomicBool::new(false),
+            files: pool,
+            limits: options.limits,
             checkpoint: Mutex::new(()),
             producer_ids: Mutex::new(ProducerIdBlock {
                 next: next_block,
@@ -358,25 +431,130 @@ impl LogManager {
         write_atomic(&path, &json)
     }
 
-    fn open_partitions(
+    /// The limits admin requests are checked against.
+    pub fn limits(&self) -> TopicLimits {
+        self.limits
+    }
+
+    /// Open segment files and the pool's counters.
+    pub fn file_stats(&self) -> FilePoolStats {
+        self.files.stats()
+    }
+
+    /// Makes admin work in progress stop at its next step (undoing what it did) and refuses new
+    /// admin work with [`LogError::ShuttingDown`]. Called first on shutdown, so a long topic
+    /// creation never holds it up.
+    pub fn begin_shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    fn check_running(&self) -> Result<()> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(LogError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// Refuses a change that would take the data directory past its totals.
+    fn check_totals(&self, new_topics: usize, new_partitions: usize) -> Result<()> {
+        let topics = self.topics.read();
+        let limits = &self.limits;
+        if topics.len() + new_topics > limits.max_topics {
+            return Err(LogError::PolicyViolation(format!(
+                "the broker has {} topics and allows at most {} (--max-topics)",
+                topics.len(),
+                limits.max_topics
+            )));
+        }
+        let partitions: usize = topics.values().map(|t| t.partitions.read().len()).sum();
+        if partitions + new_partitions > limits.max_partitions {
+            return Err(LogError::PolicyViolation(format!(
+                "{new_partitions} more partitions would make {} on the broker, which allows at \
+                 most {} (--max-partitions)",
+                partitions + new_partitions,
+                limits.max_partitions
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_partition_count(&self, name: &str, count: i32) -> Result<()> {
+        let max = self.limits.max_partitions_per_topic;
+        if count > max {
+            return Err(LogError::InvalidPartitions(format!(
+                "topic {name} would have {count} partitions; at most {max} are allowed per \
+                 topic (--max-partitions-per-topic)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the directories of partitions `range` as empty logs (removing stale leftovers
+    /// of the same name first: they belong to no topic). On any failure, or when shutdown
+    /// begins, removes what it made and returns the error; the caller writes the topic file
+    /// only after this succeeded.
+    fn make_partitions(
         &self,
         name: &str,
         range: std::ops::Range<i32>,
         config: &LogConfig,
     ) -> Result<Vec<Arc<Partition>>> {
-        range
-            .map(|index| {
-                let dir = partition_dir(&self.data_dir, name, index);
-                let log = PartitionLog::open(&dir, config.clone(), Recovery::Clean)?;
-                Ok(Arc::new(Partition {
-                    topic: name.to_string(),
-                    index,
-                    log: Mutex::new(log),
-                }))
-            })
-            .collect()
+        let mut made = Vec::with_capacity(range.len());
+        let result = range.clone().try_for_each(|index| {
+            self.check_running()?;
+            let dir = partition_dir(&self.data_dir, name, index);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+            }
+            let log = PartitionLog::open_inner(
+                &self.files,
+                &dir,
+                config.clone(),
+                Recovery::Clean,
+                false,
+            )?;
+            made.push(Arc::new(Partition {
+                topic: name.to_string(),
+                index,
+                log: Mutex::new(log),
+            }));
+            Ok(())
+        });
+        // The new directories and their files are durable before the topic file names them:
+        // one pass of fsyncs after all of them (see `PartitionLog::open_inner`).
+        let result = result.and_then(|()| {
+            for p in &made {
+                self.check_running()?;
+                sync_dir(&partition_dir(&self.data_dir, name, p.index))?;
+            }
+            sync_dir(&self.data_dir)
+        });
+        match result {
+            Ok(()) => Ok(made),
+            Err(e) => {
+                drop(made);
+                self.remove_partition_dirs(name, range);
+                Err(e)
+            }
+        }
     }
 
+    /// Best-effort removal of partition directories that no topic file accounts for; whatever
+    /// remains is removed as an orphan on the next start.
+    fn remove_partition_dirs(&self, name: &str, range: std::ops::Range<i32>) {
+        for index in range {
+            let dir = partition_dir(&self.data_dir, name, index);
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove partition directory of a failed change; it goes on the next start");
+                }
+            }
+        }
+    }
+
+    /// Creates a topic: all of its partitions or nothing (see the module docs).
     pub fn create_topic(
         &self,
         name: &str,
@@ -390,11 +568,14 @@ impl LogManager {
                 "topic needs at least one partition, got {partitions}"
             )));
         }
+        self.check_partition_count(name, partitions)?;
         let config = self.defaults.with_overrides(&overrides)?;
+        self.check_running()?;
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
             return Err(LogError::TopicAlreadyExists(name.to_string()));
         }
+        self.check_totals(1, usize::try_from(partitions).unwrap_or(usize::MAX))?;
         let id = Uuid::new_v4();
         let make = |parts| Topic {
             name: name.to_string(),
@@ -405,23 +586,22 @@ impl LogManager {
         if validate_only {
             return Ok(Arc::new(make(Vec::new())));
         }
-        // Stale directories of the same name (e.g. from an old crash) must not leak into the
-        // new topic.
-        for index in 0..partitions {
-            let dir = partition_dir(&self.data_dir, name, index);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-            }
+        let parts = self.make_partitions(name, 0..partitions, &config)?;
+        let written = self.check_running().and_then(|()| {
+            self.write_topic_file(
+                name,
+                &TopicFile {
+                    id: id.to_string(),
+                    partitions,
+                    overrides: overrides.clone(),
+                },
+            )
+        });
+        if let Err(e) = written {
+            drop(parts);
+            self.remove_partition_dirs(name, 0..partitions);
+            return Err(e);
         }
-        self.write_topic_file(
-            name,
-            &TopicFile {
-                id: id.to_string(),
-                partitions,
-                overrides: overrides.clone(),
-            },
-        )?;
-        let parts = self.open_partitions(name, 0..partitions, &config)?;
         let topic = Arc::new(make(parts));
         self.topics
             .write()
@@ -430,6 +610,7 @@ impl LogManager {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<Uuid> {
+        self.check_running()?;
         let _admin = self.admin.lock();
         let topic = self
             .topic(name)
@@ -441,6 +622,10 @@ impl LogManager {
         self.topics.write().remove(name);
         let count = topic.partition_count();
         for index in 0..count {
+            if self.closing.load(Ordering::SeqCst) {
+                // The topic is gone already; the next start removes the rest as orphans.
+                break;
+            }
             let dir = partition_dir(&self.data_dir, name, index);
             if !dir.exists() {
                 continue;
@@ -463,8 +648,10 @@ impl LogManager {
         Ok(topic.id)
     }
 
-    /// Grows a topic to `total` partitions (never shrinks: InvalidPartitions).
+    /// Grows a topic to `total` partitions (never shrinks: InvalidPartitions), all new
+    /// partitions or none (see the module docs).
     pub fn create_partitions(&self, name: &str, total: i32, validate_only: bool) -> Result<()> {
+        self.check_running()?;
         let _admin = self.admin.lock();
         let topic = self
             .topic(name)
@@ -475,26 +662,29 @@ impl LogManager {
                 "topic {name} has {current} partitions; the new count {total} must be larger"
             )));
         }
+        self.check_partition_count(name, total)?;
+        self.check_totals(0, usize::try_from(total - current).unwrap_or(usize::MAX))?;
         if validate_only {
             return Ok(());
         }
         let overrides = topic.overrides.read().clone();
         let config = self.defaults.with_overrides(&overrides)?;
-        for index in current..total {
-            let dir = partition_dir(&self.data_dir, name, index);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-            }
+        let new_parts = self.make_partitions(name, current..total, &config)?;
+        let written = self.check_running().and_then(|()| {
+            self.write_topic_file(
+                name,
+                &TopicFile {
+                    id: topic.id.to_string(),
+                    partitions: total,
+                    overrides,
+                },
+            )
+        });
+        if let Err(e) = written {
+            drop(new_parts);
+            self.remove_partition_dirs(name, current..total);
+            return Err(e);
         }
-        self.write_topic_file(
-            name,
-            &TopicFile {
-                id: topic.id.to_string(),
-                partitions: total,
-                overrides,
-            },
-        )?;
-        let new_parts = self.open_partitions(name, current..total, &config)?;
         topic.partitions.write().extend(new_parts);
         Ok(())
     }
@@ -587,8 +777,11 @@ impl LogManager {
             None => Ok(deleted),
         }
     }
-    /// Clean shutdown: close every partition, write the checkpoint, then the marker.
+    /// Clean shutdown: stop admin work (waiting for the step in progress), close every
+    /// partition, write the checkpoint, then the marker.
     pub fn shutdown(&self) -> Result<()> {
+        self.begin_shutdown();
+        let _admin = self.admin.lock();
         for p in self.partitions() {
             p.log.lock().close()?;
         }

@@ -18,9 +18,11 @@ use bytes::Bytes;
 use crate::batch::{compute_crc, validate_batches, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
+use crate::filepool::FilePool;
 use crate::fsutil::{remove_if_exists, sync_dir};
 use crate::producer::{Prepared, ProducerStateManager, PRODUCER_EXPIRATION_MS};
-use crate::segment::{parse_log_name, segment_file, ScanStep, Scanner, Segment};
+use crate::records::{validate_records, RecordRules};
+use crate::segment::{parse_log_name, segment_file, LogSlice, ScanStep, Scanner, Segment};
 
 /// How to open a partition directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,19 +53,49 @@ pub enum AppendResult {
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
+    /// Where this log's segment files are opened (shared by every partition of a manager).
+    pool: Arc<FilePool>,
     config: LogConfig,
     /// By base offset; never empty, the last one is the active segment.
     segments: BTreeMap<i64, Segment>,
     log_end: i64,
     flushed: i64,
     producers: ProducerStateManager,
+    /// Offset of the producer snapshot on disk, when it is known to hold the current state
+    /// (loaded at open, or written since): `close` then has nothing to write.
+    snapshot_at: Option<i64>,
     /// Set after an I/O failure that leaves the on-disk state uncertain; appends are refused.
     offline: Option<String>,
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the partition directory, recovering as `recovery` says.
+    /// Opens (or creates) the partition directory, recovering as `recovery` says, with a file
+    /// pool of its own (for a log used alone; a [`crate::LogManager`] shares one pool).
     pub fn open(dir: &Path, config: LogConfig, recovery: Recovery) -> Result<PartitionLog> {
+        Self::open_in(&FilePool::new(64), dir, config, recovery)
+    }
+
+    /// [`Self::open`] with segment files opened through `pool`.
+    pub fn open_in(
+        pool: &Arc<FilePool>,
+        dir: &Path,
+        config: LogConfig,
+        recovery: Recovery,
+    ) -> Result<PartitionLog> {
+        Self::open_inner(pool, dir, config, recovery, true)
+    }
+
+    /// Like [`Self::open_in`]; a new directory's entries are fsynced only with `sync_new`. The
+    /// manager makes thousands of partitions at once and syncs their directories after all are
+    /// made: on ext4 or XFS the first of those fsyncs commits every pending entry, the others
+    /// find nothing left, instead of one journal commit per partition.
+    pub(crate) fn open_inner(
+        pool: &Arc<FilePool>,
+        dir: &Path,
+        config: LogConfig,
+        recovery: Recovery,
+        sync_new: bool,
+    ) -> Result<PartitionLog> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
@@ -95,8 +127,10 @@ impl PartitionLog {
 
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
-            segments.insert(0, Segment::create(dir, 0)?);
-            sync_dir(dir)?;
+            segments.insert(0, Segment::create(pool, dir, 0)?);
+            if sync_new {
+                sync_dir(dir)?;
+            }
         } else {
             // Segments before `first_recovered` are trusted like after a clean shutdown.
             let first_recovered = match recovery {
@@ -106,7 +140,7 @@ impl PartitionLog {
             for (i, &base) in bases.iter().enumerate() {
                 let next_base = bases.get(i + 1).copied();
                 let clean = if i < first_recovered {
-                    Segment::load_clean(dir, base, next_base)?
+                    Segment::load_clean(pool, dir, base, next_base)?
                 } else {
                     None
                 };
@@ -116,7 +150,7 @@ impl PartitionLog {
                         if i < first_recovered {
                             tracing::warn!(dir = %dir.display(), base, "index in doubt, rebuilding segment");
                         }
-                        Segment::recover(dir, base, config.index_interval_bytes)?
+                        Segment::recover(pool, dir, base, config.index_interval_bytes)?
                     }
                 };
                 segments.insert(base, seg);
@@ -137,15 +171,17 @@ impl PartitionLog {
             (Some(first), Some(last)) => (first.base_offset, last.next_offset),
             _ => (0, 0),
         };
-        let producers = rebuild_producers(dir, &segments, log_start, log_end)?;
+        let (producers, snapshot_at) = rebuild_producers(dir, &segments, log_start, log_end)?;
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
+            pool: Arc::clone(pool),
             config,
             segments,
             log_end,
             // Clean: flushed at close. Recovered: every re-read segment was fsynced.
             flushed: log_end,
             producers,
+            snapshot_at,
             offline: None,
         })
     }
@@ -172,29 +208,30 @@ impl PartitionLog {
         }
     }
 
-    /// Validates the payload (CRC, size against max.message.bytes, producer epoch/sequence) and
-    /// appends it. All or nothing. Rolls the active segment first when it is past
-    /// segment.bytes or older than segment.ms.
+    /// Validates the payload ([`check_records`] with this log's config, then the producer's
+    /// epoch/sequence) and appends it. All or nothing. Rolls the active segment first when it
+    /// is past segment.bytes or older than segment.ms.
     pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendResult> {
         self.check_online()?;
-        if records.is_empty() {
-            return Err(LogError::InvalidRecord("empty record set".into()));
-        }
-        let headers = validate_batches(records)?;
-        let max = usize::try_from(self.config.max_message_bytes).unwrap_or(0);
-        for h in &headers {
-            if h.total_size() > max {
-                return Err(LogError::MessageTooLarge {
-                    size: h.total_size(),
-                    max,
-                });
-            }
-            if h.is_transactional() || h.is_control() {
-                return Err(LogError::InvalidRecord(
-                    "transactional and control batches are not supported".into(),
-                ));
-            }
-        }
+        let checked = check_records(records, &self.config)?;
+        self.append_checked(checked, now_ms)
+    }
+
+    /// Appends a payload validated by [`check_records`] (outside this log's lock, since
+    /// decompressing is the expensive part). Sizes are checked again against the current
+    /// `max.message.bytes` in case the config changed in between.
+    pub fn append_checked(
+        &mut self,
+        checked: CheckedRecords<'_>,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
+        self.check_online()?;
+        let CheckedRecords {
+            records,
+            headers,
+            max_timestamps,
+        } = checked;
+        check_sizes(&headers, &self.config)?;
         let mut base_offsets = Vec::with_capacity(headers.len());
         let mut next = self.log_end;
         for h in &headers {
@@ -219,7 +256,7 @@ impl PartitionLog {
         let mut buf = records.to_vec();
         let mut placed = Vec::with_capacity(headers.len());
         let mut pos = 0usize;
-        for (h, &base) in headers.iter().zip(&base_offsets) {
+        for ((h, &base), &records_max) in headers.iter().zip(&base_offsets).zip(&max_timestamps) {
             let size = h.total_size();
             let b = &mut buf[pos..pos + size];
             b[..8].copy_from_slice(&base.to_be_bytes());
@@ -228,14 +265,19 @@ impl PartitionLog {
             let mut stored = *h;
             stored.base_offset = base;
             stored.partition_leader_epoch = 0;
-            if lat {
+            // The header's max timestamp is the producer's claim; the time index trusts it, so
+            // it becomes the records' real maximum (as Kafka sets it), or the broker's clock.
+            let max_ts = if lat { now_ms } else { records_max };
+            if lat || max_ts != h.max_timestamp {
                 // These fields are CRC-covered, so the CRC is recomputed.
-                stored.attributes |= 0x08;
-                stored.max_timestamp = now_ms;
+                if lat {
+                    stored.attributes |= 0x08;
+                }
+                stored.max_timestamp = max_ts;
                 let a = BatchHeader::ATTRIBUTES_OFFSET;
                 b[a..a + 2].copy_from_slice(&stored.attributes.to_be_bytes());
                 let t = BatchHeader::MAX_TIMESTAMP_OFFSET;
-                b[t..t + 8].copy_from_slice(&now_ms.to_be_bytes());
+                b[t..t + 8].copy_from_slice(&max_ts.to_be_bytes());
                 stored.crc = compute_crc(b);
                 let c = BatchHeader::CRC_OFFSET;
                 b[c..c + 4].copy_from_slice(&stored.crc.to_be_bytes());
@@ -249,11 +291,13 @@ impl PartitionLog {
         let interval = self.config.index_interval_bytes;
         let seg = self.active_mut();
         let start = seg.size;
-        if let Err(e) = seg.file.write_all_at(&buf, start) {
+        // Fails only before anything is written (e.g. out of descriptors): nothing to undo.
+        let file = seg.file.get_for_write()?;
+        if let Err(e) = file.write_all_at(&buf, start) {
             // Cut off whatever part of the payload reached the file so no torn batch is ever
             // visible; if even that fails the on-disk state is unknown.
             let err = LogError::io(&seg.log_path, e);
-            if let Err(e2) = seg.file.set_len(start) {
+            if let Err(e2) = file.set_len(start) {
                 let reason = format!(
                     "cannot undo partial write to {}: {e2}",
                     seg.log_path.display()
@@ -302,25 +346,28 @@ impl PartitionLog {
         self.check_online()?;
         let new_base = self.log_end;
         let seg = self.active_mut();
+        // Not being able to open the file loses nothing: fail without going offline.
+        let file = seg.file.get()?;
         let synced = seg.finish_indexes().and_then(|()| {
-            seg.file
-                .sync_all()
+            file.sync_all()
                 .map_err(|e| LogError::io(&seg.log_path, e))
+                .map(|()| seg.file.mark_clean())
         });
         if let Err(e) = synced {
             // A failed fsync may have dropped dirty pages: durability can no longer be promised.
             self.offline = Some(e.to_string());
             return Err(e);
         }
-        seg.offset_index.close_file();
-        seg.time_index.close_file();
-        let new_seg = Segment::create(&self.dir, new_base)?;
+        let new_seg = Segment::create(&self.pool, &self.dir, new_base)?;
         sync_dir(&self.dir)?;
         self.segments.insert(new_base, new_seg);
         self.mark_flushed(new_base);
         // The snapshot only shortens recovery; the log itself is the source of truth.
-        if let Err(e) = self.producers.write_snapshot(&self.dir, new_base) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot failed");
+        match self.producers.write_snapshot(&self.dir, new_base) {
+            Ok(()) => self.snapshot_at = Some(new_base),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshot failed");
+            }
         }
         Ok(())
     }
@@ -328,6 +375,23 @@ impl PartitionLog {
     /// See [`crate::PartitionStore::read`]. `offset == log_end_offset` gives empty bytes; an
     /// offset below the log start or above the log end is `OffsetOutOfRange`.
     pub fn read(&self, offset: i64, max_bytes: usize, upper_bound: i64) -> Result<Bytes> {
+        match self.read_slice(offset, max_bytes, upper_bound, true)? {
+            Some(slice) => slice.to_bytes(),
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// Like [`Self::read`], but where the bytes are instead of the bytes (`None`: nothing to
+    /// read), so a caller can send them in bounded pieces. Without `min_one_batch`, a first
+    /// batch larger than `max_bytes` gives `None` instead of that batch (Kafka allows the
+    /// oversized first batch only to the first partition of a fetch response).
+    pub fn read_slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<LogSlice>> {
         let log_start = self.log_start_offset();
         if offset < log_start || offset > self.log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -337,7 +401,7 @@ impl PartitionLog {
             });
         }
         if offset == self.log_end || offset >= upper_bound {
-            return Ok(Bytes::new());
+            return Ok(None);
         }
         let first_base = self
             .segments
@@ -347,10 +411,13 @@ impl PartitionLog {
         // Normally the first segment holds the offset; later ones only matter if it is empty.
         for seg in self.segments.range(first_base..).map(|(_, s)| s) {
             if let Some((pos, h)) = seg.find_batch(offset)? {
-                return seg.read_from(pos, &h, max_bytes, upper_bound);
+                if !min_one_batch && h.total_size() > max_bytes {
+                    return Ok(None);
+                }
+                return seg.slice_from(pos, &h, max_bytes, upper_bound).map(Some);
             }
         }
-        Ok(Bytes::new())
+        Ok(None)
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -367,12 +434,20 @@ impl PartitionLog {
     /// When data above the flushed offset exists: the active segment file to `sync_data` and the
     /// offset that will be durable once it returns. The caller syncs outside any lock, then calls
     /// [`Self::mark_flushed`]. Segments that roll are fsynced by the roll itself.
-    pub fn sync_target(&self) -> Option<(Arc<File>, i64)> {
-        (self.log_end > self.flushed).then(|| (Arc::clone(&self.active().file), self.log_end))
+    /// An error means the file could not be opened (it is normally still open: files with
+    /// unsynced writes are never closed by the pool); nothing is lost, try again later.
+    pub fn sync_target(&self) -> Result<Option<(Arc<File>, i64)>> {
+        if self.log_end <= self.flushed {
+            return Ok(None);
+        }
+        Ok(Some((self.active().file.get()?, self.log_end)))
     }
     /// Records that everything below `offset` is durable (monotonic: lower values are ignored).
     pub fn mark_flushed(&mut self, offset: i64) {
         self.flushed = self.flushed.max(offset.min(self.log_end));
+        if self.flushed == self.log_end {
+            self.active().file.mark_clean();
+        }
     }
     /// Largest timestamp in the log and the offset of the record carrying it (ListOffsets -3).
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
@@ -442,7 +517,11 @@ impl PartitionLog {
             self.delete_oldest()?;
             deleted += 1;
         }
+        let producers = self.producers.len();
         self.producers.expire(now_ms, PRODUCER_EXPIRATION_MS);
+        if self.producers.len() != producers {
+            self.snapshot_at = None;
+        }
         Ok(deleted)
     }
 
@@ -498,11 +577,20 @@ impl PartitionLog {
         let log_end = self.log_end;
         let seg = self.active_mut();
         seg.finish_indexes()?;
-        seg.file
-            .sync_all()
-            .map_err(|e| LogError::io(&seg.log_path, e))?;
+        seg.sync_log()?;
         self.mark_flushed(log_end);
-        self.producers.write_snapshot(&self.dir, log_end)
+        // A snapshot costs two fsyncs; skip it when the one on disk is current, or when there
+        // is nothing it could hold (no producers, no records: thousands of idle partitions
+        // would otherwise make shutdown take minutes).
+        let nothing = self.snapshot_at.is_none()
+            && self.producers.len() == 0
+            && self.log_start_offset() == log_end;
+        if self.snapshot_at == Some(log_end) || nothing {
+            return Ok(());
+        }
+        self.producers.write_snapshot(&self.dir, log_end)?;
+        self.snapshot_at = Some(log_end);
+        Ok(())
     }
 
     /// Number of idempotent producers with state in this partition.
@@ -523,17 +611,98 @@ impl PartitionLog {
     }
 }
 
+/// A produce payload that passed [`check_records`]; append it with
+/// [`PartitionLog::append_checked`].
+#[derive(Debug)]
+pub struct CheckedRecords<'a> {
+    records: &'a [u8],
+    headers: Vec<BatchHeader>,
+    /// Each batch's largest record timestamp.
+    max_timestamps: Vec<i64>,
+}
+
+impl CheckedRecords<'_> {
+    pub fn headers(&self) -> &[BatchHeader] {
+        &self.headers
+    }
+}
+
+fn check_sizes(headers: &[BatchHeader], config: &LogConfig) -> Result<()> {
+    let max = usize::try_from(config.max_message_bytes).unwrap_or(0);
+    for h in headers {
+        if h.total_size() > max {
+            return Err(LogError::MessageTooLarge {
+                size: h.total_size(),
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Everything Kafka validates in a client's produce payload for a topic with `config`, cheap
+/// checks first: batch structure and CRC ([`validate_batches`]), size against
+/// `max.message.bytes`, no transactional or control batches, a sequence with every producer
+/// id, no LogAppendTime set by the producer, then every record of every batch
+/// ([`crate::records::validate_records`], decompressing compressed ones). Nothing is written;
+/// any failure refuses the whole payload.
+pub fn check_records<'a>(records: &'a [u8], config: &LogConfig) -> Result<CheckedRecords<'a>> {
+    if records.is_empty() {
+        return Err(LogError::InvalidRecord("empty record set".into()));
+    }
+    let headers = validate_batches(records)?;
+    check_sizes(&headers, config)?;
+    let mut pos = 0usize;
+    for h in &headers {
+        if h.is_transactional() || h.is_control() {
+            return Err(LogError::InvalidRecord(
+                "transactional and control batches are not supported".into(),
+            ));
+        }
+        if h.has_producer_id() && h.base_sequence < 0 {
+            return Err(LogError::InvalidRecord(format!(
+                "batch at byte {pos}: producer id {} with base sequence {}",
+                h.producer_id, h.base_sequence
+            )));
+        }
+        if h.is_log_append_time() {
+            return Err(LogError::InvalidTimestamp(format!(
+                "batch at byte {pos}: producers must not set the LogAppendTime timestamp type"
+            )));
+        }
+        pos += h.total_size();
+    }
+    let rules = RecordRules::for_config(config);
+    let mut max_timestamps = Vec::with_capacity(headers.len());
+    let mut pos = 0usize;
+    for h in &headers {
+        let size = h.total_size();
+        max_timestamps.push(validate_records(&records[pos..pos + size], h, pos, &rules)?);
+        pos += size;
+    }
+    Ok(CheckedRecords {
+        records,
+        headers,
+        max_timestamps,
+    })
+}
+
 /// Producer state as of `log_end`: the snapshot if usable, plus a header walk over the batches
 /// after it (the whole log when there is no usable snapshot).
+/// Also returns the snapshot's offset when it was used and is current (at `log_end`).
 fn rebuild_producers(
     dir: &Path,
     segments: &BTreeMap<i64, Segment>,
     log_start: i64,
     log_end: i64,
-) -> Result<ProducerStateManager> {
-    let (from, mut state) = match ProducerStateManager::load_snapshot(dir) {
-        Some((offset, state)) if (0..=log_end).contains(&offset) => (offset.max(log_start), state),
-        _ => (log_start, ProducerStateManager::default()),
+) -> Result<(ProducerStateManager, Option<i64>)> {
+    let (from, mut state, current) = match ProducerStateManager::load_snapshot(dir) {
+        Some((offset, state)) if (0..=log_end).contains(&offset) => (
+            offset.max(log_start),
+            state,
+            (offset == log_end).then_some(offset),
+        ),
+        _ => (log_start, ProducerStateManager::default(), None),
     };
     for seg in segments.values() {
         if seg.next_offset <= from {
@@ -544,7 +713,8 @@ fn rebuild_producers(
         } else {
             0
         };
-        let mut scanner = Scanner::new(&seg.file, &seg.log_path, start, seg.size, false);
+        let file = seg.file.get()?;
+        let mut scanner = Scanner::new(&file, &seg.log_path, start, seg.size, false);
         loop {
             match scanner.next_batch()? {
                 ScanStep::Batch { header, .. } => {
@@ -560,5 +730,5 @@ fn rebuild_producers(
             }
         }
     }
-    Ok(state)
+    Ok((state, current))
 }

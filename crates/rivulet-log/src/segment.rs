@@ -1,11 +1,11 @@
 //! One log segment: the `.log` file of whole record batches plus its sparse indexes, and the
 //! sequential batch scanner used by recovery and producer-state rebuilds.
 //!
-//! Reads and writes use positional I/O (`pread`/`pwrite` via `FileExt`) on a shared
-//! `Arc<File>`, so the broker can `sync_data` the active file outside the partition lock while
-//! the log keeps its own handle.
+//! Reads and writes use positional I/O (`pread`/`pwrite` via `FileExt`) on an `Arc<File>` from
+//! the segment's [`PooledFile`] (opened on demand, see `filepool.rs`), so the broker can
+//! `sync_data` the active file outside the partition lock while the log keeps its own handle.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 use crate::batch::{compute_crc, BatchHeader};
 use crate::error::{LogError, Result};
+use crate::filepool::{FilePool, PooledFile};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 
 /// `<20-digit base offset>.<ext>` inside `dir`.
@@ -29,16 +30,6 @@ pub(crate) fn parse_log_name(name: &str) -> Option<i64> {
         return None;
     }
     stem.parse().ok()
-}
-
-fn open_log_file(path: &Path, create: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(create)
-        .open(path)
-        .map_err(|e| LogError::io(path, e))
 }
 
 /// A read-only, bounded window over a segment file that yields batches in order.
@@ -131,12 +122,54 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Whole batches of one segment file: where they are, not the bytes. They are read when sent,
+/// in bounded pieces, so a fetch's size costs no memory up front (the slice keeps the file
+/// open until dropped, even if the pool closes it or retention deletes the segment).
+#[derive(Debug, Clone)]
+pub struct LogSlice {
+    file: Arc<File>,
+    path: PathBuf,
+    position: u64,
+    len: u64,
+}
+
+impl LogSlice {
+    /// Bytes in the slice.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Fills `buf` from `offset` bytes into the slice (which must hold that many).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if offset + buf.len() as u64 > self.len {
+            return Err(LogError::io(
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "read past the end of a log slice",
+                ),
+            ));
+        }
+        self.file
+            .read_exact_at(buf, self.position + offset)
+            .map_err(|e| LogError::io(&self.path, e))
+    }
+    /// The whole slice in memory.
+    pub fn to_bytes(&self) -> Result<Bytes> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.read_at(0, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
 /// One segment of a partition log.
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base_offset: i64,
     pub log_path: PathBuf,
-    pub file: Arc<File>,
+    pub file: PooledFile,
     /// Bytes of whole batches in the file (the write position).
     pub size: u64,
     /// Offset after the last batch (== base_offset when empty).
@@ -152,11 +185,17 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    fn with_file(dir: &Path, base_offset: i64, file: File, oi: OffsetIndex, ti: TimeIndex) -> Self {
+    fn with_file(
+        dir: &Path,
+        base_offset: i64,
+        file: PooledFile,
+        oi: OffsetIndex,
+        ti: TimeIndex,
+    ) -> Self {
         Segment {
             base_offset,
             log_path: segment_file(dir, base_offset, "log"),
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             offset_index: oi,
@@ -169,8 +208,8 @@ impl Segment {
 
     /// Creates an empty segment (truncating leftovers with the same name: a new segment's base
     /// is the log end, so any such file can only hold garbage beyond it).
-    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
-        let file = open_log_file(&segment_file(dir, base_offset, "log"), true)?;
+    pub fn create(pool: &Arc<FilePool>, dir: &Path, base_offset: i64) -> Result<Segment> {
+        let file = PooledFile::open(pool, &segment_file(dir, base_offset, "log"), true)?;
         let oi = OffsetIndex::create(&segment_file(dir, base_offset, "index"))?;
         let ti = TimeIndex::create(&segment_file(dir, base_offset, "timeindex"))?;
         Ok(Segment::with_file(dir, base_offset, file, oi, ti))
@@ -181,16 +220,24 @@ impl Segment {
     /// (segments are dense, so that is this one's end); for the last segment the tail after the
     /// last index entry is walked. `None` means "in doubt: rebuild it".
     pub fn load_clean(
+        pool: &Arc<FilePool>,
         dir: &Path,
         base_offset: i64,
         next_base: Option<i64>,
     ) -> Result<Option<Self>> {
         let log_path = segment_file(dir, base_offset, "log");
-        let file = open_log_file(&log_path, false)?;
+        let file = PooledFile::open(pool, &log_path, false)?;
         let size = file
+            .get()?
             .metadata()
             .map_err(|e| LogError::io(&log_path, e))?
             .len();
+        if size == 0 && next_base.is_none() {
+            // An empty active segment has no index entries, and maybe no index files yet.
+            let oi = OffsetIndex::create(&segment_file(dir, base_offset, "index"))?;
+            let ti = TimeIndex::create(&segment_file(dir, base_offset, "timeindex"))?;
+            return Ok(Some(Segment::with_file(dir, base_offset, file, oi, ti)));
+        }
         let (Some(oi), Some(ti)) = (
             OffsetIndex::load(&segment_file(dir, base_offset, "index"))?,
             TimeIndex::load(&segment_file(dir, base_offset, "timeindex"))?,
@@ -221,7 +268,8 @@ impl Segment {
         match next_base {
             Some(n) => seg.next_offset = n,
             None => {
-                let mut scanner = Scanner::new(&seg.file, &seg.log_path, start_pos, size, false);
+                let file = seg.file.get()?;
+                let mut scanner = Scanner::new(&file, &seg.log_path, start_pos, size, false);
                 let mut expected = start_offset;
                 loop {
                     match scanner.next_batch()? {
@@ -250,17 +298,22 @@ impl Segment {
     /// Re-reads every batch (length, magic, CRC, dense offsets from `base_offset`), truncates
     /// the file at the first invalid or incomplete batch, rebuilds and writes both indexes and
     /// fsyncs. Returns the segment and whether anything was truncated.
-    pub fn recover(dir: &Path, base_offset: i64, index_interval: u32) -> Result<(Segment, bool)> {
+    pub fn recover(
+        pool: &Arc<FilePool>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u32,
+    ) -> Result<(Segment, bool)> {
         let log_path = segment_file(dir, base_offset, "log");
-        let file = open_log_file(&log_path, false)?;
+        let pooled = PooledFile::open(pool, &log_path, false)?;
+        let file = pooled.get()?;
         let file_len = file
             .metadata()
             .map_err(|e| LogError::io(&log_path, e))?
             .len();
         let oi = OffsetIndex::create(&segment_file(dir, base_offset, "index"))?;
         let ti = TimeIndex::create(&segment_file(dir, base_offset, "timeindex"))?;
-        let mut seg = Segment::with_file(dir, base_offset, file, oi, ti);
-        let file = Arc::clone(&seg.file);
+        let mut seg = Segment::with_file(dir, base_offset, pooled, oi, ti);
         let mut scanner = Scanner::new(&file, &log_path, 0, file_len, true);
         let mut truncated = false;
         loop {
@@ -348,8 +401,12 @@ impl Segment {
     }
 
     /// Adds the final time index entry (so the file ends with the segment's max timestamp,
-    /// which a clean open relies on) and writes + fsyncs both indexes.
+    /// which a clean open relies on) and writes + fsyncs both indexes. An empty segment needs
+    /// no index files (see `load_clean`).
     pub fn finish_indexes(&mut self) -> Result<()> {
+        if self.size == 0 {
+            return Ok(());
+        }
         self.maybe_time_entry();
         self.offset_index.sync()?;
         self.time_index.sync()
@@ -379,6 +436,7 @@ impl Segment {
     pub fn read_header_at(&self, position: u64) -> Result<BatchHeader> {
         let mut b = [0u8; BatchHeader::SIZE];
         self.file
+            .get()?
             .read_exact_at(&mut b, position)
             .map_err(|e| LogError::io(&self.log_path, e))?;
         let h = BatchHeader::parse(&b)?;
@@ -420,15 +478,19 @@ impl Segment {
         Ok(None)
     }
 
-    /// Whole batches from `position` (where `first` starts): the first always, then more while
-    /// the total stays within `max_bytes` and base offsets stay below `upper_bound`. One pread.
-    pub fn read_from(
+    /// The byte range of whole batches from `position` (where `first` starts): the first
+    /// always, then more while the total stays within `max_bytes` and base offsets stay below
+    /// `upper_bound`. Nothing is read but batch headers near the end of the range (the offset
+    /// index skips to the last batch start before it), so the size of a read costs no memory:
+    /// the bytes are read later, in pieces, as they are sent (see [`LogSlice`]).
+    pub fn slice_from(
         &self,
         position: u64,
         first: &BatchHeader,
         max_bytes: usize,
         upper_bound: i64,
-    ) -> Result<Bytes> {
+    ) -> Result<LogSlice> {
+        let file = self.file.get()?;
         let first_size = first.total_size() as u64;
         let mut limit = self.size;
         if upper_bound < self.next_offset {
@@ -441,36 +503,72 @@ impl Segment {
             }
         }
         let avail = limit.saturating_sub(position);
-        let len = first_size.max(avail.min(max_bytes as u64));
-        let mut buf = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut buf, position)
-            .map_err(|e| LogError::io(&self.log_path, e))?;
-        let mut end = first_size as usize;
-        while end + BatchHeader::LOG_OVERHEAD <= buf.len() {
+        let end_max = position + first_size.max(avail.min(max_bytes as u64));
+        let mut end = position + first_size;
+        // Every batch before an index entry inside the range is whole, inside it, and below
+        // upper_bound if the entry is: jump there, then walk the few headers after it.
+        if let Some(e) = self
+            .offset_index
+            .last_matching(|e| u64::from(e.position) <= end_max)
+        {
+            let pos = u64::from(e.position);
+            if pos > end && self.base_offset + i64::from(e.rel_offset) < upper_bound {
+                end = pos;
+            }
+        }
+        let end = self.walk_headers(&file, end, end_max, upper_bound)?;
+        Ok(LogSlice {
+            file,
+            path: self.log_path.clone(),
+            position,
+            len: end - position,
+        })
+    }
+
+    /// From the batch starting at `pos`, the end of the last whole batch that ends by
+    /// `end_max` with a base offset below `upper_bound`. Reads headers through a small window.
+    fn walk_headers(
+        &self,
+        file: &File,
+        mut pos: u64,
+        end_max: u64,
+        upper_bound: i64,
+    ) -> Result<u64> {
+        const WINDOW: u64 = 8 * 1024;
+        let overhead = BatchHeader::LOG_OVERHEAD as u64;
+        let mut window: Vec<u8> = Vec::new();
+        let mut window_pos = 0u64;
+        while pos + overhead <= end_max {
+            let have = pos >= window_pos && pos + overhead <= window_pos + window.len() as u64;
+            if !have {
+                window.resize(WINDOW.min(end_max - pos) as usize, 0);
+                file.read_exact_at(&mut window, pos)
+                    .map_err(|e| LogError::io(&self.log_path, e))?;
+                window_pos = pos;
+            }
+            let i = (pos - window_pos) as usize;
             let mut a = [0u8; 8];
-            a.copy_from_slice(&buf[end..end + 8]);
+            a.copy_from_slice(&window[i..i + 8]);
             let base = i64::from_be_bytes(a);
             let mut l = [0u8; 4];
-            l.copy_from_slice(&buf[end + 8..end + 12]);
-            let blen = i32::from_be_bytes(l);
-            let Ok(blen) = usize::try_from(blen) else {
+            l.copy_from_slice(&window[i + 8..i + 12]);
+            let Ok(len) = u64::try_from(i32::from_be_bytes(l)) else {
                 break;
             };
-            let next = end + BatchHeader::LOG_OVERHEAD + blen;
-            if base >= upper_bound || next > buf.len() || blen == 0 {
+            let next = pos + overhead + len;
+            if base >= upper_bound || next > end_max || len < BatchHeader::MIN_BATCH_LENGTH as u64 {
                 break;
             }
-            end = next;
+            pos = next;
         }
-        buf.truncate(end);
-        Ok(Bytes::from(buf))
+        Ok(pos)
     }
 
     /// Reads the whole batch at `position` and decodes its records.
     pub fn decode_batch_at(&self, position: u64, h: &BatchHeader) -> Result<Vec<Record>> {
         let mut buf = vec![0u8; h.total_size()];
         self.file
+            .get()?
             .read_exact_at(&mut buf, position)
             .map_err(|e| LogError::io(&self.log_path, e))?;
         let mut bytes = Bytes::from(buf);
@@ -514,11 +612,22 @@ impl Segment {
         match self.max_timestamp {
             Some((t, _)) if t >= 0 => Some(t),
             _ => {
-                let modified = self.file.metadata().ok()?.modified().ok()?;
+                // By path: no descriptor needed for a metadata lookup.
+                let modified = std::fs::metadata(&self.log_path).ok()?.modified().ok()?;
                 let d = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
                 i64::try_from(d.as_millis()).ok()
             }
         }
+    }
+
+    /// Fsyncs the log file; afterwards the pool may close it again.
+    pub fn sync_log(&self) -> Result<()> {
+        self.file
+            .get()?
+            .sync_all()
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        self.file.mark_clean();
+        Ok(())
     }
 
     /// Paths of the three files of this segment.

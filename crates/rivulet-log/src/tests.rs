@@ -245,18 +245,18 @@ fn rolls_by_size_and_time() {
 fn sync_target_and_mark_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default(), Recovery::Clean);
-    assert!(log.sync_target().is_none());
+    assert!(log.sync_target().unwrap().is_none());
     log.append(&batch(3, 0), 1).unwrap();
-    let (file, upto) = log.sync_target().unwrap();
+    let (file, upto) = log.sync_target().unwrap().unwrap();
     assert_eq!(upto, 3);
     file.sync_data().unwrap();
     log.mark_flushed(upto);
     assert_eq!(log.flushed_offset(), 3);
-    assert!(log.sync_target().is_none());
+    assert!(log.sync_target().unwrap().is_none());
     log.mark_flushed(1);
     assert_eq!(log.flushed_offset(), 3);
     log.append(&batch(1, 0), 1).unwrap();
-    assert_eq!(log.sync_target().unwrap().1, 4);
+    assert_eq!(log.sync_target().unwrap().unwrap().1, 4);
 }
 
 // ---------------------------------------------------------------- producers
@@ -765,7 +765,7 @@ fn manager_clean_marker_and_checkpoint() {
     let text =
         std::fs::read_to_string(dir.path().join("recovery-point-offset-checkpoint")).unwrap();
     assert_eq!(text, "0\n2\nc 0 0\nc 1 0\n");
-    let (f, upto) = p.log.lock().sync_target().unwrap();
+    let (f, upto) = p.log.lock().sync_target().unwrap().unwrap();
     f.sync_data().unwrap();
     p.log.lock().mark_flushed(upto);
     m.write_recovery_checkpoint().unwrap();
@@ -909,4 +909,299 @@ fn longest_legal_topic_name_round_trips() {
         leftovers.is_empty(),
         "partition dirs left behind: {leftovers:?}"
     );
+}
+
+fn options(max_open_files: usize, limits: crate::TopicLimits) -> crate::StorageOptions {
+    crate::StorageOptions {
+        max_open_files,
+        limits,
+    }
+}
+
+/// Names of entries in `dir` starting with `prefix`.
+fn entries_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 12, item 1: 2147483647 partitions made the manager probe that many directories while
+/// holding the admin lock. Over-limit counts are refused before any work.
+#[test]
+fn partition_limits_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = crate::TopicLimits {
+        max_partitions_per_topic: 100,
+        max_topics: 3,
+        max_partitions: 150,
+    };
+    let m = LogManager::open_with(dir.path(), LogConfig::default(), options(64, limits)).unwrap();
+    let started = std::time::Instant::now();
+    for name in ["h1", "h2"] {
+        assert!(matches!(
+            m.create_topic(name, i32::MAX, BTreeMap::new(), false),
+            Err(LogError::InvalidPartitions(ref msg)) if msg.contains("at most 100")
+        ));
+    }
+    m.create_topic("a", 100, BTreeMap::new(), false).unwrap();
+    assert!(matches!(
+        m.create_partitions("a", i32::MAX, false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    // Totals: 100 + 60 partitions would pass 150.
+    assert!(matches!(
+        m.create_topic("b", 60, BTreeMap::new(), false),
+        Err(LogError::PolicyViolation(ref msg)) if msg.contains("--max-partitions")
+    ));
+    m.create_topic("b", 50, BTreeMap::new(), false).unwrap();
+    assert!(matches!(
+        m.create_partitions("b", 51, false),
+        Err(LogError::PolicyViolation(_))
+    ));
+    assert!(matches!(
+        m.create_topic("c", 1, BTreeMap::new(), false),
+        Err(LogError::PolicyViolation(_))
+    ));
+    // The topic total, in a second data directory.
+    let dir2 = tempfile::tempdir().unwrap();
+    let two_topics = crate::TopicLimits {
+        max_topics: 2,
+        ..limits
+    };
+    let m2 =
+        LogManager::open_with(dir2.path(), LogConfig::default(), options(64, two_topics)).unwrap();
+    m2.create_topic("x", 1, BTreeMap::new(), false).unwrap();
+    m2.create_topic("y", 1, BTreeMap::new(), false).unwrap();
+    assert!(matches!(
+        m2.create_topic("z", 1, BTreeMap::new(), true),
+        Err(LogError::PolicyViolation(ref msg)) if msg.contains("--max-topics")
+    ));
+    // Refusals are immediate (generous bound for a loaded machine) and touch no directory.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(entries_starting(dir.path(), "h").is_empty());
+    assert!(entries_starting(dir.path(), "c-").is_empty());
+    assert_eq!(m.partitions().len(), 150);
+}
+
+/// Issue 12, item 2: a creation failing part-way (here its commit point, the topic file, cannot
+/// be written) leaves no topic file and no partition directory, and the data directory opens
+/// with the same topics as before. Growth fails the same way.
+#[test]
+fn failed_creation_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+    m.create_topic("keep", 2, BTreeMap::new(), false).unwrap();
+    // A non-empty directory where the topic file goes: its rename fails.
+    std::fs::create_dir_all(dir.path().join("topics/big.json/x")).unwrap();
+    assert!(matches!(
+        m.create_topic("big", 300, BTreeMap::new(), false),
+        Err(LogError::Io { .. })
+    ));
+    assert!(m.topic("big").is_none());
+    assert!(entries_starting(dir.path(), "big-").is_empty());
+    std::fs::remove_dir_all(dir.path().join("topics/big.json")).unwrap();
+
+    let keep_file = dir.path().join("topics/keep.json");
+    let saved = std::fs::read(&keep_file).unwrap();
+    std::fs::remove_file(&keep_file).unwrap();
+    std::fs::create_dir_all(keep_file.join("x")).unwrap();
+    assert!(m.create_partitions("keep", 40, false).is_err());
+    assert_eq!(m.topic("keep").unwrap().partition_count(), 2);
+    assert!(!dir.path().join("keep-2").exists());
+    assert!(!dir.path().join("keep-39").exists());
+    std::fs::remove_dir_all(&keep_file).unwrap();
+    std::fs::write(&keep_file, saved).unwrap();
+    drop(m); // as after a crash
+    let m = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+    let names: Vec<String> = m.topics().iter().map(|t| t.name.clone()).collect();
+    assert_eq!(names, vec!["keep".to_string()]);
+    assert_eq!(m.topic("keep").unwrap().partition_count(), 2);
+    assert!(entries_starting(dir.path(), "big").is_empty());
+}
+
+/// A crash between the partition directories and the topic file (kill -9 during a create):
+/// the directories are orphans, removed on the next start; the topic never existed.
+#[test]
+fn interrupted_creation_is_undone_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+    m.create_topic("keep", 1, BTreeMap::new(), false).unwrap();
+    m.shutdown().unwrap();
+    drop(m);
+    for i in 0..50 {
+        let p = PartitionLog::open(
+            &dir.path().join(format!("half-{i}")),
+            LogConfig::default(),
+            Recovery::Clean,
+        )
+        .unwrap();
+        drop(p);
+    }
+    // And a temp file of an interrupted metadata write.
+    std::fs::write(dir.path().join(".0123abcd.tmp"), b"").unwrap();
+    std::fs::write(dir.path().join("topics/.89abcdef.tmp"), b"{").unwrap();
+    let m = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+    assert!(m.topic("half").is_none());
+    assert!(entries_starting(dir.path(), "half").is_empty());
+    assert!(entries_starting(dir.path(), ".").is_empty());
+    assert!(entries_starting(&dir.path().join("topics"), ".").is_empty());
+    assert_eq!(m.topics().len(), 1);
+}
+
+/// Shutdown interrupts a long creation and undoes it, instead of waiting for it.
+#[test]
+fn shutdown_interrupts_a_long_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = std::sync::Arc::new(LogManager::open(dir.path(), LogConfig::default()).unwrap());
+    let creating = {
+        let m = std::sync::Arc::clone(&m);
+        std::thread::spawn(move || m.create_topic("slow", 10_000, BTreeMap::new(), false))
+    };
+    // Wait until it has made some directories (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while entries_starting(dir.path(), "slow-").len() < 10 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let started = std::time::Instant::now();
+    m.shutdown().unwrap();
+    let result = creating.join().unwrap();
+    // Either it finished just before shutdown, or it was stopped and undone.
+    match result {
+        Err(LogError::ShuttingDown) => {
+            assert!(entries_starting(dir.path(), "slow-").is_empty());
+            assert!(m.topic("slow").is_none());
+        }
+        Ok(t) => assert_eq!(t.partition_count(), 10_000),
+        Err(e) => panic!("unexpected {e}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(matches!(
+        m.create_topic("late", 1, BTreeMap::new(), false),
+        Err(LogError::ShuttingDown)
+    ));
+}
+
+/// Thousands of partitions work with a handful of open files: segment files are opened through
+/// a bounded pool (the 100,000-partition creation of issue 12 died of EMFILE at 6,660). The
+/// broker test `hostile.rs` does 10,000 with the machine's default limit.
+#[test]
+fn thousands_of_partitions_with_a_small_file_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = crate::TopicLimits::default();
+    let m = LogManager::open_with(dir.path(), LogConfig::default(), options(32, limits)).unwrap();
+    let t = m
+        .create_topic("wide", 2_000, BTreeMap::new(), false)
+        .unwrap();
+    assert!(m.file_stats().open <= 32, "{:?}", m.file_stats());
+    for i in (0..2_000).step_by(7) {
+        let p = t.partition(i).unwrap();
+        let mut log = p.log.lock();
+        log.append(&batch(1, i64::from(i)), 1).unwrap();
+        // As the broker's group commit does: the file may be closed again once fsynced.
+        let (f, upto) = log.sync_target().unwrap().unwrap();
+        f.sync_data().unwrap();
+        log.mark_flushed(upto);
+    }
+    let stats = m.file_stats();
+    assert!(stats.open <= 32, "{stats:?}");
+    assert!(stats.evictions > 1_900, "{stats:?}");
+    // Every written partition reads back.
+    for i in (0..2_000).step_by(7) {
+        let bytes = t
+            .partition(i)
+            .unwrap()
+            .log
+            .lock()
+            .read(0, 1 << 20, i64::MAX)
+            .unwrap();
+        assert_eq!(headers(&bytes)[0].base_timestamp, i64::from(i));
+    }
+    m.shutdown().unwrap();
+    drop((m, t));
+    let m = LogManager::open_with(dir.path(), LogConfig::default(), options(32, limits)).unwrap();
+    assert_eq!(m.topic("wide").unwrap().partition_count(), 2_000);
+    assert!(m.file_stats().open <= 32);
+    let p = m.topic("wide").unwrap().partition(1_995).unwrap();
+    assert_eq!(p.log.lock().log_end_offset(), 1);
+}
+
+/// Issue 12, item 3 at the storage level: hostile records are refused by `append` and
+/// nothing is stored; the log stays readable and writable.
+#[test]
+fn invalid_records_store_nothing() {
+    use crate::testutil::{forge, gzip, records_of, varint};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default(), Recovery::Clean);
+    log.append(&batch(2, 0), 1).unwrap();
+    let mut huge_len = varint(0x3fff_ffff);
+    huge_len.extend_from_slice(&[0; 8]);
+    let two = records_of(&batch(2, 0));
+    let gz = gzip(&two);
+    let hostile = [
+        forge(&[0x55; 64], 1, 3),
+        forge(&gz[..gz.len() - 9], 1, 2),
+        forge(&huge_len, 0, 1),
+        forge(&[], 0, 3),
+        forge(&two, 0, 3),
+    ];
+    for b in &hostile {
+        assert!(log.append(b, 1).is_err());
+    }
+    assert_eq!(log.log_end_offset(), 2);
+    log.append(&batch(1, 0), 1).unwrap();
+    assert_eq!(headers(&read_everything(&log)).len(), 2);
+}
+
+/// A producer's wrong max timestamp is replaced by the records' (the time index trusts it), and
+/// LogAppendTime set by a producer is refused, as in Kafka.
+#[test]
+fn max_timestamp_is_the_records_and_producers_cannot_claim_log_append_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default(), Recovery::Clean);
+    let mut b = batch_full(&[10, 50, 20], 8, None, Compression::None);
+    b[35..43].copy_from_slice(&5i64.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    log.append(&b, 1).unwrap();
+    let stored = headers(&log.read(0, 1 << 20, i64::MAX).unwrap())[0];
+    assert_eq!(stored.max_timestamp, 50);
+    assert_eq!(log.offset_for_timestamp(40).unwrap(), Some((1, 50)));
+    let mut lat = batch(1, 0);
+    lat[22] |= 0x08;
+    let crc = crc32c::crc32c(&lat[21..]);
+    lat[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        log.append(&lat, 1),
+        Err(LogError::InvalidTimestamp(_))
+    ));
+    assert_eq!(log.log_end_offset(), 3);
+}
+
+#[test]
+fn slices_skip_an_oversized_first_batch_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), tiny_config(), Recovery::Clean);
+    let big = batch_full(&[1; 10], 100, None, Compression::None);
+    log.append(&big, 1).unwrap();
+    log.append(&batch(1, 0), 1).unwrap();
+    assert!(log.read_slice(0, 100, i64::MAX, false).unwrap().is_none());
+    let s = log.read_slice(0, 100, i64::MAX, true).unwrap().unwrap();
+    assert_eq!(s.len() as usize, big.len());
+    // Exactly the bytes `read` gives, for every offset and size.
+    for offset in 0..log.log_end_offset() {
+        for max in [1, 200, 1_000, 5_000] {
+            let s = log
+                .read_slice(offset, max, i64::MAX, true)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                s.to_bytes().unwrap(),
+                log.read(offset, max, i64::MAX).unwrap()
+            );
+        }
+    }
 }

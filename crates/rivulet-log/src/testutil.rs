@@ -85,3 +85,44 @@ pub fn tiny_config() -> LogConfig {
         ..LogConfig::default()
     }
 }
+
+/// A batch with `records` as its (already encoded, maybe compressed) records section, codec
+/// `codec` in the attributes and `count` declared records; length, offset delta and CRC are
+/// fixed up so only the content can be wrong (the hostile batches of issue 12).
+pub fn forge(records: &[u8], codec: i16, count: i32) -> Vec<u8> {
+    let mut b = batch(1, 1_000)[..BatchHeader::SIZE].to_vec();
+    b.extend_from_slice(records);
+    let len = (b.len() - BatchHeader::LOG_OVERHEAD) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    b[21..23].copy_from_slice(&codec.to_be_bytes());
+    b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+    b[57..61].copy_from_slice(&count.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The records section (after the 61-byte header) of an uncompressed batch.
+pub fn records_of(batch: &[u8]) -> Vec<u8> {
+    batch[BatchHeader::SIZE..].to_vec()
+}
+
+/// Zigzag varint, as the record format encodes signed numbers.
+pub fn varint(n: i64) -> Vec<u8> {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    let mut out = Vec::new();
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+    out
+}
+
+/// gzip of `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}

@@ -218,6 +218,53 @@ struct BrokerArgs {
     /// Most client connections served at once; more are refused.
     #[arg(long, env = "RIVULET_MAX_CONNECTIONS", default_value_t = 1000)]
     max_connections: usize,
+    /// Most connections from one IP address (Kafka's max.connections.per.ip).
+    #[arg(long, env = "RIVULET_MAX_CONNECTIONS_PER_IP", default_value_t = i32::MAX as usize)]
+    max_connections_per_ip: usize,
+    /// Close connections idle this long (Kafka's connections.max.idle.ms).
+    #[arg(
+        long,
+        env = "RIVULET_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = 600_000
+    )]
+    connections_max_idle_ms: u64,
+    /// Close a connection whose started request is not complete after this long.
+    #[arg(long, env = "RIVULET_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    request_timeout_ms: u64,
+    /// Request bytes held across all connections before reads pause (Kafka's
+    /// queued.max.request.bytes); at least --max-request-bytes.
+    #[arg(long, env = "RIVULET_QUEUED_MAX_REQUEST_BYTES", default_value_t = 256 * 1024 * 1024)]
+    queued_max_request_bytes: usize,
+    /// Record bytes in one fetch response, whatever the client asks (Kafka's fetch.max.bytes).
+    #[arg(long, env = "RIVULET_FETCH_MAX_BYTES", default_value_t = 55 * 1024 * 1024)]
+    fetch_max_bytes: usize,
+    /// Most partitions of one topic.
+    #[arg(
+        long,
+        env = "RIVULET_MAX_PARTITIONS_PER_TOPIC",
+        default_value_t = 10_000
+    )]
+    max_partitions_per_topic: i32,
+    /// Most partitions one CreateTopics/CreatePartitions request may create.
+    #[arg(
+        long,
+        env = "RIVULET_MAX_PARTITIONS_PER_REQUEST",
+        default_value_t = 10_000
+    )]
+    max_partitions_per_request: usize,
+    /// Most topics one admin or auto-creating Metadata request may name.
+    #[arg(long, env = "RIVULET_MAX_TOPICS_PER_REQUEST", default_value_t = 1_000)]
+    max_topics_per_request: usize,
+    /// Most topics on the broker.
+    #[arg(long, env = "RIVULET_MAX_TOPICS", default_value_t = 10_000)]
+    max_topics: usize,
+    /// Most partitions on the broker, all topics together.
+    #[arg(long, env = "RIVULET_MAX_PARTITIONS", default_value_t = 100_000)]
+    max_partitions: usize,
+    /// Segment files kept open at once [default: a quarter of the soft open-file limit, at
+    /// most 4096].
+    #[arg(long, env = "RIVULET_MAX_OPEN_FILES")]
+    max_open_files: Option<usize>,
     /// Default segment.bytes for topics.
     #[arg(long, env = "RIVULET_SEGMENT_BYTES", default_value_t = 1 << 30)]
     segment_bytes: u64,
@@ -678,6 +725,19 @@ async fn broker(args: BrokerArgs) -> Result<()> {
     config.fsync = args.fsync;
     config.max_frame_bytes = args.max_request_bytes;
     config.max_connections = args.max_connections;
+    config.max_connections_per_ip = args.max_connections_per_ip;
+    config.connections_max_idle = Duration::from_millis(args.connections_max_idle_ms);
+    config.request_timeout = Duration::from_millis(args.request_timeout_ms);
+    config.queued_max_request_bytes = args.queued_max_request_bytes;
+    config.fetch_max_bytes = args.fetch_max_bytes;
+    config.topic_limits = rivulet_log::TopicLimits {
+        max_partitions_per_topic: args.max_partitions_per_topic,
+        max_topics: args.max_topics,
+        max_partitions: args.max_partitions,
+    };
+    config.max_partitions_per_request = args.max_partitions_per_request;
+    config.max_topics_per_request = args.max_topics_per_request;
+    config.max_open_files = args.max_open_files;
     config.log_defaults.segment_bytes = args.segment_bytes;
     config.log_defaults.retention_ms = args.retention_ms;
     config.log_defaults.retention_bytes = args.retention_bytes;

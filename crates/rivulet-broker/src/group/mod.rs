@@ -49,6 +49,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::{Mutex, RwLock};
+use rivulet_log::Quoted;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -876,7 +877,7 @@ impl GroupCoordinator {
             GroupState::Empty | GroupState::Dead => {
                 g.kill(ResponseError::CoordinatorNotAvailable);
                 map.remove(id);
-                tracing::info!(group = %id, "group deleted");
+                tracing::info!(group = %Quoted(id), "group deleted");
                 Ok(self.store.submit(WriteOp::DeleteGroup {
                     group: id.to_string(),
                 }))

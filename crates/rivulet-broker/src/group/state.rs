@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use rivulet_log::Quoted;
 use tokio::sync::oneshot;
 
 use super::GroupConfig;
@@ -407,7 +408,7 @@ impl Group {
             .map(|m| m.id.clone())
             .collect();
         for id in laggards {
-            tracing::info!(group = %self.id, member = %id, "removing member that did not rejoin in time");
+            tracing::info!(group = %Quoted(&self.id), member = %Quoted(&id), "removing member that did not rejoin in time");
             self.remove_member(&id);
         }
         self.join_deadline = None;
@@ -422,7 +423,7 @@ impl Group {
         if self.members.is_empty() {
             self.protocol_name = None;
             self.state = GroupState::Empty;
-            tracing::info!(group = %self.id, generation = self.generation, "group is now empty");
+            tracing::info!(group = %Quoted(&self.id), generation = self.generation, "group is now empty");
             return;
         }
         self.protocol_name = self.select_protocol();
@@ -440,7 +441,7 @@ impl Group {
         );
         self.pending_sync = self.members.keys().cloned().collect();
         self.sync_deadline = Some(now + self.rebalance_timeout());
-        tracing::info!(group = %self.id, generation = gen, members = all.len(), protocol = %protocol, "rebalance completed join phase");
+        tracing::info!(group = %Quoted(&self.id), generation = gen, members = all.len(), protocol = %Quoted(&protocol), "rebalance completed join phase");
         for m in self.members.values_mut() {
             m.session_deadline = now + m.session_timeout;
             if let Some(tx) = m.awaiting_join.take() {
@@ -777,7 +778,7 @@ impl Group {
                             });
                         }
                     }
-                    tracing::info!(group = %self.id, generation = self.generation, "group is stable");
+                    tracing::info!(group = %Quoted(&self.id), generation = self.generation, "group is stable");
                 }
                 Pending::Wait(rx)
             }
@@ -858,7 +859,7 @@ impl Group {
         if !self.members.contains_key(&target) {
             return E::UnknownMemberId.code();
         }
-        tracing::info!(group = %self.id, member = %target, "member left the group");
+        tracing::info!(group = %Quoted(&self.id), member = %Quoted(&target), "member left the group");
         self.remove_member_and_update(&target, now, cfg);
         0
     }
@@ -934,7 +935,7 @@ impl Group {
             if !self.pending_sync.is_empty() {
                 let missing: Vec<String> = self.pending_sync.drain().collect();
                 for id in &missing {
-                    tracing::info!(group = %self.id, member = %id, "removing member that did not sync in time");
+                    tracing::info!(group = %Quoted(&self.id), member = %Quoted(id), "removing member that did not sync in time");
                     if let Some(mut m) = self.remove_member(id) {
                         if let Some(tx) = m.awaiting_join.take() {
                             let _ = tx.send(JoinOutcome::error(
@@ -961,7 +962,7 @@ impl Group {
             .map(|m| m.id.clone())
             .collect();
         for id in expired {
-            tracing::info!(group = %self.id, member = %id, "member session expired");
+            tracing::info!(group = %Quoted(&self.id), member = %Quoted(&id), "member session expired");
             self.remove_member_and_update(&id, now, cfg);
         }
         self.next_deadline()

@@ -83,8 +83,10 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                     }
                     (None, _) => {
                         out.error_code = ResponseError::UnknownTopicOrPartition.code();
-                        out.error_message =
-                            Some(StrBytes::from_string(format!("unknown topic {name}")));
+                        out.error_message = Some(StrBytes::from_string(format!(
+                            "unknown topic {}",
+                            rivulet_log::Quoted(&name)
+                        )));
                     }
                 }
             }
@@ -104,6 +106,22 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                         3,
                     ),
                     ("max.connections", cfg.max_connections.to_string(), 3),
+                    (
+                        "max.connections.per.ip",
+                        cfg.max_connections_per_ip.to_string(),
+                        3,
+                    ),
+                    (
+                        "connections.max.idle.ms",
+                        cfg.connections_max_idle.as_millis().to_string(),
+                        5,
+                    ),
+                    (
+                        "queued.max.request.bytes",
+                        cfg.queued_max_request_bytes.to_string(),
+                        3,
+                    ),
+                    ("fetch.max.bytes", cfg.fetch_max_bytes.to_string(), 3),
                     ("log.cleanup.policy", d.cleanup_policy.clone(), 7),
                     (
                         "log.index.interval.bytes",

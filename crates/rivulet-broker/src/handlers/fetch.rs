@@ -2,6 +2,12 @@
 //! available or `max_wait_ms` passes. No fetch sessions (session id 0 tells clients to send full
 //! requests, KIP-227); no transactions, so the last stable offset is the high watermark and the
 //! aborted-transaction list is empty (librdkafka reads read_committed by default).
+//!
+//! Whatever the client asks, a response carries at most `--fetch-max-bytes` of records (Kafka's
+//! `fetch.max.bytes`), except that the first partition with data may return one whole batch
+//! larger than that (KIP-74; batches are at most `max.message.bytes`, checked on produce);
+//! later partitions only get batches that fit. Records are not read here: each partition's are
+//! a `LogSlice` that the connection reads in bounded chunks while it writes (`response.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +16,12 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use rivulet_log::LogSlice;
 use tokio::time::Instant;
 
 use super::{Reply, RequestContext};
 use crate::error::log_error_code;
+use crate::response::encode_fetch_response;
 use crate::state::Broker;
 
 /// Longest long-poll we honour, whatever the client asks.
@@ -21,53 +29,67 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
 pub(crate) fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
     let v = ctx.version();
+    let correlation_id = ctx.header.correlation_id;
     let broker = ctx.broker.clone();
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = Instant::now() + max_wait;
-    Reply::later(async move {
+    Reply::encoded(async move {
         let mut rx = broker.durability.subscribe();
-        loop {
+        let (resp, slices) = loop {
             rx.borrow_and_update();
-            let (resp, bytes, errors) = read_all(&broker, &req, v);
+            let (resp, slices, bytes, errors) = read_all(&broker, &req, v);
             if bytes >= min_bytes.max(1)
                 || errors
                 || max_wait.is_zero()
                 || Instant::now() >= deadline
             {
-                return resp;
+                break (resp, slices);
             }
             tokio::select! {
                 changed = rx.changed() => {
                     if changed.is_err() {
-                        return resp;
+                        break (resp, slices);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    return read_all(&broker, &req, v).0;
+                    let (resp, slices, _, _) = read_all(&broker, &req, v);
+                    break (resp, slices);
                 }
-                _ = broker.shutdown.cancelled() => return resp,
+                _ = broker.shutdown.cancelled() => break (resp, slices),
             }
-        }
+        };
+        encode_fetch_response(v, correlation_id, &resp, &slices)
     })
 }
 
-/// One pass over the requested partitions: (response, bytes of records, any partition error).
-fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse, usize, bool) {
+type Slices = Vec<Vec<Option<LogSlice>>>;
+
+/// One pass over the requested partitions: (response without records, each partition's
+/// records as a slice, bytes of records, any partition error).
+fn read_all(
+    broker: &Arc<Broker>,
+    req: &FetchRequest,
+    v: i16,
+) -> (FetchResponse, Slices, usize, bool) {
     let mut resp = FetchResponse::default();
+    let mut slices = Vec::with_capacity(req.topics.len());
     let mut total = 0usize;
     let mut errors = false;
+    let cap = broker.config.fetch_max_bytes;
     let budget = if req.max_bytes <= 0 {
-        usize::MAX
+        cap
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(cap)
     };
     for t in &req.topics {
         let topic = broker.logs.topic(&t.topic.0);
         let mut tr = FetchableTopicResponse::default();
         tr.topic = t.topic.clone();
+        let mut topic_slices = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let mut r = PartitionData::default();
+            let mut slice = None;
             r.partition_index = p.partition;
             r.aborted_transactions = Some(Vec::new());
             if v >= 11 {
@@ -100,14 +122,16 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse,
                     } else if max == 0 || p.fetch_offset >= hw {
                         r.records = Some(Bytes::new());
                     } else {
-                        match log.read(p.fetch_offset, max, hw) {
-                            Ok(bytes) => {
-                                total += bytes.len();
-                                r.records = Some(bytes);
+                        // Only the first partition with data may exceed the budget (one batch).
+                        match log.read_slice(p.fetch_offset, max, hw, total == 0) {
+                            Ok(Some(s)) => {
+                                total += s.len() as usize;
+                                slice = Some(s);
                             }
+                            Ok(None) => r.records = Some(Bytes::new()),
                             Err(e) => {
                                 errors = true;
-                                tracing::warn!(topic = %t.topic.0, partition = p.partition, "fetch failed: {e}");
+                                tracing::warn!(topic = %part.topic, partition = p.partition, "fetch failed: {e}");
                                 r.error_code = log_error_code(&e);
                             }
                         }
@@ -115,8 +139,10 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest, v: i16) -> (FetchResponse,
                 }
             }
             tr.partitions.push(r);
+            topic_slices.push(slice);
         }
         resp.responses.push(tr);
+        slices.push(topic_slices);
     }
-    (resp, total, errors)
+    (resp, slices, total, errors)
 }

@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs on topic configs: SET, DELETE (back to the default), APPEND and
-//! SUBTRACT (list-valued keys only), validated before anything is stored.
+//! SUBTRACT (list-valued keys only), validated before anything is stored. Bounded per request
+//! (resources, config entries) before any work, which runs on the blocking pool (`admin.rs`).
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::admin::{blocking, check_config_entries, check_topic_count};
 use super::describe_configs::RESOURCE_TOPIC;
 use super::{Reply, RequestContext};
-use crate::error::log_error_code;
+use crate::error::{codes, log_error_code};
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -19,39 +21,71 @@ const SUBTRACT: i8 = 3;
 const LIST_KEYS: &[&str] = &["cleanup.policy"];
 
 pub(crate) fn handle(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -> Reply {
-    let logs = &ctx.broker.logs;
-    let mut resp = IncrementalAlterConfigsResponse::default();
-    for res in req.resources {
-        let mut out = AlterConfigsResourceResponse::default();
-        out.resource_type = res.resource_type;
-        out.resource_name = res.resource_name.clone();
-        let name = res.resource_name.to_string();
-        let result: Result<(), (i16, String)> = if res.resource_type != RESOURCE_TOPIC {
-            Err((
-                ResponseError::InvalidRequest.code(),
-                "only topic configs can be altered; broker configs are set by flags".into(),
-            ))
-        } else if let Some(topic) = logs.topic(&name) {
-            let current = topic.overrides.read().clone();
-            apply(current, &res.configs, logs.topic_config(&name).ok()).and_then(|next| {
-                logs.set_topic_overrides(&name, next, req.validate_only)
-                    .map_err(|e| (log_error_code(&e), e.to_string()))
-            })
-        } else {
-            Err((
-                ResponseError::UnknownTopicOrPartition.code(),
-                format!("unknown topic {name}"),
-            ))
-        };
-        if let Err((code, msg)) = result {
-            out.error_code = code;
-            out.error_message = Some(StrBytes::from_string(msg));
-        } else {
-            tracing::info!(topic = %name, validate_only = req.validate_only, "altered topic configs");
+    let keys: Vec<_> = req
+        .resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.clone()))
+        .collect();
+    let answer = move |results: Vec<Result<(), (i16, String)>>| {
+        let mut resp = IncrementalAlterConfigsResponse::default();
+        for ((resource_type, resource_name), result) in keys.into_iter().zip(results) {
+            let mut out = AlterConfigsResourceResponse::default();
+            out.resource_type = resource_type;
+            out.resource_name = resource_name;
+            if let Err((code, msg)) = result {
+                out.error_code = code;
+                out.error_message = Some(StrBytes::from_string(msg));
+            }
+            resp.responses.push(out);
         }
-        resp.responses.push(out);
+        resp
+    };
+    let n = req.resources.len();
+    if let Err(refusal) = check_topic_count(n, &ctx.broker.config) {
+        return Reply::now(answer(vec![Err(refusal); n]));
     }
-    Reply::now(resp)
+    Reply::later(async move {
+        let work = move || {
+            let logs = &ctx.broker.logs;
+            req.resources
+                .iter()
+                .map(|res| {
+                    let name = res.resource_name.to_string();
+                    if res.resource_type != RESOURCE_TOPIC {
+                        return Err((
+                            ResponseError::InvalidRequest.code(),
+                            "only topic configs can be altered; broker configs are set by flags"
+                                .into(),
+                        ));
+                    }
+                    check_config_entries(res.configs.len())?;
+                    let Some(topic) = logs.topic(&name) else {
+                        return Err((
+                            ResponseError::UnknownTopicOrPartition.code(),
+                            format!("unknown topic {}", rivulet_log::Quoted(&name)),
+                        ));
+                    };
+                    let current = topic.overrides.read().clone();
+                    apply(current, &res.configs, logs.topic_config(&name).ok())
+                        .and_then(|next| {
+                            logs.set_topic_overrides(&name, next, req.validate_only)
+                                .map_err(|e| (log_error_code(&e), e.to_string()))
+                        })
+                        .inspect(|()| {
+                            // Existing topics only: a plain ASCII name.
+                            tracing::info!(topic = %name, validate_only = req.validate_only, "altered topic configs");
+                        })
+                })
+                .collect::<Vec<_>>()
+        };
+        match blocking(work).await {
+            Ok(results) => answer(results),
+            Err(e) => {
+                tracing::error!("{e}");
+                answer(vec![Err((codes::unknown_server_error(), e)); n])
+            }
+        }
+    })
 }
 
 fn apply(
@@ -65,7 +99,9 @@ fn apply(
         let value = op.value.as_ref().map(|v| v.to_string());
         match op.config_operation {
             SET => {
-                let value = value.ok_or_else(|| invalid(format!("SET {key} needs a value")))?;
+                let value = value.ok_or_else(|| {
+                    invalid(format!("SET {} needs a value", rivulet_log::Quoted(&key)))
+                })?;
                 overrides.insert(key, value);
             }
             DELETE => {
@@ -74,7 +110,8 @@ fn apply(
             APPEND | SUBTRACT => {
                 if !LIST_KEYS.contains(&key.as_str()) {
                     return Err(invalid(format!(
-                        "{key} is not a list config; APPEND/SUBTRACT do not apply"
+                        "{} is not a list config; APPEND/SUBTRACT do not apply",
+                        rivulet_log::Quoted(&key)
                     )));
                 }
                 let current = overrides
@@ -108,7 +145,8 @@ fn apply(
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown config operation {other} for {key}"
+                    "unknown config operation {other} for {}",
+                    rivulet_log::Quoted(&key)
                 )))
             }
         }

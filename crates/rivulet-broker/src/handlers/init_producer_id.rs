@@ -4,15 +4,32 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use rivulet_log::Quoted;
+
 use super::{Reply, RequestContext};
 use crate::error::log_error_code;
+use crate::logging::Kind;
 
 pub(crate) fn handle(ctx: RequestContext, req: InitProducerIdRequest) -> Reply {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
     if req.transactional_id.is_some() {
-        tracing::warn!(client = %ctx.client_id(), "transactional producer refused: transactions are not supported");
+        // The client id is the client's text: quoted (a `\n` in it forged log lines).
+        match ctx.broker.warnings.allow(Kind::Unsupported) {
+            Some(suppressed) => tracing::warn!(
+                peer = %ctx.peer,
+                client = %Quoted(&ctx.client_id()),
+                suppressed,
+                "transactional producer refused: transactions are not supported"
+            ),
+            None => {
+                ctx.broker
+                    .stats
+                    .log_lines_suppressed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return Reply::now(resp);
     }

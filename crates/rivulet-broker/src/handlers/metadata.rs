@@ -1,9 +1,11 @@
 //! Metadata: the broker list (just us), and topics with their partitions, auto-creating
-//! requested topics when the broker and the request allow it.
+//! requested topics when the broker and the request allow it (on the blocking pool, at most
+//! `--max-topics-per-request` per request).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -11,8 +13,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use rivulet_log::{LogError, Topic};
 
+use super::admin::blocking;
 use super::{Reply, RequestContext};
-use crate::error::log_error_code;
+use crate::error::{codes, log_error_code};
 
 pub(crate) fn handle(ctx: RequestContext, req: MetadataRequest) -> Reply {
     let v = ctx.version();
@@ -42,37 +45,96 @@ pub(crate) fn handle(ctx: RequestContext, req: MetadataRequest) -> Reply {
         return Reply::now(resp);
     }
     let auto_create = cfg.auto_create_topics && (v < 4 || req.allow_auto_topic_creation);
-    for t in req.topics.unwrap_or_default() {
+    let requested = req.topics.unwrap_or_default();
+    // Topics to create first: missing, valid names (an invalid one gets its error below).
+    let mut missing: Vec<String> = Vec::new();
+    if auto_create {
+        let mut seen = HashSet::new();
+        for t in &requested {
+            if let Some(name) = &t.name {
+                let name = name.0.as_str();
+                if broker.logs.topic(name).is_none()
+                    && rivulet_log::validate_topic_name(name).is_ok()
+                    && seen.insert(name)
+                {
+                    missing.push(name.to_string());
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        answer(&ctx, &mut resp, requested, &Default::default());
+        return Reply::now(resp);
+    }
+    // Creating topics touches the disk and the admin lock: the blocking pool (see `admin.rs`),
+    // and no more of them than one CreateTopics request may create.
+    Reply::later(async move {
+        let limit = ctx.broker.config.max_topics_per_request;
+        let c = ctx.clone();
+        let created = blocking(move || {
+            let cfg = &c.broker.config;
+            missing
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let outcome = if i >= limit {
+                        Err(codes::policy_violation())
+                    } else {
+                        c.broker
+                            .logs
+                            .create_topic(&name, cfg.default_partitions, BTreeMap::new(), false)
+                            .map(|_| tracing::info!(topic = %name, "auto-created topic"))
+                            .or_else(|e| match e {
+                                // Created concurrently by another request: fine.
+                                LogError::TopicAlreadyExists(_) => Ok(()),
+                                e => Err(log_error_code(&e)),
+                            })
+                    };
+                    (name, outcome)
+                })
+                .collect::<HashMap<String, Result<(), i16>>>()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            HashMap::new()
+        });
+        answer(&ctx, &mut resp, requested, &created);
+        resp
+    })
+}
+
+/// Adds the requested topics to `resp`: existing ones described, the others with the error of
+/// their auto-creation, if it failed, or why they do not exist.
+fn answer(
+    ctx: &RequestContext,
+    resp: &mut MetadataResponse,
+    requested: Vec<MetadataRequestTopic>,
+    created: &HashMap<String, Result<(), i16>>,
+) {
+    let v = ctx.version();
+    let logs = &ctx.broker.logs;
+    for t in requested {
         let found = match &t.name {
             Some(name) => {
-                let name = name.0.to_string();
-                match broker.logs.topic(&name) {
+                let name = name.0.as_str();
+                match logs.topic(name) {
                     Some(topic) => Ok(topic),
-                    None if auto_create => broker
-                        .logs
-                        .create_topic(&name, cfg.default_partitions, BTreeMap::new(), false)
-                        .inspect(|_| tracing::info!(topic = %name, "auto-created topic"))
-                        .or_else(|e| match e {
-                            // Created concurrently by another request: fine.
-                            LogError::TopicAlreadyExists(_) => broker
-                                .logs
-                                .topic(&name)
-                                .ok_or(ResponseError::UnknownTopicOrPartition.code()),
-                            e => Err(log_error_code(&e)),
-                        }),
-                    None => Err(match rivulet_log::validate_topic_name(&name) {
-                        Ok(()) => ResponseError::UnknownTopicOrPartition.code(),
-                        Err(e) => log_error_code(&e),
+                    None => Err(match created.get(name) {
+                        Some(Err(code)) => *code,
+                        _ => match rivulet_log::validate_topic_name(name) {
+                            Ok(()) => ResponseError::UnknownTopicOrPartition.code(),
+                            Err(e) => log_error_code(&e),
+                        },
                     }),
                 }
             }
-            None => broker
-                .logs
+            None => logs
                 .topic_by_id(t.topic_id)
                 .ok_or(ResponseError::UnknownTopicId.code()),
         };
         match found {
-            Ok(topic) => resp.topics.push(describe(&ctx, &topic)),
+            Ok(topic) => resp.topics.push(describe(ctx, &topic)),
             Err(code) => {
                 let mut r = MetadataResponseTopic::default();
                 r.error_code = code;
@@ -84,7 +146,6 @@ pub(crate) fn handle(ctx: RequestContext, req: MetadataRequest) -> Reply {
             }
         }
     }
-    Reply::now(resp)
 }
 
 fn describe(ctx: &RequestContext, topic: &Topic) -> MetadataResponseTopic {

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
+use crate::codec::CodecError;
+use crate::response::Outgoing;
 use crate::state::Broker;
 
 /// Everything a handler may need besides the request body.
@@ -23,6 +25,7 @@ impl RequestContext {
     pub fn version(&self) -> i16 {
         self.header.request_api_version
     }
+    /// The client id as sent: arbitrary text; log it through [`rivulet_log::Quoted`].
     pub fn client_id(&self) -> String {
         self.header
             .client_id
@@ -40,6 +43,8 @@ impl RequestContext {
 pub(crate) enum Reply {
     Now(Box<ResponseKind>),
     Later(BoxFuture<'static, ResponseKind>),
+    /// Encoded by the handler itself (Fetch: records stream from the log, see `response.rs`).
+    Encoded(BoxFuture<'static, Result<Outgoing, CodecError>>),
     /// Produce with acks=0: Kafka sends nothing back.
     NoResponse,
 }
@@ -55,8 +60,15 @@ impl Reply {
     {
         Reply::Later(Box::pin(async move { f.await.into() }))
     }
+    pub fn encoded<F>(f: F) -> Reply
+    where
+        F: std::future::Future<Output = Result<Outgoing, CodecError>> + Send + 'static,
+    {
+        Reply::Encoded(Box::pin(f))
+    }
 }
 
+mod admin;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;

@@ -1,5 +1,10 @@
 //! Produce: validate and append each partition's batches in request order, then (acks=1/-1)
 //! answer once the data is fsynced, sharing fsyncs with concurrent producers.
+//!
+//! Validation is everything Kafka checks, records inside compressed batches included
+//! (`rivulet_log::check_records`); it runs before the partition's lock is taken, since
+//! decompressing is its expensive part. A refused payload stores nothing, is answered with the
+//! reason (v8+), counted, and logged rate-limited with the client's address.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,12 +14,13 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use rivulet_log::{AppendResult, Partition};
+use rivulet_log::{AppendResult, LogError, Partition, Quoted};
 
 use super::{Reply, RequestContext};
 use crate::codec::CodecError;
 use crate::config::FsyncPolicy;
 use crate::error::log_error_code;
+use crate::logging::Kind;
 
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -63,7 +69,11 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                 (Some((code, msg)), _) => Err((*code, msg.clone())),
                 (None, None) => Err((
                     ResponseError::UnknownTopicOrPartition.code(),
-                    format!("unknown topic or partition {}-{}", t.name.0, p.index),
+                    format!(
+                        "unknown topic or partition {}-{}",
+                        Quoted(&t.name.0),
+                        p.index
+                    ),
                 )),
                 (None, Some(part)) => match p.records.as_deref() {
                     None | Some([]) => Err((
@@ -71,10 +81,24 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                         "produce request without records".into(),
                     )),
                     Some(records) => {
-                        let mut log = part.log.lock();
-                        log.append(records, now)
-                            .map(|a| (a, log.log_start_offset()))
-                            .map_err(|e| (log_error_code(&e), e.to_string()))
+                        let config = part.log.lock().config().clone();
+                        let appended =
+                            rivulet_log::check_records(records, &config).and_then(|checked| {
+                                let mut log = part.log.lock();
+                                log.append_checked(checked, now)
+                                    .map(|a| (a, log.log_start_offset()))
+                            });
+                        match appended {
+                            Ok(a) => {
+                                broker
+                                    .storage_recovered(|| format!("{}-{}", part.topic, part.index));
+                                Ok(a)
+                            }
+                            Err(e) => {
+                                refused(&ctx, part, &e);
+                                Err((log_error_code(&e), e.to_string()))
+                            }
+                        }
                     }
                 },
             };
@@ -109,7 +133,7 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                 }
                 Err((code, msg)) => {
                     broker.stats.produce_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(topic = %t.name.0, partition = p.index, client = %ctx.client_id(), "produce refused: {msg}");
+                    tracing::debug!(topic = %Quoted(&t.name.0), partition = p.index, client = %Quoted(&ctx.client_id()), "produce refused: {msg}");
                     r.error_code = code;
                     if v >= 8 {
                         r.error_message = Some(StrBytes::from_string(msg));
@@ -139,6 +163,43 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         }
         resp
     })
+}
+
+/// Counts and logs a refused append: storage errors once per cause, refused content
+/// rate-limited (a client can send any amount of it).
+fn refused(ctx: &RequestContext, part: &Partition, e: &LogError) {
+    let broker = &ctx.broker;
+    match e {
+        LogError::Io { .. } | LogError::Offline(_) => {
+            broker.note_storage_error(&format!("{}-{}", part.topic, part.index), e);
+        }
+        LogError::CorruptBatch { .. }
+        | LogError::InvalidRecord(_)
+        | LogError::InvalidTimestamp(_)
+        | LogError::MessageTooLarge { .. } => {
+            broker
+                .stats
+                .records_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            match broker.warnings.allow(Kind::RefusedRecords) {
+                Some(suppressed) => tracing::warn!(
+                    peer = %ctx.peer,
+                    client = %Quoted(&ctx.client_id()),
+                    topic = %part.topic,
+                    partition = part.index,
+                    suppressed,
+                    "produce refused, nothing stored: {e}"
+                ),
+                None => {
+                    broker
+                        .stats
+                        .log_lines_suppressed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Produce v0-2 (message format v0/v1, pre-0.11 clients). We advertise them only because older

@@ -414,6 +414,114 @@ pub mod raw {
         r
     }
 
+    /// Decodes a hex string (the issue's reproductions are given as hex).
+    pub fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// A v2 record batch of `values` (keys `k0`, `k1`, …, timestamps 1000, 1001, …).
+    pub fn batch(values: &[Vec<u8>], compression: kafka_protocol::records::Compression) -> Bytes {
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp: 1_000 + i as i64,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(v.clone())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode batch");
+        buf.freeze()
+    }
+
+    /// A batch whose records section is `records` (maybe garbage, maybe compressed), with codec
+    /// `codec` and `count` declared records; length, offset delta and CRC-32C are fixed up so
+    /// that only the content is wrong (how issue 12's hostile batches were made).
+    pub fn forge(records: &[u8], codec: i16, count: i32) -> Bytes {
+        let mut b =
+            batch(&[b"x".to_vec()], kafka_protocol::records::Compression::None)[..61].to_vec();
+        b.extend_from_slice(records);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[21..23].copy_from_slice(&codec.to_be_bytes());
+        b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    }
+
+    /// Produce v9 (acks=-1) of `records` to one partition: (error code, error message, base
+    /// offset).
+    pub async fn produce(
+        s: &mut TcpStream,
+        correlation_id: i32,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> (i16, Option<String>, i64) {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+        let mut p = PartitionProduceData::default();
+        p.index = partition;
+        p.records = Some(records);
+        let mut t = TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partition_data = vec![p];
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 30_000;
+        req.topic_data = vec![t];
+        let resp: ProduceResponse = call(s, ApiKey::Produce, 9, correlation_id, &req).await;
+        let r = &resp.responses[0].partition_responses[0];
+        (
+            r.error_code,
+            r.error_message.as_ref().map(|m| m.to_string()),
+            r.base_offset,
+        )
+    }
+
+    /// Reads one response frame and throws it away in small pieces (so a large response costs
+    /// the test no memory); returns its length.
+    pub async fn drain_frame(s: &mut TcpStream) -> std::io::Result<u64> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await?;
+        let len = u64::try_from(i32::from_be_bytes(len)).expect("negative response length");
+        let mut left = len;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            s.read_exact(&mut buf[..n]).await?;
+            left -= n as u64;
+        }
+        Ok(len)
+    }
+
     /// Waits until the peer closes the connection (EOF or reset) and returns true, or returns
     /// false if it is still open after `IO_WAIT`. Any bytes the broker sends first are skipped.
     pub async fn closed_by_peer(s: &mut TcpStream) -> bool {

@@ -28,6 +28,8 @@ pub struct BrokerProcess {
     pub data_dir: PathBuf,
     log_path: PathBuf,
     fsync: String,
+    /// More `rivulet broker` flags.
+    extra: Vec<String>,
     /// How many times the process was started (for log separation).
     pub starts: u32,
 }
@@ -36,12 +38,23 @@ impl BrokerProcess {
     /// Starts a broker on an ephemeral port with its data in `data_dir`; its stderr goes to
     /// `log_path` (appended, shown when a wait fails).
     pub fn start(data_dir: &Path, log_path: &Path, fsync: &str) -> BrokerProcess {
+        Self::start_with_args(data_dir, log_path, fsync, &[])
+    }
+
+    /// [`Self::start`] with more flags (kept on restarts).
+    pub fn start_with_args(
+        data_dir: &Path,
+        log_path: &Path,
+        fsync: &str,
+        extra: &[&str],
+    ) -> BrokerProcess {
         let mut b = BrokerProcess {
             child: None,
             port: 0,
             data_dir: data_dir.to_path_buf(),
             log_path: log_path.to_path_buf(),
             fsync: fsync.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             starts: 0,
         };
         b.spawn_and_wait(0);
@@ -99,6 +112,7 @@ impl BrokerProcess {
             .arg(&self.data_dir)
             .arg("--fsync")
             .arg(&self.fsync)
+            .args(&self.extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RIVULET_TEST_LOG").unwrap_or_else(|_| "info".into()),
