@@ -228,7 +228,7 @@ async fn housekeeping(broker: Arc<Broker>) {
             }
             _ = retention.tick() => {
                 let logs = broker.logs.clone();
-                let now = crate::handlers::produce::now_ms();
+                let now = rivulet_time::now_ms();
                 match tokio::task::spawn_blocking(move || logs.enforce_retention(now)).await {
                     Ok(Ok(0)) => broker.storage_recovered(|| "retention".to_string()),
                     Ok(Ok(n)) => {

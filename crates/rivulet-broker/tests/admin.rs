@@ -29,18 +29,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
-fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
-    let c: BaseConsumer = plain_consumer_config(bootstrap).create().expect("consumer");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(20))
-        .expect("metadata");
-    let t = md.topics().iter().find(|t| t.name() == topic)?;
-    if t.error().is_some() {
-        return None;
-    }
-    Some(t.partitions().len())
-}
-
 async fn partitions_of(bootstrap: &str, topic: &str) -> Option<usize> {
     let (b, t) = (bootstrap.to_string(), topic.to_string());
     blocking(move || partition_count(&b, &t)).await

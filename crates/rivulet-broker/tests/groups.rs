@@ -381,8 +381,8 @@ async fn group_rebalance_exactly_once_and_resume(strategy: &str) {
 
     // Check the committed offsets are the end of every partition.
     let b = bootstrap.clone();
-    let (g, t, s) = (group.clone(), topic.clone(), strategy.to_string());
-    let committed = blocking(move || committed_offsets(&b, &g, &s, &t)).await;
+    let (g, t) = (group.clone(), topic.clone());
+    let committed = blocking(move || group_offsets(&b, &g, &t)).await;
     assert_eq!(
         committed,
         vec![250; PARTITIONS as usize],
@@ -395,8 +395,8 @@ async fn group_rebalance_exactly_once_and_resume(strategy: &str) {
     broker.restart().await;
 
     let b = bootstrap.clone();
-    let (g, t, s) = (group.clone(), topic.clone(), strategy.to_string());
-    let committed = blocking(move || committed_offsets(&b, &g, &s, &t)).await;
+    let (g, t) = (group.clone(), topic.clone());
+    let committed = blocking(move || group_offsets(&b, &g, &t)).await;
     assert_eq!(
         committed,
         vec![250; PARTITIONS as usize],
@@ -434,22 +434,12 @@ async fn group_rebalance_exactly_once_and_resume(strategy: &str) {
 }
 
 /// Committed offsets of `group` for every partition of `topic` (OffsetFetch), -1001 if none.
-fn committed_offsets(bootstrap: &str, group: &str, strategy: &str, topic: &str) -> Vec<i64> {
-    let c: BaseConsumer = group_consumer_config(bootstrap, group, strategy)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let r = c
-        .committed_offsets(tpl, Duration::from_secs(20))
-        .expect("committed_offsets");
-    (0..PARTITIONS)
-        .map(|p| match r.find_partition(topic, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o,
-            Some(other) => other.to_raw().unwrap_or(-1),
-            None => -1,
+fn group_offsets(bootstrap: &str, group: &str, topic: &str) -> Vec<i64> {
+    committed_offsets(bootstrap, group, topic, PARTITIONS)
+        .into_iter()
+        .map(|o| match o {
+            Offset::Offset(o) => o,
+            other => other.to_raw().unwrap_or(-1),
         })
         .collect()
 }

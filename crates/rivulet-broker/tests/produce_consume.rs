@@ -223,9 +223,8 @@ async fn round_trip_every_compression_codec() {
         // The batches are stored as the producer compressed them (attributes codec bits).
         let mut seen_codecs = vec![];
         for part in 0..3 {
-            for (_, _, attrs) in batches_on_disk(&broker.data_dir().join(format!("{topic}-{part}")))
-            {
-                seen_codecs.push(attrs & 7);
+            for b in batches_on_disk(&broker.data_dir().join(format!("{topic}-{part}"))) {
+                seen_codecs.push(b.attributes & 7);
             }
         }
         assert!(!seen_codecs.is_empty(), "{codec}: no batches found on disk");

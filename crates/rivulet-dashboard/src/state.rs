@@ -235,9 +235,7 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    rivulet_gen::time::now_ms()
-}
+pub(crate) use rivulet_gen::time::now_ms;
 
 impl Shared {
     pub(crate) fn new(config: DashboardConfig) -> Shared {

@@ -21,6 +21,7 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use rivulet_time::Rfc3339Reader;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::EngineError;
@@ -91,6 +92,8 @@ struct FieldDecoder {
     nullable: bool,
     /// For timestamp fields: JSON integers in this unit instead of RFC 3339 strings.
     epoch: Option<TimeFormat>,
+    /// For RFC 3339 timestamp fields: the last date read (events of a batch mostly share it).
+    dates: Rfc3339Reader,
 }
 
 /// Key → field index. A linear scan beats hashing for the usual handful of fields.
@@ -230,6 +233,7 @@ impl Decoder {
                 ty: f.data_type,
                 nullable: f.nullable && i != event_field,
                 epoch: if i == event_field { epoch } else { None },
+                dates: Rfc3339Reader::default(),
             })
             .collect();
         let names: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
@@ -321,7 +325,7 @@ impl Decoder {
 
         self.cells.clear();
         let mut event_time = None;
-        for (i, (field, slot)) in self.fields.iter().zip(&self.slots).enumerate() {
+        for (i, (field, slot)) in self.fields.iter_mut().zip(&self.slots).enumerate() {
             let cell = convert(field, *slot, &self.strbuf)?;
             if i == self.event_field {
                 event_time = Some(match (cell, self.event_bigint_mult) {
@@ -423,7 +427,7 @@ fn describe(slot: Slot, strbuf: &str) -> String {
 }
 
 /// Checks one parsed value against its field's declared type.
-fn convert(field: &FieldDecoder, slot: Slot, strbuf: &str) -> Result<Cell, String> {
+fn convert(field: &mut FieldDecoder, slot: Slot, strbuf: &str) -> Result<Cell, String> {
     let name = &field.name;
     let wrong = |expected: &str| {
         format!(
@@ -475,138 +479,36 @@ fn convert(field: &FieldDecoder, slot: Slot, strbuf: &str) -> Result<Cell, Strin
             Slot::Bool(b) => Ok(Cell::Bool(b)),
             _ => Err(wrong("boolean")),
         },
-        FieldType::Timestamp => match (field.epoch, slot) {
-            (Some(TimeFormat::EpochSeconds), Slot::I64(v)) => v
-                .checked_mul(1000)
-                .map(Cell::I64)
-                .ok_or_else(|| out_of_range("epoch seconds")),
-            (Some(_), Slot::I64(v)) => Ok(Cell::I64(v)),
-            (Some(_), Slot::U64(_)) => Err(out_of_range("a timestamp")),
-            (Some(TimeFormat::EpochSeconds), _) => Err(wrong("integer (epoch seconds)")),
-            (Some(_), _) => Err(wrong("integer (epoch milliseconds)")),
-            (None, Slot::Str(s, e)) => {
-                parse_rfc3339_ms(&strbuf[s..e])
+        FieldType::Timestamp => {
+            match (field.epoch, slot) {
+                (Some(TimeFormat::EpochSeconds), Slot::I64(v)) => v
+                    .checked_mul(1000)
+                    .map(Cell::I64)
+                    .ok_or_else(|| out_of_range("epoch seconds")),
+                (Some(_), Slot::I64(v)) => Ok(Cell::I64(v)),
+                (Some(_), Slot::U64(_)) => Err(out_of_range("a timestamp")),
+                (Some(TimeFormat::EpochSeconds), _) => Err(wrong("integer (epoch seconds)")),
+                (Some(_), _) => Err(wrong("integer (epoch milliseconds)")),
+                (None, Slot::Str(s, e)) => field
+                    .dates
+                    .parse_ms(&strbuf[s..e])
                     .map(Cell::I64)
                     .map_err(|why| {
                         format!(
                             "field \"{name}\": invalid RFC 3339 timestamp {:?}: {why}",
                             &strbuf[s..e]
                         )
-                    })
+                    }),
+                (None, _) => Err(wrong("RFC 3339 timestamp string")),
             }
-            (None, _) => Err(wrong("RFC 3339 timestamp string")),
-        },
+        }
     }
 }
 
 /// Parses an RFC 3339 timestamp (`2026-11-24T10:00:00.123Z`, `...+02:00`) into ms since the
 /// epoch. Fractions beyond milliseconds are truncated; `T`, `t` or a space separate date and
-/// time; a leap second (`:60`) counts as the next second.
-pub fn parse_rfc3339_ms(s: &str) -> Result<i64, &'static str> {
-    let b = s.as_bytes();
-    let num = |at: usize, n: usize| -> Result<i64, &'static str> {
-        let digits = b.get(at..at + n).ok_or("too short")?;
-        digits.iter().try_fold(0i64, |acc, &c| {
-            if c.is_ascii_digit() {
-                Ok(acc * 10 + i64::from(c - b'0'))
-            } else {
-                Err("expected a digit")
-            }
-        })
-    };
-    let expect = |at: usize, chars: &[u8], what: &'static str| -> Result<(), &'static str> {
-        match b.get(at) {
-            Some(c) if chars.contains(c) => Ok(()),
-            _ => Err(what),
-        }
-    };
-    let year = num(0, 4)?;
-    expect(4, b"-", "expected '-' after the year")?;
-    let month = num(5, 2)?;
-    expect(7, b"-", "expected '-' after the month")?;
-    let day = num(8, 2)?;
-    expect(10, b"Tt ", "expected 'T' between date and time")?;
-    let hour = num(11, 2)?;
-    expect(13, b":", "expected ':' after the hour")?;
-    let minute = num(14, 2)?;
-    expect(16, b":", "expected ':' after the minutes")?;
-    let second = num(17, 2)?;
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            if i - start < 3 {
-                millis = millis * 10 + i64::from(c - b'0');
-            }
-            i += 1;
-        }
-        match i - start {
-            0 => return Err("expected digits after '.'"),
-            1 => millis *= 100,
-            2 => millis *= 10,
-            _ => {}
-        }
-    }
-    let offset_min = match b.get(i) {
-        Some(b'Z' | b'z') => {
-            i += 1;
-            0
-        }
-        Some(&sign @ (b'+' | b'-')) => {
-            let oh = num(i + 1, 2)?;
-            expect(i + 3, b":", "expected ':' in the UTC offset")?;
-            let om = num(i + 4, 2)?;
-            if oh > 23 || om > 59 {
-                return Err("UTC offset out of range");
-            }
-            i += 6;
-            let m = oh * 60 + om;
-            if sign == b'-' {
-                -m
-            } else {
-                m
-            }
-        }
-        _ => return Err("missing time zone ('Z' or ±HH:MM)"),
-    };
-    if i != b.len() {
-        return Err("unexpected characters after the time zone");
-    }
-    if !(1..=12).contains(&month) {
-        return Err("month out of range");
-    }
-    if day < 1 || day > days_in_month(year, month) {
-        return Err("day out of range");
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return Err("time out of range");
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
-    Ok(secs * 1000 + millis)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// time; a leap second (`:60`) counts as the next second. The error is the dead letter's reason.
+pub use rivulet_time::parse_rfc3339_ms;
 
 // ---------------------------------------------------------------------------------------------
 // serde plumbing: one pass over the record, no allocation per key or value.

@@ -1,79 +1,19 @@
-//! RFC 3339 UTC timestamps with millisecond precision, to and from epoch milliseconds.
-//!
-//! Written by hand (civil-from-days arithmetic after Howard Hinnant's `chrono`-compatible
-//! algorithms) because the generator needs exactly one format and a date crate would be the
-//! biggest dependency of the crate. Years are limited to 0000–9999, the range RFC 3339 can
-//! write.
-
-use std::fmt::Write as _;
+//! RFC 3339 UTC timestamps with millisecond precision, to and from epoch milliseconds, as the
+//! generator writes and reads them: `rivulet_time`'s (calendar by chrono), limited to years
+//! 0000–9999, the range RFC 3339 can write.
 
 /// Milliseconds from the epoch to 0000-01-01T00:00:00.000Z, the earliest writable instant.
 pub const MIN_MS: i64 = -62_167_219_200_000;
 /// Milliseconds from the epoch to 9999-12-31T23:59:59.999Z, the latest writable instant.
 pub const MAX_MS: i64 = 253_402_300_799_999;
 
-const MS_PER_DAY: i64 = 86_400_000;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let (m, d) = (i64::from(month), i64::from(day));
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    // Both fit in u32 by construction (1..=31 and 1..=12).
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
+pub use rivulet_time::now_ms;
 
 /// Appends `ms` (epoch milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Instants outside
 /// 0000–9999 are clamped to the nearest writable one (the generator never gets there unless
 /// given an absurd `--start-time`).
 pub fn write_rfc3339_millis(out: &mut String, ms: i64) {
-    let ms = ms.clamp(MIN_MS, MAX_MS);
-    let days = ms.div_euclid(MS_PER_DAY);
-    let in_day = ms.rem_euclid(MS_PER_DAY);
-    let (y, mo, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z"
-    );
+    rivulet_time::write_rfc3339_ms(out, ms.clamp(MIN_MS, MAX_MS));
 }
 
 /// `ms` (epoch milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`; see [`write_rfc3339_millis`].
@@ -87,91 +27,25 @@ pub fn format_rfc3339_millis(ms: i64) -> String {
 /// `T` may be `t` or a space, `Z` may be `z`) to epoch milliseconds. Fractions beyond
 /// milliseconds are truncated. Leap seconds (`:60`) are refused.
 pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
-    let err = || format!("expected an RFC 3339 timestamp like 2026-11-24T10:00:00.000Z, got `{s}`");
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Result<i64, String> {
-        let part = b.get(from..from + len).ok_or_else(err)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return Err(err());
-        }
-        Ok(part
-            .iter()
-            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
-    };
-    let sep = |at: usize, allowed: &[u8]| -> Result<(), String> {
-        match b.get(at) {
-            Some(c) if allowed.contains(c) => Ok(()),
-            _ => Err(err()),
+    let ms = match rivulet_time::parse_rfc3339(s) {
+        Ok(t) if !t.leap_second => t.ms,
+        _ => {
+            return Err(format!(
+                "expected an RFC 3339 timestamp like 2026-11-24T10:00:00.000Z, got `{s}`"
+            ))
         }
     };
-    let year = num(0, 4)?;
-    sep(4, b"-")?;
-    let month = num(5, 2)?;
-    sep(7, b"-")?;
-    let day = num(8, 2)?;
-    sep(10, b"Tt ")?;
-    let hour = num(11, 2)?;
-    sep(13, b":")?;
-    let minute = num(14, 2)?;
-    sep(16, b":")?;
-    let second = num(17, 2)?;
-    let mut pos = 19;
-    let mut millis = 0i64;
-    if b.get(pos) == Some(&b'.') {
-        pos += 1;
-        let digits = b[pos..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err(err());
-        }
-        // Keep the first three digits, scaled to milliseconds; the rest is truncated.
-        let kept = digits.min(3);
-        millis = num(pos, kept)? * 10i64.pow(3 - kept as u32);
-        pos += digits;
-    }
-    let offset_minutes = match b.get(pos) {
-        Some(b'Z' | b'z') if pos + 1 == b.len() => 0,
-        Some(c @ (b'+' | b'-')) if pos + 6 == b.len() => {
-            let sign = if *c == b'-' { -1 } else { 1 };
-            let (oh, om) = (num(pos + 1, 2)?, num(pos + 4, 2)?);
-            sep(pos + 3, b":")?;
-            if oh > 23 || om > 59 {
-                return Err(err());
-            }
-            sign * (oh * 60 + om)
-        }
-        _ => return Err(err()),
-    };
-    let (month, day) = (month as u32, day as u32);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return Err(err());
-    }
-    let days = days_from_civil(year, month, day);
-    let ms =
-        days * MS_PER_DAY + ((hour * 60 + minute - offset_minutes) * 60 + second) * 1000 + millis;
     if !(MIN_MS..=MAX_MS).contains(&ms) {
         return Err(format!("`{s}` is outside 0000-01-01..9999-12-31 UTC"));
     }
     Ok(ms)
 }
 
-/// Milliseconds since the Unix epoch by the system clock (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(MAX_MS))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use rivulet_time::MS_PER_DAY;
 
     // Reference values from `date -u -d @SECONDS`.
     const KNOWN: &[(i64, &str)] = &[
@@ -219,8 +93,8 @@ mod tests {
     #[test]
     fn round_trips_every_day_boundary_over_centuries() {
         // Every 7th day from 1599 to 2401 crosses all leap-year rules, month ends included.
-        let from = days_from_civil(1599, 1, 1);
-        let to = days_from_civil(2401, 12, 31);
+        let from = rivulet_time::days_from_civil(1599, 1, 1).unwrap();
+        let to = rivulet_time::days_from_civil(2401, 12, 31).unwrap();
         let mut d = from;
         while d <= to {
             for ms in [d * MS_PER_DAY, d * MS_PER_DAY + MS_PER_DAY - 1] {

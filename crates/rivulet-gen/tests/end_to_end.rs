@@ -7,63 +7,32 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
-use rivulet_broker::{BrokerConfig, BrokerHandle};
-use rivulet_gen::{
-    time, Event, EventKind, EventStream, GenArgs, GenError, GenSummary, Malformation,
+use rivulet_gen::{time, Event, EventKind, GenArgs, GenError, GenSummary, Malformation};
+use rivulet_testkit::{
+    assert_dense, create_topic, gen_args, partition_count, plain_consumer_config, read_partition,
+    run_gen, run_gen_with_stats, stream_events, watermarks, TestBroker, START,
 };
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound for any single wait (loaded 2-core CI machine).
 const WAIT: Duration = Duration::from_secs(60);
-const START: &str = "2026-11-24T10:00:00Z";
 const PARTITIONS: usize = 3;
 
-struct TestBroker {
-    _dir: tempfile::TempDir,
-    port: u16,
-    handle: BrokerHandle,
+/// A broker whose auto-created topics have [`PARTITIONS`] partitions (if it creates them).
+async fn start_broker(auto_create: bool) -> TestBroker {
+    TestBroker::start_with(move |c| {
+        c.default_partitions = PARTITIONS as i32;
+        c.auto_create_topics = auto_create;
+    })
+    .await
 }
 
-impl TestBroker {
-    async fn start(auto_create: bool) -> TestBroker {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut cfg = BrokerConfig::new(dir.path(), "127.0.0.1", port);
-        cfg.default_partitions = PARTITIONS as i32;
-        cfg.auto_create_topics = auto_create;
-        let handle = tokio::time::timeout(WAIT, rivulet_broker::start(cfg, vec![listener]))
-            .await
-            .expect("broker start timed out")
-            .expect("broker start failed");
-        TestBroker {
-            _dir: dir,
-            port,
-            handle,
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    async fn shutdown(self) {
-        tokio::time::timeout(WAIT, self.handle.shutdown())
-            .await
-            .expect("broker shutdown timed out")
-            .expect("broker shutdown failed");
-    }
-}
-
-fn gen_args(bootstrap: &str, topic: &str, extra: &[&str]) -> GenArgs {
-    let mut argv = vec![
-        "gen",
+/// `rivulet gen` into `topic` from [`START`], quietly, with `extra` flags.
+fn args_for(bootstrap: &str, topic: &str, extra: &[&str]) -> GenArgs {
+    let mut flags = vec![
         "--brokers",
         bootstrap,
         "--topic",
@@ -72,23 +41,18 @@ fn gen_args(bootstrap: &str, topic: &str, extra: &[&str]) -> GenArgs {
         START,
         "--quiet",
     ];
-    argv.extend_from_slice(extra);
-    GenArgs::try_parse_from(argv).unwrap()
+    flags.extend_from_slice(extra);
+    gen_args(&flags)
 }
 
 /// The stream `run` produces for these args (seed and start time given explicitly).
 fn expected(args: &GenArgs, n: u64) -> Vec<Event> {
-    let cfg = args.stream_config(args.seed.unwrap(), args.start_time.unwrap());
-    EventStream::new(cfg)
-        .unwrap()
-        .take(usize::try_from(n).unwrap())
-        .collect()
+    stream_events(args, args.seed.unwrap(), args.start_time.unwrap(), n)
 }
 
-async fn run_gen(args: GenArgs) -> GenSummary {
-    tokio::time::timeout(WAIT, rivulet_gen::run(args, CancellationToken::new()))
+async fn run_to_end(args: GenArgs) -> GenSummary {
+    run_gen(args, CancellationToken::new())
         .await
-        .expect("generator timed out")
         .expect("generator failed")
 }
 
@@ -100,67 +64,36 @@ struct Record {
     payload: Vec<u8>,
 }
 
-fn consumer(bootstrap: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "rivulet-gen-test-unused")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
-        .set("broker.address.family", "v4")
-        .create()
-        .unwrap()
-}
-
 /// Every record of every partition of `topic` up to its current high watermark.
 async fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
-    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        let c = consumer(&bootstrap);
-        let md = c
-            .fetch_metadata(Some(&topic), Duration::from_secs(20))
-            .unwrap();
-        let partitions = md.topics()[0].partitions().len();
-        assert_eq!(
-            partitions, PARTITIONS,
-            "the topic should be multi-partition"
-        );
-        let mut out = Vec::new();
-        for p in 0..partitions as i32 {
-            let (lo, hi) = c
-                .fetch_watermarks(&topic, p, Duration::from_secs(20))
-                .unwrap();
-            if hi <= lo {
-                continue;
-            }
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, p, Offset::Offset(lo))
-                .unwrap();
-            c.assign(&tpl).unwrap();
-            let deadline = Instant::now() + WAIT;
-            let mut next = lo;
-            while next < hi {
-                assert!(Instant::now() < deadline, "timed out reading {topic}/{p}");
-                match c.poll(Duration::from_millis(200)) {
-                    None => {}
-                    Some(Err(e)) => panic!("consume error on {topic}/{p}: {e}"),
-                    Some(Ok(m)) => {
-                        assert_eq!(m.partition(), p);
-                        assert_eq!(m.offset(), next, "offsets are contiguous");
-                        next += 1;
-                        out.push(Record {
-                            partition: p,
-                            key: String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
-                            payload: m.payload().unwrap_or_default().to_vec(),
-                        });
-                    }
-                }
-            }
-        }
-        out
+    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    let (partitions, marks) = tokio::task::spawn_blocking(move || {
+        let marks: Vec<(i64, i64)> = (0..PARTITIONS as i32)
+            .map(|p| watermarks(&b, &t, p))
+            .collect();
+        (partition_count(&b, &t), marks)
     })
     .await
-    .unwrap()
+    .unwrap();
+    assert_eq!(
+        partitions,
+        Some(PARTITIONS),
+        "the topic should be multi-partition"
+    );
+    let mut out = Vec::new();
+    for (p, (lo, hi)) in (0..).zip(marks) {
+        let msgs = read_partition(bootstrap, topic, p, lo, (hi - lo).max(0) as usize).await;
+        assert_dense(&msgs, lo, "offsets are contiguous");
+        out.extend(msgs.iter().map(|m| {
+            assert_eq!(m.partition(), p);
+            Record {
+                partition: p,
+                key: String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+            }
+        }));
+    }
+    out
 }
 
 /// Checks `records` are exactly `events`: each key in one partition, and per partition the
@@ -210,10 +143,10 @@ fn parse_strict(payload: &[u8]) -> Option<(u64, f64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_run_produces_exactly_the_event_stream() {
-    let broker = TestBroker::start(true).await;
+    let mut broker = start_broker(true).await;
     let n = 3000u64;
     let keys = 17u64;
-    let args = gen_args(
+    let args = args_for(
         &broker.bootstrap(),
         "events",
         &[
@@ -240,7 +173,7 @@ async fn seeded_run_produces_exactly_the_event_stream() {
         ],
     );
     let events = expected(&args, n);
-    let summary = run_gen(args.clone()).await;
+    let summary = run_to_end(args.clone()).await;
 
     // The summary accounts for every event, and its bad/late counts are the stream's.
     assert_eq!(summary.sent, n);
@@ -326,7 +259,7 @@ async fn seeded_run_produces_exactly_the_event_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_seed_reproduces_the_same_records_whatever_the_producer_settings() {
-    let broker = TestBroker::start(true).await;
+    let mut broker = start_broker(true).await;
     let common = [
         "--seed",
         "12345",
@@ -341,12 +274,12 @@ async fn same_seed_reproduces_the_same_records_whatever_the_producer_settings() 
         "--late-fraction",
         "0.2",
     ];
-    let a = gen_args(&broker.bootstrap(), "repro-a", &common);
+    let a = args_for(&broker.bootstrap(), "repro-a", &common);
     let mut b_flags = common.to_vec();
     b_flags.extend(["--compression", "zstd", "--no-idempotence"]);
-    let b = gen_args(&broker.bootstrap(), "repro-b", &b_flags);
-    let sa = run_gen(a.clone()).await;
-    let sb = run_gen(b).await;
+    let b = args_for(&broker.bootstrap(), "repro-b", &b_flags);
+    let sa = run_to_end(a.clone()).await;
+    let sb = run_to_end(b).await;
     assert_eq!((sa.sent, sa.acknowledged, sa.errors), (800, 800, 0));
     assert_eq!((sb.sent, sb.acknowledged, sb.errors), (800, 800, 0));
     assert_eq!((sa.bad, sa.late), (sb.bad, sb.late));
@@ -361,20 +294,20 @@ async fn same_seed_reproduces_the_same_records_whatever_the_producer_settings() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_run_stops_on_cancel_and_accounts_for_every_event() {
-    let broker = TestBroker::start(true).await;
+    let mut broker = start_broker(true).await;
     // No --count: runs until cancelled. Cancel once 40 records are readable (event-driven,
     // not a timed sleep), then everything sent must be acknowledged and readable.
-    let args = gen_args(
+    let args = args_for(
         &broker.bootstrap(),
         "paced",
         &["--seed", "99", "--rate", "400", "--keys", "8"],
     );
     let cancel = CancellationToken::new();
-    let gen = tokio::spawn(rivulet_gen::run(args.clone(), cancel.clone()));
+    let gen = tokio::spawn(run_gen(args.clone(), cancel.clone()));
 
     let bootstrap = broker.bootstrap();
     let watcher = tokio::task::spawn_blocking(move || {
-        let c = consumer(&bootstrap);
+        let c: BaseConsumer = plain_consumer_config(&bootstrap).create().unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
             assert!(
@@ -422,15 +355,13 @@ async fn paced_run_stops_on_cancel_and_accounts_for_every_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_topic_without_auto_create_fails_fast() {
-    let broker = TestBroker::start(false).await;
-    let args = gen_args(
+    let mut broker = start_broker(false).await;
+    let args = args_for(
         &broker.bootstrap(),
         "nope",
         &["--count", "10", "--seed", "1"],
     );
-    let r = tokio::time::timeout(WAIT, rivulet_gen::run(args, CancellationToken::new()))
-        .await
-        .expect("generator hung on a missing topic");
+    let r = run_gen(args, CancellationToken::new()).await;
     assert!(
         matches!(r, Err(GenError::UnknownTopic(ref t)) if t == "nope"),
         "{r:?}"
@@ -447,10 +378,8 @@ async fn invalid_flags_are_refused_before_connecting() {
         &["--dist", "uniform", "--min", "5", "--max", "1"],
         &["--late-fraction", "0.1", "--late-by", "0"],
     ] {
-        let args = gen_args("127.0.0.1:9", "events", extra);
-        let r = tokio::time::timeout(WAIT, rivulet_gen::run(args, CancellationToken::new()))
-            .await
-            .unwrap();
+        let args = args_for("127.0.0.1:9", "events", extra);
+        let r = run_gen(args, CancellationToken::new()).await;
         assert!(
             matches!(r, Err(GenError::InvalidArgs(_))),
             "{extra:?}: {r:?}"
@@ -460,26 +389,18 @@ async fn invalid_flags_are_refused_before_connecting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_errors_are_counted_not_dropped() {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-
-    let broker = TestBroker::start(true).await;
+    let mut broker = start_broker(true).await;
     // A topic whose max.message.bytes is below any record batch: the broker refuses every
     // produce with MESSAGE_TOO_LARGE, a permanent error librdkafka reports per event.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("broker.address.family", "v4")
-        .create()
-        .unwrap();
-    let topic = NewTopic::new("tiny", 3, TopicReplication::Fixed(1)).set("max.message.bytes", "50");
-    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(20)));
-    let created = tokio::time::timeout(WAIT, admin.create_topics([&topic], &opts))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    create_topic(
+        &broker.bootstrap(),
+        "tiny",
+        3,
+        &[("max.message.bytes", "50")],
+    )
+    .await;
 
-    let args = gen_args(
+    let args = args_for(
         &broker.bootstrap(),
         "tiny",
         &[
@@ -492,7 +413,7 @@ async fn delivery_errors_are_counted_not_dropped() {
             "--no-idempotence",
         ],
     );
-    let summary = run_gen(args).await;
+    let summary = run_to_end(args).await;
     assert_eq!(summary.sent, 50);
     assert_eq!(summary.acknowledged, 0, "{summary}");
     assert_eq!(summary.errors, 50, "{summary}");
@@ -507,8 +428,8 @@ async fn delivery_errors_are_counted_not_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_stats_agree_with_the_summary() {
-    let broker = TestBroker::start(true).await;
-    let args = gen_args(
+    let mut broker = start_broker(true).await;
+    let args = args_for(
         &broker.bootstrap(),
         "stats",
         &[
@@ -525,13 +446,9 @@ async fn live_stats_agree_with_the_summary() {
         ],
     );
     let stats = std::sync::Arc::new(rivulet_gen::GenStats::default());
-    let summary = tokio::time::timeout(
-        WAIT,
-        rivulet_gen::run_with_stats(args.clone(), CancellationToken::new(), stats.clone()),
-    )
-    .await
-    .expect("generator timed out")
-    .expect("generator failed");
+    let summary = run_gen_with_stats(args.clone(), CancellationToken::new(), stats.clone())
+        .await
+        .expect("generator failed");
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(summary.sent, 2000);
     assert_eq!(load(&stats.sent), summary.sent);

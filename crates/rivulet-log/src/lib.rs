@@ -40,7 +40,8 @@ pub mod producer;
 pub mod quoted;
 pub mod records;
 mod segment;
-pub mod store;
+#[cfg(test)]
+mod store;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -55,4 +56,3 @@ pub use partition::{check_records, AppendResult, CheckedRecords, PartitionLog, R
 pub use quoted::{quoted, Quoted};
 pub use records::RecordRules;
 pub use segment::LogSlice;
-pub use store::PartitionStore;

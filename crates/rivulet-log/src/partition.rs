@@ -372,8 +372,10 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// See [`crate::PartitionStore::read`]. `offset == log_end_offset` gives empty bytes; an
-    /// offset below the log start or above the log end is `OffsetOutOfRange`.
+    /// Whole batches from the one containing `offset`: at least one batch even past
+    /// `max_bytes`, none whose base offset is `upper_bound` or more. `offset == log_end_offset`
+    /// gives empty bytes; an offset below the log start or above the log end is
+    /// `OffsetOutOfRange`.
     pub fn read(&self, offset: i64, max_bytes: usize, upper_bound: i64) -> Result<Bytes> {
         match self.read_slice(offset, max_bytes, upper_bound, true)? {
             Some(slice) => slice.to_bytes(),

@@ -1,63 +1,23 @@
-//! The small storage trait the broker's partition handling is written against, and its
-//! conformance tests, written once and run against every implementation.
+//! The storage conformance suite, written once: every case is a generic function over a
+//! [`conformance::Harness`] (how to open and reopen a partition's storage in a directory), and
+//! `conformance_tests!` instantiates all of them as `#[test]`s for one harness. It runs against
+//! [`PartitionLog`](crate::PartitionLog) with the default config and with tiny segments.
 
-use bytes::Bytes;
-
-use crate::error::Result;
-use crate::partition::AppendResult;
-
-/// What the broker needs from a partition's storage.
-pub trait PartitionStore: Send {
-    /// Validates and appends a produce payload (one or more v2 batches) atomically: either every
-    /// batch is stored with broker-assigned offsets or none is.
-    fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendResult>;
-    /// Whole batches starting with the one containing `offset`, at least one batch even if it
-    /// exceeds `max_bytes`, never including batches whose base offset is >= `upper_bound`.
-    fn read(&self, offset: i64, max_bytes: usize, upper_bound: i64) -> Result<Bytes>;
-    fn log_start_offset(&self) -> i64;
-    fn log_end_offset(&self) -> i64;
-    /// First offset whose record timestamp is >= `timestamp`, with that record's timestamp.
-    fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>>;
-}
-
-impl PartitionStore for crate::partition::PartitionLog {
-    fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendResult> {
-        crate::partition::PartitionLog::append(self, records, now_ms)
-    }
-    fn read(&self, offset: i64, max_bytes: usize, upper_bound: i64) -> Result<Bytes> {
-        crate::partition::PartitionLog::read(self, offset, max_bytes, upper_bound)
-    }
-    fn log_start_offset(&self) -> i64 {
-        crate::partition::PartitionLog::log_start_offset(self)
-    }
-    fn log_end_offset(&self) -> i64 {
-        crate::partition::PartitionLog::log_end_offset(self)
-    }
-    fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
-        crate::partition::PartitionLog::offset_for_timestamp(self, timestamp)
-    }
-}
-
-/// The conformance suite: every case is a generic function over a [`conformance::Harness`];
-/// [`conformance_tests!`] instantiates all of them as `#[test]`s for one implementation.
-#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod conformance {
     use std::path::Path;
 
     use kafka_protocol::records::Compression;
 
-    use super::PartitionStore;
     use crate::error::LogError;
-    use crate::partition::AppendResult;
+    use crate::partition::{AppendResult, PartitionLog};
     use crate::testutil::{batch, batch_full, headers};
 
     /// How to create and reopen the store under test in a directory.
     pub trait Harness {
-        type Store: PartitionStore;
-        fn open(&self, dir: &Path) -> Self::Store;
+        fn open(&self, dir: &Path) -> PartitionLog;
         /// Cleanly closes `store` and opens it again from `dir`.
-        fn reopen(&self, store: Self::Store, dir: &Path) -> Self::Store;
+        fn reopen(&self, store: PartitionLog, dir: &Path) -> PartitionLog;
     }
 
     fn appended(r: AppendResult) -> (i64, i64) {
@@ -72,7 +32,7 @@ pub(crate) mod conformance {
     }
 
     /// Reads everything from `from` to the log end, batch by batch, checking density.
-    fn read_all<S: PartitionStore>(s: &S, from: i64, max_bytes: usize) -> Vec<u8> {
+    fn read_all(s: &PartitionLog, from: i64, max_bytes: usize) -> Vec<u8> {
         let mut out = Vec::new();
         let mut offset = from;
         while offset < s.log_end_offset() {
@@ -350,7 +310,6 @@ pub(crate) mod conformance {
     pub(crate) use conformance_tests;
 }
 
-#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod partition_log_conformance {
     use std::path::Path;
@@ -362,7 +321,6 @@ mod partition_log_conformance {
     struct LogHarness(LogConfig);
 
     impl Harness for LogHarness {
-        type Store = PartitionLog;
         fn open(&self, dir: &Path) -> PartitionLog {
             PartitionLog::open(dir, self.0.clone(), Recovery::Clean).unwrap()
         }

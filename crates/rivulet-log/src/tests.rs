@@ -1,5 +1,5 @@
 //! Crate-level tests: crash recovery, producer state, retention, timestamps, durability hooks
-//! and the log manager. The storage-trait conformance suite lives in `store.rs`.
+//! and the log manager. The storage conformance suite lives in `store.rs`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;

@@ -354,13 +354,7 @@ impl Checkpoint {
     }
 }
 
-/// Milliseconds since the Unix epoch, by the wall clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use rivulet_time::now_ms;
 
 /// Writes `bytes` to `path` atomically and durably: temporary file in the same directory,
 /// fsync, rename over `path`, fsync of the directory.

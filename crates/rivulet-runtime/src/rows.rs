@@ -1,5 +1,5 @@
 //! Turning Arrow rows into text: JSON objects for the file, Kafka and late-row outputs, console
-//! cells, and the time formats they use (no date library: civil-from-days arithmetic).
+//! cells, and the time formats they use (`rivulet_time`'s calendar).
 //!
 //! JSON: timestamps are RFC 3339 strings with milliseconds (`2026-11-24T10:00:10.000Z`),
 //! floats are numbers (NaN/±inf → null), nulls are `null`, columns keep the batch's order.
@@ -14,45 +14,20 @@ use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn split_ms(ms: i64) -> (i64, u32, u32, u32, u32, u32, i64) {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, mo, d) = civil_from_days(days);
-    let secs = rem / 1000;
-    (
-        y,
-        mo,
-        d,
-        (secs / 3600) as u32,
-        ((secs / 60) % 60) as u32,
-        (secs % 60) as u32,
-        rem % 1000,
-    )
-}
-
 /// `2026-11-24T10:00:10.123Z`.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, f) = split_ms(ms);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{f:03}Z")
-}
+pub use rivulet_time::rfc3339_ms;
 
 /// Spark's console format: `2026-11-24 10:00:10`, with `.123` only when there are millis.
 pub fn console_timestamp(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, f) = split_ms(ms);
+    let rivulet_time::Civil {
+        year: y,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+        milli: f,
+    } = rivulet_time::civil_from_ms(ms);
     if f == 0 {
         format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
     } else {

@@ -3,20 +3,15 @@
 //! at any step (including between the two branches' sink writes) change nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
-use common::*;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use rivulet_gen::Event;
 use rivulet_runtime::query::FailPoint;
 use rivulet_runtime::rows::rfc3339_ms;
 use rivulet_runtime::{run_job, QuerySummary, RunOptions, RuntimeError};
+use rivulet_testkit::*;
 use tokio_util::sync::CancellationToken;
 
 const KEYS: u64 = 5;
@@ -152,20 +147,10 @@ fn check_buckets_update(rows: &[serde_json::Value], truth: &Truth) {
 
 /// The offsets the job's consumer group committed for `topic` (bounded wait).
 fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = c.committed_offsets(tpl, Duration::from_secs(20)).unwrap();
     (0..partitions)
-        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o,
+        .zip(committed_offsets(brokers, group, topic, partitions))
+        .map(|(p, o)| match o {
+            Offset::Offset(o) => o,
             other => panic!("partition {p}: no committed offset ({other:?})"),
         })
         .collect()
@@ -177,10 +162,10 @@ fn on_time_events(events: &[Event], late: &[serde_json::Value]) -> Vec<Ev> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_inserts_read_the_topic_once_and_match_their_truths() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         31,
         3000,
@@ -195,7 +180,7 @@ async fn two_inserts_read_the_topic_once_and_match_their_truths() {
         ..RunOptions::default()
     };
     let summary = run_job(
-        job(&broker.addr, dir.path(), "CHANGES"),
+        job(&broker.bootstrap(), dir.path(), "CHANGES"),
         opts,
         CancellationToken::new(),
     )
@@ -241,12 +226,12 @@ async fn two_inserts_read_the_topic_once_and_match_their_truths() {
         assert_eq!(state_branches, BTreeSet::from(["per_id", "buckets"]));
     }
     assert_eq!(
-        committed(&broker.addr, "rivulet-fanout", "events", 3),
-        end_offsets(&broker.addr, "events")
+        committed(&broker.bootstrap(), "rivulet-fanout", "events", 3),
+        end_offsets(&broker.bootstrap(), "events")
     );
 
     // Late rows are split off once, before the fan-out.
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     assert_eq!(late.len() as u64, summary.late_rows);
     assert!(
         summary.late_rows > 0,
@@ -266,15 +251,15 @@ async fn two_inserts_read_the_topic_once_and_match_their_truths() {
         .collect();
     assert_eq!(rows["per_id"], per_id.len() as u64);
     assert_eq!(rows["buckets"], buckets.len() as u64);
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_inserts_exactly_once_across_crashes() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         37,
         3000,
@@ -310,7 +295,7 @@ async fn two_inserts_exactly_once_across_crashes() {
             ..RunOptions::default()
         };
         match run_job(
-            job(&broker.addr, dir.path(), "ON WINDOW CLOSE"),
+            job(&broker.bootstrap(), dir.path(), "ON WINDOW CLOSE"),
             opts,
             CancellationToken::new(),
         )
@@ -335,7 +320,7 @@ async fn two_inserts_exactly_once_across_crashes() {
         crashes > 0 && between_branches > 0,
         "{crashes} crashes, {between_branches} between branches"
     );
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     let on_time = on_time_events(&events, &late);
     let wm = summary.watermark.unwrap();
     // Both branches append: every closed window exactly once in each sink, equal to its truth.
@@ -349,5 +334,5 @@ async fn two_inserts_exactly_once_across_crashes() {
         &buckets_truth(&on_time),
         wm,
     );
-    broker.stop().await;
+    broker.shutdown().await;
 }

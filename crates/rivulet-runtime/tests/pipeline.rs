@@ -3,16 +3,14 @@
 //! `rivulet_gen::EventStream` with the same seed, computed with plain loops.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
 use rivulet_engine::plan::Plan;
 use rivulet_gen::{Event, EventKind};
 use rivulet_runtime::query::FailPoint;
 use rivulet_runtime::rows::rfc3339_ms;
 use rivulet_runtime::{run_query, RunOptions};
+use rivulet_testkit::*;
 use tokio_util::sync::CancellationToken;
 
 const WINDOW_MS: i64 = 200;
@@ -20,20 +18,8 @@ const WINDOW_MS: i64 = 200;
 const KEYS: u64 = 5;
 
 /// Tumbling windows of [`WINDOW_MS`], 20 ms allowed lateness, append mode, 50 ms trigger.
-fn tumbling_plan(name: &str, brokers: &str, dir: &Path, sinks: &str, source_extra: &str) -> String {
-    plan_toml(&PlanParts {
-        name,
-        brokers,
-        dir,
-        source_extra,
-        // Idleness is processing time: a loaded test machine must not turn slow partitions
-        // idle and change which rows are late.
-        event_time_extra: "allowed_lateness = \"20ms\"\nidle_timeout = \"10m\"",
-        window: &format!("type = \"tumbling\"\nsize = \"{WINDOW_MS}ms\""),
-        mode: "append",
-        trigger: "50ms",
-        sinks,
-    })
+fn pipeline_plan(name: &str, brokers: &str, dir: &Path, sinks: &str, source_extra: &str) -> String {
+    tumbling_plan(name, brokers, dir, WINDOW_MS, "append", source_extra, sinks)
 }
 
 /// Ground truth: (id, window start, window end) → aggregate over good+late events minus `late`
@@ -47,10 +33,7 @@ fn tumbling_plan(name: &str, brokers: &str, dir: &Path, sinks: &str, source_extr
 /// three contribute identically, so the remaining ambiguity is harmless. (JSON float text may
 /// parse an ulp off; generated values are far apart.)
 fn expected(events: &[Event], late: &[serde_json::Value]) -> Truth {
-    truth_fixed(&on_time(&well_formed(events), late), |t| {
-        let ws = t.div_euclid(WINDOW_MS) * WINDOW_MS;
-        vec![(ws, ws + WINDOW_MS)]
-    })
+    truth_fixed(&on_time(&well_formed(events), late), tumbling(WINDOW_MS))
 }
 
 /// Regression: the ground truth once matched late rows to events by (id, timestamp) only. In
@@ -130,10 +113,10 @@ fn ground_truth_matches_late_rows_by_value() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ground_truth_append_mode() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         11,
         3000,
@@ -142,9 +125,9 @@ async fn ground_truth_append_mode() {
     )
     .await;
     let out = dir.path().join("out");
-    let plan = Plan::from_toml(&tumbling_plan(
+    let plan = Plan::from_toml(&pipeline_plan(
         "truth",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         &file_sink(&out),
         "late_topic = \"late\"",
@@ -160,7 +143,7 @@ async fn ground_truth_append_mode() {
         .unwrap();
     assert_eq!(summary.input_rows, 3000);
     assert!(summary.epochs >= 2, "{summary:?}");
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     assert_eq!(late.len() as u64, summary.late_rows);
     assert!(
         summary.late_rows > 0,
@@ -180,15 +163,15 @@ async fn ground_truth_append_mode() {
         })
         .sum();
     assert_eq!(n, 3000);
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_across_crashes() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         23,
         3000,
@@ -201,9 +184,9 @@ async fn exactly_once_across_crashes() {
         "{}\n[[sinks]]\ntype = \"kafka\"\ntopic = \"out\"",
         file_sink(&out)
     );
-    let text = tumbling_plan(
+    let text = pipeline_plan(
         "eo",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         &sinks,
         "late_topic = \"late\"",
@@ -257,12 +240,12 @@ async fn exactly_once_across_crashes() {
     }
     let summary = summary.expect("final run");
     assert!(crashes > 0);
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     let truth = expected(&events, &late);
     let rows = file_rows(&out);
     check_append(&rows, &truth, summary.watermark.unwrap());
     // The Kafka sink holds exactly the same rows, each once.
-    let mut kafka: Vec<String> = read_topic(&broker.addr, "out")
+    let mut kafka: Vec<String> = read_topic(&broker.bootstrap(), "out")
         .into_iter()
         .map(|v| String::from_utf8(v).unwrap())
         .collect();
@@ -278,15 +261,15 @@ async fn exactly_once_across_crashes() {
     files.sort();
     kafka_norm.sort();
     assert_eq!(kafka_norm, files);
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_reach_the_dlq() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         5,
         3000,
@@ -295,9 +278,9 @@ async fn dead_letters_reach_the_dlq() {
     )
     .await;
     let out = dir.path().join("out");
-    let plan = Plan::from_toml(&tumbling_plan(
+    let plan = Plan::from_toml(&pipeline_plan(
         "dlq",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         &file_sink(&out),
         "late_topic = \"late\"",
@@ -314,7 +297,7 @@ async fn dead_letters_reach_the_dlq() {
     assert!(!bad.is_empty());
     assert_eq!(summary.dead_letters, bad.len() as u64);
     assert_eq!(summary.input_rows, 3000);
-    let dlq = read_records(&broker.addr, "events.dlq");
+    let dlq = read_records(&broker.bootstrap(), "events.dlq");
     assert_eq!(dlq.len(), bad.len());
     let mut want: Vec<Vec<u8>> = bad.iter().map(|e| e.payload.clone()).collect();
     let mut got: Vec<Vec<u8>> = dlq.iter().map(|(v, _)| v.clone()).collect();
@@ -336,10 +319,10 @@ async fn dead_letters_reach_the_dlq() {
     }
     // Every good record is counted: each window closed by the final watermark equals the
     // aggregate of the well-formed events (minus the rows reported late).
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     assert_eq!(late.len() as u64, summary.late_rows);
     let rows = file_rows(&out);
     assert!(!rows.is_empty());
     check_append(&rows, &expected(&events, &late), summary.watermark.unwrap());
-    broker.stop().await;
+    broker.shutdown().await;
 }

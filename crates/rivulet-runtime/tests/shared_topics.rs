@@ -5,17 +5,15 @@
 //! at the same time. Real broker on 127.0.0.1:0, real librdkafka clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::*;
 use rivulet_engine::decode::{Decoder, RawRecord};
 use rivulet_engine::plan::Plan;
 use rivulet_gen::{Event, EventKind};
 use rivulet_runtime::query::FailPoint;
 use rivulet_runtime::{run_query, QuerySummary, RunOptions};
+use rivulet_testkit::*;
 use tokio_util::sync::CancellationToken;
 
 const WINDOW_MS: i64 = 200;
@@ -24,17 +22,7 @@ const KEYS: u64 = 5;
 /// The standard test plan (count/avg/min/max of `value` per id over 200 ms tumbling windows,
 /// append mode) named `name`, checkpointed under `dir`, with `sinks` and `source_extra`.
 fn plan(name: &str, brokers: &str, dir: &Path, sinks: &str, source_extra: &str) -> String {
-    plan_toml(&PlanParts {
-        name,
-        brokers,
-        dir,
-        source_extra,
-        event_time_extra: "allowed_lateness = \"20ms\"\nidle_timeout = \"10m\"",
-        window: &format!("type = \"tumbling\"\nsize = \"{WINDOW_MS}ms\""),
-        mode: "append",
-        trigger: "50ms",
-        sinks,
-    })
+    tumbling_plan(name, brokers, dir, WINDOW_MS, "append", source_extra, sinks)
 }
 
 fn kafka_sink(topic: &str) -> String {
@@ -99,11 +87,7 @@ async fn run_partly(text: &str, seed: u64, runs: usize) -> usize {
 /// The last committed epoch in the plan's checkpoint directory (`commits/<epoch>` files).
 fn checkpoint_last_commit(text: &str) -> Option<u64> {
     let plan = Plan::from_toml(text).unwrap();
-    let dir = plan.checkpoint.dir.unwrap().join("commits");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .max()
+    latest_epoch(&plan.checkpoint.dir.unwrap().join("commits"))
 }
 
 fn header<'a>(r: &'a Record, name: &str) -> Option<&'a str> {
@@ -180,10 +164,10 @@ fn check_query_output(
     distinct.sort();
     distinct.dedup();
     assert_eq!(distinct.len(), late_rows.len(), "{name}: a late row twice");
-    let truth = truth_fixed(&on_time(&well_formed(events), &late_rows), |t| {
-        let ws = t.div_euclid(WINDOW_MS) * WINDOW_MS;
-        vec![(ws, ws + WINDOW_MS)]
-    });
+    let truth = truth_fixed(
+        &on_time(&well_formed(events), &late_rows),
+        tumbling(WINDOW_MS),
+    );
     // Every window the final watermark closed is there, once, and equals the truth.
     check_append(rows, &truth, watermark.expect("a watermark"));
 }
@@ -194,9 +178,9 @@ fn check_query_output(
 /// first query's records carried the same epochs and seqs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_queries_share_a_sink_topic() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         31,
         3000,
@@ -207,12 +191,24 @@ async fn two_queries_share_a_sink_topic() {
     let da = tempfile::tempdir().unwrap();
     let db = tempfile::tempdir().unwrap();
     let extra = "late_topic = \"late\"";
-    let a = plan("a", &broker.addr, da.path(), &kafka_sink("shared"), extra);
-    let b = plan("b", &broker.addr, db.path(), &kafka_sink("shared"), extra);
+    let a = plan(
+        "a",
+        &broker.bootstrap(),
+        da.path(),
+        &kafka_sink("shared"),
+        extra,
+    );
+    let b = plan(
+        "b",
+        &broker.bootstrap(),
+        db.path(),
+        &kafka_sink("shared"),
+        extra,
+    );
     let ((sa, ca), (sb, cb)) = tokio::join!(run_crashing(&a, 1, 6), run_crashing(&b, 2, 6));
     assert!(ca > 0 && cb > 0, "no crash: {ca} {cb}");
-    let shared = by_query(&broker.addr, "shared");
-    let late = by_query(&broker.addr, "late");
+    let shared = by_query(&broker.bootstrap(), "shared");
+    let late = by_query(&broker.bootstrap(), "late");
     assert_eq!(shared.keys().collect::<Vec<_>>(), ["a", "b"]);
     for (q, s) in [("a", &sa), ("b", &sb)] {
         let rows = json_rows(&shared[q]);
@@ -232,7 +228,7 @@ async fn two_queries_share_a_sink_topic() {
     ra.sort();
     rb.sort();
     assert_eq!(ra, rb);
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 /// Three queries over one source write their dead letters to the default `<topic>.dlq`, one
@@ -240,9 +236,9 @@ async fn two_queries_share_a_sink_topic() {
 /// letters): each query's dead letters are exactly the records it cannot decode, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_queries_share_the_default_dlq() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         5,
         2000,
@@ -251,10 +247,22 @@ async fn three_queries_share_the_default_dlq() {
     )
     .await;
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = plan("a", &broker.addr, dirs[0].path(), &kafka_sink("out"), "");
-    let b = plan("b", &broker.addr, dirs[1].path(), &kafka_sink("out"), "");
+    let a = plan(
+        "a",
+        &broker.bootstrap(),
+        dirs[0].path(),
+        &kafka_sink("out"),
+        "",
+    );
+    let b = plan(
+        "b",
+        &broker.bootstrap(),
+        dirs[1].path(),
+        &kafka_sink("out"),
+        "",
+    );
     // Query c reads `value` as a string: most records are dead letters to it.
-    let c = plan("c", &broker.addr, dirs[2].path(), "", "")
+    let c = plan("c", &broker.bootstrap(), dirs[2].path(), "", "")
         .replace(
             "name = \"value\"\ntype = \"double\"",
             "name = \"value\"\ntype = \"string\"",
@@ -282,7 +290,7 @@ async fn three_queries_share_the_default_dlq() {
         last.push(s);
     }
     assert!(crashed > 0);
-    let dlq = by_query(&broker.addr, "events.dlq");
+    let dlq = by_query(&broker.bootstrap(), "events.dlq");
     let bad = payloads(events.iter().filter(|e| e.kind == EventKind::Bad));
     assert!(!bad.is_empty());
     assert_eq!(undecodable(&a, &events), bad);
@@ -292,12 +300,12 @@ async fn three_queries_share_the_default_dlq() {
     assert_eq!(sorted_values(&dlq["b"]), bad, "query b's dead letters");
     assert_eq!(sorted_values(&dlq["c"]), c_dead, "query c's dead letters");
     // Both a and b's results are in the shared output topic too.
-    let out = by_query(&broker.addr, "out");
+    let out = by_query(&broker.bootstrap(), "out");
     assert_eq!(json_rows(&out["a"]).len(), json_rows(&out["b"]).len());
     for (q, s) in [("a", &last[0]), ("b", &last[1])] {
         check_query_output(q, &json_rows(&out[q]), &[], &events, s.watermark);
     }
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 /// A query runs to the end, its checkpoint directory is deleted and it runs again (crashing on
@@ -305,9 +313,9 @@ async fn three_queries_share_the_default_dlq() {
 /// once. (Before the fix, the second run's first epochs were skipped as already written.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerun_from_a_fresh_checkpoint() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         7,
         2000,
@@ -316,7 +324,7 @@ async fn rerun_from_a_fresh_checkpoint() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let text = plan("q", &broker.addr, dir.path(), &kafka_sink("out"), "");
+    let text = plan("q", &broker.bootstrap(), dir.path(), &kafka_sink("out"), "");
     let (first, _) = run_crashing(&text, 3, 0).await;
     assert!(first.last_committed.is_some());
     let writer = |recs: &[Record]| {
@@ -328,7 +336,7 @@ async fn rerun_from_a_fresh_checkpoint() {
         w.dedup();
         w
     };
-    let out1 = by_query(&broker.addr, "out");
+    let out1 = by_query(&broker.bootstrap(), "out");
     let first_writer = writer(&out1["q"]);
     assert_eq!(first_writer.len(), 1);
     std::fs::remove_dir_all(dir.path().join("checkpoint")).unwrap();
@@ -336,8 +344,8 @@ async fn rerun_from_a_fresh_checkpoint() {
     // Same input, same plan: both runs end at the same watermark.
     assert_eq!(first.watermark, second.watermark);
     assert!(crashed > 0);
-    let out = by_query(&broker.addr, "out");
-    let dlq = by_query(&broker.addr, "events.dlq");
+    let out = by_query(&broker.bootstrap(), "out");
+    let dlq = by_query(&broker.bootstrap(), "events.dlq");
     let writers = writer(&out["q"]);
     assert_eq!(writers.len(), 2, "{writers:?}");
     let bad = payloads(events.iter().filter(|e| e.kind == EventKind::Bad));
@@ -363,7 +371,7 @@ async fn rerun_from_a_fresh_checkpoint() {
             .collect();
         assert_eq!(sorted_values(&dead), bad, "{dead_writer}");
     }
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 /// An epoch's replay crashes again, twice, with another query writing the same topics in
@@ -371,9 +379,9 @@ async fn rerun_from_a_fresh_checkpoint() {
 /// so the third attempt neither doubles nor drops any of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_crashes_again() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         9,
         2000,
@@ -383,8 +391,8 @@ async fn a_replay_crashes_again() {
     .await;
     let da = tempfile::tempdir().unwrap();
     let db = tempfile::tempdir().unwrap();
-    let a = plan("a", &broker.addr, da.path(), &kafka_sink("out"), "");
-    let b = plan("b", &broker.addr, db.path(), &kafka_sink("out"), "");
+    let a = plan("a", &broker.bootstrap(), da.path(), &kafka_sink("out"), "");
+    let b = plan("b", &broker.bootstrap(), db.path(), &kafka_sink("out"), "");
     async fn crash(text: &str, fp: FailPoint) {
         let opts = RunOptions {
             stop_when_caught_up: true,
@@ -408,11 +416,11 @@ async fn a_replay_crashes_again() {
     crash(&a, FailPoint::AfterDeadLetters(1)).await;
     crash(&a, FailPoint::AfterState(1)).await;
     let (sa, _) = run_crashing(&a, 6, 0).await;
-    let out = by_query(&broker.addr, "out");
+    let out = by_query(&broker.bootstrap(), "out");
     check_query_output("a", &json_rows(&out["a"]), &[], &events, sa.watermark);
     let bad = payloads(events.iter().filter(|e| e.kind == EventKind::Bad));
-    let dlq = by_query(&broker.addr, "events.dlq");
+    let dlq = by_query(&broker.bootstrap(), "events.dlq");
     assert_eq!(sorted_values(&dlq["a"]), bad);
     assert_eq!(sorted_values(&dlq["b"]), bad);
-    broker.stop().await;
+    broker.shutdown().await;
 }

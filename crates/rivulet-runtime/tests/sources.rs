@@ -3,43 +3,31 @@
 //! middle of a query, and offsets committed to the consumer group.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use rivulet_engine::plan::Plan;
 use rivulet_runtime::{run_query, RunOptions};
+use rivulet_testkit::*;
 use tokio_util::sync::CancellationToken;
 
 const WINDOW_MS: i64 = 1_000;
 const KEYS: u64 = 5;
 
 fn plan(name: &str, brokers: &str, dir: &Path, client: &str) -> Plan {
-    Plan::from_toml(&plan_toml(&PlanParts {
-        name,
-        brokers,
-        dir,
-        source_extra: &format!("client = \"{client}\""),
-        event_time_extra: "allowed_lateness = \"20ms\"\nidle_timeout = \"10m\"",
-        window: &format!("type = \"tumbling\"\nsize = \"{WINDOW_MS}ms\""),
-        mode: "append",
-        trigger: "50ms",
-        sinks: &file_sink(&dir.join("out")),
-    }))
+    let client = format!("client = \"{client}\"");
+    let sink = file_sink(&dir.join("out"));
+    Plan::from_toml(&tumbling_plan(
+        name, brokers, dir, WINDOW_MS, "append", &client, &sink,
+    ))
     .unwrap()
 }
 
 fn truth(events: &[Ev]) -> Truth {
-    truth_fixed(events, |t| {
-        let ws = t.div_euclid(WINDOW_MS) * WINDOW_MS;
-        vec![(ws, ws + WINDOW_MS)]
-    })
+    truth_fixed(events, tumbling(WINDOW_MS))
 }
 
 fn sorted(mut rows: Vec<serde_json::Value>) -> Vec<String> {
@@ -50,19 +38,9 @@ fn sorted(mut rows: Vec<serde_json::Value>) -> Vec<String> {
 
 /// Committed offsets of `group` for partitions `0..n` of `topic`.
 fn group_offsets(brokers: &str, group: &str, topic: &str, n: i32) -> Vec<i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..n {
-        tpl.add_partition(topic, p);
-    }
-    let got = c.committed_offsets(tpl, Duration::from_secs(20)).unwrap();
     (0..n)
-        .map(|p| match got.find_partition(topic, p).unwrap().offset() {
+        .zip(committed_offsets(brokers, group, topic, n))
+        .map(|(p, o)| match o {
             Offset::Offset(o) => o,
             other => panic!("partition {p}: no committed offset ({other:?})"),
         })
@@ -73,10 +51,10 @@ fn group_offsets(brokers: &str, group: &str, topic: &str, n: i32) -> Vec<i64> {
 /// equal to the ground truth, and commit the end offsets to the query's group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_clients_produce_the_same_rows() {
-    let broker = Broker::start(3).await;
-    let events = produce_gen(&broker.addr, "events", 5, 4000, KEYS, &[]).await;
+    let mut broker = TestBroker::with_partitions(3).await;
+    let events = produce_gen(&broker.bootstrap(), "events", 5, 4000, KEYS, &[]).await;
     let want = truth(&events);
-    let ends = end_offsets(&broker.addr, "events");
+    let ends = end_offsets(&broker.bootstrap(), "events");
     assert_eq!(ends.iter().sum::<i64>(), 4000);
     let mut outputs = Vec::new();
     for client in ["native", "librdkafka"] {
@@ -87,7 +65,7 @@ async fn both_clients_produce_the_same_rows() {
             ..RunOptions::default()
         };
         let summary = run_query(
-            plan(&name, &broker.addr, dir.path(), client),
+            plan(&name, &broker.bootstrap(), dir.path(), client),
             opts,
             CancellationToken::new(),
         )
@@ -98,24 +76,24 @@ async fn both_clients_produce_the_same_rows() {
         let rows = file_rows(&dir.path().join("out"));
         check_append(&rows, &want, summary.watermark.unwrap());
         assert_eq!(
-            group_offsets(&broker.addr, &format!("rivulet-{name}"), "events", 3),
+            group_offsets(&broker.bootstrap(), &format!("rivulet-{name}"), "events", 3),
             ends,
             "{client}: committed group offsets"
         );
         outputs.push(sorted(rows));
     }
     assert_eq!(outputs[0], outputs[1], "native vs librdkafka rows");
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 /// Batches compressed with every codec librdkafka produces are read by the native client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_client_reads_every_codec() {
-    let broker = Broker::start(1).await;
+    let mut broker = TestBroker::with_partitions(1).await;
     let mut all = Vec::new();
     for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
         let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &broker.addr)
+            .set("bootstrap.servers", broker.bootstrap())
             .set("compression.type", *codec)
             .set("linger.ms", "20")
             .create()
@@ -149,7 +127,7 @@ async fn native_client_reads_every_codec() {
         ..RunOptions::default()
     };
     let summary = run_query(
-        plan("codecs", &broker.addr, dir.path(), "native"),
+        plan("codecs", &broker.bootstrap(), dir.path(), "native"),
         opts,
         CancellationToken::new(),
     )
@@ -162,59 +140,16 @@ async fn native_client_reads_every_codec() {
         &truth(&all),
         summary.watermark.unwrap(),
     );
-    broker.stop().await;
-}
-
-/// A broker on a fixed port and data directory that can be stopped and started again.
-struct Restartable {
-    dir: std::path::PathBuf,
-    port: u16,
-    handle: Option<rivulet_broker::BrokerHandle>,
-}
-
-impl Restartable {
-    async fn start(dir: &Path, port: u16) -> Restartable {
-        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let port = l.local_addr().unwrap().port();
-        let cfg = rivulet_broker::BrokerConfig::new(dir, "127.0.0.1", port);
-        let h = rivulet_broker::start(cfg, vec![l]).await.unwrap();
-        Restartable {
-            dir: dir.to_path_buf(),
-            port,
-            handle: Some(h),
-        }
-    }
-
-    async fn restart(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown().await.unwrap();
-        }
-        // The port was just released; binding it again may need a moment.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let l = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "rebinding: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
-        let cfg = rivulet_broker::BrokerConfig::new(&self.dir, "127.0.0.1", self.port);
-        self.handle = Some(rivulet_broker::start(cfg, vec![l]).await.unwrap());
-    }
+    broker.shutdown().await;
 }
 
 /// The broker goes away and comes back while the query runs: the native client reconnects and
 /// the query ends with every record counted exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_client_survives_a_broker_restart() {
-    let data = tempfile::tempdir().unwrap();
-    let mut broker = Restartable::start(data.path(), 0).await;
-    let addr = format!("127.0.0.1:{}", broker.port);
-    create_topic(&addr, "events", 2).await;
+    let mut broker = TestBroker::start().await;
+    let addr = broker.bootstrap();
+    create_topic(&addr, "events", 2, &[]).await;
     let first = produce_gen(&addr, "events", 8, 2000, KEYS, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let progress = dir.path().join("progress.jsonl");
@@ -272,7 +207,5 @@ async fn native_client_survives_a_broker_restart() {
         &truth(&events),
         summary.watermark.unwrap(),
     );
-    if let Some(h) = broker.handle.take() {
-        h.shutdown().await.unwrap();
-    }
+    broker.shutdown().await;
 }

@@ -25,19 +25,14 @@
 //! be checked by hand against the input before it is committed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use common::{create_topic, file_rows, late_rows, Broker};
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rivulet_engine::plan::{DurationMs, OptionValue, TriggerSpec};
 use rivulet_engine::Job;
 use rivulet_runtime::connectors::{file, kafka};
 use rivulet_runtime::query::FailPoint;
 use rivulet_runtime::{run_job, QuerySummary, RunOptions, RuntimeError};
+use rivulet_testkit::{create_topic, file_rows, produce_records, topic_rows, TestBroker};
 use tokio_util::sync::CancellationToken;
 
 fn e2e_dir() -> PathBuf {
@@ -76,32 +71,11 @@ fn read_jsonl(path: &Path) -> Option<Vec<serde_json::Value>> {
 
 /// Produces `lines` as record values to partition 0, in order (idempotent, so no reordering).
 fn produce_lines(brokers: &str, topic: &str, lines: &[String]) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .unwrap();
-    for line in lines {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut rec = Some(
-            BaseRecord::<(), str>::to(topic)
-                .partition(0)
-                .payload(line.as_str()),
-        );
-        while let Some(r) = rec.take() {
-            if let Err((err, r)) = p.send(r) {
-                assert!(Instant::now() < deadline, "produce: {err}");
-                p.poll(Duration::from_millis(50));
-                rec = Some(r);
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(60)).unwrap();
-    assert_eq!(p.in_flight_count(), 0);
+    produce_records(
+        brokers,
+        topic,
+        lines.iter().map(|l| (Some(0), None, l.as_str())),
+    );
 }
 
 /// The case's job, pointed at `topic`: one INSERT writes to a file sink in `out`; with
@@ -213,7 +187,7 @@ struct Output {
 }
 
 /// Runs one case; returns its failures (empty when it passed).
-async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
+async fn run_case(broker: &TestBroker, sql: &Path, index: usize) -> Vec<String> {
     let name = sql.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let text = std::fs::read_to_string(sql).unwrap();
     let input: Vec<String> = std::fs::read_to_string(sibling(sql, "input.jsonl"))
@@ -223,8 +197,8 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
         .map(str::to_string)
         .collect();
     let topic = format!("golden-{name}");
-    create_topic(&broker.addr, &topic, 1).await;
-    produce_lines(&broker.addr, &topic, &input);
+    create_topic(&broker.bootstrap(), &topic, 1, &[]).await;
+    produce_lines(&broker.bootstrap(), &topic, &input);
 
     let expected_error = text
         .lines()
@@ -233,7 +207,13 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
         .map(|e| e.trim().to_string());
     if let Some(want) = expected_error {
         let dir = tempfile::tempdir().unwrap();
-        let got = match case_job(&text, &broker.addr, &topic, &dir.path().join("out"), None) {
+        let got = match case_job(
+            &text,
+            &broker.bootstrap(),
+            &topic,
+            &dir.path().join("out"),
+            None,
+        ) {
             Err(e) => e,
             Ok(job) => {
                 match run_job(
@@ -260,7 +240,7 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
     let run = |tag: &'static str, crash: Option<FailPoint>| {
         let text = text.clone();
         let topic = topic.clone();
-        let brokers = broker.addr.clone();
+        let brokers = broker.bootstrap().clone();
         let with_late = expected_late.is_some();
         let sinks = sinks.clone();
         async move {
@@ -284,7 +264,7 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
                     Err(e) => return Err(format!("run {tag}: {e}")),
                 };
             let late = match with_late {
-                true => without_metadata(late_rows(&brokers, &late_topic)),
+                true => without_metadata(topic_rows(&brokers, &late_topic)),
                 false => Vec::new(),
             };
             Ok((
@@ -365,12 +345,12 @@ async fn run_case(broker: &Broker, sql: &Path, index: usize) -> Vec<String> {
 async fn sql_queries_give_their_golden_output_through_the_broker_and_across_a_crash() {
     let files = cases();
     assert!(!files.is_empty(), "no .sql files in tests/sql/e2e");
-    let broker = Broker::start(1).await;
+    let mut broker = TestBroker::with_partitions(1).await;
     let mut failures = Vec::new();
     for (i, sql) in files.iter().enumerate() {
         failures.extend(run_case(&broker, sql, i).await);
     }
-    broker.stop().await;
+    broker.shutdown().await;
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

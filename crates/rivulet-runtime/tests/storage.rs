@@ -5,49 +5,32 @@
 //! a misconfigured PostgreSQL sink reports at start.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::storage::*;
-use common::*;
 use rivulet_engine::plan::Plan;
 use rivulet_gen::Event;
 use rivulet_runtime::query::FailPoint;
 use rivulet_runtime::{run_query, QuerySummary, RunOptions, RuntimeError};
+use rivulet_testkit::storage::*;
+use rivulet_testkit::*;
 use tokio_util::sync::CancellationToken;
 
 const WINDOW_MS: i64 = 200;
 const KEYS: u64 = 5;
 
 fn plan(name: &str, brokers: &str, dir: &Path, mode: &str, sinks: &str) -> String {
-    plan_toml(&PlanParts {
-        name,
-        brokers,
-        dir,
-        source_extra: "late_topic = \"late\"",
-        event_time_extra: "allowed_lateness = \"20ms\"\nidle_timeout = \"10m\"",
-        window: &format!("type = \"tumbling\"\nsize = \"{WINDOW_MS}ms\""),
-        mode,
-        trigger: "50ms",
-        sinks,
-    })
+    let late = "late_topic = \"late\"";
+    tumbling_plan(name, brokers, dir, WINDOW_MS, mode, late, sinks)
 }
 
 fn expected(events: &[Event], late: &[serde_json::Value]) -> Truth {
-    truth_fixed(&on_time(&well_formed(events), late), |t| {
-        let ws = t.div_euclid(WINDOW_MS) * WINDOW_MS;
-        vec![(ws, ws + WINDOW_MS)]
-    })
+    truth_fixed(&on_time(&well_formed(events), late), tumbling(WINDOW_MS))
 }
 
 fn expected_ev(events: &[Ev]) -> Truth {
-    truth_fixed(events, |t| {
-        let ws = t.div_euclid(WINDOW_MS) * WINDOW_MS;
-        vec![(ws, ws + WINDOW_MS)]
-    })
+    truth_fixed(events, tumbling(WINDOW_MS))
 }
 
 /// Runs the plan through seeded crashes at every fail point (sinks never closed on a crash),
@@ -113,10 +96,10 @@ fn parquet_sink(path: &Path, extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_append_exactly_once_across_crashes_with_rolling_and_compaction() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         31,
         4000,
@@ -131,11 +114,11 @@ async fn parquet_append_exactly_once_across_crashes_with_rolling_and_compaction(
         file_sink(&out),
         parquet_sink(&pq, "roll_interval = \"100ms\"\ncompact_min_files = 3")
     );
-    let text = plan("pq-eo", &broker.addr, dir.path(), "append", &sinks);
+    let text = plan("pq-eo", &broker.bootstrap(), dir.path(), "append", &sinks);
     let (summary, crashes) = run_with_crashes(&text, 7).await;
     assert!(crashes > 0);
 
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     let truth = expected(&events, &late);
     let read = read_parquet(&pq);
     check_append(&read.rows, &truth, summary.watermark.unwrap());
@@ -180,14 +163,14 @@ async fn parquet_append_exactly_once_across_crashes_with_rolling_and_compaction(
     // Compaction leaves fewer small files than its threshold per partition (the run rolled
     // a file every 100 ms).
     assert!(per_dir.values().all(|n| *n < 3), "{per_dir:?}");
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_update_mode_latest_epoch_wins_and_files_roll_by_size() {
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
-    let events = produce_gen_events(&broker.addr, "events", 41, 3000, KEYS, &[]).await;
+    let events = produce_gen_events(&broker.bootstrap(), "events", 41, 3000, KEYS, &[]).await;
     let pq = dir.path().join("parquet");
     // Only size rolls files during the run (the interval is an hour).
     let sinks = parquet_sink(
@@ -195,10 +178,16 @@ async fn parquet_update_mode_latest_epoch_wins_and_files_roll_by_size() {
         "partition_by = [\"id\"]\ncompression = \"snappy\"\nroll_size = \"2KiB\"\n\
          roll_interval = \"1h\"",
     );
-    let text = plan("pq-update", &broker.addr, dir.path(), "update", &sinks);
+    let text = plan(
+        "pq-update",
+        &broker.bootstrap(),
+        dir.path(),
+        "update",
+        &sinks,
+    );
     let (summary, _) = run_with_crashes(&text, 9).await;
     assert!(summary.last_committed.is_some());
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     let truth = expected(&events, &late);
     let mut read = read_parquet(&pq);
     assert_eq!(read.schema["_epoch"], "int64");
@@ -234,25 +223,25 @@ async fn parquet_update_mode_latest_epoch_wins_and_files_roll_by_size() {
         "no size roll: {per_dir:?}"
     );
     assert!(inprogress_files(&pq).is_empty());
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_rows_become_visible_within_the_roll_interval_while_idle() {
-    let broker = Broker::start(2).await;
-    create_topic(&broker.addr, "events", 2).await;
+    let mut broker = TestBroker::with_partitions(2).await;
+    create_topic(&broker.bootstrap(), "events", 2, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let pq = dir.path().join("parquet");
     let text = plan(
         "pq-idle",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         "update",
         &parquet_sink(&pq, "roll_interval = \"500ms\""),
     );
     let mut rng = Rng::new(3);
     let events = made_events(&mut rng, START_MS, 1000);
-    produce(&broker.addr, "events", &events);
+    produce(&broker.bootstrap(), "events", &events);
     let cancel = CancellationToken::new();
     let query = tokio::spawn(run_query(
         Plan::from_toml(&text).unwrap(),
@@ -291,7 +280,7 @@ async fn parquet_rows_become_visible_within_the_roll_interval_while_idle() {
     check_update(&rows, &truth);
     cancel.cancel();
     query.await.unwrap().unwrap();
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 fn postgres_sink(url: &str, table: &str) -> String {
@@ -301,10 +290,10 @@ fn postgres_sink(url: &str, table: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_append_exactly_once_across_crashes() {
     let pg = PgServer::start();
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         53,
         4000,
@@ -318,10 +307,10 @@ async fn postgres_append_exactly_once_across_crashes() {
         file_sink(&out),
         postgres_sink(&pg.url(), "stats_eo")
     );
-    let text = plan("pg-eo", &broker.addr, dir.path(), "append", &sinks);
+    let text = plan("pg-eo", &broker.bootstrap(), dir.path(), "append", &sinks);
     let (summary, crashes) = run_with_crashes(&text, 11).await;
     assert!(crashes > 0);
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     let truth = expected(&events, &late);
     let rows = pg.rows("stats_eo");
     check_append(&rows, &truth, summary.watermark.unwrap());
@@ -371,7 +360,7 @@ async fn postgres_append_exactly_once_across_crashes() {
     .collect();
     assert_eq!(cols, want);
     assert_eq!(pk, "PRIMARY KEY (id, window_start)");
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 /// Hand-made events: `n` rows from `from_ms`, 2 ms apart, ids round robin.
@@ -410,13 +399,13 @@ fn spooled(dir: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_server_outage_mid_run_loses_and_doubles_nothing() {
     let mut pg = PgServer::start();
-    let broker = Broker::start(2).await;
-    create_topic(&broker.addr, "events", 2).await;
+    let mut broker = TestBroker::with_partitions(2).await;
+    create_topic(&broker.bootstrap(), "events", 2, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let table = "stats_outage";
     let text = plan(
         "pg-outage",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         "update",
         &postgres_sink(&pg.url(), table),
@@ -424,7 +413,7 @@ async fn postgres_server_outage_mid_run_loses_and_doubles_nothing() {
     let mut rng = Rng::new(5);
     let phase1 = made_events(&mut rng, START_MS, 2000);
     let phase2 = made_events(&mut rng, START_MS + 4000, 2000);
-    produce(&broker.addr, "events", &phase1);
+    produce(&broker.bootstrap(), "events", &phase1);
     let cancel = CancellationToken::new();
     let query = tokio::spawn(run_query(
         Plan::from_toml(&text).unwrap(),
@@ -438,7 +427,7 @@ async fn postgres_server_outage_mid_run_loses_and_doubles_nothing() {
     })
     .await;
     pg.stop("immediate");
-    produce(&broker.addr, "events", &phase2);
+    produce(&broker.bootstrap(), "events", &phase2);
     // The query goes on while the server is away: epochs are committed and held in the spool.
     let spool = dir
         .path()
@@ -465,19 +454,19 @@ async fn postgres_server_outage_mid_run_loses_and_doubles_nothing() {
     let rows = pg.rows(table);
     check_update(&rows, &truth);
     assert_eq!(rows.len(), truth.len());
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sink_errors_are_clear_at_start() {
     let pg = PgServer::start();
-    let broker = Broker::start(1).await;
-    create_topic(&broker.addr, "events", 1).await;
+    let mut broker = TestBroker::with_partitions(1).await;
+    create_topic(&broker.bootstrap(), "events", 1, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let start = |url: String, table: &str| {
         let text = plan(
             "pg-errors",
-            &broker.addr,
+            &broker.bootstrap(),
             dir.path(),
             "update",
             &postgres_sink(&url, table),
@@ -538,5 +527,5 @@ async fn postgres_sink_errors_are_clear_at_start() {
          max_value double precision, note text, PRIMARY KEY (window_start, id))",
     );
     start(pg.url(), "fits").await.unwrap();
-    broker.stop().await;
+    broker.shutdown().await;
 }

@@ -2,15 +2,13 @@
 //! an in-process broker, each compared with a naive ground truth computed with plain loops.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
 use rivulet_engine::plan::Plan;
 use rivulet_runtime::rows::rfc3339_ms;
 use rivulet_runtime::{run_query, QuerySummary, RunOptions};
+use rivulet_testkit::*;
 use tokio_util::sync::CancellationToken;
 
 async fn run_to_end(text: &str, dir: &Path) -> QuerySummary {
@@ -33,10 +31,10 @@ async fn run_to_end(text: &str, dir: &Path) -> QuerySummary {
 async fn hopping_windows_append_mode() {
     const SIZE: i64 = 2_000;
     const SLIDE: i64 = 500;
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         31,
         6_000,
@@ -46,7 +44,7 @@ async fn hopping_windows_append_mode() {
     .await;
     let text = plan_text(
         "hop",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         "type = \"hopping\"\nsize = \"2s\"\nslide = \"500ms\"",
         "allowed_lateness = \"200ms\"\nidle_timeout = \"10m\"",
@@ -55,7 +53,7 @@ async fn hopping_windows_append_mode() {
     );
     let summary = run_to_end(&text, dir.path()).await;
     assert_eq!(summary.input_rows, 6_000);
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     assert_eq!(late.len() as u64, summary.late_rows);
     assert!(!late.is_empty());
     // Naive hopping assignment: every start s = k·slide with s <= t < s + size.
@@ -72,13 +70,13 @@ async fn hopping_windows_append_mode() {
     let wm = summary.watermark.unwrap();
     assert!(rows.len() > 20, "{} rows", rows.len());
     check_append(&rows, &truth, wm);
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_windows_append_mode() {
     const GAP: i64 = 300;
-    let broker = Broker::start(3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     // Ids 0..6, id i on partition i % 3. Per partition, time mostly advances in small steps
     // with an occasional pause longer than the gap, plus up to 50 ms of disorder (below the
@@ -102,10 +100,10 @@ async fn session_windows_append_mode() {
             });
         }
     }
-    produce(&broker.addr, "events", &events);
+    produce(&broker.bootstrap(), "events", &events);
     let text = plan_text(
         "session",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         "type = \"session\"\ngap = \"300ms\"",
         "allowed_lateness = \"100ms\"\nidle_timeout = \"10m\"",
@@ -114,7 +112,7 @@ async fn session_windows_append_mode() {
     );
     let summary = run_to_end(&text, dir.path()).await;
     assert_eq!(summary.input_rows, events.len() as u64);
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     assert_eq!(late.len() as u64, summary.late_rows);
     // Naive sessions: per id, on-time events sorted by time; an event less than the gap after
     // the previous one joins its session; a session spans [first, last + gap).
@@ -146,21 +144,15 @@ async fn session_windows_append_mode() {
         rows.len() * 10 > truth.len() * 8,
         "most sessions are closed"
     );
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 /// The latest committed epoch's input end offsets per partition (checkpoint `offsets/<epoch>`).
 fn committed_ends(checkpoint: &Path) -> Option<Vec<(i64, i64)>> {
-    let epoch = std::fs::read_dir(checkpoint.join("commits"))
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()?;
-    let text = std::fs::read_to_string(checkpoint.join("offsets").join(epoch.to_string())).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let mut ends: Vec<(i64, i64)> = v["ranges"]
-        .as_array()?
+    let (_, ranges) = latest_commit(checkpoint)?;
+    let mut ends: Vec<(i64, i64)> = ranges
         .iter()
-        .map(|r| (r["partition"].as_i64().unwrap(), r["end"].as_i64().unwrap()))
+        .map(|r| (i64::from(r.partition), r.end))
         .collect();
     ends.sort();
     Some(ends)
@@ -169,8 +161,8 @@ fn committed_ends(checkpoint: &Path) -> Option<Vec<(i64, i64)>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_partition_does_not_hold_the_watermark_forever() {
     const WINDOW: i64 = 500;
-    let broker = Broker::start(3).await;
-    create_topic(&broker.addr, "events", 3).await;
+    let mut broker = TestBroker::with_partitions(3).await;
+    create_topic(&broker.bootstrap(), "events", 3, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(5);
     // Partition 2 (ids 2 and 5) has data only at the start; partitions 0 and 1 start at the
@@ -187,10 +179,10 @@ async fn idle_partition_does_not_hold_the_watermark_forever() {
         }
     }
     let silent_last = START_MS + 90;
-    produce(&broker.addr, "events", &events);
+    produce(&broker.bootstrap(), "events", &events);
     let text = plan_text(
         "idle",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         "type = \"tumbling\"\nsize = \"500ms\"",
         "allowed_lateness = \"100ms\"\nidle_timeout = \"1s\"",
@@ -236,7 +228,7 @@ async fn idle_partition_does_not_hold_the_watermark_forever() {
             }
         }
         t += 100;
-        let brokers = broker.addr.clone();
+        let brokers = broker.bootstrap().clone();
         let c = chunk.clone();
         tokio::task::spawn_blocking(move || produce(&brokers, "events", &c))
             .await
@@ -263,7 +255,7 @@ async fn idle_partition_does_not_hold_the_watermark_forever() {
         .expect("query did not stop")
         .unwrap()
         .unwrap();
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     assert_eq!(late.len() as u64, summary.late_rows);
     // Nothing of the silent partition was dropped as late.
     assert!(
@@ -288,17 +280,17 @@ async fn idle_partition_does_not_hold_the_watermark_forever() {
             && r["window_start"].as_str() == Some(rfc3339_ms(ws).as_str())
             && r["count"].as_i64() == Some(5)));
     }
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_partitions_update_mode() {
     const WINDOW: i64 = 500;
-    let broker = Broker::start(6).await;
-    create_topic(&broker.addr, "events", 6).await;
+    let mut broker = TestBroker::with_partitions(6).await;
+    create_topic(&broker.bootstrap(), "events", 6, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         47,
         6_000,
@@ -306,7 +298,7 @@ async fn six_partitions_update_mode() {
         &["--late-fraction", "0.05", "--late-by", "1s"],
     )
     .await;
-    let ends = end_offsets(&broker.addr, "events");
+    let ends = end_offsets(&broker.bootstrap(), "events");
     assert_eq!(ends.len(), 6);
     assert!(
         ends.iter().all(|e| *e > 0),
@@ -316,7 +308,7 @@ async fn six_partitions_update_mode() {
     // slow partition idle, which would change which rows are late (seen once under load).
     let text = plan_text(
         "six",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         "type = \"tumbling\"\nsize = \"500ms\"",
         "allowed_lateness = \"200ms\"\nidle_timeout = \"10m\"",
@@ -325,7 +317,7 @@ async fn six_partitions_update_mode() {
     );
     let summary = run_to_end(&text, dir.path()).await;
     assert_eq!(summary.input_rows, 6_000);
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     assert_eq!(late.len() as u64, summary.late_rows);
     let truth = truth_fixed(&on_time(&events, &late), |t| {
         let s = t.div_euclid(WINDOW) * WINDOW;
@@ -334,7 +326,7 @@ async fn six_partitions_update_mode() {
     assert!(truth.len() >= 12 * 12, "{} windows", truth.len());
     let rows = file_rows(&dir.path().join("out"));
     check_update(&rows, &truth);
-    broker.stop().await;
+    broker.shutdown().await;
 }
 
 /// HAVING and a SELECT list (DataFusion expressions over the aggregates, in their own column
@@ -343,10 +335,10 @@ async fn six_partitions_update_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn having_and_select_over_tumbling_windows() {
     const SIZE: i64 = 100;
-    let broker = Broker::start(2).await;
+    let mut broker = TestBroker::with_partitions(2).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen(
-        &broker.addr,
+        &broker.bootstrap(),
         "events",
         57,
         4_000,
@@ -356,7 +348,7 @@ async fn having_and_select_over_tumbling_windows() {
     .await;
     let text = plan_text(
         "shaped",
-        &broker.addr,
+        &broker.bootstrap(),
         dir.path(),
         "type = \"tumbling\"\nsize = \"100ms\"",
         "allowed_lateness = \"100ms\"\nidle_timeout = \"10m\"",
@@ -389,7 +381,7 @@ expr = "window_end"
 "#;
     let summary = run_to_end(&text, dir.path()).await;
     assert_eq!(summary.input_rows, 4_000);
-    let late = late_rows(&broker.addr, "late");
+    let late = topic_rows(&broker.bootstrap(), "late");
     let truth = truth_fixed(&on_time(&events, &late), |t| {
         let s = t.div_euclid(SIZE) * SIZE;
         vec![(s, s + SIZE)]
@@ -452,5 +444,5 @@ expr = "window_end"
     assert!(
         at("window_start") < at("id") && at("id") < at("mean") && at("size") < at("window_end")
     );
-    broker.stop().await;
+    broker.shutdown().await;
 }

@@ -26,11 +26,12 @@
 //!   function registered) resolves and type-checks the SELECT; its errors keep their position.
 //! - [`compile()`] maps the accepted query onto the plan: the `TUMBLE/HOP/SESSION` call in FROM
 //!   is the window, GROUP BY keys (expressions become derived columns) and aggregate calls go
-//!   to the window operator, EMIT picks the output mode.
+//!   to the window operator, WHERE and HAVING become filters and the SELECT list the result
+//!   columns (expressions the engine evaluates with DataFusion, `rivulet_engine::expr`), EMIT
+//!   picks the output mode.
 //!
-//! Not yet: the engine still evaluates WHERE and derived columns with its own small evaluator
-//! (`rivulet_engine::expr`), so a DataFusion function it lacks is rejected by the plan check;
-//! HAVING; INSERTs over different sources in one file.
+//! Not yet: INSERTs over different sources in one file (the INSERTs of a file share one
+//! source, read once).
 //!
 //! Every error reads `line:column: what is wrong`, and is reported before anything starts.
 

@@ -5,15 +5,12 @@
 //! (`VmHWM`) — in its own process, so the test's clients do not count.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use common::*;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -25,6 +22,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use rivulet_testkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 
 fn frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Vec<u8> {
     let mut h = RequestHeader::default();
@@ -125,7 +125,7 @@ fn all_or_nothing(dir: &Path, name: &str, partitions: usize) -> bool {
 fn sigterm_and_kill9_during_a_long_topic_creation() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut broker = BrokerProcess::start(&data, &dir.path().join("broker.log"), "always");
+    let mut broker = BrokerProcess::start(BIN, &data, &dir.path().join("broker.log"), "always");
     let mut s = connect(&broker.bootstrap());
     s.write_all(&frame(
         ApiKey::CreateTopics,
@@ -291,6 +291,7 @@ fn broker_memory_stays_bounded_under_attack() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let broker = BrokerProcess::start_with_args(
+        BIN,
         &data,
         &dir.path().join("broker.log"),
         "always",

@@ -4,19 +4,19 @@
 //! send order per partition, at dense offsets; unacknowledged records may appear at most once.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rivulet_testkit::*;
 use tokio::task::JoinHandle;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 
 const TOPIC: &str = "crash";
 const PARTITIONS: i32 = 3;
@@ -131,9 +131,9 @@ async fn kill_9_during_idempotent_produce_loses_no_acknowledged_record() {
     let test_start = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let mut broker = BrokerProcess::start(&data, &tmp.path().join("broker.log"), "always");
+    let mut broker = BrokerProcess::start(BIN, &data, &tmp.path().join("broker.log"), "always");
     let bootstrap = broker.bootstrap();
-    create_topic(&bootstrap, TOPIC, PARTITIONS).await;
+    create_topic(&bootstrap, TOPIC, PARTITIONS, &[]).await;
 
     let errors = ErrorLog::default();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -231,7 +231,7 @@ async fn kill_9_during_idempotent_produce_loses_no_acknowledged_record() {
     let parts: Vec<Vec<(i64, u64)>> = tokio::task::spawn_blocking(move || {
         (0..PARTITIONS)
             .map(|p| {
-                read_all(&b, TOPIC, p)
+                read_all_blocking(&b, TOPIC, p)
                     .iter()
                     .map(|m| {
                         let v = std::str::from_utf8(m.payload().expect("payload")).expect("utf8");

@@ -7,17 +7,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rivulet_testkit::{lines_of, stop_child, BROKER_LISTENING, UP_ON_FREE_PORTS};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 const DASHBOARD_AT: &str = "rivulet dashboard at http://";
-const BROKER_AT: &str = "rivulet broker listening on ";
 /// Bound on waiting for results (a loaded 2-core machine; windows are 10 s).
 const RESULTS_WAIT: Duration = Duration::from_secs(150);
 
@@ -38,18 +38,10 @@ impl Proc {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
         Proc {
             child,
-            lines: rx,
+            lines,
             seen: Vec::new(),
         }
     }
@@ -85,23 +77,8 @@ impl Proc {
 
     /// SIGINT and a bounded wait for a successful exit.
     fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rivulet did not stop after SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = stop_child(&mut self.child, "INT", Duration::from_secs(60))
+            .expect("rivulet did not stop after SIGINT");
         self.drain();
         assert!(status.success(), "exit {status:?}");
     }
@@ -298,21 +275,13 @@ fn up_serves_the_page_the_api_metrics_and_live_updates() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    let mut up = Proc::spawn(&[
-        "up",
-        "--listen",
-        "127.0.0.1:0",
-        "--dashboard-listen",
-        "127.0.0.1:0",
-        "--rate",
-        "2000",
-        "--data-dir",
-        data,
-    ]);
+    let mut args = UP_ON_FREE_PORTS.to_vec();
+    args.extend(["--data-dir", data]);
+    let mut up = Proc::spawn(&args);
     let addr = up.wait_line(DASHBOARD_AT);
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
-    up.wait_line(BROKER_AT);
+    up.wait_line(BROKER_LISTENING);
 
     // The page and its assets, all from this server.
     let page = get(&addr, "/");
@@ -600,7 +569,7 @@ fn run_with_dashboard_describes_an_external_broker() {
         "--data-dir",
         data.to_str().unwrap(),
     ]);
-    let brokers = up.wait_line(BROKER_AT);
+    let brokers = up.wait_line(BROKER_LISTENING);
     let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pipeline.toml");
     let checkpoints = dir.path().join("checkpoints");
     let mut run = Proc::spawn(&[

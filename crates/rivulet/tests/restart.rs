@@ -2,18 +2,18 @@
 //! clean SIGTERM/SIGINT restarts keeping data and committed group offsets.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
+use rivulet_testkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 
 /// Sends `values` to `topic`/`partition`, pipelined (so they share batches), awaiting all.
 /// Returns the offsets.
@@ -57,7 +57,7 @@ fn values(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
 async fn payloads(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, String)> {
     let (b, t) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
-        read_all(&b, &t, partition)
+        read_all_blocking(&b, &t, partition)
             .iter()
             .map(|m| {
                 (
@@ -108,10 +108,10 @@ fn expected(all: &[String], upto: usize) -> Vec<(i64, String)> {
 async fn torn_tail_is_truncated_to_last_valid_batch() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let mut broker = BrokerProcess::start(&data, &tmp.path().join("broker.log"), "always");
+    let mut broker = BrokerProcess::start(BIN, &data, &tmp.path().join("broker.log"), "always");
     let bootstrap = broker.bootstrap();
     let topic = "torn";
-    create_topic(&bootstrap, topic, 1).await;
+    create_topic(&bootstrap, topic, 1, &[]).await;
     let segment = data
         .join(format!("{topic}-0"))
         .join("00000000000000000000.log");
@@ -255,26 +255,6 @@ async fn torn_tail_is_truncated_to_last_valid_batch() {
     assert!(broker.stop_with("TERM").success());
 }
 
-/// Committed offset of `group` on `topic`/`partition`. Blocking.
-fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<Offset> {
-    let c: BaseConsumer = group_consumer_config(bootstrap, group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let r = c
-        .committed_offsets(tpl, Duration::from_secs(20))
-        .expect("committed_offsets");
-    (0..partitions)
-        .map(|p| {
-            r.find_partition(topic, p)
-                .map_or(Offset::Invalid, |e| e.offset())
-        })
-        .collect()
-}
-
 /// Consumes `n` messages through group `group` (subscribe), commits, and returns the values.
 fn consume_in_group(
     bootstrap: &str,
@@ -323,10 +303,10 @@ fn consume_in_group(
 async fn clean_restart_keeps_data_and_committed_offsets() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let mut broker = BrokerProcess::start(&data, &tmp.path().join("broker.log"), "always");
+    let mut broker = BrokerProcess::start(BIN, &data, &tmp.path().join("broker.log"), "always");
     let bootstrap = broker.bootstrap();
     let topic = "clean";
-    create_topic(&bootstrap, topic, 2).await;
+    create_topic(&bootstrap, topic, 2, &[]).await;
     let p: FutureProducer = idempotent_producer_config(&bootstrap)
         .create()
         .expect("producer");
@@ -346,7 +326,7 @@ async fn clean_restart_keeps_data_and_committed_offsets() {
         .expect("consumer");
     assert_eq!(got.len(), 100, "first group run saw duplicates: {got:?}");
     let b = bootstrap.clone();
-    let c = tokio::task::spawn_blocking(move || committed(&b, "g-clean", "clean", 2))
+    let c = tokio::task::spawn_blocking(move || committed_offsets(&b, "g-clean", "clean", 2))
         .await
         .expect("committed");
     assert_eq!(c, vec![Offset::Offset(50), Offset::Offset(50)]);
@@ -384,7 +364,7 @@ async fn clean_restart_keeps_data_and_committed_offsets() {
     }
     // Committed offsets intact; the group resumes after them.
     let b = bootstrap.clone();
-    let c = tokio::task::spawn_blocking(move || committed(&b, "g-clean", "clean", 2))
+    let c = tokio::task::spawn_blocking(move || committed_offsets(&b, "g-clean", "clean", 2))
         .await
         .expect("committed");
     assert_eq!(
@@ -433,7 +413,7 @@ async fn clean_restart_keeps_data_and_committed_offsets() {
     assert!(status.success(), "SIGINT exit status {status}");
     broker.restart();
     let b = bootstrap.clone();
-    let c = tokio::task::spawn_blocking(move || committed(&b, "g-clean", "clean", 2))
+    let c = tokio::task::spawn_blocking(move || committed_offsets(&b, "g-clean", "clean", 2))
         .await
         .expect("committed");
     assert_eq!(
@@ -472,10 +452,10 @@ async fn clean_restart_keeps_data_and_committed_offsets() {
 async fn committed_offsets_survive_kill_9() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    let mut broker = BrokerProcess::start(&data, &tmp.path().join("broker.log"), "always");
+    let mut broker = BrokerProcess::start(BIN, &data, &tmp.path().join("broker.log"), "always");
     let bootstrap = broker.bootstrap();
     let topic = "commits";
-    create_topic(&bootstrap, topic, 3).await;
+    create_topic(&bootstrap, topic, 3, &[]).await;
     let p: FutureProducer = idempotent_producer_config(&bootstrap)
         .create()
         .expect("producer");
@@ -494,7 +474,7 @@ async fn committed_offsets_survive_kill_9() {
         broker.kill9();
         broker.restart();
         let b = bootstrap.clone();
-        let c = tokio::task::spawn_blocking(move || committed(&b, "g-kill", "commits", 3))
+        let c = tokio::task::spawn_blocking(move || committed_offsets(&b, "g-kill", "commits", 3))
             .await
             .expect("committed");
         let expect = Offset::Offset(40 + 5 * round);

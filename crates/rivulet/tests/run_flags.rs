@@ -1,18 +1,16 @@
 //! `rivulet run` with query flags instead of (or over) a pipeline file.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use rivulet_testkit::run_cli;
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/pipeline.toml")
 }
 
 fn rivulet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rivulet"))
-        .args(args)
-        .env_remove("RIVULET_BROKERS")
-        .output()
-        .expect("runs rivulet")
+    run_cli(env!("CARGO_BIN_EXE_rivulet"), args)
 }
 
 fn plan_json(args: &[&str]) -> serde_json::Value {

@@ -7,17 +7,15 @@
 //! query c's dead letters were silently skipped.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use rdkafka::message::{Headers, Message};
 use rivulet_engine::decode::{Decoder, RawRecord};
-use rivulet_gen::{EventKind, EventStream, GenArgs};
+use rivulet_gen::EventKind;
+use rivulet_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 const COUNT: i64 = 2000;
@@ -77,11 +75,7 @@ fn cli(args: &[&str]) {
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("run.log"))
-        .unwrap();
+    let log = append_log(&dir.join("run.log"), "===== rivulet run =====");
     Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -94,17 +88,11 @@ fn spawn(dir: &Path, args: &[String]) -> Child {
 
 /// The end offset of partition 0 of `r` in the latest committed epoch of `dir`'s checkpoint.
 fn committed_end(dir: &Path, name: &str) -> Option<i64> {
-    let cp = dir.join("checkpoints").join(name);
-    let epoch = std::fs::read_dir(cp.join("commits"))
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()?;
-    let text = std::fs::read_to_string(cp.join("offsets").join(epoch.to_string())).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["ranges"][0]["end"].as_i64()
+    let (_, ranges) = latest_commit(&dir.join("checkpoints").join(name))?;
+    Some(ranges.first()?.end)
 }
 
-fn wait_until(dir: &Path, name: &str, child: &mut Child, done: impl Fn(i64) -> bool) {
+fn wait_for_commit(dir: &Path, name: &str, child: &mut Child, done: impl Fn(i64) -> bool) {
     let deadline = Instant::now() + READ_WAIT;
     loop {
         if committed_end(dir, name).is_some_and(&done) {
@@ -125,32 +113,20 @@ fn wait_until(dir: &Path, name: &str, child: &mut Child, done: impl Fn(i64) -> b
 /// with SIGINT once the whole topic is committed.
 fn run_query(dir: &Path, args: &[String], name: &str) {
     let mut c = spawn(dir, args);
-    wait_until(dir, name, &mut c, |_| true);
+    wait_for_commit(dir, name, &mut c, |_| true);
     c.kill().unwrap();
     c.wait().unwrap();
     let mut c = spawn(dir, args);
-    wait_until(dir, name, &mut c, |end| end >= COUNT);
-    let st = Command::new("kill")
-        .arg("-INT")
-        .arg(c.id().to_string())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let deadline = Instant::now() + READ_WAIT;
-    let st = loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "{name} did not stop on SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_for_commit(dir, name, &mut c, |end| end >= COUNT);
+    let st = stop_child(&mut c, "INT", READ_WAIT)
+        .unwrap_or_else(|| panic!("{name} did not stop on SIGINT"));
     assert!(st.success(), "{name}: {st}");
 }
 
 /// Values of `topic` per query (the first part of the `rivulet.writer` header).
 fn per_query(brokers: &str, topic: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
     let mut out: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    for m in read_all(brokers, topic, 0) {
+    for m in read_all_blocking(brokers, topic, 0) {
         let writer = m
             .headers()
             .and_then(|h| h.iter().find(|x| x.key == "rivulet.writer"))
@@ -169,6 +145,7 @@ fn per_query(brokers: &str, topic: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
 fn three_queries_share_a_sink_topic_and_the_dlq() {
     let tmp = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(
+        BIN,
         &tmp.path().join("data"),
         &tmp.path().join("broker.log"),
         "always",
@@ -208,14 +185,8 @@ fn three_queries_share_a_sink_topic_and_the_dlq() {
     }
 
     // The truth: the generator's events and what each query's schema cannot decode.
-    let mut argv = vec!["gen"];
-    argv.extend(GEN);
-    let gen_args = GenArgs::try_parse_from(argv).unwrap();
     // Seed 5 from 2026-11-24T10:00:00Z, as the flags say.
-    let events: Vec<_> = EventStream::new(gen_args.stream_config(5, 1_795_514_400_000))
-        .unwrap()
-        .take(COUNT as usize)
-        .collect();
+    let events = expected_events(&GEN, 5, START_MS, COUNT as u64);
     let dead_for = |schema: &str| {
         let plan = rivulet_runtime::PlanArgs {
             topics: vec!["r".into()],

@@ -3,18 +3,16 @@
 //! starts with `file:line:column: message`.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use rivulet_testkit::run_cli;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn rivulet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rivulet"))
-        .args(args)
-        .env_remove("RIVULET_BROKERS")
-        .output()
-        .expect("runs rivulet")
+    run_cli(env!("CARGO_BIN_EXE_rivulet"), args)
 }
 
 fn stdout_of(args: &[&str]) -> String {

@@ -5,15 +5,14 @@
 //! prints its error with line:column and the shell goes on, `\q` exits with status 0.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{create_topic, idempotent_producer_config, BrokerProcess, WAIT};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rivulet_testkit::{create_topic, produce_records, BrokerProcess, WAIT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 
 const PROMPT: &str = "rivulet> ";
 
@@ -144,16 +143,22 @@ const EVENTS: &[(i64, &str, u32)] = &[
 ];
 
 fn produce(brokers: &str, topic: &str) {
-    let p: BaseProducer = idempotent_producer_config(brokers).create().unwrap();
-    for (id, value, secs) in EVENTS {
-        let payload =
-            format!(r#"{{"id":{id},"value":{value},"timestamp":"2026-11-24T10:00:{secs:02}Z"}}"#);
-        let key = id.to_string();
-        p.send(BaseRecord::to(topic).key(&key).payload(&payload))
-            .unwrap();
-    }
-    p.flush(WAIT).unwrap();
-    assert_eq!(p.in_flight_count(), 0);
+    let records: Vec<(String, String)> = EVENTS
+        .iter()
+        .map(|(id, value, secs)| {
+            let payload = format!(
+                r#"{{"id":{id},"value":{value},"timestamp":"2026-11-24T10:00:{secs:02}Z"}}"#
+            );
+            (id.to_string(), payload)
+        })
+        .collect();
+    produce_records(
+        brokers,
+        topic,
+        records
+            .iter()
+            .map(|(k, v)| (None, Some(k.as_str()), v.as_str())),
+    );
 }
 
 /// Lines of `text` that look like result rows (`a | b | c`), in order.
@@ -165,12 +170,13 @@ fn rows(text: &str) -> Vec<&str> {
 async fn shell_runs_queries_until_ctrl_c_and_keeps_going() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(
+        BIN,
         &dir.path().join("data"),
         &dir.path().join("broker.log"),
         "always",
     );
     let brokers = broker.bootstrap();
-    create_topic(&brokers, "events", 1).await;
+    create_topic(&brokers, "events", 1, &[]).await;
     produce(&brokers, "events");
 
     let history = dir.path().join("history");

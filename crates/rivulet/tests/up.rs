@@ -3,43 +3,19 @@
 //! query's final checkpoint, then the broker's clean-shutdown marker).
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../rivulet-runtime/tests/common/storage.rs"]
-mod storage;
-
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
+use rivulet_testkit::{lines_of, storage, UP_ON_FREE_PORTS};
 
-fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 
 /// `rivulet up` on free ports at 2,000 events/s with its data in `data`, plus `extra` flags;
 /// stdout and stderr piped.
 fn spawn_up(data: &std::path::Path, extra: &[&str]) -> std::process::Child {
     Command::new(BIN)
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            // Not the default 8080: tests run side by side.
-            "--dashboard-listen",
-            "127.0.0.1:0",
-            "--rate",
-            "2000",
-            "--data-dir",
-        ])
+        .args(UP_ON_FREE_PORTS)
+        .arg("--data-dir")
         .arg(data)
         .args(extra)
         .env("RUST_LOG", "info")

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -121,13 +121,6 @@ impl std::fmt::Debug for GroupCoordinator {
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl GroupCoordinator {
@@ -469,7 +462,7 @@ impl GroupCoordinator {
         type Codes = Vec<(String, Vec<(i32, Option<i16>)>)>;
         let mut codes: Codes = Vec::with_capacity(req.topics.len());
         let mut entries = Vec::new();
-        let ts = now_ms();
+        let ts = rivulet_time::now_ms();
         for t in &req.topics {
             let name = t.name.0.to_string();
             let mut parts = Vec::with_capacity(t.partitions.len());

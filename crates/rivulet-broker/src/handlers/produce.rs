@@ -22,17 +22,10 @@ use crate::config::FsyncPolicy;
 use crate::error::log_error_code;
 use crate::logging::Kind;
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
     let v = ctx.version();
     let broker = ctx.broker.clone();
-    let now = now_ms();
+    let now = rivulet_time::now_ms();
     // A request-wide refusal, if any: every partition gets this code.
     let refuse: Option<(i16, String)> = if req.transactional_id.is_some() {
         Some((

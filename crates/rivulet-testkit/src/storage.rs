@@ -1,5 +1,4 @@
-//! Helpers for the storage sink tests, shared by rivulet-runtime's tests (as `common::storage`)
-//! and the `rivulet` binary's tests (through `#[path]`):
+//! What the storage sink tests read their output with:
 //!
 //! - [`read_parquet`]: reads a Parquet dataset back with **pyarrow** (an independent reader,
 //!   from the `.venv` that `scripts/install-test-deps.sh` creates) and returns its rows as the
@@ -10,17 +9,15 @@
 //!   script installs them.
 //!
 //! Every wait is bounded.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rivulet_runtime::rows::rfc3339_ms;
+use rivulet_time::rfc3339_ms;
 
-/// The repository root (this file is `crates/rivulet-runtime/tests/common/storage.rs`).
+/// The repository root (above this crate's directory).
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
@@ -264,6 +261,8 @@ fn output_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A port nothing listens on now. PostgreSQL binds its own socket (it cannot take one bound
+/// here), so the port is picked this way; a race with another process is possible but rare.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
