@@ -71,7 +71,7 @@ pub async fn start(
         config,
         logs: Arc::new(logs),
         groups,
-        stats: BrokerStats::default(),
+        stats: Arc::new(BrokerStats::default()),
         shutdown: CancellationToken::new(),
         connections_per_ip: parking_lot::Mutex::new(HashMap::new()),
         warnings: RateLimited::default(),
@@ -249,6 +249,10 @@ impl BrokerHandle {
     }
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
+    }
+    /// The broker's counters: a cheap cloneable handle that keeps nothing else alive.
+    pub fn stats(&self) -> Arc<BrokerStats> {
+        self.broker.stats.clone()
     }
     /// Graceful stop: stop accepting, close connections, flush every log, write the recovery
     /// checkpoint and the clean-shutdown marker.

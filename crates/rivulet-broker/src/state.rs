@@ -15,7 +15,9 @@ use crate::durability::Durability;
 use crate::group::GroupCoordinator;
 use crate::logging::{OncePerCause, RateLimited};
 
-/// Counters of what the broker refused or saw, for logs and /metrics.
+/// Counters of what the broker refused or saw, for logs, /metrics and the dashboard. The broker keeps
+/// them behind an `Arc` so a watcher holds the counters only ([`crate::BrokerHandle::stats`]),
+/// never the broker.
 #[derive(Debug, Default)]
 pub struct BrokerStats {
     pub connections_accepted: AtomicU64,
@@ -47,7 +49,7 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
     pub durability: Arc<Durability>,
-    pub stats: BrokerStats,
+    pub stats: Arc<BrokerStats>,
     pub shutdown: CancellationToken,
     /// Bytes of requests being received or handled (`--queued-max-request-bytes`): a frame
     /// takes its size in permits once its length is known, until it is answered.

@@ -2,7 +2,7 @@
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-/// An error from an admin command or a benchmark.
+/// An error from an admin command.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// librdkafka reported an error while doing `context`.
@@ -36,29 +36,8 @@ pub enum ClientError {
         /// Why it failed.
         reason: String,
     },
-    /// The broker broke the Kafka protocol, or a request could not be encoded (`--client raw`).
-    #[error("protocol: {0}")]
-    Protocol(String),
-    /// Starting or talking to the broker that the bench runs itself failed.
-    #[error("bench broker: {0}")]
-    BrokerProcess(String),
-    /// A bounded wait ran out.
-    #[error("timed out: {0}")]
-    Timeout(String),
-    /// An I/O error while doing `context`.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A benchmark ran but not every record made it.
-    #[error("benchmark incomplete: {0}")]
-    Incomplete(String),
-    /// A worker thread of a benchmark panicked or was cancelled.
-    #[error("benchmark worker failed: {0}")]
+    /// The thread running a blocking librdkafka call panicked or was cancelled.
+    #[error("worker thread failed: {0}")]
     Worker(String),
 }
 
@@ -67,11 +46,5 @@ impl ClientError {
     pub(crate) fn kafka(context: impl Into<String>) -> impl FnOnce(KafkaError) -> ClientError {
         let context = context.into();
         move |source| ClientError::Kafka { context, source }
-    }
-
-    /// Wraps an I/O error with what was being done.
-    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClientError {
-        let context = context.into();
-        move |source| ClientError::Io { context, source }
     }
 }

@@ -1,4 +1,4 @@
-//! Small helpers shared by the admin commands and the benchmarks.
+//! Small helpers of the admin commands.
 
 use std::time::Duration;
 

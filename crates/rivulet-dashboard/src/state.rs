@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
+use rivulet_broker::state::BrokerStats;
 use rivulet_client::admin::{GroupOverview, TopicOverview};
 use rivulet_engine::plan::{OutputMode, Plan, TriggerSpec, WindowSpec};
 use rivulet_gen::GenStats;
@@ -36,9 +37,9 @@ pub struct DashboardConfig {
     pub brokers: String,
     /// The running query, if any.
     pub plan: Option<Plan>,
-    /// The embedded broker, for its counters (None against an external cluster: the broker's
-    /// input rate then comes from the topics' end offsets).
-    pub broker: Option<Arc<rivulet_broker::Broker>>,
+    /// The embedded broker's counters (None against an external cluster: the broker's input
+    /// rate then comes from the topics' end offsets).
+    pub broker: Option<Arc<BrokerStats>>,
     /// The generator's live counters, when `rivulet up` runs one.
     pub generator: Option<Arc<GenStats>>,
     /// Windows kept per key.
@@ -220,7 +221,7 @@ pub(crate) struct Shared {
     pub(crate) started_ms: i64,
     started: Instant,
     pub(crate) brokers: String,
-    broker: Option<Arc<rivulet_broker::Broker>>,
+    broker: Option<Arc<BrokerStats>>,
     generator: Option<Arc<GenStats>>,
     pub(crate) max_windows: usize,
     pub(crate) state: Mutex<State>,
@@ -289,8 +290,8 @@ impl Shared {
             t_ms: now_ms(),
             gen_sent: self.generator.as_ref().map(|g| load(&g.sent)),
             gen_errors: self.generator.as_ref().map(|g| load(&g.errors)),
-            broker_records_in: self.broker.as_ref().map(|b| load(&b.stats.records_in)),
-            broker_bytes_out: self.broker.as_ref().map(|b| load(&b.stats.bytes_out)),
+            broker_records_in: self.broker.as_ref().map(|b| load(&b.records_in)),
+            broker_bytes_out: self.broker.as_ref().map(|b| load(&b.bytes_out)),
             topic_end_offsets,
             engine_in: st.engine.input_rows,
             engine_out: st.engine.output_rows,
@@ -672,12 +673,12 @@ impl Shared {
             records_in_total: self
                 .broker
                 .as_ref()
-                .map(|b| b.stats.records_in.load(Ordering::Relaxed)),
+                .map(|b| b.records_in.load(Ordering::Relaxed)),
             records_in_per_second: rates.as_ref().and_then(|r| r.broker_in),
             bytes_out_total: self
                 .broker
                 .as_ref()
-                .map(|b| b.stats.bytes_out.load(Ordering::Relaxed)),
+                .map(|b| b.bytes_out.load(Ordering::Relaxed)),
             bytes_out_per_second: {
                 let a = st
                     .samples

@@ -14,25 +14,29 @@
 //!   tick), with acks=all, the idempotent producer, bounded backpressure, a progress line
 //!   per second on stderr and a [`GenSummary`] at the end; [`run_with_stats`] also keeps
 //!   live [`GenStats`] counters (the dashboard's generator rate).
-//! - [`GenArgs`]: the `rivulet gen` flags, flattened into the binary's subcommand.
+//! - [`GenConfig`]: a run as plain data (the `rivulet gen` flags are parsed into one by the
+//!   binary); the producer's connection is a [`rivulet_client::KafkaConnection`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rivulet_gen::GenError> {
-//! let args = rivulet_gen::GenArgs::try_parse_from(["gen", "--count", "1000", "--seed", "7"])
-//!     .map_err(|e| rivulet_gen::GenError::InvalidArgs(e.to_string()))?;
-//! let summary = rivulet_gen::run(args, tokio_util::sync::CancellationToken::new()).await?;
+//! let config = rivulet_gen::GenConfig {
+//!     count: Some(1000),
+//!     seed: Some(7),
+//!     ..rivulet_gen::GenConfig::new("127.0.0.1:9092", "events")
+//! };
+//! let summary = rivulet_gen::run(config, tokio_util::sync::CancellationToken::new()).await?;
 //! println!("{summary}");
 //! # Ok(()) }
 //! ```
 
-mod args;
+mod config;
 mod error;
 pub mod pacing;
 mod run;
 pub mod stream;
 pub mod time;
 
-pub use args::{parse_duration, parse_start_time, Compression, Dist, GenArgs};
+pub use config::{parse_duration, parse_start_time, Compression, GenConfig};
 pub use error::GenError;
 pub use run::{run, run_with_stats, GenStats, GenSummary};
 pub use stream::{Event, EventKind, EventStream, Field, Malformation, StreamConfig, ValueDist};

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -20,7 +19,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::GenArgs;
+use crate::config::GenConfig;
 use crate::error::GenError;
 use crate::pacing::{Next, Schedule};
 use crate::stream::{Event, EventKind, EventStream};
@@ -181,16 +180,15 @@ impl ProducerContext for GenContext {
 
 type GenProducer = ThreadedProducer<GenContext>;
 
-fn producer_config(args: &GenArgs) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &args.brokers)
-        .set("client.id", "rivulet-gen")
+fn producer_config(config: &GenConfig) -> rdkafka::ClientConfig {
+    let mut c = config.connection.client_config();
+    c.set("client.id", "rivulet-gen")
         .set("acks", "all")
         .set(
             "enable.idempotence",
-            if args.no_idempotence { "false" } else { "true" },
+            if config.idempotence { "true" } else { "false" },
         )
-        .set("compression.type", args.compression.as_str())
+        .set("compression.type", config.compression.as_str())
         // Throughput: wait up to 5 ms to fill large batches (librdkafka caps batch.size at
         // message.max.bytes).
         .set("linger.ms", "5")
@@ -208,38 +206,38 @@ fn producer_config(args: &GenArgs) -> ClientConfig {
     c
 }
 
-/// Produces events as `args` describe until `--count` is reached or `cancel` fires, then
+/// Produces events as `config` describes until its count is reached or `cancel` fires, then
 /// waits (bounded) for every delivery report.
 ///
-/// Returns `Err` only when the run cannot start or cannot go on (bad flags, brokers not
-/// reachable, topic missing, a fatal producer error, a queue that stays full); failed
+/// Returns `Err` only when the run cannot start or cannot go on (a bad configuration, brokers
+/// not reachable, topic missing, a fatal producer error, a queue that stays full); failed
 /// deliveries are counted in [`GenSummary::errors`].
-pub async fn run(args: GenArgs, cancel: CancellationToken) -> Result<GenSummary, GenError> {
-    run_with_stats(args, cancel, Arc::new(GenStats::default())).await
+pub async fn run(config: GenConfig, cancel: CancellationToken) -> Result<GenSummary, GenError> {
+    run_with_stats(config, cancel, Arc::new(GenStats::default())).await
 }
 
 /// [`run`], keeping `stats` up to date while it runs (for a live view of the rate).
 pub async fn run_with_stats(
-    args: GenArgs,
+    config: GenConfig,
     cancel: CancellationToken,
     stats: Arc<GenStats>,
 ) -> Result<GenSummary, GenError> {
-    args.validate()?;
+    config.validate()?;
     // Without --seed a random one is drawn and reported, so any run can be replayed.
-    let seed = args.seed.unwrap_or_else(rand::random);
-    let start_ms = args.start_time.unwrap_or_else(time::now_ms);
-    let mut stream = EventStream::new(args.stream_config(seed, start_ms))?;
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let start_ms = config.start_ms.unwrap_or_else(time::now_ms);
+    let mut stream = EventStream::new(config.stream_config(seed, start_ms))?;
     let mut summary = GenSummary::new(seed, start_ms);
 
     let context = GenContext {
         stats: stats.clone(),
         ..GenContext::default()
     };
-    let producer: GenProducer = producer_config(&args)
+    let producer: GenProducer = producer_config(&config)
         .create_with_context(context)
         .map_err(GenError::kafka("creating the producer"))?;
     let checked = tokio::select! {
-        r = check_topic(&producer, &args) => Some(r),
+        r = check_topic(&producer, &config) => Some(r),
         _ = cancel.cancelled() => None,
     };
     let result = match checked {
@@ -249,12 +247,12 @@ pub async fn run_with_stats(
         }
         Some(Err(e)) => Err(e),
         Some(Ok(())) => {
-            if !args.quiet {
+            if !config.quiet {
                 eprintln!(
                     "rivulet gen: producing to {} on {} ({}), seed {seed}, start-time {}",
-                    args.topic,
-                    args.brokers,
-                    match args.rate {
+                    config.topic,
+                    config.connection.describe(),
+                    match config.rate {
                         0 => "unpaced".to_string(),
                         r => format!("{r} events/s"),
                     },
@@ -262,10 +260,10 @@ pub async fn run_with_stats(
                 );
             }
             let started = Instant::now();
-            let mut progress = Progress::new(started, args.quiet);
+            let mut progress = Progress::new(started, config.quiet);
             let r = send_loop(
                 &producer,
-                &args,
+                &config,
                 &mut stream,
                 &cancel,
                 &mut summary,
@@ -287,8 +285,8 @@ pub async fn run_with_stats(
 
 /// Fails fast when the brokers cannot be reached or the topic does not exist (instead of
 /// 30 s of retries per event). For brokers that auto-create topics this creates it.
-async fn check_topic(producer: &GenProducer, args: &GenArgs) -> Result<(), GenError> {
-    let (p, topic) = (producer.clone(), args.topic.clone());
+async fn check_topic(producer: &GenProducer, config: &GenConfig) -> Result<(), GenError> {
+    let (p, topic) = (producer.clone(), config.topic.clone());
     let metadata = tokio::task::spawn_blocking(move || {
         p.client().fetch_metadata(Some(&topic), METADATA_TIMEOUT)
     })
@@ -296,15 +294,15 @@ async fn check_topic(producer: &GenProducer, args: &GenArgs) -> Result<(), GenEr
     .map_err(|e| GenError::Internal(format!("metadata request: {e}")))?
     .map_err(GenError::kafka(format!(
         "reaching brokers {}",
-        args.brokers
+        config.connection.describe()
     )))?;
     let missing = metadata.topics().iter().any(|t| {
-        t.name() == args.topic
+        t.name() == config.topic
             && t.error().map(RDKafkaErrorCode::from)
                 == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
     });
     if missing {
-        return Err(GenError::UnknownTopic(args.topic.clone()));
+        return Err(GenError::UnknownTopic(config.topic.clone()));
     }
     Ok(())
 }
@@ -312,15 +310,15 @@ async fn check_topic(producer: &GenProducer, args: &GenArgs) -> Result<(), GenEr
 /// Sends events on schedule until the count is reached or `cancel` fires.
 async fn send_loop(
     producer: &GenProducer,
-    args: &GenArgs,
+    config: &GenConfig,
     stream: &mut EventStream,
     cancel: &CancellationToken,
     summary: &mut GenSummary,
     progress: &mut Progress,
     stats: &GenStats,
 ) -> Result<(), GenError> {
-    let schedule = Schedule::new(args.rate);
-    let limit = args.count.unwrap_or(u64::MAX);
+    let schedule = Schedule::new(config.rate);
+    let limit = config.count.unwrap_or(u64::MAX);
     let started = progress.started;
     while summary.sent < limit {
         if cancel.is_cancelled() {
@@ -337,7 +335,7 @@ async fn send_loop(
             let Some(event) = stream.next() else {
                 return Ok(());
             };
-            if !send(producer, &args.topic, &event, cancel).await? {
+            if !send(producer, &config.topic, &event, cancel).await? {
                 summary.cancelled = true;
                 return Ok(());
             }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rivulet_gen::{time, Event, EventKind, GenArgs, GenError, GenSummary, Malformation};
+use rivulet_gen::{
+    time, Compression, Event, EventKind, GenConfig, GenError, GenSummary, Malformation, ValueDist,
+};
 use rivulet_testkit::{
-    assert_dense, create_topic, gen_args, partition_count, plain_consumer_config, read_partition,
-    run_gen, run_gen_with_stats, stream_events, watermarks, TestBroker, START,
+    assert_dense, create_topic, partition_count, plain_consumer_config, read_partition, run_gen,
+    run_gen_with_stats, stream_events, watermarks, TestBroker, START, START_MS,
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -30,27 +32,21 @@ async fn start_broker(auto_create: bool) -> TestBroker {
     .await
 }
 
-/// `rivulet gen` into `topic` from [`START`], quietly, with `extra` flags.
-fn args_for(bootstrap: &str, topic: &str, extra: &[&str]) -> GenArgs {
-    let mut flags = vec![
-        "--brokers",
-        bootstrap,
-        "--topic",
-        topic,
-        "--start-time",
-        START,
-        "--quiet",
-    ];
-    flags.extend_from_slice(extra);
-    gen_args(&flags)
+/// The generator's defaults for `topic` on `bootstrap`, starting at [`START`], quiet.
+fn gen_config(bootstrap: &str, topic: &str) -> GenConfig {
+    GenConfig {
+        start_ms: Some(START_MS),
+        quiet: true,
+        ..GenConfig::new(bootstrap, topic)
+    }
 }
 
-/// The stream `run` produces for these args (seed and start time given explicitly).
-fn expected(args: &GenArgs, n: u64) -> Vec<Event> {
-    stream_events(args, args.seed.unwrap(), args.start_time.unwrap(), n)
+/// The stream `run` produces for this config (seed and start time given explicitly).
+fn expected(args: &GenConfig, n: u64) -> Vec<Event> {
+    stream_events(args, args.seed.unwrap(), args.start_ms.unwrap(), n)
 }
 
-async fn run_to_end(args: GenArgs) -> GenSummary {
+async fn run_to_end(args: GenConfig) -> GenSummary {
     run_gen(args, CancellationToken::new())
         .await
         .expect("generator failed")
@@ -146,32 +142,20 @@ async fn seeded_run_produces_exactly_the_event_stream() {
     let mut broker = start_broker(true).await;
     let n = 3000u64;
     let keys = 17u64;
-    let args = args_for(
-        &broker.bootstrap(),
-        "events",
-        &[
-            "--seed",
-            "7",
-            "--count",
-            "3000",
-            "--keys",
-            "17",
-            "--rate",
-            "0",
-            "--dist",
-            "normal",
-            "--mean",
-            "20",
-            "--stddev",
-            "5",
-            "--late-fraction",
-            "0.1",
-            "--late-by",
-            "2s",
-            "--bad-fraction",
-            "0.05",
-        ],
-    );
+    let args = GenConfig {
+        seed: Some(7),
+        count: Some(3000),
+        keys: 17,
+        rate: 0,
+        dist: ValueDist::Normal {
+            mean: 20.0,
+            stddev: 5.0,
+        },
+        late_fraction: 0.1,
+        late_by: Duration::from_secs(2),
+        bad_fraction: 0.05,
+        ..gen_config(&broker.bootstrap(), "events")
+    };
     let events = expected(&args, n);
     let summary = run_to_end(args.clone()).await;
 
@@ -260,24 +244,21 @@ async fn seeded_run_produces_exactly_the_event_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_seed_reproduces_the_same_records_whatever_the_producer_settings() {
     let mut broker = start_broker(true).await;
-    let common = [
-        "--seed",
-        "12345",
-        "--count",
-        "800",
-        "--keys",
-        "5",
-        "--rate",
-        "0",
-        "--bad-fraction",
-        "0.1",
-        "--late-fraction",
-        "0.2",
-    ];
-    let a = args_for(&broker.bootstrap(), "repro-a", &common);
-    let mut b_flags = common.to_vec();
-    b_flags.extend(["--compression", "zstd", "--no-idempotence"]);
-    let b = args_for(&broker.bootstrap(), "repro-b", &b_flags);
+    let a = GenConfig {
+        seed: Some(12345),
+        count: Some(800),
+        keys: 5,
+        rate: 0,
+        bad_fraction: 0.1,
+        late_fraction: 0.2,
+        ..gen_config(&broker.bootstrap(), "repro-a")
+    };
+    let b = GenConfig {
+        topic: "repro-b".into(),
+        compression: Compression::Zstd,
+        idempotence: false,
+        ..a.clone()
+    };
     let sa = run_to_end(a.clone()).await;
     let sb = run_to_end(b).await;
     assert_eq!((sa.sent, sa.acknowledged, sa.errors), (800, 800, 0));
@@ -297,11 +278,12 @@ async fn paced_run_stops_on_cancel_and_accounts_for_every_event() {
     let mut broker = start_broker(true).await;
     // No --count: runs until cancelled. Cancel once 40 records are readable (event-driven,
     // not a timed sleep), then everything sent must be acknowledged and readable.
-    let args = args_for(
-        &broker.bootstrap(),
-        "paced",
-        &["--seed", "99", "--rate", "400", "--keys", "8"],
-    );
+    let args = GenConfig {
+        seed: Some(99),
+        rate: 400,
+        keys: 8,
+        ..gen_config(&broker.bootstrap(), "paced")
+    };
     let cancel = CancellationToken::new();
     let gen = tokio::spawn(run_gen(args.clone(), cancel.clone()));
 
@@ -356,11 +338,11 @@ async fn paced_run_stops_on_cancel_and_accounts_for_every_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_topic_without_auto_create_fails_fast() {
     let mut broker = start_broker(false).await;
-    let args = args_for(
-        &broker.bootstrap(),
-        "nope",
-        &["--count", "10", "--seed", "1"],
-    );
+    let args = GenConfig {
+        count: Some(10),
+        seed: Some(1),
+        ..gen_config(&broker.bootstrap(), "nope")
+    };
     let r = run_gen(args, CancellationToken::new()).await;
     assert!(
         matches!(r, Err(GenError::UnknownTopic(ref t)) if t == "nope"),
@@ -372,18 +354,30 @@ async fn missing_topic_without_auto_create_fails_fast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_flags_are_refused_before_connecting() {
     // Port 9 on loopback: nothing listens, and nothing is contacted either.
-    for extra in [
-        &["--keys", "0"][..],
-        &["--bad-fraction", "0.7", "--late-fraction", "0.7"],
-        &["--dist", "uniform", "--min", "5", "--max", "1"],
-        &["--late-fraction", "0.1", "--late-by", "0"],
+    let base = gen_config("127.0.0.1:9", "events");
+    for args in [
+        GenConfig {
+            keys: 0,
+            ..base.clone()
+        },
+        GenConfig {
+            bad_fraction: 0.7,
+            late_fraction: 0.7,
+            ..base.clone()
+        },
+        GenConfig {
+            dist: ValueDist::Uniform { min: 5.0, max: 1.0 },
+            ..base.clone()
+        },
+        GenConfig {
+            late_fraction: 0.1,
+            late_by: Duration::ZERO,
+            ..base.clone()
+        },
     ] {
-        let args = args_for("127.0.0.1:9", "events", extra);
+        let what = format!("{args:?}");
         let r = run_gen(args, CancellationToken::new()).await;
-        assert!(
-            matches!(r, Err(GenError::InvalidArgs(_))),
-            "{extra:?}: {r:?}"
-        );
+        assert!(matches!(r, Err(GenError::InvalidArgs(_))), "{what}: {r:?}");
     }
 }
 
@@ -400,19 +394,13 @@ async fn delivery_errors_are_counted_not_dropped() {
     )
     .await;
 
-    let args = args_for(
-        &broker.bootstrap(),
-        "tiny",
-        &[
-            "--count",
-            "50",
-            "--seed",
-            "3",
-            "--rate",
-            "0",
-            "--no-idempotence",
-        ],
-    );
+    let args = GenConfig {
+        count: Some(50),
+        seed: Some(3),
+        rate: 0,
+        idempotence: false,
+        ..gen_config(&broker.bootstrap(), "tiny")
+    };
     let summary = run_to_end(args).await;
     assert_eq!(summary.sent, 50);
     assert_eq!(summary.acknowledged, 0, "{summary}");
@@ -429,22 +417,14 @@ async fn delivery_errors_are_counted_not_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_stats_agree_with_the_summary() {
     let mut broker = start_broker(true).await;
-    let args = args_for(
-        &broker.bootstrap(),
-        "stats",
-        &[
-            "--seed",
-            "11",
-            "--count",
-            "2000",
-            "--rate",
-            "0",
-            "--late-fraction",
-            "0.1",
-            "--bad-fraction",
-            "0.05",
-        ],
-    );
+    let args = GenConfig {
+        seed: Some(11),
+        count: Some(2000),
+        rate: 0,
+        late_fraction: 0.1,
+        bad_fraction: 0.05,
+        ..gen_config(&broker.bootstrap(), "stats")
+    };
     let stats = std::sync::Arc::new(rivulet_gen::GenStats::default());
     let summary = run_gen_with_stats(args.clone(), CancellationToken::new(), stats.clone())
         .await

@@ -170,7 +170,7 @@ async fn two_inserts_read_the_topic_once_and_match_their_truths() {
         31,
         3000,
         KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let progress_path = dir.path().join("progress.jsonl");
@@ -264,7 +264,7 @@ async fn two_inserts_exactly_once_across_crashes() {
         37,
         3000,
         KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let mut rng = Rng::new(41);

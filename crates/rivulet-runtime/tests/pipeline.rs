@@ -44,12 +44,7 @@ fn expected(events: &[Event], late: &[serde_json::Value]) -> Truth {
 /// count, min and max agreed while `avg_value` was off by 25.12 / 37.
 #[test]
 fn ground_truth_matches_late_rows_by_value() {
-    let events = gen_events(
-        23,
-        3000,
-        KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
-    );
+    let events = gen_events(23, 3000, KEYS, Mix::late(0.05, 1000));
     let collisions: Vec<(&Event, &Event)> = events
         .iter()
         .filter(|l| l.kind == EventKind::Late)
@@ -121,7 +116,7 @@ async fn ground_truth_append_mode() {
         11,
         3000,
         KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let out = dir.path().join("out");
@@ -176,7 +171,7 @@ async fn exactly_once_across_crashes() {
         23,
         3000,
         KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let out = dir.path().join("out");
@@ -268,15 +263,8 @@ async fn exactly_once_across_crashes() {
 async fn dead_letters_reach_the_dlq() {
     let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
-    let events = produce_gen_events(
-        &broker.bootstrap(),
-        "events",
-        5,
-        3000,
-        KEYS,
-        &["--bad-fraction", "0.01"],
-    )
-    .await;
+    let events =
+        produce_gen_events(&broker.bootstrap(), "events", 5, 3000, KEYS, Mix::bad(0.01)).await;
     let out = dir.path().join("out");
     let plan = Plan::from_toml(&pipeline_plan(
         "dlq",

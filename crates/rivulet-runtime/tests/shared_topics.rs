@@ -185,7 +185,7 @@ async fn two_queries_share_a_sink_topic() {
         31,
         3000,
         KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let da = tempfile::tempdir().unwrap();
@@ -237,15 +237,8 @@ async fn two_queries_share_a_sink_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_queries_share_the_default_dlq() {
     let mut broker = TestBroker::with_partitions(3).await;
-    let events = produce_gen_events(
-        &broker.bootstrap(),
-        "events",
-        5,
-        2000,
-        KEYS,
-        &["--bad-fraction", "0.05"],
-    )
-    .await;
+    let events =
+        produce_gen_events(&broker.bootstrap(), "events", 5, 2000, KEYS, Mix::bad(0.05)).await;
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let a = plan(
         "a",
@@ -314,15 +307,8 @@ async fn three_queries_share_the_default_dlq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerun_from_a_fresh_checkpoint() {
     let mut broker = TestBroker::with_partitions(3).await;
-    let events = produce_gen_events(
-        &broker.bootstrap(),
-        "events",
-        7,
-        2000,
-        KEYS,
-        &["--bad-fraction", "0.03"],
-    )
-    .await;
+    let events =
+        produce_gen_events(&broker.bootstrap(), "events", 7, 2000, KEYS, Mix::bad(0.03)).await;
     let dir = tempfile::tempdir().unwrap();
     let text = plan("q", &broker.bootstrap(), dir.path(), &kafka_sink("out"), "");
     let (first, _) = run_crashing(&text, 3, 0).await;
@@ -380,15 +366,8 @@ async fn rerun_from_a_fresh_checkpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_crashes_again() {
     let mut broker = TestBroker::with_partitions(3).await;
-    let events = produce_gen_events(
-        &broker.bootstrap(),
-        "events",
-        9,
-        2000,
-        KEYS,
-        &["--bad-fraction", "0.05"],
-    )
-    .await;
+    let events =
+        produce_gen_events(&broker.bootstrap(), "events", 9, 2000, KEYS, Mix::bad(0.05)).await;
     let da = tempfile::tempdir().unwrap();
     let db = tempfile::tempdir().unwrap();
     let a = plan("a", &broker.bootstrap(), da.path(), &kafka_sink("out"), "");

@@ -52,7 +52,7 @@ fn group_offsets(brokers: &str, group: &str, topic: &str, n: i32) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_clients_produce_the_same_rows() {
     let mut broker = TestBroker::with_partitions(3).await;
-    let events = produce_gen(&broker.bootstrap(), "events", 5, 4000, KEYS, &[]).await;
+    let events = produce_gen(&broker.bootstrap(), "events", 5, 4000, KEYS, Mix::NONE).await;
     let want = truth(&events);
     let ends = end_offsets(&broker.bootstrap(), "events");
     assert_eq!(ends.iter().sum::<i64>(), 4000);
@@ -150,7 +150,7 @@ async fn native_client_survives_a_broker_restart() {
     let mut broker = TestBroker::start().await;
     let addr = broker.bootstrap();
     create_topic(&addr, "events", 2, &[]).await;
-    let first = produce_gen(&addr, "events", 8, 2000, KEYS, &[]).await;
+    let first = produce_gen(&addr, "events", 8, 2000, KEYS, Mix::NONE).await;
     let dir = tempfile::tempdir().unwrap();
     let progress = dir.path().join("progress.jsonl");
     let cancel = CancellationToken::new();

@@ -104,7 +104,7 @@ async fn parquet_append_exactly_once_across_crashes_with_rolling_and_compaction(
         31,
         4000,
         KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let out = dir.path().join("out");
@@ -170,7 +170,7 @@ async fn parquet_append_exactly_once_across_crashes_with_rolling_and_compaction(
 async fn parquet_update_mode_latest_epoch_wins_and_files_roll_by_size() {
     let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
-    let events = produce_gen_events(&broker.bootstrap(), "events", 41, 3000, KEYS, &[]).await;
+    let events = produce_gen_events(&broker.bootstrap(), "events", 41, 3000, KEYS, Mix::NONE).await;
     let pq = dir.path().join("parquet");
     // Only size rolls files during the run (the interval is an hour).
     let sinks = parquet_sink(
@@ -298,7 +298,7 @@ async fn postgres_append_exactly_once_across_crashes() {
         53,
         4000,
         KEYS,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let out = dir.path().join("out");

@@ -39,7 +39,7 @@ async fn hopping_windows_append_mode() {
         31,
         6_000,
         5,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let text = plan_text(
@@ -295,7 +295,7 @@ async fn six_partitions_update_mode() {
         47,
         6_000,
         12,
-        &["--late-fraction", "0.05", "--late-by", "1s"],
+        Mix::late(0.05, 1000),
     )
     .await;
     let ends = end_offsets(&broker.bootstrap(), "events");
@@ -343,7 +343,7 @@ async fn having_and_select_over_tumbling_windows() {
         57,
         4_000,
         8,
-        &["--late-fraction", "0.02", "--late-by", "1s"],
+        Mix::late(0.02, 1000),
     )
     .await;
     let text = plan_text(

@@ -39,6 +39,7 @@ mod compile;
 pub mod error;
 mod explain;
 mod script;
+mod split;
 
 pub use compile::{
     compile, compile_select, declarations, listed_columns, Compiled, Declaration, Script,
@@ -47,6 +48,7 @@ pub use compile::{
 pub use error::{Pos, SqlError};
 pub use explain::explain;
 pub use rivulet_engine::{Job, Plan};
+pub use split::{split_statements, Statements};
 
 /// Compiles a `.sql` file; errors read `path:line:column: ...`.
 pub fn compile_file(path: &std::path::Path) -> Result<Script, SqlError> {

@@ -1,11 +1,11 @@
-//! The event generator in tests. Each way of using it is one function here ([`gen_args`],
-//! [`stream_events`], [`run_gen`], [`run_gen_with_stats`]), so a change to the generator's
-//! API is a change in this file.
+//! The event generator in tests. Each way of using it is one function here ([`quick_config`],
+//! [`cli_flags`], [`stream_events`], [`run_gen`], [`run_gen_with_stats`]), so a change to the
+//! generator's API is a change in this file.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivulet_gen::{Event, EventKind, EventStream, GenArgs, GenError, GenStats, GenSummary};
+use rivulet_gen::{Event, EventKind, EventStream, GenConfig, GenError, GenStats, GenSummary};
 use tokio_util::sync::CancellationToken;
 
 use crate::truth::Ev;
@@ -18,99 +18,154 @@ pub const START_MS: i64 = 1_795_514_400_000;
 /// Bound on one generator run in a test.
 pub const GEN_WAIT: Duration = Duration::from_secs(60);
 
-/// The generator's arguments from `rivulet gen` flags (without the subcommand).
-pub fn gen_args<S: AsRef<str>>(flags: &[S]) -> GenArgs {
-    let argv = std::iter::once("gen").chain(flags.iter().map(AsRef::as_ref));
-    GenArgs::try_parse_from(argv).unwrap_or_else(|e| panic!("generator flags: {e}"))
+/// Late and malformed events in a generated stream (beyond seed, count and keys).
+#[derive(Debug, Clone, Copy)]
+pub struct Mix {
+    pub late_fraction: f64,
+    pub late_by: Duration,
+    pub bad_fraction: f64,
 }
 
-/// The first `count` events of the stream `args` describe with `seed` and start time
+impl Mix {
+    /// Every event on time and well-formed.
+    pub const NONE: Mix = Mix {
+        late_fraction: 0.0,
+        late_by: Duration::from_secs(5),
+        bad_fraction: 0.0,
+    };
+
+    /// `fraction` of the events late by up to `by_ms` milliseconds.
+    pub const fn late(fraction: f64, by_ms: u64) -> Mix {
+        Mix {
+            late_fraction: fraction,
+            late_by: Duration::from_millis(by_ms),
+            bad_fraction: 0.0,
+        }
+    }
+
+    /// `fraction` of the events malformed.
+    pub const fn bad(fraction: f64) -> Mix {
+        Mix {
+            bad_fraction: fraction,
+            ..Mix::NONE
+        }
+    }
+}
+
+/// A quick run: into `topic` at `brokers`, as fast as possible, quietly, 1 ms apart from
+/// [`START`], `keys` ids, `seed`, `count` events, with `mix`.
+pub fn quick_config(
+    brokers: &str,
+    topic: &str,
+    seed: u64,
+    count: u64,
+    keys: u64,
+    mix: Mix,
+) -> GenConfig {
+    GenConfig {
+        rate: 0,
+        quiet: true,
+        start_ms: Some(START_MS),
+        keys,
+        seed: Some(seed),
+        count: Some(count),
+        late_fraction: mix.late_fraction,
+        late_by: mix.late_by,
+        bad_fraction: mix.bad_fraction,
+        ..GenConfig::new(brokers, topic)
+    }
+}
+
+/// The `rivulet gen` flags (without the subcommand, brokers and topic) that run `config`'s
+/// stream, for tests of the binary: rate, count, keys, seed, start, late and bad events.
+pub fn cli_flags(config: &GenConfig) -> Vec<String> {
+    let mut f: Vec<String> = vec!["--rate".into(), config.rate.to_string()];
+    if let Some(n) = config.count {
+        f.extend(["--count".into(), n.to_string()]);
+    }
+    f.extend(["--keys".into(), config.keys.to_string()]);
+    if let Some(s) = config.seed {
+        f.extend(["--seed".into(), s.to_string()]);
+    }
+    if let Some(ms) = config.start_ms {
+        f.extend(["--start-time".into(), rivulet_time::rfc3339_ms(ms)]);
+    }
+    f.extend([
+        "--late-fraction".into(),
+        config.late_fraction.to_string(),
+        "--late-by".into(),
+        format!("{}ms", config.late_by.as_millis()),
+        "--bad-fraction".into(),
+        config.bad_fraction.to_string(),
+    ]);
+    if config.quiet {
+        f.push("--quiet".into());
+    }
+    f
+}
+
+/// The first `count` events of the stream `config` describes with `seed` and start time
 /// `start_ms`: what a run produces, computed without producing.
-pub fn stream_events(args: &GenArgs, seed: u64, start_ms: i64, count: u64) -> Vec<Event> {
-    EventStream::new(args.stream_config(seed, start_ms))
+pub fn stream_events(config: &GenConfig, seed: u64, start_ms: i64, count: u64) -> Vec<Event> {
+    EventStream::new(config.stream_config(seed, start_ms))
         .expect("a valid stream")
         .take(usize::try_from(count).expect("count"))
         .collect()
 }
 
-/// The first `count` events `rivulet gen <flags>` produces (seed and start time as given).
-pub fn expected_events<S: AsRef<str>>(
-    flags: &[S],
-    seed: u64,
-    start_ms: i64,
-    count: u64,
-) -> Vec<Event> {
-    stream_events(&gen_args(flags), seed, start_ms, count)
+/// Every event (bad ones included) a run of `config` produces (its seed, start and count).
+pub fn expected_events(config: &GenConfig) -> Vec<Event> {
+    stream_events(
+        config,
+        config.seed.expect("a seeded config"),
+        config.start_ms.expect("a start time"),
+        config.count.expect("a count"),
+    )
 }
 
 /// Runs the generator (bounded by [`GEN_WAIT`]) until it is done or `cancel`led.
-pub async fn run_gen(args: GenArgs, cancel: CancellationToken) -> Result<GenSummary, GenError> {
-    tokio::time::timeout(GEN_WAIT, rivulet_gen::run(args, cancel))
+pub async fn run_gen(config: GenConfig, cancel: CancellationToken) -> Result<GenSummary, GenError> {
+    tokio::time::timeout(GEN_WAIT, rivulet_gen::run(config, cancel))
         .await
         .expect("generator timed out")
 }
 
 /// [`run_gen`], counting into `stats` as it goes.
 pub async fn run_gen_with_stats(
-    args: GenArgs,
+    config: GenConfig,
     cancel: CancellationToken,
     stats: Arc<GenStats>,
 ) -> Result<GenSummary, GenError> {
-    tokio::time::timeout(GEN_WAIT, rivulet_gen::run_with_stats(args, cancel, stats))
+    tokio::time::timeout(GEN_WAIT, rivulet_gen::run_with_stats(config, cancel, stats))
         .await
         .expect("generator timed out")
 }
 
-/// Flags for a quick run: into `topic` at `brokers`, as fast as possible, quietly, 1 ms apart
-/// from [`START`], `keys` ids, `seed`, `count` events; then `extra`.
-pub fn quick_flags(
-    brokers: &str,
-    topic: &str,
-    seed: u64,
-    count: u64,
-    keys: u64,
-    extra: &[&str],
-) -> Vec<String> {
-    let mut flags: Vec<String> = [
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--rate",
-        "0",
-        "--quiet",
-        "--start-time",
-        START,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    flags.extend(["--keys".to_string(), keys.to_string()]);
-    flags.extend(["--seed".to_string(), seed.to_string()]);
-    flags.extend(["--count".to_string(), count.to_string()]);
-    flags.extend(extra.iter().map(|s| s.to_string()));
-    flags
+/// Every event (bad ones included) a [`quick_config`] run produces.
+pub fn gen_events(seed: u64, count: u64, keys: u64, mix: Mix) -> Vec<Event> {
+    expected_events(&quick_config(
+        "unused:9092",
+        "events",
+        seed,
+        count,
+        keys,
+        mix,
+    ))
 }
 
-/// Every event (bad ones included) a run with [`quick_flags`] produces.
-pub fn gen_events(seed: u64, count: u64, keys: u64, extra: &[&str]) -> Vec<Event> {
-    let flags = quick_flags("unused:9092", "events", seed, count, keys, extra);
-    expected_events(&flags, seed, START_MS, count)
-}
-
-/// Produces with [`quick_flags`] and returns every event produced (see [`gen_events`]).
+/// Produces a [`quick_config`] run and returns every event produced (see [`gen_events`]).
 pub async fn produce_gen_events(
     brokers: &str,
     topic: &str,
     seed: u64,
     count: u64,
     keys: u64,
-    extra: &[&str],
+    mix: Mix,
 ) -> Vec<Event> {
-    let args = gen_args(&quick_flags(brokers, topic, seed, count, keys, extra));
-    let summary = run_gen(args, CancellationToken::new()).await.unwrap();
+    let config = quick_config(brokers, topic, seed, count, keys, mix);
+    let summary = run_gen(config, CancellationToken::new()).await.unwrap();
     assert_eq!(summary.acknowledged, count, "{summary:?}");
-    gen_events(seed, count, keys, extra)
+    gen_events(seed, count, keys, mix)
 }
 
 /// The well-formed events of `events` (the bad ones are dead letters), as [`Ev`]s.
@@ -127,14 +182,14 @@ pub fn well_formed(events: &[Event]) -> Vec<Ev> {
         .collect()
 }
 
-/// Produces with [`quick_flags`] and returns the well-formed events.
+/// Produces a [`quick_config`] run and returns the well-formed events.
 pub async fn produce_gen(
     brokers: &str,
     topic: &str,
     seed: u64,
     count: u64,
     keys: u64,
-    extra: &[&str],
+    mix: Mix,
 ) -> Vec<Ev> {
-    well_formed(&produce_gen_events(brokers, topic, seed, count, keys, extra).await)
+    well_formed(&produce_gen_events(brokers, topic, seed, count, keys, mix).await)
 }

@@ -1,5 +1,6 @@
 //! The binary's flags: `--listen localhost:0` binds every address localhost resolves to (one
-//! port), and bad flags are refused with a clear message before anything starts.
+//! port), and bad flags are refused with a clear message before anything starts. Logs written
+//! to a file carry no colour escapes.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
@@ -81,4 +82,63 @@ fn bad_flags_are_refused_with_a_clear_message() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--default-partitions"), "{err}");
+}
+
+/// Logs go to stderr; when that is a file (not a terminal) they are plain text, without the
+/// ANSI colour escapes a terminal gets.
+#[test]
+fn logs_to_a_file_have_no_colour_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(30))
+        .is_ok_and(|l| l.starts_with("rivulet broker listening on "));
+    // SIGTERM: a clean shutdown, which logs too.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let bytes = std::fs::read(&log_path).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(ready, "no ready line; log:\n{text}");
+    assert!(killed.success());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}; log:\n{text}"
+    );
+    assert!(
+        text.contains("storage opened") && text.contains("broker stopped cleanly"),
+        "{text}"
+    );
+    assert!(!bytes.contains(&0x1b), "ESC in the log file:\n{text:?}");
 }

@@ -36,32 +36,19 @@ const KILLS: usize = 5;
 /// Bound on one `rivulet run` process's wait for progress (loaded 2-core machine).
 const PROGRESS_WAIT: Duration = Duration::from_secs(180);
 
+/// The generator run: late events, seeded (brokers and topic are given on the command line).
+fn gen_config() -> rivulet_gen::GenConfig {
+    quick_config("", "events", SEED, COUNT, KEYS, Mix::late(0.02, 3000))
+}
+
+/// `rivulet gen` flags for [`gen_config`].
 fn gen_flags() -> Vec<String> {
-    [
-        "--seed",
-        &SEED.to_string(),
-        "--start-time",
-        START,
-        "--rate",
-        "0",
-        "--count",
-        &COUNT.to_string(),
-        "--keys",
-        &KEYS.to_string(),
-        "--late-fraction",
-        "0.02",
-        "--late-by",
-        "3s",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    cli_flags(&gen_config())
 }
 
 /// The events `rivulet gen` produces with [`gen_flags`].
 fn gen_events() -> Vec<Event> {
-    expected_events(&gen_flags(), SEED, START_MS, COUNT)
+    expected_events(&gen_config())
 }
 
 fn pipeline_text(bootstrap: &str, dir: &Path, out: &Path, parquet: &Path, pg_url: &str) -> String {

@@ -186,7 +186,8 @@ fn three_queries_share_a_sink_topic_and_the_dlq() {
 
     // The truth: the generator's events and what each query's schema cannot decode.
     // Seed 5 from 2026-11-24T10:00:00Z, as the flags say.
-    let events = expected_events(&GEN, 5, START_MS, COUNT as u64);
+    // What the reported `gen` flags above produce.
+    let events = expected_events(&quick_config(&b, "r", 5, COUNT as u64, 5, Mix::bad(0.05)));
     let dead_for = |schema: &str| {
         let plan = rivulet_runtime::PlanArgs {
             topics: vec!["r".into()],

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::ClientError;
+use crate::BenchError;
 
 /// Recompute the timestamp text every this many records: formatting it per record would
 /// cost more than the rest of the record.
@@ -19,11 +19,11 @@ pub(crate) struct PayloadGen {
 
 impl PayloadGen {
     /// Fails if `size` cannot hold the JSON for ids up to `max_id`.
-    pub(crate) fn new(size: usize, max_id: u64) -> Result<PayloadGen, ClientError> {
+    pub(crate) fn new(size: usize, max_id: u64) -> Result<PayloadGen, BenchError> {
         let timestamp = rfc3339_now();
         let min = base_len(max_id, "99.9", &timestamp) + 2;
         if size < min {
-            return Err(ClientError::InvalidArgument(format!(
+            return Err(BenchError::InvalidArgument(format!(
                 "--size {size} is too small for the JSON bench record (at least {min} bytes for ids up to {max_id})"
             )));
         }

@@ -1,6 +1,6 @@
 //! `rivulet bench pipeline`: the whole pipeline (issue 3), in four parts.
 //!
-//! The bench starts its own broker (`bench::broker`, a child process, so its RSS and CPU are
+//! The bench starts its own broker ([`crate::broker`], a child process, so its RSS and CPU are
 //! its own) unless `--brokers` is given, and runs the generator and the engine *in this
 //! process*, exactly as `rivulet up` does. The query is the default one
 //! (examples/pipeline.toml: 10 s tumbling windows per id, count/avg/min/max of `value`, 5 s
@@ -24,8 +24,8 @@
 //!   due). A batch's oldest event (`eventTime.min`) gives an upper bound for all its events,
 //!   its newest (`eventTime.max`) a lower bound; both distributions are reported, weighted
 //!   by the batch's rows. Resolution is 1 ms (progress times are whole milliseconds).
-//! - `rss` (d): the bench's broker's peak RSS over the parts above, and `rivulet up` (this
-//!   executable, a child on a free port with a temporary data directory, generator at
+//! - `rss` (d): the bench's broker's peak RSS over the parts above, and `rivulet up` (a child
+//!   from the [`Launcher`], on a free port with a temporary data directory, generator at
 //!   `--up-rate`) after `--rss-secs`: VmHWM and VmRSS from `/proc/<pid>/status`.
 //! - `sinks` (e): each sink alone (file, Parquet, and PostgreSQL when `--pg-url` is given),
 //!   fed `--sink-rows` synthetic result rows of the default query's schema (1000 ids, 10 s
@@ -45,13 +45,14 @@
 //! `rivulet_bench` on `--pg-url`), to compare the pipeline's figures across sinks.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use rivulet_engine::plan::{Plan, TriggerSpec};
-use rivulet_gen::{EventStream, StreamConfig, ValueDist};
+use rivulet_gen::{EventStream, GenConfig, StreamConfig, ValueDist};
 use rivulet_runtime::connectors::{
     self, kafka, parquet::ParquetOptions, postgres::PostgresOptions,
 };
@@ -59,15 +60,15 @@ use rivulet_runtime::progress::QueryProgress;
 use rivulet_runtime::{run_query, QuerySummary, RunOptions};
 use tokio_util::sync::CancellationToken;
 
-use super::broker::{BenchBroker, Rss};
-use super::raw;
-use super::{check_outcome, round2, Report};
-use crate::ClientError;
+use crate::broker::{BenchBroker, Launcher, Rss};
+use crate::raw;
+use crate::report::{round2, Report};
+use crate::{check_outcome, BenchError};
 
 /// The default query of `rivulet up`.
-const DEFAULT_PIPELINE: &str = include_str!("../../../../examples/pipeline.toml");
+const DEFAULT_PIPELINE: &str = include_str!("../../../examples/pipeline.toml");
 /// The same query in streaming SQL (`--sql`).
-const DEFAULT_SQL: &str = include_str!("../../../../examples/pipeline.sql");
+const DEFAULT_SQL: &str = include_str!("../../../examples/pipeline.sql");
 /// Figures compared between the two forms of the query under `--sql`.
 const SQL_RATIOS: [&str; 6] = [
     "engine_events_per_sec",
@@ -196,8 +197,8 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
-    fn check(&self) -> Result<(), ClientError> {
-        let bad = |m: &str| Err(ClientError::InvalidArgument(m.to_string()));
+    fn check(&self) -> Result<(), BenchError> {
+        let bad = |m: &str| Err(BenchError::InvalidArgument(m.to_string()));
         if self.count == 0 {
             return bad("--count must be at least 1");
         }
@@ -224,7 +225,7 @@ impl PipelineArgs {
 }
 
 /// Runs the selected parts and prints one report.
-pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
+pub(crate) async fn run(args: PipelineArgs, launcher: Arc<dyn Launcher>) -> Result<(), BenchError> {
     args.check()?;
     let mut report = Report::new("pipeline");
     let needs_broker = args
@@ -232,10 +233,7 @@ pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
         .iter()
         .any(|p| !matches!(p, Part::Rss | Part::Sinks));
     let own = match (&args.brokers, needs_broker) {
-        (None, true) => {
-            let fsync = args.fsync.clone();
-            Some(super::blocking(move || BenchBroker::start(&fsync)).await?)
-        }
+        (None, true) => Some(BenchBroker::start(launcher.clone(), &args.fsync).await?),
         _ => None,
     };
     let brokers = match (&args.brokers, &own) {
@@ -301,7 +299,7 @@ pub(super) async fn run(args: PipelineArgs) -> Result<(), ClientError> {
         report.add("broker_rss_mib", round2(current_kib as f64 / 1024.0));
     }
     if result.is_ok() && args.parts.contains(&Part::Rss) {
-        result = up_rss(&args, &mut report).await;
+        result = up_rss(&args, launcher, &mut report).await;
     }
     report.print();
     result
@@ -318,7 +316,7 @@ async fn run_part(
     broker_pid: Option<u32>,
     args: &PipelineArgs,
     report: &mut Report,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     match part {
         Part::Engine => engine_alone(brokers, broker_pid, args, report).await,
         Part::E2e => end_to_end(brokers, broker_pid, args, report).await,
@@ -335,16 +333,16 @@ fn bench_plan(
     topic: &str,
     dir: &Path,
     args: &PipelineArgs,
-) -> Result<Plan, ClientError> {
+) -> Result<Plan, BenchError> {
     let mut plan = match args.form {
         QueryForm::PipelineFile => connectors::load_toml(DEFAULT_PIPELINE)
-            .map_err(|e| ClientError::InvalidArgument(format!("the default pipeline: {e}")))?,
+            .map_err(|e| BenchError::InvalidArgument(format!("the default pipeline: {e}")))?,
         QueryForm::Sql => rivulet_sql::compile(DEFAULT_SQL)
-            .map_err(|e| ClientError::InvalidArgument(format!("examples/pipeline.sql: {e}")))?
+            .map_err(|e| BenchError::InvalidArgument(format!("examples/pipeline.sql: {e}")))?
             .single_plan()
             .cloned()
             .ok_or_else(|| {
-                ClientError::InvalidArgument("examples/pipeline.sql: one INSERT expected".into())
+                BenchError::InvalidArgument("examples/pipeline.sql: one INSERT expected".into())
             })?,
     };
     kafka::set_brokers(&mut plan.source, brokers);
@@ -361,11 +359,11 @@ fn bench_plan(
     Ok(plan)
 }
 
-fn temp_dir() -> Result<tempfile::TempDir, ClientError> {
+fn temp_dir() -> Result<tempfile::TempDir, BenchError> {
     tempfile::Builder::new()
         .prefix("rivulet-bench-pipeline-")
         .tempdir()
-        .map_err(ClientError::io("creating a temporary directory"))
+        .map_err(BenchError::io("creating a temporary directory"))
 }
 
 fn run_options(dir: &Path, stop_when_caught_up: bool) -> RunOptions {
@@ -376,8 +374,8 @@ fn run_options(dir: &Path, stop_when_caught_up: bool) -> RunOptions {
     }
 }
 
-fn query_error(e: rivulet_runtime::RuntimeError) -> ClientError {
-    ClientError::Worker(format!("query: {e}"))
+fn query_error(e: rivulet_runtime::RuntimeError) -> BenchError {
+    BenchError::Worker(format!("query: {e}"))
 }
 
 /// Cancels `token` after `timeout` unless dropped first.
@@ -391,13 +389,13 @@ fn watchdog(token: &CancellationToken, timeout: Duration) -> tokio::task::JoinHa
 }
 
 /// The progress records a run wrote.
-fn read_progress(dir: &Path) -> Result<Vec<QueryProgress>, ClientError> {
+fn read_progress(dir: &Path) -> Result<Vec<QueryProgress>, BenchError> {
     let path = dir.join("progress.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            serde_json::from_str(l).map_err(|e| ClientError::Decode {
+            serde_json::from_str(l).map_err(|e| BenchError::Decode {
                 what: format!("a progress record in {}", path.display()),
                 reason: e.to_string(),
             })
@@ -442,10 +440,9 @@ fn add_durations(report: &mut Report, progress: &[QueryProgress]) {
     }
 }
 
-async fn create_topic(brokers: &str, topic: &str) -> Result<(), ClientError> {
-    crate::admin::ensure_topic(brokers, topic, 1)
-        .await
-        .map(|_| ())
+async fn create_topic(brokers: &str, topic: &str) -> Result<(), BenchError> {
+    rivulet_client::admin::ensure_topic(brokers, topic, 1).await?;
+    Ok(())
 }
 
 /// (a) the engine alone.
@@ -454,13 +451,13 @@ async fn engine_alone(
     broker_pid: Option<u32>,
     args: &PipelineArgs,
     report: &mut Report,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let topic = "bench-pipeline-engine";
     create_topic(brokers, topic).await?;
-    let (_, offsets) = super::topic_offsets(brokers, topic).await?;
+    let (_, offsets) = crate::kafka::topic_offsets(brokers, topic).await?;
     let existing: u64 = offsets.iter().map(|(_, l, h)| (h - l).max(0) as u64).sum();
     if existing != 0 && existing != args.count {
-        return Err(ClientError::InvalidArgument(format!(
+        return Err(BenchError::InvalidArgument(format!(
             "topic {topic} already holds {existing} records, not --count {}: use an empty broker",
             args.count
         )));
@@ -482,7 +479,7 @@ async fn engine_alone(
             bad_fraction: 0.0,
         };
         let stream = EventStream::new(config)
-            .map_err(|e| ClientError::InvalidArgument(format!("event stream: {e}")))?;
+            .map_err(|e| BenchError::InvalidArgument(format!("event stream: {e}")))?;
         let mut events = stream.take(usize::try_from(args.count).unwrap_or(usize::MAX));
         let batches = std::iter::from_fn(move || {
             let chunk: Vec<raw::RawRecord> = events
@@ -554,7 +551,7 @@ async fn engine_alone(
     }
     add_durations(report, &progress);
     if cancel.is_cancelled() || summary.input_rows < args.count {
-        return Err(ClientError::Timeout(format!(
+        return Err(BenchError::Timeout(format!(
             "the engine processed {} of {} events within {}s",
             summary.input_rows, args.count, args.timeout_secs
         )));
@@ -562,33 +559,15 @@ async fn engine_alone(
     Ok(())
 }
 
-/// Generator flags for a timed part.
-fn gen_args(
-    brokers: &str,
-    topic: &str,
-    rate: u64,
-    args: &PipelineArgs,
-) -> Result<rivulet_gen::GenArgs, ClientError> {
-    let (rate, keys, seed) = (
-        rate.to_string(),
-        args.keys.to_string(),
-        args.seed.to_string(),
-    );
-    rivulet_gen::GenArgs::try_parse_from([
-        "gen",
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--rate",
-        &rate,
-        "--keys",
-        &keys,
-        "--seed",
-        &seed,
-        "--quiet",
-    ])
-    .map_err(|e| ClientError::InvalidArgument(format!("generator flags: {e}")))
+/// The generator of a timed part: `rivulet gen`'s defaults at `rate`, `--keys` ids, `--seed`.
+fn gen_config(brokers: &str, topic: &str, rate: u64, args: &PipelineArgs) -> GenConfig {
+    GenConfig {
+        rate,
+        keys: args.keys,
+        seed: Some(args.seed),
+        quiet: true,
+        ..GenConfig::new(brokers, topic)
+    }
 }
 
 /// What a timed generator + engine run did.
@@ -612,7 +591,7 @@ async fn timed_run(
     rate: u64,
     max_records: Option<u64>,
     args: &PipelineArgs,
-) -> Result<Timed, ClientError> {
+) -> Result<Timed, BenchError> {
     create_topic(brokers, topic).await?;
     let dir = temp_dir()?;
     let mut plan = bench_plan(brokers, topic, dir.path(), args)?;
@@ -620,7 +599,7 @@ async fn timed_run(
     plan.output.trigger = TriggerSpec::OnArrival;
     // Only what this run produces.
     kafka::set_starting_offsets(&mut plan.source, kafka::StartingOffsets::Latest);
-    let gen = gen_args(brokers, topic, rate, args)?;
+    let gen = gen_config(brokers, topic, rate, args);
     let (gen_cancel, query_cancel) = (CancellationToken::new(), CancellationToken::new());
     let dog = watchdog(
         &query_cancel,
@@ -641,14 +620,14 @@ async fn timed_run(
     let stop_ms = rivulet_gen::time::now_ms();
     let gen_summary = generator
         .await
-        .map_err(|e| ClientError::Worker(e.to_string()))?
-        .map_err(|e| ClientError::Worker(format!("generator: {e}")))?;
+        .map_err(|e| BenchError::Worker(e.to_string()))?
+        .map_err(|e| BenchError::Worker(format!("generator: {e}")))?;
     // Let the query drain what was produced (bounded), then stop it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     query_cancel.cancel();
     let summary = query
         .await
-        .map_err(|e| ClientError::Worker(e.to_string()))?
+        .map_err(|e| BenchError::Worker(e.to_string()))?
         .map_err(query_error)?;
     let (cpu, broker_cpu) = (cpu_secs(None) - cpu0, cpu_secs(broker_pid) - bcpu0);
     dog.abort();
@@ -679,7 +658,7 @@ async fn end_to_end(
     broker_pid: Option<u32>,
     args: &PipelineArgs,
     report: &mut Report,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let t = timed_run(
         brokers,
         broker_pid,
@@ -717,7 +696,7 @@ async fn latency(
     brokers: &str,
     args: &PipelineArgs,
     report: &mut Report,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let t = timed_run(
         brokers,
         None,
@@ -729,7 +708,7 @@ async fn latency(
     .await?;
     let hist = || {
         Histogram::<u64>::new_with_bounds(1, 3_600_000, 3)
-            .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))
+            .map_err(|e| BenchError::Worker(format!("latency histogram: {e}")))
     };
     // Microseconds would suggest precision the 1 ms progress times do not have: whole ms,
     // shifted by one so that 0 ms can be recorded.
@@ -777,7 +756,7 @@ async fn latency(
     report.add("latency_newest_p99_ms", q(&lower, 0.99));
     report.add("latency_cpu_secs_gen_and_engine", round2(t.cpu));
     if epochs == 0 {
-        return Err(ClientError::Incomplete(
+        return Err(BenchError::Incomplete(
             "no micro-batch with data after the warm-up".into(),
         ));
     }
@@ -785,23 +764,14 @@ async fn latency(
 }
 
 /// (d) RSS of `rivulet up` under its default load.
-async fn up_rss(args: &PipelineArgs, report: &mut Report) -> Result<(), ClientError> {
-    let rate = args.up_rate.to_string();
-    let up = super::blocking(move || {
-        BenchBroker::start_with(move |data_dir| {
-            vec![
-                "up".into(),
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--data-dir".into(),
-                data_dir.into(),
-                "--rate".into(),
-                rate.into(),
-                // The whole default pipeline, dashboard included, on a free port.
-                "--dashboard-listen".into(),
-                "127.0.0.1:0".into(),
-            ]
-        })
+async fn up_rss(
+    args: &PipelineArgs,
+    launcher: Arc<dyn Launcher>,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let rate = args.up_rate;
+    let up = crate::kafka::blocking(move || {
+        BenchBroker::start_with(|data_dir| launcher.up(data_dir, rate))
     })
     .await?;
     let pid = up.pid();
@@ -820,9 +790,9 @@ async fn up_rss(args: &PipelineArgs, report: &mut Report) -> Result<(), ClientEr
 }
 
 /// (e) rows/s of each sink alone.
-async fn sink_throughput(args: &PipelineArgs, report: &mut Report) -> Result<(), ClientError> {
+async fn sink_throughput(args: &PipelineArgs, report: &mut Report) -> Result<(), BenchError> {
     let a = args.clone();
-    let figures = super::blocking(move || sink_throughput_blocking(&a)).await?;
+    let figures = crate::kafka::blocking(move || sink_throughput_blocking(&a)).await?;
     report.add("sink_rows", args.sink_rows);
     report.add("sink_rows_per_epoch", args.sink_rows_per_epoch);
     for (k, v) in figures {
@@ -836,7 +806,7 @@ fn synthetic_rows(
     schema: &arrow::datatypes::SchemaRef,
     from: u64,
     n: u64,
-) -> Result<RecordBatch, ClientError> {
+) -> Result<RecordBatch, BenchError> {
     use arrow::array::{ArrayRef, Float64Array, Int64Array, TimestampMillisecondArray};
     let g: Vec<u64> = (from..from + n).collect();
     let id: Vec<i64> = g.iter().map(|g| (g % SINK_BENCH_IDS) as i64).collect();
@@ -862,12 +832,12 @@ fn synthetic_rows(
         std::sync::Arc::new(Float64Array::from(max)),
     ];
     RecordBatch::try_new(schema.clone(), cols)
-        .map_err(|e| ClientError::Worker(format!("synthetic rows: {e}")))
+        .map_err(|e| BenchError::Worker(format!("synthetic rows: {e}")))
 }
 
 fn sink_throughput_blocking(
     args: &PipelineArgs,
-) -> Result<Vec<(&'static str, serde_json::Value)>, ClientError> {
+) -> Result<Vec<(&'static str, serde_json::Value)>, BenchError> {
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use rivulet_runtime::sinks::{FileSink, ParquetSink, PostgresSink, Sink, SinkContext};
     let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
@@ -891,7 +861,7 @@ fn sink_throughput_blocking(
         query_id: &run_id,
         last_committed: None,
     };
-    let sink_err = |e: rivulet_runtime::RuntimeError| ClientError::Worker(format!("sink: {e}"));
+    let sink_err = |e: rivulet_runtime::RuntimeError| BenchError::Worker(format!("sink: {e}"));
     let mut sinks: Vec<(&'static str, Box<dyn Sink>, Option<std::path::PathBuf>)> = vec![
         (
             "file",

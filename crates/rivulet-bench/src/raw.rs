@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::payload::PayloadGen;
 use super::ProduceOutcome;
-use crate::ClientError;
+use crate::BenchError;
 
 /// ProduceRequest version sent (flexible; acks, topic names, no topic ids).
 const PRODUCE_VERSION: i16 = 9;
@@ -88,17 +88,17 @@ pub(super) fn codec(c: super::Compression) -> Compression {
 pub(super) async fn loopback_addrs(
     brokers: &str,
     deadline: Instant,
-) -> Result<Vec<SocketAddr>, ClientError> {
+) -> Result<Vec<SocketAddr>, BenchError> {
     let first = brokers.split(',').next().unwrap_or("").trim();
     let addrs: Vec<SocketAddr> =
         tokio::time::timeout_at(deadline.into(), tokio::net::lookup_host(first))
             .await
-            .map_err(|_| ClientError::Timeout(format!("resolving {first}")))?
-            .map_err(ClientError::io(format!("resolving {first}")))?
+            .map_err(|_| BenchError::Timeout(format!("resolving {first}")))?
+            .map_err(BenchError::io(format!("resolving {first}")))?
             .filter(|a| a.ip().is_loopback())
             .collect();
     if addrs.is_empty() {
-        return Err(ClientError::InvalidArgument(format!(
+        return Err(BenchError::InvalidArgument(format!(
             "--client raw talks to one broker on the loopback interface (127.0.0.1) only; `{first}` is not a loopback address"
         )));
     }
@@ -106,34 +106,34 @@ pub(super) async fn loopback_addrs(
 }
 
 /// Connects to the first broker of `brokers` (loopback only, see [`loopback_addrs`]).
-async fn connect(brokers: &str, deadline: Instant) -> Result<TcpStream, ClientError> {
+async fn connect(brokers: &str, deadline: Instant) -> Result<TcpStream, BenchError> {
     let addrs = loopback_addrs(brokers, deadline).await?;
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 s.set_nodelay(true)
-                    .map_err(ClientError::io("setting TCP_NODELAY"))?;
+                    .map_err(BenchError::io("setting TCP_NODELAY"))?;
                 return Ok(s);
             }
             Ok(Err(e)) => {
-                last = Some(ClientError::Io {
+                last = Some(BenchError::Io {
                     context: format!("connecting to {addr}"),
                     source: e,
                 })
             }
-            Err(_) => return Err(ClientError::Timeout(format!("connecting to {addr}"))),
+            Err(_) => return Err(BenchError::Timeout(format!("connecting to {addr}"))),
         }
     }
-    Err(last.unwrap_or_else(|| ClientError::Protocol(format!("no address for {brokers}"))))
+    Err(last.unwrap_or_else(|| BenchError::Protocol(format!("no address for {brokers}"))))
 }
 
-fn encode_error<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ClientError + '_ {
-    move |e| ClientError::Protocol(format!("encoding {what}: {e}"))
+fn encode_error<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BenchError + '_ {
+    move |e| BenchError::Protocol(format!("encoding {what}: {e}"))
 }
 
-fn decode_error<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ClientError + '_ {
-    move |e| ClientError::Decode {
+fn decode_error<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BenchError + '_ {
+    move |e| BenchError::Decode {
         what: what.to_string(),
         reason: e.to_string(),
     }
@@ -146,7 +146,7 @@ fn put_header(
     version: i16,
     correlation_id: i32,
     body_len: usize,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let header = RequestHeader::default()
         .with_request_api_key(key as i16)
         .with_request_api_version(version)
@@ -157,7 +157,7 @@ fn put_header(
         .compute_size(hv)
         .map_err(encode_error("a request header"))?;
     let len = i32::try_from(header_len + body_len)
-        .map_err(|_| ClientError::Protocol(format!("request of {body_len} bytes is too large")))?;
+        .map_err(|_| BenchError::Protocol(format!("request of {body_len} bytes is too large")))?;
     buf.put_i32(len);
     header
         .encode(buf, hv)
@@ -170,16 +170,16 @@ async fn read_frame<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     max: usize,
     deadline: Instant,
-) -> Result<Bytes, ClientError> {
+) -> Result<Bytes, BenchError> {
     let mut len = [0u8; 4];
     tokio::time::timeout_at(deadline.into(), r.read_exact(&mut len))
         .await
-        .map_err(|_| ClientError::Timeout("waiting for a response".into()))?
-        .map_err(ClientError::io("reading a response length"))?;
+        .map_err(|_| BenchError::Timeout("waiting for a response".into()))?
+        .map_err(BenchError::io("reading a response length"))?;
     let len = i32::from_be_bytes(len);
     let len = usize::try_from(len).unwrap_or(0);
     if len < 4 || len > max {
-        return Err(ClientError::Protocol(format!(
+        return Err(BenchError::Protocol(format!(
             "response frame of {len} bytes (expected 4..={max})"
         )));
     }
@@ -190,10 +190,10 @@ async fn read_frame<R: AsyncRead + Unpin>(
         let want = (len - buf.len()) as u64;
         let n = tokio::time::timeout_at(deadline.into(), (&mut *r).take(want).read_buf(buf))
             .await
-            .map_err(|_| ClientError::Timeout("reading a response".into()))?
-            .map_err(ClientError::io("reading a response"))?;
+            .map_err(|_| BenchError::Timeout("reading a response".into()))?
+            .map_err(BenchError::io("reading a response"))?;
         if n == 0 {
-            return Err(ClientError::Protocol(
+            return Err(BenchError::Protocol(
                 "the broker closed the connection mid-response".into(),
             ));
         }
@@ -207,11 +207,11 @@ fn take_header(
     key: ApiKey,
     version: i16,
     expected: i32,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let header = ResponseHeader::decode(frame, key.response_header_version(version))
         .map_err(decode_error("a response header"))?;
     if header.correlation_id != expected {
-        return Err(ClientError::Protocol(format!(
+        return Err(BenchError::Protocol(format!(
             "response correlation id {} where {expected} was expected",
             header.correlation_id
         )));
@@ -288,7 +288,7 @@ fn encode_batch(
     n: u64,
     compression: Compression,
     timestamp: i64,
-) -> Result<Bytes, ClientError> {
+) -> Result<Bytes, BenchError> {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
             transactional: false,
@@ -325,7 +325,7 @@ fn encode_produce_body(
     partition: i32,
     acks: i16,
     batch: Bytes,
-) -> Result<Bytes, ClientError> {
+) -> Result<Bytes, BenchError> {
     let req = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(PRODUCE_TIMEOUT_MS)
@@ -344,9 +344,9 @@ fn encode_produce_body(
 }
 
 /// Encodes the batches and request bodies of a produce run (untimed).
-pub(super) fn plan(spec: &ProduceSpec<'_>) -> Result<Plan, ClientError> {
+pub(super) fn plan(spec: &ProduceSpec<'_>) -> Result<Plan, BenchError> {
     if spec.partitions.is_empty() {
-        return Err(ClientError::Protocol(format!(
+        return Err(BenchError::Protocol(format!(
             "topic {} has no partitions",
             spec.topic
         )));
@@ -370,7 +370,7 @@ pub(super) fn plan(spec: &ProduceSpec<'_>) -> Result<Plan, ClientError> {
         first_batch = encode_batch(&mut gen, 0, per_batch, spec.compression, timestamp)?;
     }
     if first_batch.len() > batch_bytes {
-        return Err(ClientError::InvalidArgument(format!(
+        return Err(BenchError::InvalidArgument(format!(
             "--batch-size {} cannot hold a batch of {per_batch} record(s) of {} bytes ({} bytes encoded)",
             batch_bytes,
             spec.record_size,
@@ -445,9 +445,9 @@ struct ProduceStats {
 }
 
 impl ProduceStats {
-    fn new() -> Result<ProduceStats, ClientError> {
+    fn new() -> Result<ProduceStats, BenchError> {
         let latency_us = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-            .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))?;
+            .map_err(|e| BenchError::Worker(format!("latency histogram: {e}")))?;
         Ok(ProduceStats {
             delivered: 0,
             failed: 0,
@@ -459,12 +459,12 @@ impl ProduceStats {
     /// The run's outcome: a timeout still reports what was answered; other errors fail it.
     fn finish(
         self,
-        result: Result<(), ClientError>,
+        result: Result<(), BenchError>,
         elapsed: Duration,
-    ) -> Result<ProduceOutcome, ClientError> {
+    ) -> Result<ProduceOutcome, BenchError> {
         let timed_out = match result {
             Ok(()) => false,
-            Err(ClientError::Timeout(_)) => true,
+            Err(BenchError::Timeout(_)) => true,
             Err(e) => return Err(e),
         };
         Ok(ProduceOutcome {
@@ -491,11 +491,11 @@ async fn send_request<W: AsyncWrite + Unpin>(
     records: u64,
     body: &[u8],
     deadline: Instant,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     tokio::time::timeout_at(deadline.into(), in_flight.acquire())
         .await
-        .map_err(|_| ClientError::Timeout("waiting for an in-flight slot".into()))?
-        .map_err(|e| ClientError::Worker(e.to_string()))?
+        .map_err(|_| BenchError::Timeout("waiting for an in-flight slot".into()))?
+        .map_err(|e| BenchError::Worker(e.to_string()))?
         .forget();
     header.clear();
     put_header(
@@ -512,14 +512,14 @@ async fn send_request<W: AsyncWrite + Unpin>(
         sent: Instant::now(),
     })
     .await
-    .map_err(|_| ClientError::Worker("the response reader stopped".into()))?;
+    .map_err(|_| BenchError::Worker("the response reader stopped".into()))?;
     tokio::time::timeout_at(deadline.into(), async {
         wr.write_all(header).await?;
         wr.write_all(body).await
     })
     .await
-    .map_err(|_| ClientError::Timeout("sending a produce request".into()))?
-    .map_err(ClientError::io("sending a produce request"))
+    .map_err(|_| BenchError::Timeout("sending a produce request".into()))?
+    .map_err(BenchError::io("sending a produce request"))
 }
 
 /// Sends every request of `plan`, at most `spec.in_flight` unanswered, and checks every
@@ -529,7 +529,7 @@ pub(super) async fn produce(
     brokers: &str,
     spec: &ProduceSpec<'_>,
     plan: &Plan,
-) -> Result<ProduceOutcome, ClientError> {
+) -> Result<ProduceOutcome, BenchError> {
     let mut stats = ProduceStats::new()?;
     let start = Instant::now();
     let deadline = start + spec.timeout;
@@ -553,7 +553,7 @@ async fn send_requests<W: AsyncWrite + Unpin>(
     in_flight: &Semaphore,
     tx: mpsc::Sender<Pending>,
     deadline: Instant,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let mut header = BytesMut::with_capacity(64);
     for i in 0..plan.requests() {
         let Some(req) = plan.request(i) else { break };
@@ -581,13 +581,13 @@ async fn read_responses<R: AsyncRead + Unpin>(
     mut rx: mpsc::Receiver<Pending>,
     stats: &mut ProduceStats,
     deadline: Instant,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let mut buf = BytesMut::with_capacity(4096);
     // One round per request sent; ends when the sender is done and everything is answered.
     loop {
         let pending = tokio::time::timeout_at(deadline.into(), rx.recv())
             .await
-            .map_err(|_| ClientError::Timeout("waiting for the sender".into()))?;
+            .map_err(|_| BenchError::Timeout("waiting for the sender".into()))?;
         let Some(p) = pending else { return Ok(()) };
         let mut frame = read_frame(rd, &mut buf, MAX_PRODUCE_RESPONSE_BYTES, deadline).await?;
         let us = p.sent.elapsed().as_micros() as u64;
@@ -640,7 +640,7 @@ pub(super) type RawRecord = (Option<Bytes>, Bytes, i64);
 
 /// Encodes `records` as one uncompressed v2 record batch (for `bench pipeline`'s pre-fill,
 /// whose records are distinct generator events rather than a reused pool).
-pub(super) fn encode_records(records: &[RawRecord]) -> Result<Bytes, ClientError> {
+pub(super) fn encode_records(records: &[RawRecord]) -> Result<Bytes, BenchError> {
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
@@ -686,9 +686,9 @@ pub(super) async fn produce_batches<I>(
     in_flight: usize,
     timeout: Duration,
     batches: I,
-) -> Result<ProduceOutcome, ClientError>
+) -> Result<ProduceOutcome, BenchError>
 where
-    I: Iterator<Item = Result<(Bytes, u64), ClientError>>,
+    I: Iterator<Item = Result<(Bytes, u64), BenchError>>,
 {
     let mut stats = ProduceStats::new()?;
     let start = Instant::now();
@@ -718,7 +718,7 @@ where
             )
             .await?;
         }
-        Ok::<(), ClientError>(())
+        Ok::<(), BenchError>(())
     };
     let result = tokio::try_join!(
         send,
@@ -819,7 +819,7 @@ pub(super) async fn consume(
     starts: &[(i32, i64)],
     count: u64,
     timeout: Duration,
-) -> Result<ConsumeOutcome, ClientError> {
+) -> Result<ConsumeOutcome, BenchError> {
     let start = Instant::now();
     let deadline = start + timeout;
     let mut stream = connect(brokers, deadline).await?;
@@ -880,11 +880,11 @@ pub(super) async fn consume(
                 out.timed_out = true;
                 break;
             }
-            Ok(r) => r.map_err(ClientError::io("sending a fetch request"))?,
+            Ok(r) => r.map_err(BenchError::io("sending a fetch request"))?,
         }
         let mut frame =
             match read_frame(&mut stream, &mut resp_buf, MAX_RESPONSE_BYTES, deadline).await {
-                Err(ClientError::Timeout(_)) => {
+                Err(BenchError::Timeout(_)) => {
                     out.timed_out = true;
                     break;
                 }

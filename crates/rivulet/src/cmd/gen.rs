@@ -1,13 +1,15 @@
-//! `rivulet gen` flags.
+//! `rivulet gen`: its flags, parsed into the generator's plain [`GenConfig`].
 
 use std::time::Duration;
 
-use crate::error::GenError;
-use crate::stream::{StreamConfig, ValueDist};
-use crate::time;
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use rivulet_gen::{parse_duration, parse_start_time, GenConfig, ValueDist};
+
+use crate::shutdown::Shutdown;
 
 /// Value distribution (`--dist`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Dist {
     /// Uniform in [--min, --max].
     Uniform,
@@ -16,7 +18,7 @@ pub enum Dist {
 }
 
 /// Producer compression (`--compression`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Compression {
     None,
     Gzip,
@@ -25,24 +27,11 @@ pub enum Compression {
     Zstd,
 }
 
-impl Compression {
-    /// librdkafka's `compression.type` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
-
 /// Flags of `rivulet gen`: produce random JSON events into a topic.
 ///
 /// With `--seed` and `--start-time` the sequence of (key, payload) is fully reproducible;
-/// see [`crate::stream`] for the exact rule.
-#[derive(Debug, Clone, clap::Args)]
+/// see `rivulet_gen::stream` for the exact rule.
+#[derive(Debug, Clone, Args)]
 pub struct GenArgs {
     /// Bootstrap servers of any Kafka-compatible broker.
     #[arg(long, env = "RIVULET_BROKERS", default_value = "127.0.0.1:9092")]
@@ -106,33 +95,12 @@ pub struct GenArgs {
     pub quiet: bool,
 }
 
-/// Lets tests and other crates build [`GenArgs`] from a command line (`["gen", "--seed", "1"]`).
-#[derive(clap::Parser)]
-#[command(name = "gen")]
-struct GenCli {
-    #[command(flatten)]
-    args: GenArgs,
-}
-
 impl GenArgs {
-    /// Parses a command line whose first item is the program name, e.g.
-    /// `GenArgs::try_parse_from(["gen", "--count", "10"])`.
-    pub fn try_parse_from<I, T>(argv: I) -> Result<GenArgs, clap::Error>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
-    {
-        use clap::Parser as _;
-        GenCli::try_parse_from(argv).map(|c| c.args)
-    }
-
-    /// The stream these flags describe, with `seed` and `start_ms` resolved by the caller
-    /// (`run` uses `--seed`/`--start-time` or a random seed and the current time).
-    pub fn stream_config(&self, seed: u64, start_ms: i64) -> StreamConfig {
-        StreamConfig {
-            seed,
-            start_ms,
+    /// The run these flags describe.
+    pub fn config(&self) -> GenConfig {
+        GenConfig {
             rate: self.rate,
+            count: self.count,
             keys: self.keys,
             dist: match self.dist {
                 Dist::Uniform => ValueDist::Uniform {
@@ -145,100 +113,67 @@ impl GenArgs {
                 },
             },
             decimals: self.decimals,
+            seed: self.seed,
+            start_ms: self.start_time,
             late_fraction: self.late_fraction,
-            late_by_ms: u64::try_from(self.late_by.as_millis()).unwrap_or(u64::MAX),
+            late_by: self.late_by,
             bad_fraction: self.bad_fraction,
+            compression: match self.compression {
+                Compression::None => rivulet_gen::Compression::None,
+                Compression::Gzip => rivulet_gen::Compression::Gzip,
+                Compression::Snappy => rivulet_gen::Compression::Snappy,
+                Compression::Lz4 => rivulet_gen::Compression::Lz4,
+                Compression::Zstd => rivulet_gen::Compression::Zstd,
+            },
+            idempotence: !self.no_idempotence,
+            quiet: self.quiet,
+            ..GenConfig::new(self.brokers.as_str(), self.topic.as_str())
         }
     }
+}
 
-    /// Checks what the stream does not cover.
-    pub(crate) fn validate(&self) -> Result<(), GenError> {
-        if self.topic.is_empty() {
-            return Err(GenError::InvalidArgs("--topic must not be empty".into()));
-        }
-        if self.brokers.is_empty() {
-            return Err(GenError::InvalidArgs("--brokers must not be empty".into()));
+/// Produces until `--count` or the first Ctrl-C/SIGTERM (the summary still accounts for every
+/// event sent); a second signal exits without waiting for delivery reports.
+pub async fn run(args: GenArgs) -> Result<()> {
+    let mut shutdown = Shutdown::new(
+        None,
+        "second signal: exiting without waiting for delivery reports",
+    )?;
+    let config = args.config();
+    shutdown.start("generator", |stop| async move {
+        let summary = rivulet_gen::run(config, stop).await?;
+        println!("{summary}");
+        if summary.errors > 0 {
+            bail!(
+                "{} of {} events were not delivered",
+                summary.errors,
+                summary.sent
+            );
         }
         Ok(())
-    }
-}
-
-/// `--start-time`: RFC 3339 or integer epoch milliseconds.
-pub fn parse_start_time(s: &str) -> Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return if (time::MIN_MS..=time::MAX_MS).contains(&ms) {
-            Ok(ms)
-        } else {
-            Err(format!("{ms} ms is outside 0000-01-01..9999-12-31 UTC"))
-        };
-    }
-    time::parse_rfc3339(s)
-}
-
-/// `--late-by`: a whole number with a unit `ms`, `s`, `m` or `h` (`0` alone is allowed).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("expected a duration like 500ms, 5s, 2m or 1h, got `{s}`");
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    let (n, unit) = s.split_at(digits);
-    let n: u64 = n.parse().map_err(|_| err())?;
-    let ms_per_unit = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(err()),
-    };
-    n.checked_mul(ms_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(err)
+    });
+    shutdown.run().await
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use clap::Parser;
 
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        for bad in [
-            "",
-            "5",
-            "s",
-            "-5s",
-            "1.5s",
-            "5 s",
-            "5sec",
-            "99999999999999999999h",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GenArgs,
     }
 
-    #[test]
-    fn start_times() {
-        assert_eq!(
-            parse_start_time("1795514400123").unwrap(),
-            1_795_514_400_123
-        );
-        assert_eq!(
-            parse_start_time("2026-11-24T10:00:00.123Z").unwrap(),
-            1_795_514_400_123
-        );
-        assert!(parse_start_time("yesterday").is_err());
-        assert!(parse_start_time("999999999999999999").is_err());
+    fn parse(argv: &[&str]) -> Result<GenArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("gen").chain(argv.iter().copied())).map(|c| c.args)
     }
 
     #[test]
     fn defaults_and_flags() {
-        let a = GenArgs::try_parse_from(["gen"]).unwrap();
+        let a = parse(&[]).unwrap();
         assert_eq!(a.topic, "events");
         assert_eq!(a.rate, 1000);
         assert_eq!(a.count, None);
@@ -247,8 +182,10 @@ mod tests {
         assert_eq!(a.late_by, Duration::from_secs(5));
         assert_eq!(a.compression, Compression::None);
         assert!(!a.no_idempotence);
-        let a = GenArgs::try_parse_from([
-            "gen",
+        // The flags' defaults are the generator's.
+        let mut defaults = GenConfig::new(a.brokers.as_str(), "events");
+        assert_eq!(a.config(), defaults);
+        let a = parse(&[
             "--dist",
             "normal",
             "--mean",
@@ -261,12 +198,14 @@ mod tests {
             "750ms",
             "--compression",
             "zstd",
+            "--no-idempotence",
+            "--quiet",
         ])
         .unwrap();
         assert_eq!(a.mean, -3.5);
         assert_eq!(a.min, -10.0);
         assert_eq!(a.start_time, Some(1_795_514_400_000));
-        let c = a.stream_config(9, 0);
+        let c = a.config();
         assert_eq!(
             c.dist,
             ValueDist::Normal {
@@ -274,7 +213,14 @@ mod tests {
                 stddev: 10.0
             }
         );
-        assert_eq!(c.late_by_ms, 750);
-        assert!(GenArgs::try_parse_from(["gen", "--dist", "poisson"]).is_err());
+        assert_eq!(c.stream_config(9, 0).late_by_ms, 750);
+        defaults.dist = c.dist;
+        defaults.start_ms = Some(1_795_514_400_000);
+        defaults.late_by = Duration::from_millis(750);
+        defaults.compression = rivulet_gen::Compression::Zstd;
+        defaults.idempotence = false;
+        defaults.quiet = true;
+        assert_eq!(c, defaults);
+        assert!(parse(&["--dist", "poisson"]).is_err());
     }
 }

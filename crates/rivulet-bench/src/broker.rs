@@ -1,19 +1,40 @@
-//! The broker a bench starts itself when no `--brokers` is given: this same executable run as
-//! `broker` on a free loopback port with a throw-away data directory.
+//! The processes a bench measures from outside itself: its own broker when no `--brokers` is
+//! given, and `rivulet up` for `bench pipeline --parts rss`.
+//!
+//! They run as separate processes, so their memory (`/proc/<pid>/status`) and CPU
+//! (`/proc/<pid>/stat`) are theirs alone and the figures in docs/BENCHMARKS.md keep meaning the
+//! broker's. The bench does not know which program that is: the binary hands in a
+//! [`Launcher`] that builds the commands (itself, `rivulet broker …` / `rivulet up …`), and
+//! the bench runs them and waits for their ready line.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::ClientError;
+use crate::BenchError;
 
-/// The line the broker prints on stdout once it accepts connections.
-const READY_PREFIX: &str = "rivulet broker listening on ";
+/// The line a launched broker or `up` prints on stdout once it accepts connections,
+/// followed by its address.
+pub const READY_PREFIX: &str = "rivulet broker listening on ";
 
 /// How long the broker may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Builds the commands of the processes a bench starts. Each must print
+/// [`READY_PREFIX`]`<host:port>` on stdout once its broker accepts connections; its stderr
+/// goes to a log file shown when it fails to start.
+pub trait Launcher: Send + Sync {
+    /// A broker listening on a free loopback port (`127.0.0.1:0`), keeping its data in
+    /// `data_dir`, with `fsync` as its fsync policy (`always` or an interval like `100ms`).
+    fn broker(&self, data_dir: &Path, fsync: &str) -> Command;
+
+    /// The whole default pipeline (`rivulet up`): embedded broker on a free loopback port with
+    /// its data in `data_dir`, generator at `rate` events/s, the default query and the
+    /// dashboard (on a free port).
+    fn up(&self, data_dir: &Path, rate: u64) -> Command;
+}
 
 /// Resident memory of the broker process, in KiB, from `/proc/<pid>/status`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,57 +55,48 @@ pub(crate) struct BenchBroker {
 }
 
 impl BenchBroker {
-    /// Starts `<current exe> broker --listen 127.0.0.1:0 --data-dir <tmp> --fsync <fsync>` and
-    /// waits (bounded) for its ready line.
-    pub(crate) fn start(fsync: &str) -> Result<BenchBroker, ClientError> {
+    /// Starts the launcher's broker with `--fsync fsync` and waits (bounded) for its ready
+    /// line.
+    pub(crate) async fn start(
+        launcher: Arc<dyn Launcher>,
+        fsync: &str,
+    ) -> Result<BenchBroker, BenchError> {
         let fsync = fsync.to_string();
-        BenchBroker::start_with(move |data_dir| {
-            vec![
-                "broker".into(),
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--data-dir".into(),
-                data_dir.into(),
-                "--fsync".into(),
-                fsync.into(),
-            ]
+        crate::kafka::blocking(move || {
+            BenchBroker::start_with(|data_dir| launcher.broker(data_dir, &fsync))
         })
+        .await
     }
 
-    /// Starts `<current exe> <args(data dir)>` (a subcommand that prints the broker's ready
-    /// line, e.g. `broker` or `up`) with a throw-away data directory and waits (bounded) for
-    /// the ready line.
+    /// Starts the command `make(data dir)` gives (one that prints the ready line, a broker or
+    /// `up`) with a throw-away data directory and waits (bounded) for the ready line.
     pub(crate) fn start_with(
-        args: impl FnOnce(&std::path::Path) -> Vec<std::ffi::OsString>,
-    ) -> Result<BenchBroker, ClientError> {
-        let exe =
-            std::env::current_exe().map_err(ClientError::io("locating the rivulet executable"))?;
+        make: impl FnOnce(&Path) -> Command,
+    ) -> Result<BenchBroker, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix("rivulet-bench-")
             .tempdir()
-            .map_err(ClientError::io("creating the bench data directory"))?;
+            .map_err(BenchError::io("creating the bench data directory"))?;
         let data_dir = dir.path().join("data");
         // The broker's logs go to a file, not our terminal: they would interleave with the
         // figures; they are shown if the broker fails to start.
         let stderr_path = dir.path().join("broker.log");
-        let stderr = std::fs::File::create(&stderr_path).map_err(ClientError::io(format!(
+        let stderr = std::fs::File::create(&stderr_path).map_err(BenchError::io(format!(
             "creating {}",
             stderr_path.display()
         )))?;
-        let mut child = Command::new(&exe)
-            .args(args(&data_dir))
+        let mut command = make(&data_dir);
+        let shown = format!("{:?}", command.get_program());
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()
-            .map_err(ClientError::io(format!(
-                "starting {} broker",
-                exe.display()
-            )))?;
+            .map_err(BenchError::io(format!("starting the bench broker {shown}")))?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(ClientError::BrokerProcess(
+            return Err(BenchError::BrokerProcess(
                 "no stdout pipe to the broker".into(),
             ));
         };
@@ -100,7 +112,7 @@ impl BenchBroker {
                     let _ = tx.send(line);
                 }
             })
-            .map_err(ClientError::io("starting the broker stdout reader"))?;
+            .map_err(BenchError::io("starting the broker stdout reader"))?;
 
         let mut broker = BenchBroker {
             child,
@@ -112,7 +124,7 @@ impl BenchBroker {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ClientError::BrokerProcess(format!(
+                return Err(BenchError::BrokerProcess(format!(
                     "no `{READY_PREFIX}<addr>` line within {}s{}",
                     START_TIMEOUT.as_secs(),
                     broker.log_tail()
@@ -132,7 +144,7 @@ impl BenchBroker {
                         .wait()
                         .map(|s| s.to_string())
                         .unwrap_or_default();
-                    return Err(ClientError::BrokerProcess(format!(
+                    return Err(BenchError::BrokerProcess(format!(
                         "the broker exited ({status}) before it was ready{}",
                         broker.log_tail()
                     )));
@@ -210,6 +222,34 @@ fn parse_status(status: &str) -> Rss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Any program that prints the ready line will do: the bench does not need `rivulet`.
+    #[test]
+    fn starts_what_the_launcher_gives_and_waits_for_its_ready_line() {
+        let b = BenchBroker::start_with(|dir| {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!(
+                    "test -n '{}' && echo starting && echo '{READY_PREFIX}127.0.0.1:1' && exec sleep 60",
+                    dir.display()
+                ));
+            c
+        })
+        .expect("started");
+        assert_eq!(b.addr(), "127.0.0.1:1");
+        assert!(b.pid() > 0);
+        drop(b);
+
+        let e = BenchBroker::start_with(|_| {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg("echo 'no room' >&2; exit 3");
+            c
+        })
+        .err()
+        .expect("fails");
+        let msg = e.to_string();
+        assert!(msg.contains("exited") && msg.contains("no room"), "{msg}");
+    }
 
     #[test]
     fn parses_proc_status() {

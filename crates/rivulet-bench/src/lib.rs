@@ -1,24 +1,30 @@
-//! `rivulet bench produce|consume`: throughput and latency benchmarks through librdkafka.
+//! `rivulet-bench`: the benchmarks behind `rivulet bench` — the broker's produce and consume
+//! throughput and latency, and the whole pipeline (engine alone, generator + broker + engine,
+//! latency, memory, sinks). They measure; the pipeline itself is in the library crates they
+//! drive, and the binary only parses `rivulet bench`'s flags into a [`BenchCommand`].
 //!
-//! Without `--brokers` a bench starts its own broker (this same executable, see
-//! `bench::broker`) on a free loopback port with a throw-away data directory and reports the
-//! broker's memory use too. Producing and consuming run on dedicated threads with
-//! librdkafka's non-async API (`BaseProducer`, `BaseConsumer`): a future per message would
-//! cost more than the broker does. Every loop is bounded by the record count and by
-//! `--timeout-secs`. Results are printed as aligned `key: value` lines and one final JSON
-//! line (for docs/BENCHMARKS.md).
+//! Without `--brokers` a bench starts its own broker as a separate process, through the
+//! [`Launcher`] the binary hands in, on a free loopback port with a
+//! throw-away data directory, and reports the broker's memory use too. Producing and
+//! consuming run on dedicated threads with librdkafka's non-async API (`BaseProducer`,
+//! `BaseConsumer`): a future per message would cost more than the broker does. Every loop is
+//! bounded by the record count and by `--timeout-secs`. Results are printed as aligned
+//! `key: value` lines and one final JSON line (for docs/BENCHMARKS.md).
 //!
-//! `--client raw` swaps librdkafka for the minimal client in `bench::raw` (pre-encoded
-//! batches, batch-header-only fetch parsing) so that the broker, not the client, is the
-//! bottleneck on a small machine; see there.
+//! `--client raw` swaps librdkafka for the minimal client in `raw.rs` (pre-encoded batches,
+//! batch-header-only fetch parsing) so that the broker, not the client, is the bottleneck on a
+//! small machine; see there. `rivulet bench pipeline` is `pipeline.rs`.
 
 mod broker;
+mod error;
+mod kafka;
 mod payload;
 mod pipeline;
 mod raw;
+mod report;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -29,12 +35,13 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{json, Value};
 
-use crate::util::{base_config, blocking, REQUEST_TIMEOUT};
-use crate::ClientError;
 use broker::{BenchBroker, Rss};
+pub use broker::{Launcher, READY_PREFIX};
+pub use error::BenchError;
+use kafka::{blocking, client_config, ensure_topic, topic_offsets, REQUEST_TIMEOUT};
 use payload::PayloadGen;
+use report::{round2, Report};
 
 /// Produce latency is recorded for one record in this many: enough samples for p99 of
 /// millions of records, without a clock read and histogram update per record.
@@ -162,29 +169,29 @@ impl Compression {
 
 impl CommonArgs {
     /// The effective `acks`: the idempotent producer requires `all`.
-    fn acks(&self) -> Result<&str, ClientError> {
+    fn acks(&self) -> Result<&str, BenchError> {
         match (self.acks.as_deref(), self.idempotent) {
             (None, false) => Ok("1"),
             (None, true) | (Some("all"), _) => Ok("all"),
             (Some(a), false) => Ok(a),
-            (Some(a), true) => Err(ClientError::InvalidArgument(format!(
+            (Some(a), true) => Err(BenchError::InvalidArgument(format!(
                 "--idempotent needs --acks all, got --acks {a}"
             ))),
         }
     }
 
     /// Refuses what `--client raw` does not do, before any broker is started.
-    fn check_client(&self, mode: &str) -> Result<(), ClientError> {
+    fn check_client(&self, mode: &str) -> Result<(), BenchError> {
         if self.client != ClientKind::Raw {
             return Ok(());
         }
         if self.idempotent {
-            return Err(ClientError::InvalidArgument(
+            return Err(BenchError::InvalidArgument(
                 "--client raw has no idempotent producer; drop --idempotent".into(),
             ));
         }
         if mode == "produce" && self.acks()? == "0" {
-            return Err(ClientError::InvalidArgument(
+            return Err(BenchError::InvalidArgument(
                 "--client raw needs --acks 1 or all: with acks 0 the broker sends no responses, so nothing would be checked or timed".into(),
             ));
         }
@@ -192,7 +199,7 @@ impl CommonArgs {
     }
 
     /// `acks` as the protocol's number.
-    fn acks_num(&self) -> Result<i16, ClientError> {
+    fn acks_num(&self) -> Result<i16, BenchError> {
         Ok(match self.acks()? {
             "0" => 0,
             "1" => 1,
@@ -210,22 +217,23 @@ fn parse_acks(s: &str) -> Result<String, String> {
 }
 
 impl BenchCommand {
-    /// Runs the benchmark, printing its figures to stdout.
-    pub async fn run(self) -> Result<(), ClientError> {
+    /// Runs the benchmark, printing its figures to stdout; a broker (or `rivulet up`) the
+    /// bench starts itself comes from `launcher`.
+    pub async fn run(self, launcher: Arc<dyn Launcher>) -> Result<(), BenchError> {
         let (mode, common) = match &self {
             BenchCommand::Produce(a) => ("produce", &a.common),
             BenchCommand::Consume(a) => ("consume", &a.common),
-            BenchCommand::Pipeline(a) => return pipeline::run(a.clone()).await,
+            BenchCommand::Pipeline(a) => return pipeline::run(a.clone(), launcher).await,
         };
         if common.count == 0 {
-            return Err(ClientError::InvalidArgument(
+            return Err(BenchError::InvalidArgument(
                 "--count must be at least 1".into(),
             ));
         }
         common.acks()?;
         common.check_client(mode)?;
         if common.timeout_secs == 0 {
-            return Err(ClientError::InvalidArgument(
+            return Err(BenchError::InvalidArgument(
                 "--timeout-secs must be at least 1".into(),
             ));
         }
@@ -234,15 +242,12 @@ impl BenchCommand {
 
         let own = match &common.brokers {
             Some(_) => None,
-            None => {
-                let fsync = common.fsync.clone();
-                Some(blocking(move || BenchBroker::start(&fsync)).await?)
-            }
+            None => Some(BenchBroker::start(launcher, &common.fsync).await?),
         };
         let brokers = match (&common.brokers, &own) {
             (Some(b), _) => b.clone(),
             (None, Some(o)) => o.addr().to_string(),
-            (None, None) => return Err(ClientError::BrokerProcess("no broker".into())),
+            (None, None) => return Err(BenchError::BrokerProcess("no broker".into())),
         };
 
         if common.client == ClientKind::Raw {
@@ -271,125 +276,6 @@ impl BenchCommand {
         report.print();
         result
     }
-}
-
-/// Figures in print order; printed as `key: value` lines, then as one JSON object.
-struct Report {
-    fields: Vec<(String, Value)>,
-}
-
-impl Report {
-    fn new(mode: &str) -> Report {
-        Report {
-            fields: vec![("bench".to_string(), json!(mode))],
-        }
-    }
-
-    /// A report without the `bench` line, for figures that go into another one.
-    fn empty() -> Report {
-        Report { fields: Vec::new() }
-    }
-
-    fn add(&mut self, key: impl Into<String>, value: impl Into<Value>) {
-        self.fields.push((key.into(), value.into()));
-    }
-
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    /// Adds `other`'s figures with `prefix` in front of their names.
-    fn add_prefixed(&mut self, prefix: &str, other: Report) {
-        for (k, v) in other.fields {
-            self.fields.push((format!("{prefix}{k}"), v));
-        }
-    }
-
-    fn print(&self) {
-        let width = self.fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-        for (k, v) in &self.fields {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            println!("{:<width$} {text}", format!("{k}:"));
-        }
-        let obj: serde_json::Map<String, Value> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        println!("{}", Value::Object(obj));
-    }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-/// Creates the topic unless it exists; returns its partition count.
-async fn ensure_topic(brokers: &str, args: &CommonArgs) -> Result<usize, ClientError> {
-    match crate::admin::create_topic_inner(brokers, &args.topic, args.partitions, &[]).await {
-        Ok(()) => {}
-        Err(ClientError::Broker {
-            code: RDKafkaErrorCode::TopicAlreadyExists,
-            ..
-        }) => {}
-        Err(e) => return Err(e),
-    }
-    let (n, _) = topic_offsets(brokers, &args.topic).await?;
-    Ok(n)
-}
-
-/// Partition count and (partition, low, high) of every partition of `topic`, waiting
-/// (bounded) for the metadata to show the topic right after it was created.
-async fn topic_offsets(
-    brokers: &str,
-    topic: &str,
-) -> Result<(usize, Vec<(i32, i64, i64)>), ClientError> {
-    let consumer: BaseConsumer =
-        base_config(brokers)
-            .create()
-            .map_err(ClientError::kafka(format!(
-                "creating a consumer for {brokers}"
-            )))?;
-    let topic = topic.to_string();
-    blocking(move || {
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        loop {
-            let md = consumer
-                .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)
-                .map_err(ClientError::kafka(format!(
-                    "fetching metadata of topic {topic}"
-                )))?;
-            let parts: Vec<i32> = md
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            if !parts.is_empty() {
-                let mut out = Vec::with_capacity(parts.len());
-                for p in parts {
-                    let (low, high) = consumer
-                        .fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
-                        .map_err(ClientError::kafka(format!(
-                            "fetching offsets of {topic}/{p}"
-                        )))?;
-                    out.push((p, low, high));
-                }
-                out.sort_unstable();
-                return Ok((out.len(), out));
-            }
-            if Instant::now() >= deadline {
-                return Err(ClientError::Timeout(format!(
-                    "topic {topic} did not appear in metadata"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    })
-    .await
 }
 
 /// Delivery reports: counts, the first error, and sampled latencies.
@@ -445,8 +331,8 @@ async fn produce(
     args: &CommonArgs,
     first_id: u64,
     count: u64,
-) -> Result<ProduceOutcome, ClientError> {
-    let mut config = base_config(brokers);
+) -> Result<ProduceOutcome, BenchError> {
+    let mut config = client_config(brokers);
     config
         .set("acks", args.acks()?)
         .set("compression.type", args.compression.as_str())
@@ -461,7 +347,7 @@ async fn produce(
             if args.idempotent { "true" } else { "false" },
         );
     let histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .map_err(|e| ClientError::Worker(format!("latency histogram: {e}")))?;
+        .map_err(|e| BenchError::Worker(format!("latency histogram: {e}")))?;
     let context = BenchContext {
         start: Instant::now(),
         delivered: AtomicU64::new(0),
@@ -472,7 +358,7 @@ async fn produce(
     let producer: BaseProducer<BenchContext> =
         config
             .create_with_context(context)
-            .map_err(ClientError::kafka(format!(
+            .map_err(BenchError::kafka(format!(
                 "creating a producer for {brokers}"
             )))?;
     let mut gen = PayloadGen::new(args.size, first_id + count)?;
@@ -513,7 +399,7 @@ async fn produce(
                         }
                     }
                     Err((e, _)) => {
-                        return Err(ClientError::Kafka {
+                        return Err(BenchError::Kafka {
                             context: format!("producing to {topic}"),
                             source: e,
                         })
@@ -532,7 +418,7 @@ async fn produce(
             .latency_us
             .lock()
             .map(|h| h.clone())
-            .map_err(|e| ClientError::Worker(e.to_string()))?;
+            .map_err(|e| BenchError::Worker(e.to_string()))?;
         Ok(ProduceOutcome {
             delivered: ctx.delivered.load(Ordering::Relaxed),
             failed: ctx.failed.load(Ordering::Relaxed),
@@ -564,8 +450,8 @@ async fn produce_bench(
     brokers: &str,
     args: CommonArgs,
     report: &mut Report,
-) -> Result<(), ClientError> {
-    let partitions = ensure_topic(brokers, &args).await?;
+) -> Result<(), BenchError> {
+    let partitions = ensure_topic(brokers, &args.topic, args.partitions).await?;
     add_setup(report, &args, partitions);
     let out = match args.client {
         ClientKind::Librdkafka => produce(brokers, &args, 0, args.count).await?,
@@ -615,16 +501,16 @@ async fn produce_bench(
     check_outcome(&out, args.count, args.timeout_secs)
 }
 
-fn check_outcome(out: &ProduceOutcome, count: u64, timeout_secs: u64) -> Result<(), ClientError> {
+fn check_outcome(out: &ProduceOutcome, count: u64, timeout_secs: u64) -> Result<(), BenchError> {
     if out.failed > 0 {
-        return Err(ClientError::Incomplete(format!(
+        return Err(BenchError::Incomplete(format!(
             "{} of {count} records failed; first error: {}",
             out.failed,
             out.first_error.as_deref().unwrap_or("unknown")
         )));
     }
     if out.timed_out || out.delivered < count {
-        return Err(ClientError::Timeout(format!(
+        return Err(BenchError::Timeout(format!(
             "{} of {count} records delivered within {timeout_secs}s",
             out.delivered
         )));
@@ -636,8 +522,8 @@ async fn consume_bench(
     brokers: &str,
     args: CommonArgs,
     report: &mut Report,
-) -> Result<(), ClientError> {
-    ensure_topic(brokers, &args).await?;
+) -> Result<(), BenchError> {
+    ensure_topic(brokers, &args.topic, args.partitions).await?;
     let (_, offsets) = topic_offsets(brokers, &args.topic).await?;
     let existing: u64 = offsets
         .iter()
@@ -658,7 +544,7 @@ async fn consume_bench(
         return consume_raw(brokers, &args, &offsets, report).await;
     }
 
-    let mut config = base_config(brokers);
+    let mut config = client_config(brokers);
     config
         // librdkafka wants a group.id even for assign(); nothing is committed to it.
         .set("group.id", "rivulet-bench")
@@ -673,16 +559,16 @@ async fn consume_bench(
         .set("receive.message.max.bytes", "100000000")
         .set("queued.max.messages.kbytes", "262144")
         .set("queued.min.messages", "1000000");
-    let consumer: BaseConsumer = config.create().map_err(ClientError::kafka(format!(
+    let consumer: BaseConsumer = config.create().map_err(BenchError::kafka(format!(
         "creating a consumer for {brokers}"
     )))?;
     // assign, not subscribe: no group, no rebalance, every partition from its start.
     let mut tpl = TopicPartitionList::new();
     for (p, _, _) in &offsets {
         tpl.add_partition_offset(&args.topic, *p, Offset::Beginning)
-            .map_err(ClientError::kafka("building the assignment"))?;
+            .map_err(BenchError::kafka("building the assignment"))?;
     }
-    consumer.assign(&tpl).map_err(ClientError::kafka(format!(
+    consumer.assign(&tpl).map_err(BenchError::kafka(format!(
         "assigning the partitions of {}",
         args.topic
     )))?;
@@ -727,7 +613,7 @@ async fn consume_bench(
     report.add("total_secs", round2(secs));
     report.add("errors", errors.0);
     if timed_out {
-        return Err(ClientError::Timeout(format!(
+        return Err(BenchError::Timeout(format!(
             "{records} of {count} records consumed within {}s{}",
             args.timeout_secs,
             errors
@@ -745,7 +631,7 @@ async fn consume_raw(
     args: &CommonArgs,
     offsets: &[(i32, i64, i64)],
     report: &mut Report,
-) -> Result<(), ClientError> {
+) -> Result<(), BenchError> {
     let starts: Vec<(i32, i64)> = offsets.iter().map(|(p, low, _)| (*p, *low)).collect();
     let out = raw::consume(
         brokers,
@@ -768,13 +654,13 @@ async fn consume_raw(
     report.add("batches", out.batches);
     report.add("errors", out.errors);
     if let Some(e) = out.first_error {
-        return Err(ClientError::Incomplete(format!(
+        return Err(BenchError::Incomplete(format!(
             "{} fetch error(s) after {} records; first: {e}",
             out.errors, out.records
         )));
     }
     if out.timed_out || out.records < args.count {
-        return Err(ClientError::Timeout(format!(
+        return Err(BenchError::Timeout(format!(
             "{} of {} records consumed within {}s",
             out.records, args.count, args.timeout_secs
         )));

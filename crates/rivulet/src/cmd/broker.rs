@@ -1,0 +1,224 @@
+//! `rivulet broker`: the Kafka-compatible broker, and the listener binding `up` shares.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rivulet_broker::{BrokerConfig, FsyncPolicy, GroupConfig};
+use tokio::net::TcpListener;
+
+use crate::shutdown::Shutdown;
+
+#[derive(Args)]
+pub struct BrokerArgs {
+    /// Address to listen on; a host name binds every address it resolves to
+    /// (`localhost` covers 127.0.0.1 and ::1). Port 0 picks a free port.
+    #[arg(long, env = "RIVULET_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// Directory holding the log segments, offsets and metadata.
+    #[arg(long, env = "RIVULET_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// host:port clients are told to connect to [default: the listen address].
+    #[arg(long, env = "RIVULET_ADVERTISED_ADDRESS")]
+    advertised_address: Option<String>,
+    /// Partitions of auto-created topics (Kafka's num.partitions).
+    #[arg(long, env = "RIVULET_DEFAULT_PARTITIONS", default_value_t = 1)]
+    default_partitions: i32,
+    /// Create topics on first Metadata request for them.
+    #[arg(long, env = "RIVULET_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+    /// `always`: acks=1/-1 are answered after fsync (group commit). `<N>ms`: fsync every N ms
+    /// and answer before (faster; a power loss can lose up to N ms of acknowledged writes).
+    #[arg(long, env = "RIVULET_FSYNC", default_value = "always", value_parser = parse_fsync)]
+    fsync: FsyncPolicy,
+    /// Largest request frame accepted (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "RIVULET_MAX_REQUEST_BYTES", default_value_t = 100 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// Most client connections served at once; more are refused.
+    #[arg(long, env = "RIVULET_MAX_CONNECTIONS", default_value_t = 1000)]
+    max_connections: usize,
+    /// Most connections from one IP address (Kafka's max.connections.per.ip).
+    #[arg(long, env = "RIVULET_MAX_CONNECTIONS_PER_IP", default_value_t = i32::MAX as usize)]
+    max_connections_per_ip: usize,
+    /// Close connections idle this long (Kafka's connections.max.idle.ms).
+    #[arg(
+        long,
+        env = "RIVULET_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = 600_000
+    )]
+    connections_max_idle_ms: u64,
+    /// Close a connection whose started request is not complete after this long.
+    #[arg(long, env = "RIVULET_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    request_timeout_ms: u64,
+    /// Request bytes held across all connections before reads pause (Kafka's
+    /// queued.max.request.bytes); at least --max-request-bytes.
+    #[arg(long, env = "RIVULET_QUEUED_MAX_REQUEST_BYTES", default_value_t = 256 * 1024 * 1024)]
+    queued_max_request_bytes: usize,
+    /// Record bytes in one fetch response, whatever the client asks (Kafka's fetch.max.bytes).
+    #[arg(long, env = "RIVULET_FETCH_MAX_BYTES", default_value_t = 55 * 1024 * 1024)]
+    fetch_max_bytes: usize,
+    /// Most partitions of one topic.
+    #[arg(
+        long,
+        env = "RIVULET_MAX_PARTITIONS_PER_TOPIC",
+        default_value_t = 10_000
+    )]
+    max_partitions_per_topic: i32,
+    /// Most partitions one CreateTopics/CreatePartitions request may create.
+    #[arg(
+        long,
+        env = "RIVULET_MAX_PARTITIONS_PER_REQUEST",
+        default_value_t = 10_000
+    )]
+    max_partitions_per_request: usize,
+    /// Most topics one admin or auto-creating Metadata request may name.
+    #[arg(long, env = "RIVULET_MAX_TOPICS_PER_REQUEST", default_value_t = 1_000)]
+    max_topics_per_request: usize,
+    /// Most topics on the broker.
+    #[arg(long, env = "RIVULET_MAX_TOPICS", default_value_t = 10_000)]
+    max_topics: usize,
+    /// Most partitions on the broker, all topics together.
+    #[arg(long, env = "RIVULET_MAX_PARTITIONS", default_value_t = 100_000)]
+    max_partitions: usize,
+    /// Segment files kept open at once [default: a quarter of the soft open-file limit, at
+    /// most 4096].
+    #[arg(long, env = "RIVULET_MAX_OPEN_FILES")]
+    max_open_files: Option<usize>,
+    /// Default segment.bytes for topics.
+    #[arg(long, env = "RIVULET_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    segment_bytes: u64,
+    /// Default retention.ms for topics (-1: keep forever).
+    #[arg(long, env = "RIVULET_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    retention_ms: i64,
+    /// Default retention.bytes per partition (-1: unlimited).
+    #[arg(long, env = "RIVULET_RETENTION_BYTES", default_value_t = -1, allow_negative_numbers = true)]
+    retention_bytes: i64,
+    /// Default max.message.bytes (largest record batch).
+    #[arg(long, env = "RIVULET_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
+    max_message_bytes: i32,
+    /// Wait for more members before the first rebalance of a group (ms).
+    #[arg(
+        long,
+        env = "RIVULET_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 300
+    )]
+    group_initial_rebalance_delay_ms: u64,
+}
+
+fn parse_fsync(s: &str) -> Result<FsyncPolicy, String> {
+    if s == "always" {
+        return Ok(FsyncPolicy::Always);
+    }
+    let ms = s
+        .strip_suffix("ms")
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("expected `always` or an interval like `100ms`, got `{s}`"))?;
+    Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
+}
+
+/// Runs the broker until Ctrl-C/SIGTERM, then shuts it down cleanly (a second signal exits
+/// without).
+pub async fn run(args: BrokerArgs) -> Result<()> {
+    let mut shutdown = Shutdown::new(
+        Some("shutting down (press Ctrl-C again to exit at once)"),
+        "second signal: exiting without a clean shutdown",
+    )?;
+    let listeners = bind(&args.listen).await?;
+    let first = listeners[0].local_addr()?;
+    let (host, port) = match &args.advertised_address {
+        Some(a) => split_host_port(a).with_context(|| format!("--advertised-address {a}"))?,
+        None => {
+            let (h, _) = split_host_port(&args.listen)
+                .with_context(|| format!("--listen {}", args.listen))?;
+            (h, first.port())
+        }
+    };
+    let mut config = BrokerConfig::new(&args.data_dir, host, port);
+    config.default_partitions = args.default_partitions;
+    config.auto_create_topics = args.auto_create_topics;
+    config.fsync = args.fsync;
+    config.max_frame_bytes = args.max_request_bytes;
+    config.max_connections = args.max_connections;
+    config.max_connections_per_ip = args.max_connections_per_ip;
+    config.connections_max_idle = Duration::from_millis(args.connections_max_idle_ms);
+    config.request_timeout = Duration::from_millis(args.request_timeout_ms);
+    config.queued_max_request_bytes = args.queued_max_request_bytes;
+    config.fetch_max_bytes = args.fetch_max_bytes;
+    config.topic_limits = rivulet_log::TopicLimits {
+        max_partitions_per_topic: args.max_partitions_per_topic,
+        max_topics: args.max_topics,
+        max_partitions: args.max_partitions,
+    };
+    config.max_partitions_per_request = args.max_partitions_per_request;
+    config.max_topics_per_request = args.max_topics_per_request;
+    config.max_open_files = args.max_open_files;
+    config.log_defaults.segment_bytes = args.segment_bytes;
+    config.log_defaults.retention_ms = args.retention_ms;
+    config.log_defaults.retention_bytes = args.retention_bytes;
+    config.log_defaults.max_message_bytes = args.max_message_bytes;
+    config.group = GroupConfig {
+        initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
+        ..GroupConfig::default()
+    };
+    if config.default_partitions < 1 {
+        bail!("--default-partitions must be at least 1");
+    }
+    let handle = rivulet_broker::start(config, listeners)
+        .await
+        .with_context(|| {
+            format!(
+                "starting the broker on data dir {}",
+                args.data_dir.display()
+            )
+        })?;
+    for addr in handle.local_addrs() {
+        // Machine-readable readiness line on stdout (logs go to stderr); tests and the bench
+        // wait for it.
+        println!("rivulet broker listening on {addr}");
+    }
+    shutdown.start("broker", |stop| async move {
+        stop.cancelled().await;
+        handle.shutdown().await.context("clean shutdown")
+    });
+    shutdown.run().await
+}
+
+/// Binds every address `listen` resolves to. With port 0 and several addresses, the port the
+/// first one got is reused for the others so clients see one port.
+pub async fn bind(listen: &str) -> Result<Vec<TcpListener>> {
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("resolving --listen {listen}"))?
+        .collect();
+    addrs.dedup();
+    let Some(&first) = addrs.first() else {
+        bail!("--listen {listen} resolves to no address");
+    };
+    let l = TcpListener::bind(first)
+        .await
+        .with_context(|| format!("binding {first}"))?;
+    let port = l.local_addr()?.port();
+    let mut out = vec![l];
+    for mut a in addrs.into_iter().skip(1) {
+        a.set_port(port);
+        match TcpListener::bind(a).await {
+            Ok(l) => out.push(l),
+            // e.g. ::1 on a host without IPv6: serve what we can.
+            Err(e) => tracing::warn!("not listening on {a}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// `host:port` (brackets around an IPv6 host dropped).
+pub fn split_host_port(s: &str) -> Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .with_context(|| format!("expected host:port, got `{s}`"))?;
+    let port: u16 = port.parse().with_context(|| format!("bad port in `{s}`"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}

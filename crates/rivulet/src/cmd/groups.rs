@@ -1,0 +1,22 @@
+//! `rivulet groups`: consumer groups on any Kafka-compatible broker (through `rivulet-client`).
+
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args)]
+pub struct GroupsArgs {
+    /// Bootstrap servers.
+    #[arg(
+        long,
+        env = "RIVULET_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    brokers: String,
+    #[command(subcommand)]
+    command: rivulet_client::admin::GroupsCommand,
+}
+
+pub async fn run(args: GroupsArgs) -> Result<()> {
+    Ok(args.command.run(&args.brokers).await?)
+}
