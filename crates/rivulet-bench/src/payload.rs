@@ -2,7 +2,6 @@
 //! pipeline is meant for, so compression ratios are realistic rather than all-zeros.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::BenchError;
 
@@ -60,47 +59,14 @@ fn base_len(id: u64, value: &str, timestamp: &str) -> usize {
     format!("{{\"id\":{id},\"value\":{value},\"timestamp\":\"{timestamp}\",\"pad\":\"").len()
 }
 
-/// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), without a date crate.
+/// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
 fn rfc3339_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(d.as_millis() as i64)
-}
-
-fn rfc3339(epoch_ms: i64) -> String {
-    let secs = epoch_ms.div_euclid(1000);
-    let ms = epoch_ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    rivulet_time::rfc3339_ms(rivulet_time::now_ms())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_timestamps() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
-    }
 
     #[test]
     fn records_have_exact_size_and_are_json() {

@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -35,6 +35,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kafka_protocol::ResponseError;
+use rivulet_log::BatchHeader;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
@@ -69,8 +70,6 @@ const RECORD_OVERHEAD: usize = 12;
 /// Largest batch the raw producer builds, whatever `--batch-size` says (brokers default to
 /// 1 MiB; this only keeps a typo from encoding gigabytes up front).
 const MAX_BATCH_BYTES: usize = 16 << 20;
-/// Size of a v2 record batch header.
-const BATCH_HEADER_LEN: usize = 61;
 
 /// Kafka codec for a bench `--compression`.
 pub(super) fn codec(c: super::Compression) -> Compression {
@@ -307,7 +306,7 @@ fn encode_batch(
             headers: IndexMap::new(),
         })
         .collect();
-    let mut buf = BytesMut::with_capacity(n as usize * 128 + BATCH_HEADER_LEN);
+    let mut buf = BytesMut::with_capacity(n as usize * 128 + BatchHeader::SIZE);
     RecordBatchEncoder::encode(
         &mut buf,
         records.iter(),
@@ -353,10 +352,7 @@ pub(super) fn plan(spec: &ProduceSpec<'_>) -> Result<Plan, BenchError> {
     }
     let mut gen = PayloadGen::new(spec.record_size, spec.count)?;
     let batch_bytes = spec.batch_bytes.min(MAX_BATCH_BYTES);
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let timestamp = rivulet_time::now_ms();
     // First guess from the record size, then shrink (bounded) until a batch fits.
     let mut per_batch =
         ((batch_bytes / (spec.record_size + RECORD_OVERHEAD)) as u64).clamp(1, spec.count);
@@ -661,7 +657,7 @@ pub(super) fn encode_records(records: &[RawRecord]) -> Result<Bytes, BenchError>
         })
         .collect();
     let bytes: usize = records.iter().map(|(_, v, _)| v.len() + 32).sum();
-    let mut buf = BytesMut::with_capacity(bytes + BATCH_HEADER_LEN);
+    let mut buf = BytesMut::with_capacity(bytes + BatchHeader::SIZE);
     RecordBatchEncoder::encode(
         &mut buf,
         recs.iter(),
@@ -757,18 +753,22 @@ pub(super) fn walk_batches(mut data: &[u8], expected: i64) -> Result<Walk, Strin
         bytes: 0,
         next_offset: expected,
     };
-    // Each round consumes at least BATCH_HEADER_LEN bytes.
-    while data.len() >= BATCH_HEADER_LEN {
-        let base_offset = (&data[0..8]).get_i64();
-        let batch_length = (&data[8..12]).get_i32();
-        let magic = data[16] as i8;
-        let last_offset_delta = (&data[23..27]).get_i32();
-        let record_count = (&data[57..61]).get_i32();
-        let total = usize::try_from(batch_length)
-            .ok()
-            .filter(|&l| l >= BATCH_HEADER_LEN - 12)
-            .map(|l| l + 12)
-            .ok_or_else(|| format!("batch at offset {base_offset} has length {batch_length}"))?;
+    // Each round consumes at least BatchHeader::SIZE bytes.
+    while let Ok(h) = BatchHeader::parse(data) {
+        let BatchHeader {
+            base_offset,
+            batch_length,
+            magic,
+            last_offset_delta,
+            record_count,
+            ..
+        } = h;
+        if batch_length < BatchHeader::MIN_BATCH_LENGTH {
+            return Err(format!(
+                "batch at offset {base_offset} has length {batch_length}"
+            ));
+        }
+        let total = h.total_size();
         if total > data.len() {
             break;
         }
@@ -977,7 +977,7 @@ mod tests {
                 }
             );
             // A trailing partial batch is left for the next fetch.
-            for cut in [1, BATCH_HEADER_LEN - 1, BATCH_HEADER_LEN + 3, lens[2] - 1] {
+            for cut in [1, BatchHeader::SIZE - 1, BatchHeader::SIZE + 3, lens[2] - 1] {
                 let w = walk_batches(&data[..data.len() - cut], 1000).expect("dense");
                 assert_eq!((w.batches, w.records, w.next_offset), (2, 11, 1011));
                 assert_eq!(w.bytes, lens[0] + lens[1]);

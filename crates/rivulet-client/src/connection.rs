@@ -28,12 +28,10 @@ pub const REDACTED: &str = "***";
 /// must never be printed.
 pub fn is_secret_property(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["password", "secret", "token", "credentials"]
+    ["password", "secret", "token", "credentials", "jaas"]
         .iter()
         .any(|s| n.contains(s))
-        || n.ends_with(".key.pem")
-        || n == "ssl.key.pem"
-        || n == "sasl.jaas.config"
+        || n.ends_with("key.pem")
 }
 
 impl KafkaConnection {

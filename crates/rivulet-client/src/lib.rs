@@ -19,5 +19,5 @@ pub mod connection;
 mod error;
 mod util;
 
-pub use connection::KafkaConnection;
+pub use connection::{is_secret_property, KafkaConnection, REDACTED};
 pub use error::ClientError;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::connectors::kafka::{Connection, SourceOptions};
+use crate::connectors::kafka::{KafkaConnection, SourceOptions};
 use crate::rows::row_json;
 use crate::sinks::kafka::{EpochProducer, OutRecord, Writer};
 use crate::Result;
@@ -76,7 +76,7 @@ impl WriterScope {
 /// Where dead letters and late rows go.
 pub struct DeadLetters {
     scope: WriterScope,
-    connection: Connection,
+    connection: KafkaConnection,
     source: SourceOptions,
     /// Producers per dead-letter topic, opened on first use.
     dlq: BTreeMap<String, EpochProducer>,

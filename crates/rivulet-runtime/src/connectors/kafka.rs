@@ -80,62 +80,20 @@ pub enum SourceClient {
     Librdkafka,
 }
 
-/// Bootstrap servers and client properties (the names of librdkafka and the Java client).
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Connection {
-    pub bootstrap_servers: String,
-    pub properties: BTreeMap<String, String>,
-}
+/// The one type for Kafka connection settings (bootstrap servers and client properties):
+/// the source, the Kafka sink, the dead-letter and late writers, the generator and the admin
+/// client all use it.
+pub use rivulet_client::KafkaConnection;
+use rivulet_client::{is_secret_property as is_secret, REDACTED};
 
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.describe())
-    }
-}
-
-/// Whether a client property holds a secret (never printed).
-fn is_secret(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["password", "secret", "token", "credentials", "jaas"]
-        .iter()
-        .any(|s| n.contains(s))
-        || n.ends_with("key.pem")
-}
-
-impl Connection {
-    /// A librdkafka configuration with these settings.
-    pub fn client_config(&self) -> rdkafka::ClientConfig {
-        let mut c = rdkafka::ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap_servers);
-        for (k, v) in &self.properties {
-            c.set(k, v);
-        }
-        c.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
-        c
-    }
-
-    /// `servers` or `servers (name=value, ...)`, secrets redacted.
-    pub fn describe(&self) -> String {
-        if self.properties.is_empty() {
-            return self.bootstrap_servers.clone();
-        }
-        let props: Vec<String> = self
-            .properties
-            .iter()
-            .map(|(k, v)| format!("{k}={}", if is_secret(k) { "***" } else { v }))
-            .collect();
-        format!("{} ({})", self.bootstrap_servers, props.join(", "))
-    }
-}
-
-fn connection(r: &mut OptionReader<'_>) -> Option<Connection> {
+fn connection(r: &mut OptionReader<'_>) -> Option<KafkaConnection> {
     let servers = r.text(BROKERS);
     // After the two `properties.` aliases above, so they are not taken for client properties.
     let properties = r.prefixed(PROPERTIES);
     if servers.is_none() && properties.is_empty() {
         return None;
     }
-    Some(Connection {
+    Some(KafkaConnection {
         bootstrap_servers: servers.unwrap_or_else(|| DEFAULT_BROKERS.to_string()),
         properties,
     })
@@ -148,7 +106,7 @@ fn check_format(r: &mut OptionReader<'_>) {
 /// The source's options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceOptions {
-    pub connection: Connection,
+    pub connection: KafkaConnection,
     pub topics: Vec<String>,
     group_id: Option<String>,
     pub starting_offsets: StartingOffsets,
@@ -164,7 +122,7 @@ impl SourceOptions {
         let mut r = OptionReader::new(spec);
         // Before the connection, which takes the other `properties.` options.
         let group_id = r.text(GROUP_ID);
-        let connection = connection(&mut r).unwrap_or_else(|| Connection {
+        let connection = connection(&mut r).unwrap_or_else(|| KafkaConnection {
             bootstrap_servers: DEFAULT_BROKERS.to_string(),
             properties: BTreeMap::new(),
         });
@@ -407,7 +365,7 @@ fn redact_properties(spec: &ConnectorSpec) -> ConnectorSpec {
     let mut s = spec.clone();
     for (k, v) in s.options.iter_mut() {
         if k.starts_with(PROPERTIES) && is_secret(k) {
-            *v = OptionValue::Text("***".into());
+            *v = OptionValue::Text(REDACTED.into());
         }
     }
     s
@@ -505,7 +463,7 @@ pub fn source_spec(brokers: &str, topics: &[String]) -> ConnectorSpec {
 pub struct SinkOptions {
     pub topic: String,
     /// Its own connection; `None`: the source's.
-    pub connection: Option<Connection>,
+    pub connection: Option<KafkaConnection>,
 }
 
 impl SinkOptions {
@@ -522,7 +480,7 @@ impl SinkOptions {
     }
 
     /// The connection the sink writes through: its own, else the source's.
-    pub fn connection_in(&self, plan: &Plan) -> Result<Connection> {
+    pub fn connection_in(&self, plan: &Plan) -> Result<KafkaConnection> {
         match &self.connection {
             Some(c) => Ok(c.clone()),
             None => Ok(SourceOptions::of(&plan.source)?.connection),

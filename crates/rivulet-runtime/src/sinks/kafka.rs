@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Sink;
 use crate::checkpoint::write_atomic;
-use crate::connectors::kafka::Connection;
+use crate::connectors::kafka::KafkaConnection;
 use crate::error::RuntimeError;
 use crate::rows::{row_json, row_json_columns};
 use crate::Result;
@@ -203,7 +203,7 @@ pub const FLOOR_REFRESH: Duration = Duration::from_secs(30);
 pub struct EpochProducer {
     producer: ThreadedProducer<DeliveryContext>,
     delivery: Arc<Delivery>,
-    connection: Connection,
+    connection: KafkaConnection,
     topic: String,
     partitions: i32,
     writer: Writer,
@@ -263,7 +263,7 @@ fn watermarks(
         .collect()
 }
 
-fn plain_consumer(connection: &Connection, what: &str) -> Result<BaseConsumer> {
+fn plain_consumer(connection: &KafkaConnection, what: &str) -> Result<BaseConsumer> {
     connection
         .client_config()
         .set("group.id", format!("rivulet-tail-{}", uuid::Uuid::new_v4()))
@@ -278,7 +278,7 @@ fn plain_consumer(connection: &Connection, what: &str) -> Result<BaseConsumer> {
 /// highest `(epoch, seq)` among the records whose `rivulet.writer` header is `writer`.
 /// Gives up only when no record arrives for `TAIL_READ_TIMEOUT`.
 pub fn read_tails(
-    connection: &Connection,
+    connection: &KafkaConnection,
     topic: &str,
     writer: &str,
     ranges: &BTreeMap<i32, (i64, i64)>,
@@ -351,7 +351,11 @@ pub fn read_tails(
 impl EpochProducer {
     /// Connects an idempotent producer to `topic` for `writer` and finds what that writer
     /// already wrote since its floors (see the module docs).
-    pub fn connect(connection: &Connection, topic: &str, writer: Writer) -> Result<EpochProducer> {
+    pub fn connect(
+        connection: &KafkaConnection,
+        topic: &str,
+        writer: Writer,
+    ) -> Result<EpochProducer> {
         let delivery = Arc::new(Delivery::default());
         let producer: ThreadedProducer<DeliveryContext> = connection
             .client_config()
@@ -590,7 +594,7 @@ impl KafkaSink {
     /// A sink into `topic` keyed by `group_by` (plus `window_start` when the rows have it),
     /// writing as `writer`.
     pub fn connect(
-        connection: &Connection,
+        connection: &KafkaConnection,
         topic: &str,
         group_by: &[String],
         writer: Writer,

@@ -23,6 +23,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
+use rivulet_log::BatchHeader;
 
 use super::conn::{error_name, retriable, Cluster, NetResult};
 use crate::source::{SourceRecord, TopicPartition};
@@ -40,8 +41,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one warning per this interval for the same repeated problem.
 const WARN_EVERY: Duration = Duration::from_secs(10);
-/// Size of a record batch header up to and including the record count.
-const BATCH_HEADER_LEN: usize = 61;
 
 /// Records of one partition from one fetch, in offset order.
 #[derive(Debug)]
@@ -613,18 +612,12 @@ impl Worker {
 fn walk_next_offset(data: &[u8], fetch_offset: i64) -> i64 {
     let mut next = fetch_offset;
     let mut rest = data;
-    while rest.len() >= BATCH_HEADER_LEN {
-        let base_offset = (&rest[0..8]).get_i64();
-        let Ok(len) = usize::try_from((&rest[8..12]).get_i32()) else {
-            break;
-        };
-        let total = len.saturating_add(12);
-        if total > rest.len() || total < BATCH_HEADER_LEN {
+    while let Ok(h) = BatchHeader::parse(rest) {
+        if h.batch_length < BatchHeader::MIN_BATCH_LENGTH || h.total_size() > rest.len() {
             break;
         }
-        let last_offset = base_offset + i64::from((&rest[23..27]).get_i32());
-        next = next.max(last_offset + 1);
-        rest = &rest[total..];
+        next = next.max(h.last_offset() + 1);
+        rest = &rest[h.total_size()..];
     }
     next
 }
@@ -658,27 +651,28 @@ pub(crate) fn parse_records(mut data: Bytes, fetch_offset: i64) -> Result<Parsed
         if total > data.len() {
             break; // partial batch at the end of the response
         }
-        if total < BATCH_HEADER_LEN {
+        if total < BatchHeader::SIZE {
             return Err(format!(
                 "batch at offset {base_offset} is {total} bytes, shorter than a batch header"
             ));
         }
         let mut batch = data.split_to(total);
-        let magic = batch[16] as i8;
+        let h = BatchHeader::parse(&batch)
+            .map_err(|e| format!("batch at offset {base_offset}: {e}"))?;
+        let magic = h.magic;
         if magic != 2 {
             return Err(format!(
                 "batch at offset {base_offset} uses message format v{magic}; only v2 (Kafka 0.11+) is read"
             ));
         }
-        let attributes = (&batch[21..23]).get_i16();
-        let last_offset = base_offset + i64::from((&batch[23..27]).get_i32());
-        let log_append_time = attributes & 0x08 != 0;
-        let max_timestamp = (&batch[35..43]).get_i64();
-        let control = attributes & 0x20 != 0;
+        let last_offset = h.last_offset();
+        let log_append_time = h.is_log_append_time();
+        let max_timestamp = h.max_timestamp;
+        let control = h.is_control();
         if last_offset < out.next_offset {
             continue;
         }
-        let compressed = attributes & 0x07 != 0;
+        let compressed = h.compression() != 0;
         // Keeps a record at or past the position, whichever path parsed it.
         let from = out.next_offset;
         let mut keep = |mut r: SourceRecord| {
@@ -698,16 +692,16 @@ pub(crate) fn parse_records(mut data: Bytes, fetch_offset: i64) -> Result<Parsed
         if control {
             // Transaction markers: not data.
         } else if !compressed {
-            let first_timestamp = (&batch[27..35]).get_i64();
-            let count = (&batch[57..61]).get_i32();
-            let stored = crc32c::crc32c(&batch[21..]);
-            let crc = (&batch[17..21]).get_u32();
+            let first_timestamp = h.base_timestamp;
+            let count = h.record_count;
+            let stored = crc32c::crc32c(&batch[BatchHeader::ATTRIBUTES_OFFSET..]);
+            let crc = h.crc;
             if stored != crc {
                 return Err(format!(
                     "batch at offset {base_offset}: CRC mismatch (stored {crc:#010x}, computed {stored:#010x})"
                 ));
             }
-            let body = batch.slice(BATCH_HEADER_LEN..);
+            let body = batch.slice(BatchHeader::SIZE..);
             read_plain_records(&body, count, base_offset, first_timestamp, &mut keep)
                 .map_err(|e| format!("batch at offset {base_offset}: {e}"))?;
         } else {
@@ -921,7 +915,7 @@ mod tests {
     #[test]
     fn garbage_records_with_a_valid_crc_are_errors_not_panics() {
         let good = batch(0, 4, Compression::None);
-        for pos in BATCH_HEADER_LEN..good.len() {
+        for pos in BatchHeader::SIZE..good.len() {
             for v in [0x00u8, 0x01, 0x7f, 0x80, 0xff] {
                 let mut b = BytesMut::from(&good[..]);
                 b[pos] = v;
