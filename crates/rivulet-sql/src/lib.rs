@@ -38,6 +38,7 @@
 mod compile;
 pub mod error;
 mod explain;
+mod options;
 mod script;
 mod split;
 
