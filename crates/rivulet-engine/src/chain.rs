@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{EngineError, Result};
-use crate::expr;
+use crate::expr::{self, CompiledExpr};
 use crate::operator::{Message, Operator};
 use crate::operators::{Filter, Project};
 use crate::plan::{columns, is_reserved_name, AggregateFunction, Plan, WindowSpec};
@@ -131,6 +131,19 @@ pub(crate) fn expr_reason(e: EngineError) -> String {
     }
 }
 
+/// A WHERE or HAVING clause compiled over `schema`; a problem under `field` unless it is a
+/// boolean expression.
+fn predicate(field: &str, sql: &str, schema: &Schema) -> std::result::Result<CompiledExpr, String> {
+    match expr::compile(sql, schema) {
+        Err(e) => Err(format!("{field}: {}", expr_reason(e))),
+        Ok(c) if !matches!(c.data_type(), DataType::Boolean | DataType::Null) => Err(format!(
+            "{field}: must be a boolean expression, got {}",
+            expr::sql_type_name(c.data_type())
+        )),
+        Ok(c) => Ok(c),
+    }
+}
+
 /// Plans `plan` stage by stage over `input`, pushing every problem (prefixed with its field
 /// path) to `problems` and going on as far as later stages can still be checked; the chain
 /// when every stage could be built.
@@ -144,16 +157,9 @@ pub(crate) fn plan_chain(
 
     // --- WHERE: over the decoded rows.
     if let Some(sql) = &plan.filter {
-        match expr::compile(sql, &input) {
-            Err(e) => {
-                problems.push(format!("filter: {}", expr_reason(e)));
-                ok = false;
-            }
-            Ok(c) if !matches!(c.data_type(), DataType::Boolean | DataType::Null) => {
-                problems.push(format!(
-                    "filter: must be a boolean expression, got {}",
-                    expr::sql_type_name(c.data_type())
-                ));
+        match predicate("filter", sql, &input) {
+            Err(p) => {
+                problems.push(p);
                 ok = false;
             }
             Ok(c) => ops.push(Box::new(Filter::from_compiled(c, input.clone()))),
@@ -370,16 +376,9 @@ pub(crate) fn plan_chain(
 
     // --- HAVING and the SELECT list, over the aggregate's output.
     if let Some(h) = &plan.having {
-        match expr::compile(h, &out) {
-            Err(e) => {
-                problems.push(format!("having: {}", expr_reason(e)));
-                ok = false;
-            }
-            Ok(c) if !matches!(c.data_type(), DataType::Boolean | DataType::Null) => {
-                problems.push(format!(
-                    "having: must be a boolean expression, got {}",
-                    expr::sql_type_name(c.data_type())
-                ));
+        match predicate("having", h, &out) {
+            Err(p) => {
+                problems.push(p);
                 ok = false;
             }
             Ok(c) if ok => ops.push(Box::new(Filter::from_compiled(c, schema.clone()))),
