@@ -386,33 +386,7 @@ async fn garbage_inside_batches_is_refused_and_consumers_read_on() {
     let mut longer = records.clone();
     longer[0] += 20; // first record's length (one-byte varint) claims 10 more bytes
                      // The 407 KB gzip that inflates to a 400 MiB record.
-    let bomb = {
-        let value: i64 = 400 << 20;
-        let zig = |n: i64| {
-            let mut z = ((n << 1) ^ (n >> 63)) as u64;
-            let mut out = Vec::new();
-            while z >= 0x80 {
-                out.push((z as u8) | 0x80);
-                z >>= 7;
-            }
-            out.push(z as u8);
-            out
-        };
-        let mut head = vec![0u8];
-        head.extend(zig(0));
-        head.extend(zig(0));
-        head.extend(zig(-1));
-        head.extend(zig(value));
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(&zig(head.len() as i64 + value + 1)).unwrap();
-        e.write_all(&head).unwrap();
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..400 {
-            e.write_all(&zeros).unwrap();
-        }
-        e.write_all(&[0]).unwrap();
-        e.finish().unwrap()
-    };
+    let bomb = gzip_bomb_records(400);
     assert!(bomb.len() < 1 << 20);
     let hostile: Vec<(&str, Bytes)> = vec![
         ("random bytes behind gzip bits", forge(&garbage, 1, 3)),

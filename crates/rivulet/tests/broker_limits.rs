@@ -234,31 +234,7 @@ fn produce(s: &mut TcpStream, topic: &str, records: Bytes) -> i16 {
 /// The gzip "bomb" of the issue as a batch: one record whose value is 400 MiB of zeros,
 /// compressed to a few hundred KB, length and CRC fixed up.
 fn bomb() -> Bytes {
-    let zig = |n: i64| {
-        let mut z = ((n << 1) ^ (n >> 63)) as u64;
-        let mut out = Vec::new();
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-        out
-    };
-    let value: i64 = 400 << 20;
-    let mut head = vec![0u8];
-    head.extend(zig(0));
-    head.extend(zig(0));
-    head.extend(zig(-1));
-    head.extend(zig(value));
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(&zig(head.len() as i64 + value + 1)).unwrap();
-    e.write_all(&head).unwrap();
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..400 {
-        e.write_all(&zeros).unwrap();
-    }
-    e.write_all(&[0]).unwrap();
-    let gz = e.finish().unwrap();
+    let gz = gzip_bomb_records(400);
     let mut b = batch(b"x".to_vec())[..61].to_vec();
     b.extend_from_slice(&gz);
     let len = (b.len() - 12) as i32;
