@@ -350,34 +350,11 @@ mod tests {
     use super::*;
 
     fn shape() -> ResultShape {
-        let plan = rivulet_engine::Plan::from_toml(
-            r#"
-name = "stats"
-group_by = ["id"]
-[source]
-topics = ["events"]
-[[schema]]
-name = "id"
-type = "bigint"
-[[schema]]
-name = "value"
-type = "double"
-[[schema]]
-name = "timestamp"
-type = "timestamp"
-[event_time]
-field = "timestamp"
-[window]
-type = "tumbling"
-size = "10s"
-[[aggregates]]
-function = "count"
-[[aggregates]]
-function = "avg"
-column = "value"
-"#,
-        )
-        .unwrap();
+        let text = rivulet_testkit::small_plan_with(&[(
+            "function = \"count\"",
+            "function = \"count\"\n[[aggregates]]\nfunction = \"avg\"\ncolumn = \"value\"",
+        )]);
+        let plan = rivulet_engine::Plan::from_toml(&text).unwrap();
         ResultShape::of(&plan)
     }
 

@@ -1011,22 +1011,7 @@ mod throughput {
     #[test]
     #[ignore]
     fn decode_throughput() {
-        let text = r#"
-[source]
-topics = ["events"]
-[[schema]]
-name = "id"
-type = "bigint"
-[[schema]]
-name = "value"
-type = "double"
-[[schema]]
-name = "timestamp"
-type = "timestamp"
-[event_time]
-field = "timestamp"
-"#;
-        let plan = Plan::from_toml(text).unwrap();
+        let plan = Plan::from_toml(rivulet_testkit::SMALL_PLAN).unwrap();
         let mut dec = Decoder::new(&plan).unwrap();
         let n = 1_000_000usize;
         let values: Vec<String> = (0..n)

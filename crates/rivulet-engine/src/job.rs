@@ -93,31 +93,17 @@ mod tests {
     use super::*;
     use crate::plan::{DurationMs, WindowSpec};
 
-    const PLAN: &str = r#"
-name = "a"
-group_by = ["id"]
-[source]
-topics = ["events"]
-[[schema]]
-name = "id"
-type = "bigint"
-[[schema]]
-name = "timestamp"
-type = "timestamp"
-[event_time]
-field = "timestamp"
-[window]
-type = "tumbling"
-size = "10s"
-[[aggregates]]
-function = "count"
-[[sinks]]
-type = "file"
-path = "out-a"
-"#;
+    /// The small test plan named `a`, writing to the file sink `out-a`.
+    fn plan_a() -> Plan {
+        let text = rivulet_testkit::small_plan_with(&[
+            ("name = \"stats\"", "name = \"a\""),
+            ("type = \"console\"", "type = \"file\"\npath = \"out-a\""),
+        ]);
+        Plan::from_toml(&text).unwrap()
+    }
 
     fn two() -> Job {
-        let a = Plan::from_toml(PLAN).unwrap();
+        let a = plan_a();
         let mut b = a.clone();
         b.name = "b".into();
         b.window = Some(WindowSpec::Hopping {
@@ -153,7 +139,7 @@ path = "out-a"
 
     #[test]
     fn a_single_job_is_the_plan() {
-        let p = Plan::from_toml(PLAN).unwrap();
+        let p = plan_a();
         let j = Job::single(p.clone());
         assert_eq!(j.name, p.name);
         assert_eq!(j.as_single(), Some(&p));

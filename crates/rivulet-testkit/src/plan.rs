@@ -143,3 +143,45 @@ pub fn plan_text(
         sinks: &file_sink(&dir.join("out")),
     })
 }
+
+/// The small plan that unit tests parse: `stats` over topic `events` on 127.0.0.1:9092 with
+/// `id`/`value`/`timestamp`, grouped by id, a count per 10 s tumbling window, one console sink.
+/// Tests that need another shape edit it with [`small_plan_with`].
+pub const SMALL_PLAN: &str = r#"name = "stats"
+group_by = ["id"]
+[source]
+brokers = "127.0.0.1:9092"
+topics = ["events"]
+[[schema]]
+name = "id"
+type = "bigint"
+[[schema]]
+name = "value"
+type = "double"
+[[schema]]
+name = "timestamp"
+type = "timestamp"
+[event_time]
+field = "timestamp"
+[window]
+type = "tumbling"
+size = "10s"
+[[aggregates]]
+function = "count"
+[[sinks]]
+type = "console"
+"#;
+
+/// [`SMALL_PLAN`] with each `(from, to)` replaced once, in order; panics when a `from` is not
+/// there, so an edit cannot silently miss.
+pub fn small_plan_with(edits: &[(&str, &str)]) -> String {
+    let mut text = SMALL_PLAN.to_string();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "{from:?} not in the small plan:\n{text}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    text
+}

@@ -5,35 +5,8 @@
 use super::*;
 use rivulet_engine::plan::OptionValue;
 
-const PLAN: &str = r#"
-name = "stats"
-group_by = ["id"]
-[source]
-brokers = "127.0.0.1:9092"
-topics = ["events"]
-[[schema]]
-name = "id"
-type = "bigint"
-[[schema]]
-name = "value"
-type = "double"
-[[schema]]
-name = "timestamp"
-type = "timestamp"
-[event_time]
-field = "timestamp"
-[window]
-type = "tumbling"
-size = "10s"
-[[aggregates]]
-function = "count"
-[[sinks]]
-type = "console"
-"#;
-
 fn with(from: &str, to: &str) -> String {
-    assert!(PLAN.contains(from), "{from:?} not in the plan");
-    PLAN.replacen(from, to, 1)
+    rivulet_testkit::small_plan_with(&[(from, to)])
 }
 
 fn problem(text: &str) -> String {

@@ -5,28 +5,6 @@ use rivulet_engine::plan::Plan;
 
 use super::*;
 
-const PLAN: &str = r#"
-name = "t"
-group_by = ["id"]
-[source]
-topics = ["events"]
-[[schema]]
-name = "id"
-type = "bigint"
-[[schema]]
-name = "timestamp"
-type = "timestamp"
-[event_time]
-field = "timestamp"
-[window]
-type = "tumbling"
-size = "10s"
-[[aggregates]]
-function = "count"
-[output]
-mode = "append"
-"#;
-
 fn schema() -> SchemaRef {
     let ts = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into()));
     Arc::new(Schema::new(vec![
@@ -60,7 +38,14 @@ fn open(root: &Path, last: Option<u64>, compact: Option<u32>) -> Dataset {
 }
 
 fn open_as(root: &Path, query_id: &str, last: Option<u64>, compact: Option<u32>) -> Dataset {
-    let plan = Plan::from_toml(PLAN).unwrap();
+    let text = rivulet_testkit::small_plan_with(&[
+        ("name = \"stats\"", "name = \"t\""),
+        (
+            "[[sinks]]\ntype = \"console\"",
+            "[output]\nmode = \"append\"",
+        ),
+    ]);
+    let plan = Plan::from_toml(&text).unwrap();
     let spec = ParquetOptions {
         compact_min_files: compact.map(|n| n as usize),
         ..ParquetOptions::at(root)
