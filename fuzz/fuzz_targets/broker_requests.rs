@@ -37,19 +37,8 @@ fn broker() -> &'static Running {
         let (addr, handle) = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().expect("addr");
-            let mut c = rivulet_broker::BrokerConfig::new(dir.path(), "127.0.0.1", addr.port());
-            c.max_frame_bytes = 1 << 20;
-            c.queued_max_request_bytes = 4 << 20;
-            c.request_timeout = Duration::from_secs(1);
-            c.fetch_max_bytes = 256 << 10;
-            c.topic_limits = rivulet_log::TopicLimits {
-                max_partitions_per_topic: 8,
-                max_topics: 40,
-                max_partitions: 200,
-            };
-            c.max_partitions_per_request = 16;
-            c.max_topics_per_request = 4;
-            c.group.max_session_timeout_ms = 3_000;
+            let c = rivulet_broker::BrokerConfig::new(dir.path(), "127.0.0.1", addr.port())
+                .with_small_limits();
             let handle = rivulet_broker::start(c, vec![listener]).await.expect("start");
             (addr, handle)
         });

@@ -96,6 +96,26 @@ impl BrokerConfig {
         }
     }
 
+    /// Small request and storage limits, so that hostile requests hit them quickly and cheaply:
+    /// the broker under the fuzz target (`fuzz/fuzz_targets/broker_requests.rs`) and its
+    /// proptest twin (`tests/fuzz_handlers.rs`).
+    pub fn with_small_limits(mut self) -> Self {
+        self.max_frame_bytes = 1 << 20;
+        self.queued_max_request_bytes = 4 << 20;
+        self.request_timeout = Duration::from_secs(1);
+        self.fetch_max_bytes = 256 << 10;
+        self.topic_limits = TopicLimits {
+            max_partitions_per_topic: 8,
+            max_topics: 40,
+            max_partitions: 200,
+        };
+        self.max_partitions_per_request = 16;
+        self.max_topics_per_request = 4;
+        self.group.max_session_timeout_ms = 3_000;
+        self.log_defaults.segment_bytes = 64 << 10;
+        self
+    }
+
     /// Rejects settings that cannot work together, before anything starts.
     pub fn validate(&self) -> Result<(), String> {
         if self.queued_max_request_bytes < self.max_frame_bytes {

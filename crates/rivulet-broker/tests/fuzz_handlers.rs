@@ -48,19 +48,7 @@ const SEEDED: &str = "seeded-before-the-cases";
 const MARKER: i32 = 0x7fff_0001;
 
 fn config(c: &mut BrokerConfig) {
-    c.max_frame_bytes = 1 << 20;
-    c.queued_max_request_bytes = 4 << 20;
-    c.request_timeout = Duration::from_secs(1);
-    c.fetch_max_bytes = 256 << 10;
-    c.topic_limits = rivulet_log::TopicLimits {
-        max_partitions_per_topic: 8,
-        max_topics: 40,
-        max_partitions: 200,
-    };
-    c.max_partitions_per_request = 16;
-    c.max_topics_per_request = 4;
-    c.group.max_session_timeout_ms = 3_000;
-    c.log_defaults.segment_bytes = 64 << 10;
+    *c = c.clone().with_small_limits();
 }
 
 #[derive(Debug, Clone)]

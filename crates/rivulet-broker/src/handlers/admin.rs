@@ -7,6 +7,11 @@
 //! limits on the runtime thread (cheap), then run the storage calls with
 //! `tokio::task::spawn_blocking`; shutdown interrupts them (`LogManager::begin_shutdown`).
 
+use kafka_protocol::protocol::StrBytes;
+use rivulet_log::LogManager;
+
+use super::describe_configs::RESOURCE_TOPIC;
+use super::{Reply, RequestContext, ResponseKind};
 use crate::config::BrokerConfig;
 use crate::error::codes;
 
@@ -63,4 +68,93 @@ pub(crate) fn check_config_entries(count: usize) -> Result<(), (i16, String)> {
         ));
     }
     Ok(())
+}
+
+/// One resource's outcome in an alter-configs response: its type, its name, and the refusal
+/// (error code and message) if any.
+pub(crate) type AlterOutcome = (i8, StrBytes, Result<(), (i16, String)>);
+
+/// An alter-configs response built from the outcomes: AlterConfigs and
+/// IncrementalAlterConfigs answer with the same fields in distinct generated types.
+macro_rules! alter_response {
+    ($response:ty, $item:ty) => {
+        |outcomes: Vec<$crate::handlers::admin::AlterOutcome>| {
+            let mut resp = <$response>::default();
+            for (resource_type, resource_name, result) in outcomes {
+                let mut out = <$item>::default();
+                out.resource_type = resource_type;
+                out.resource_name = resource_name;
+                if let Err((code, msg)) = result {
+                    out.error_code = code;
+                    out.error_message = Some(kafka_protocol::protocol::StrBytes::from_string(msg));
+                }
+                resp.responses.push(out);
+            }
+            resp
+        }
+    };
+}
+pub(crate) use alter_response;
+
+/// What AlterConfigs and IncrementalAlterConfigs share: the request-level topic count checked
+/// first, then per resource the resource type (topics only) and the number of entries, then
+/// `alter` on the blocking pool; `respond` builds the API's own response from the outcomes, in
+/// request order. `head` gives a resource's type, name and number of config entries.
+pub(crate) fn alter_topic_configs<Res, Resp>(
+    ctx: RequestContext,
+    resources: Vec<Res>,
+    head: fn(&Res) -> (i8, &StrBytes, usize),
+    alter: impl Fn(&LogManager, &Res) -> Result<(), (i16, String)> + Send + 'static,
+    respond: fn(Vec<AlterOutcome>) -> Resp,
+) -> Reply
+where
+    Res: Send + 'static,
+    Resp: Into<ResponseKind> + Send + 'static,
+{
+    let keys: Vec<(i8, StrBytes)> = resources
+        .iter()
+        .map(|r| {
+            let (resource_type, name, _) = head(r);
+            (resource_type, name.clone())
+        })
+        .collect();
+    let answer = move |results: Vec<Result<(), (i16, String)>>| {
+        respond(
+            keys.into_iter()
+                .zip(results)
+                .map(|((t, name), r)| (t, name, r))
+                .collect(),
+        )
+    };
+    let n = resources.len();
+    if let Err(refusal) = check_topic_count(n, &ctx.broker.config) {
+        return Reply::now(answer(vec![Err(refusal); n]));
+    }
+    Reply::later(async move {
+        let work = move || {
+            let logs = &ctx.broker.logs;
+            resources
+                .iter()
+                .map(|res| {
+                    let (resource_type, _, entries) = head(res);
+                    if resource_type != RESOURCE_TOPIC {
+                        return Err((
+                            codes::invalid_request(),
+                            "only topic configs can be altered; broker configs are set by flags"
+                                .to_string(),
+                        ));
+                    }
+                    check_config_entries(entries)?;
+                    alter(logs, res)
+                })
+                .collect::<Vec<_>>()
+        };
+        match blocking(work).await {
+            Ok(results) => answer(results),
+            Err(e) => {
+                tracing::error!("{e}");
+                answer(vec![Err((codes::unknown_server_error(), e)); n])
+            }
+        }
+    })
 }

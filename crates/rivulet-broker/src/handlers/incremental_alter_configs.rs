@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
-use kafka_protocol::protocol::StrBytes;
 
-use super::admin::{blocking, check_config_entries, check_topic_count};
-use super::describe_configs::RESOURCE_TOPIC;
+use super::admin::{alter_response, alter_topic_configs};
 use super::{Reply, RequestContext};
-use crate::error::{codes, log_error_code};
+use crate::error::log_error_code;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -21,71 +20,35 @@ const SUBTRACT: i8 = 3;
 const LIST_KEYS: &[&str] = &["cleanup.policy"];
 
 pub(crate) fn handle(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -> Reply {
-    let keys: Vec<_> = req
-        .resources
-        .iter()
-        .map(|r| (r.resource_type, r.resource_name.clone()))
-        .collect();
-    let answer = move |results: Vec<Result<(), (i16, String)>>| {
-        let mut resp = IncrementalAlterConfigsResponse::default();
-        for ((resource_type, resource_name), result) in keys.into_iter().zip(results) {
-            let mut out = AlterConfigsResourceResponse::default();
-            out.resource_type = resource_type;
-            out.resource_name = resource_name;
-            if let Err((code, msg)) = result {
-                out.error_code = code;
-                out.error_message = Some(StrBytes::from_string(msg));
-            }
-            resp.responses.push(out);
-        }
-        resp
-    };
-    let n = req.resources.len();
-    if let Err(refusal) = check_topic_count(n, &ctx.broker.config) {
-        return Reply::now(answer(vec![Err(refusal); n]));
-    }
-    Reply::later(async move {
-        let work = move || {
-            let logs = &ctx.broker.logs;
-            req.resources
-                .iter()
-                .map(|res| {
-                    let name = res.resource_name.to_string();
-                    if res.resource_type != RESOURCE_TOPIC {
-                        return Err((
-                            ResponseError::InvalidRequest.code(),
-                            "only topic configs can be altered; broker configs are set by flags"
-                                .into(),
-                        ));
-                    }
-                    check_config_entries(res.configs.len())?;
-                    let Some(topic) = logs.topic(&name) else {
-                        return Err((
-                            ResponseError::UnknownTopicOrPartition.code(),
-                            format!("unknown topic {}", rivulet_log::Quoted(&name)),
-                        ));
-                    };
-                    let current = topic.overrides.read().clone();
-                    apply(current, &res.configs, logs.topic_config(&name).ok())
-                        .and_then(|next| {
-                            logs.set_topic_overrides(&name, next, req.validate_only)
-                                .map_err(|e| (log_error_code(&e), e.to_string()))
-                        })
-                        .inspect(|()| {
-                            // Existing topics only: a plain ASCII name.
-                            tracing::info!(topic = %name, validate_only = req.validate_only, "altered topic configs");
-                        })
+    let validate_only = req.validate_only;
+    alter_topic_configs(
+        ctx,
+        req.resources,
+        |r: &AlterConfigsResource| (r.resource_type, &r.resource_name, r.configs.len()),
+        move |logs, res| {
+            let name = res.resource_name.to_string();
+            let Some(topic) = logs.topic(&name) else {
+                return Err((
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    format!("unknown topic {}", rivulet_log::Quoted(&name)),
+                ));
+            };
+            let current = topic.overrides.read().clone();
+            apply(current, &res.configs, logs.topic_config(&name).ok())
+                .and_then(|next| {
+                    logs.set_topic_overrides(&name, next, validate_only)
+                        .map_err(|e| (log_error_code(&e), e.to_string()))
                 })
-                .collect::<Vec<_>>()
-        };
-        match blocking(work).await {
-            Ok(results) => answer(results),
-            Err(e) => {
-                tracing::error!("{e}");
-                answer(vec![Err((codes::unknown_server_error(), e)); n])
-            }
-        }
-    })
+                .inspect(|()| {
+                    // Existing topics only: a plain ASCII name.
+                    tracing::info!(topic = %name, validate_only, "altered topic configs");
+                })
+        },
+        alter_response!(
+            IncrementalAlterConfigsResponse,
+            AlterConfigsResourceResponse
+        ),
+    )
 }
 
 fn apply(
