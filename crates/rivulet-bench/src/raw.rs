@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hdrhistogram::Histogram;
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -31,11 +30,9 @@ use kafka_protocol::messages::{
     ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
-use rivulet_log::BatchHeader;
+use rivulet_log::{encode_batch_into, BatchHeader, BatchSpec, NewRecord};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
@@ -288,34 +285,16 @@ fn encode_batch(
     compression: Compression,
     timestamp: i64,
 ) -> Result<Bytes, BenchError> {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // offset - sequence constant keeps the encoder to a single batch; base sequence -1.
-            sequence: (i as i32).wrapping_sub(1),
+    let records = (0..n).map(|i| {
+        NewRecord::new(
+            None,
+            Bytes::copy_from_slice(gen.record(first + i)),
             timestamp,
-            key: None,
-            value: Some(Bytes::copy_from_slice(gen.record(first + i))),
-            headers: IndexMap::new(),
-        })
-        .collect();
+        )
+    });
     let mut buf = BytesMut::with_capacity(n as usize * 128 + BatchHeader::SIZE);
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .map_err(encode_error("a record batch"))?;
+    encode_batch_into(&mut buf, records, &BatchSpec::compressed(compression))
+        .map_err(encode_error("a record batch"))?;
     Ok(buf.freeze())
 }
 
@@ -637,36 +616,13 @@ pub(super) type RawRecord = (Option<Bytes>, Bytes, i64);
 /// Encodes `records` as one uncompressed v2 record batch (for `bench pipeline`'s pre-fill,
 /// whose records are distinct generator events rather than a reused pool).
 pub(super) fn encode_records(records: &[RawRecord]) -> Result<Bytes, BenchError> {
-    let recs: Vec<Record> = records
+    let recs = records
         .iter()
-        .enumerate()
-        .map(|(i, (key, value, timestamp))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: (i as i32).wrapping_sub(1),
-            timestamp: *timestamp,
-            key: key.clone(),
-            value: Some(value.clone()),
-            headers: IndexMap::new(),
-        })
-        .collect();
+        .map(|(key, value, timestamp)| NewRecord::new(key.clone(), value.clone(), *timestamp));
     let bytes: usize = records.iter().map(|(_, v, _)| v.len() + 32).sum();
     let mut buf = BytesMut::with_capacity(bytes + BatchHeader::SIZE);
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(encode_error("a record batch"))?;
+    encode_batch_into(&mut buf, recs, &BatchSpec::default())
+        .map_err(encode_error("a record batch"))?;
     Ok(buf.freeze())
 }
 

@@ -22,6 +22,7 @@ pub enum BrokerError {
 pub fn log_error_code(e: &LogError) -> i16 {
     let err = match e {
         LogError::Io { .. } | LogError::Offline(_) => ResponseError::KafkaStorageError,
+        LogError::Encode(_) => ResponseError::UnknownServerError,
         LogError::CorruptBatch { .. } => ResponseError::CorruptMessage,
         LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,

@@ -320,37 +320,11 @@ mod tests {
     }
 
     fn batch(n: usize) -> Vec<u8> {
-        use kafka_protocol::records::{
-            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i as i64,
-                key: None,
-                value: Some(Bytes::from(vec![b'x'; 10 + i])),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.to_vec()
+        let records =
+            (0..n).map(|i| rivulet_log::NewRecord::new(None, vec![b'x'; 10 + i], 1_000 + i as i64));
+        rivulet_log::encode_batch(records, &rivulet_log::BatchSpec::default())
+            .unwrap()
+            .to_vec()
     }
 
     proptest! {

@@ -67,6 +67,9 @@ pub enum LogError {
     /// A previous fsync failed: the log can no longer promise durability and refuses writes.
     #[error("log directory is offline after an earlier i/o failure: {0}")]
     Offline(String),
+    /// Rivulet could not encode a batch of its own (see `encode.rs`).
+    #[error("cannot encode a record batch: {0}")]
+    Encode(String),
 }
 
 impl LogError {

@@ -26,10 +26,11 @@
 //! nothing on disk (see [`manager`]). Segment files are opened through a bounded pool
 //! ([`FilePool`]), so the number of partitions is not limited by the descriptor limit. Reads
 //! can return a [`LogSlice`] (where the bytes are) instead of the bytes, for callers that send
-//! them in pieces. [`Quoted`] shows client-supplied text safely in errors and logs.
+//! them in pieces. [`encode_batch`] writes the batches Rivulet makes itself. [`Quoted`] shows client-supplied text safely in errors and logs.
 
 pub mod batch;
 pub mod config;
+pub mod encode;
 pub mod error;
 mod filepool;
 mod fsutil;
@@ -49,6 +50,7 @@ mod testutil;
 
 pub use batch::{validate_batches, BatchHeader};
 pub use config::LogConfig;
+pub use encode::{encode_batch, encode_batch_into, BatchSpec, NewRecord};
 pub use error::LogError;
 pub use filepool::{default_max_open_files, FilePool, FilePoolStats};
 pub use manager::{validate_topic_name, LogManager, Partition, StorageOptions, Topic, TopicLimits};

@@ -1,14 +1,12 @@
 //! Test helpers: build real v2 record batches with kafka-protocol's encoder.
 #![allow(clippy::unwrap_used)]
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
 
 use crate::batch::{validate_batches, BatchHeader};
 use crate::config::LogConfig;
+use crate::encode::{encode_batch, BatchSpec, NewRecord};
 
 /// Producer identity of a batch: (producer id, epoch, base sequence).
 pub type Producer = (i64, i16, i32);
@@ -20,42 +18,17 @@ pub fn batch_full(
     producer: Option<Producer>,
     compression: Compression,
 ) -> Vec<u8> {
-    let (pid, epoch, seq0) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = timestamps
-        .iter()
-        .enumerate()
-        .map(|(i, ts)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // Keeps offset - sequence constant so the encoder emits a single batch.
-            sequence: if pid < 0 {
-                i as i32 - 1
-            } else {
-                seq0.wrapping_add(i as i32)
-            },
-            timestamp: *ts,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(vec![b'v'; value_len])),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    let v = buf.to_vec();
+    let records = timestamps.iter().enumerate().map(|(i, ts)| NewRecord {
+        key: Some(Bytes::from(format!("k{i}"))),
+        value: Some(Bytes::from(vec![b'v'; value_len])),
+        timestamp: *ts,
+    });
+    let spec = BatchSpec {
+        producer,
+        compression,
+        ..BatchSpec::default()
+    };
+    let v = encode_batch(records, &spec).unwrap().to_vec();
     assert_eq!(validate_batches(&v).unwrap().len(), 1);
     v
 }

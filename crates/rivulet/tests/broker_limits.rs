@@ -19,9 +19,6 @@ use kafka_protocol::messages::{
     ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rivulet_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
@@ -196,32 +193,8 @@ fn produce_frame(topic: &str, records: Bytes, correlation_id: i32) -> Vec<u8> {
 }
 
 fn batch(value: Vec<u8>) -> Bytes {
-    let r = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: None,
-        value: Some(Bytes::from(value)),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [r].iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let record = rivulet_log::NewRecord::new(None, value, 1_000);
+    rivulet_log::encode_batch([record], &rivulet_log::BatchSpec::default()).unwrap()
 }
 
 fn produce(s: &mut TcpStream, topic: &str, records: Bytes) -> i16 {

@@ -102,39 +102,15 @@ pub mod raw {
 
     /// A v2 record batch of `values` (keys `k0`, `k1`, …, timestamps 1000, 1001, …).
     pub fn batch(values: &[Vec<u8>], compression: kafka_protocol::records::Compression) -> Bytes {
-        use kafka_protocol::records::{
-            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
-        let records: Vec<Record> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(v.clone())),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode batch");
-        buf.freeze()
+        let records = values.iter().enumerate().map(|(i, v)| {
+            rivulet_log::NewRecord::new(
+                Some(Bytes::from(format!("k{i}"))),
+                v.clone(),
+                1_000 + i as i64,
+            )
+        });
+        rivulet_log::encode_batch(records, &rivulet_log::BatchSpec::compressed(compression))
+            .expect("encode batch")
     }
 
     /// A batch whose records section is `records` (maybe garbage, maybe compressed), with codec

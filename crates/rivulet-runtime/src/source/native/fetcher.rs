@@ -801,41 +801,21 @@ fn bytes_field(
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
+    use rivulet_log::{encode_batch, BatchSpec, NewRecord};
 
     fn batch(base: i64, n: i64, compression: Compression) -> Bytes {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: base + i,
-                // One batch: the encoder splits where `offset - sequence` changes.
-                sequence: i as i32,
-                timestamp: 1_000 + i,
-                key: Some(Bytes::from(format!("k{}", base + i))),
-                value: Some(Bytes::from(format!("{{\"v\":{}}}", base + i))),
-                headers: IndexMap::new(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
+        let records = (0..n).map(|i| NewRecord {
+            key: Some(Bytes::from(format!("k{}", base + i))),
+            value: Some(Bytes::from(format!("{{\"v\":{}}}", base + i))),
+            timestamp: 1_000 + i,
+        });
+        let spec = BatchSpec {
+            base_offset: base,
+            compression,
+            ..BatchSpec::default()
+        };
+        encode_batch(records, &spec).expect("encode")
     }
 
     fn offsets(p: &Parsed) -> Vec<i64> {
