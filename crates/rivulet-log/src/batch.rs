@@ -219,6 +219,44 @@ pub fn validate_batches(records: &[u8]) -> Result<Vec<BatchHeader>> {
     Ok(headers)
 }
 
+/// What the first record of a control batch says (`batch` starts at its header): `Some(true)`
+/// for a COMMIT marker, `Some(false)` for ABORT, `None` for anything else. Control batches are
+/// written by the broker only, uncompressed, one record each.
+pub fn control_marker(batch: &[u8]) -> Option<bool> {
+    let mut p = BatchHeader::SIZE;
+    let skip = |p: &mut usize| -> Option<i64> {
+        let (v, n) = zigzag(batch.get(*p..)?)?;
+        *p += n;
+        Some(v)
+    };
+    skip(&mut p)?; // record length
+    p += 1; // attributes
+    skip(&mut p)?; // timestamp delta
+    skip(&mut p)?; // offset delta
+    if skip(&mut p)? < 4 {
+        return None;
+    }
+    let key = batch.get(p..p + 4)?;
+    let version = i16::from_be_bytes([key[0], key[1]]);
+    match (version, i16::from_be_bytes([key[2], key[3]])) {
+        (0, 0) => Some(false),
+        (0, 1) => Some(true),
+        _ => None,
+    }
+}
+
+/// A zigzag varint (at most 10 bytes) and its length.
+fn zigzag(b: &[u8]) -> Option<(i64, usize)> {
+    let mut v: u64 = 0;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((((v >> 1) as i64) ^ -((v & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

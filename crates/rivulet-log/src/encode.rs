@@ -36,6 +36,8 @@ pub struct BatchSpec {
     pub base_offset: i64,
     pub producer: Option<(i64, i16, i32)>,
     pub compression: Compression,
+    /// Part of a transaction (needs a producer).
+    pub transactional: bool,
 }
 
 impl Default for BatchSpec {
@@ -44,6 +46,7 @@ impl Default for BatchSpec {
             base_offset: 0,
             producer: None,
             compression: Compression::None,
+            transactional: false,
         }
     }
 }
@@ -68,7 +71,7 @@ pub fn encode_batch_into(
         .into_iter()
         .enumerate()
         .map(|(i, r)| Record {
-            transactional: false,
+            transactional: spec.transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
@@ -106,6 +109,50 @@ pub fn encode_batch(
     Ok(buf.freeze())
 }
 
+/// A transaction marker: the control batch that ends `producer_id`'s transaction in one
+/// partition, COMMIT or ABORT, as Kafka's coordinator writes it (key: version 0 and the type;
+/// value: version 0 and the coordinator epoch).
+pub fn encode_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Result<Bytes> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let record = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp,
+        key: Some(Bytes::from(key)),
+        value: Some(Bytes::from(value)),
+        headers: IndexMap::new(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [record].iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| LogError::Encode(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -120,6 +167,7 @@ mod tests {
                 base_offset: 40,
                 producer: Some((7, 2, 11)),
                 compression,
+                transactional: true,
             };
             let bytes = encode_batch(records, &spec).unwrap();
             let headers = validate_batches(&bytes).unwrap();
@@ -131,9 +179,23 @@ mod tests {
                 (7, 2, 11)
             );
             assert_eq!((h.base_timestamp, h.max_timestamp), (100, 104));
+            assert!(h.is_transactional() && !h.is_control());
         }
         let plain = encode_batch([NewRecord::new(None, "x", 1)], &BatchSpec::default()).unwrap();
         let h = validate_batches(&plain).unwrap()[0];
         assert_eq!((h.producer_id, h.base_sequence), (-1, -1));
+    }
+
+    #[test]
+    fn markers_say_commit_or_abort() {
+        for commit in [true, false] {
+            let bytes = encode_marker(9, 3, commit, 0, 1_000).unwrap();
+            let h = validate_batches(&bytes).unwrap()[0];
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.producer_id, h.producer_epoch, h.record_count), (9, 3, 1));
+            assert_eq!(crate::batch::control_marker(&bytes), Some(commit));
+        }
+        let data = encode_batch([NewRecord::new(None, "x", 1)], &BatchSpec::default()).unwrap();
+        assert_eq!(crate::batch::control_marker(&data), None);
     }
 }

@@ -17,7 +17,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Atomically replaces `path` with `contents` (tmp + fsync + rename + dir fsync). On failure
 /// the temp file is removed again (a full disk used to leave a 0-byte one behind each time).
-pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     // A short temp name beside the target: `<name>.tmp` would pass the 255-byte file name
     // limit for the longest legal topic names (249 characters + ".json").
     let dir = path.parent().unwrap_or_else(|| Path::new("."));

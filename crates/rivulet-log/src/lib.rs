@@ -48,13 +48,15 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-pub use batch::{validate_batches, BatchHeader};
+pub use batch::{control_marker, validate_batches, BatchHeader};
 pub use config::LogConfig;
-pub use encode::{encode_batch, encode_batch_into, BatchSpec, NewRecord};
+pub use encode::{encode_batch, encode_batch_into, encode_marker, BatchSpec, NewRecord};
 pub use error::LogError;
 pub use filepool::{default_max_open_files, FilePool, FilePoolStats};
+pub use fsutil::write_atomic;
 pub use manager::{validate_topic_name, LogManager, Partition, StorageOptions, Topic, TopicLimits};
 pub use partition::{check_records, AppendResult, CheckedRecords, PartitionLog, Recovery};
+pub use producer::AbortedTxn;
 pub use quoted::{quoted, Quoted};
 pub use records::RecordRules;
 pub use segment::LogSlice;

@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{compute_crc, validate_batches, BatchHeader};
+use crate::batch::{compute_crc, control_marker, validate_batches, BatchHeader};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::filepool::FilePool;
 use crate::fsutil::{remove_if_exists, sync_dir};
-use crate::producer::{Prepared, ProducerStateManager, PRODUCER_EXPIRATION_MS};
+use crate::producer::{AbortedTxn, Prepared, ProducerStateManager, PRODUCER_EXPIRATION_MS};
 use crate::records::{validate_records, RecordRules};
 use crate::segment::{parse_log_name, segment_file, LogSlice, ScanStep, Scanner, Segment};
 
@@ -225,6 +225,65 @@ impl PartitionLog {
         checked: CheckedRecords<'_>,
         now_ms: i64,
     ) -> Result<AppendResult> {
+        self.append_inner(checked, now_ms, None)
+    }
+
+    /// Writes a transaction marker (a COMMIT or ABORT control batch) for `producer_id` if it
+    /// has a transaction open in this partition, and returns its offset; `None` when it has
+    /// none, so a coordinator that completes a transaction again (after a crash) writes nothing
+    /// twice. A marker with a newer epoch fences the producer's older epoch here.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        self.check_online()?;
+        if !self.producers.ongoing(producer_id) {
+            return Ok(None);
+        }
+        let bytes = crate::encode::encode_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        )?;
+        let checked = CheckedRecords {
+            records: &bytes,
+            headers: validate_batches(&bytes)?,
+            max_timestamps: vec![now_ms],
+        };
+        match self.append_inner(checked, now_ms, Some(commit))? {
+            AppendResult::Appended { base_offset, .. } => Ok(Some(base_offset)),
+            AppendResult::Duplicate { .. } => Ok(None),
+        }
+    }
+
+    /// The last stable offset: read_committed consumers read below it only.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers.last_stable_offset(self.log_end)
+    }
+
+    /// Aborted transactions overlapping `[from, to)`, for a read_committed fetch of that range.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers.aborted_between(from, to)
+    }
+
+    /// Open transactions here: (producer id, first offset), oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.producers.open_transactions()
+    }
+
+    /// `marker`: this payload is one transaction marker (COMMIT: `Some(true)`).
+    fn append_inner(
+        &mut self,
+        checked: CheckedRecords<'_>,
+        now_ms: i64,
+        marker: Option<bool>,
+    ) -> Result<AppendResult> {
         self.check_online()?;
         let CheckedRecords {
             records,
@@ -238,7 +297,13 @@ impl PartitionLog {
             base_offsets.push(next);
             next += i64::from(h.last_offset_delta) + 1;
         }
-        let staged = match self.producers.prepare(&headers, &base_offsets)? {
+        let prepared = match (marker, headers.first()) {
+            (Some(commit), Some(h)) => {
+                Prepared::Append(self.producers.prepare_marker(h, commit, self.log_end)?)
+            }
+            _ => self.producers.prepare(&headers, &base_offsets)?,
+        };
+        let staged = match prepared {
             Prepared::Duplicate {
                 base_offset,
                 last_offset,
@@ -551,6 +616,9 @@ impl PartitionLog {
             }
         }
         drop(seg);
+        let log_start = self.log_start_offset();
+        self.producers.prune_aborted(log_start);
+        self.snapshot_at = None;
         sync_dir(&self.dir)?;
         for d in renamed {
             if let Err(e) = remove_if_exists(&d) {
@@ -656,10 +724,15 @@ pub fn check_records<'a>(records: &'a [u8], config: &LogConfig) -> Result<Checke
     check_sizes(&headers, config)?;
     let mut pos = 0usize;
     for h in &headers {
-        if h.is_transactional() || h.is_control() {
-            return Err(LogError::InvalidRecord(
-                "transactional and control batches are not supported".into(),
-            ));
+        if h.is_control() {
+            return Err(LogError::InvalidRecord(format!(
+                "batch at byte {pos}: control batches are written by the broker only"
+            )));
+        }
+        if h.is_transactional() && !h.has_producer_id() {
+            return Err(LogError::InvalidRecord(format!(
+                "batch at byte {pos}: a transactional batch needs a producer id"
+            )));
         }
         if h.has_producer_id() && h.base_sequence < 0 {
             return Err(LogError::InvalidRecord(format!(
@@ -719,9 +792,14 @@ fn rebuild_producers(
         let mut scanner = Scanner::new(&file, &seg.log_path, start, seg.size, false);
         loop {
             match scanner.next_batch()? {
-                ScanStep::Batch { header, .. } => {
+                ScanStep::Batch { header, position } => {
                     if header.base_offset >= from {
-                        state.replay(&header);
+                        let marker = if header.is_control() {
+                            read_marker(&file, &seg.log_path, position, &header)?
+                        } else {
+                            None
+                        };
+                        state.replay(&header, marker);
                     }
                 }
                 ScanStep::End => break,
@@ -733,4 +811,19 @@ fn rebuild_producers(
         }
     }
     Ok((state, current))
+}
+
+/// What the control batch at `position` says (COMMIT: `Some(true)`); its first record is a few
+/// bytes after the header.
+fn read_marker(
+    file: &File,
+    path: &Path,
+    position: u64,
+    header: &BatchHeader,
+) -> Result<Option<bool>> {
+    let len = header.total_size().min(BatchHeader::SIZE + 64);
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, position)
+        .map_err(|e| LogError::io(path, e))?;
+    Ok(control_marker(&buf))
 }

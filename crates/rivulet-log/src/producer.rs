@@ -1,7 +1,12 @@
-//! Idempotent producer state per partition: for each producer id, its epoch and the metadata of
-//! its last five batches, so that retries are answered with the original offsets and gaps are
-//! refused as Kafka does (`ProducerStateManager`). Persisted as a snapshot and rebuilt from batch
-//! headers after the snapshot on recovery.
+//! Idempotent and transactional producer state per partition: for each producer id, its epoch,
+//! the metadata of its last five batches (so that retries are answered with the original
+//! offsets and gaps are refused as Kafka does, `ProducerStateManager`) and the first offset of
+//! its open transaction; plus the partition's aborted transactions, which read_committed
+//! fetches return. Persisted as a snapshot and rebuilt from batch headers after the snapshot on
+//! recovery.
+//!
+//! The last stable offset (LSO) is the first offset of the oldest open transaction (the log end
+//! when none is open): read_committed consumers read below it only.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -48,6 +53,18 @@ pub(crate) struct ProducerEntry {
     pub batches: VecDeque<BatchMeta>,
     /// Max timestamp of the producer's newest batch (for expiration).
     pub last_timestamp: i64,
+    /// First offset of the producer's open transaction in this partition.
+    #[serde(default)]
+    pub txn_first_offset: Option<i64>,
+}
+
+/// A transaction that ended with an ABORT marker at `last_offset`: read_committed consumers
+/// drop this producer's records from `first_offset` up to the marker (Kafka's `.txnindex`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 impl ProducerEntry {
@@ -56,7 +73,35 @@ impl ProducerEntry {
             epoch,
             batches: VecDeque::with_capacity(MAX_CACHED_BATCHES),
             last_timestamp: -1,
+            txn_first_offset: None,
         }
+    }
+
+    /// A transaction marker at `offset`: closes the open transaction (recorded in `aborted`
+    /// if it is an ABORT). A marker with a newer epoch (a coordinator fencing the producer)
+    /// starts a fresh sequence history.
+    fn apply_marker(
+        &mut self,
+        producer_id: i64,
+        h: &BatchHeader,
+        commit: bool,
+        offset: i64,
+        aborted: &mut Vec<AbortedTxn>,
+    ) {
+        if h.producer_epoch > self.epoch {
+            self.epoch = h.producer_epoch;
+            self.batches.clear();
+        }
+        if let Some(first_offset) = self.txn_first_offset.take() {
+            if !commit {
+                aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset,
+                    last_offset: offset,
+                });
+            }
+        }
+        self.last_timestamp = self.last_timestamp.max(h.max_timestamp);
     }
 
     /// Records a stored batch (an epoch change starts a fresh history).
@@ -133,14 +178,23 @@ impl ProducerEntry {
 pub(crate) enum Prepared {
     /// The payload is a single batch that was already stored.
     Duplicate { base_offset: i64, last_offset: i64 },
-    /// New producer entries to install once the write has succeeded.
-    Append(Vec<(i64, ProducerEntry)>),
+    /// State to install once the write has succeeded.
+    Append(Staged),
 }
 
-/// All producers of one partition.
+/// Producer entries and aborted transactions to install after a successful write.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    entries: Vec<(i64, ProducerEntry)>,
+    aborted: Vec<AbortedTxn>,
+}
+
+/// All producers of one partition, and its aborted transactions.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// In marker order (so by `last_offset`).
+    aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -149,6 +203,8 @@ struct Snapshot {
     /// The state reflects every batch below this offset.
     offset: i64,
     producers: Vec<(i64, ProducerEntry)>,
+    #[serde(default)]
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStateManager {
@@ -199,22 +255,97 @@ impl ProducerStateManager {
                 .cloned()
                 .unwrap_or_else(|| ProducerEntry::new(h.producer_epoch));
             next.apply(h, base);
+            if h.is_transactional() && next.txn_first_offset.is_none() {
+                next.txn_first_offset = Some(base);
+            }
             match slot {
                 Some(i) => staged[i].1 = next,
                 None => staged.push((pid, next)),
             }
         }
-        Ok(Prepared::Append(staged))
+        Ok(Prepared::Append(Staged {
+            entries: staged,
+            aborted: Vec::new(),
+        }))
     }
 
-    pub fn commit(&mut self, staged: Vec<(i64, ProducerEntry)>) {
-        for (pid, entry) in staged {
+    /// Checks a transaction marker (batch `h`, to be stored at `offset`) without changing the
+    /// state: the producer's epoch must not be older than the one it last wrote with.
+    pub fn prepare_marker(&self, h: &BatchHeader, commit: bool, offset: i64) -> Result<Staged> {
+        let pid = h.producer_id;
+        let mut entry = self
+            .producers
+            .get(&pid)
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(h.producer_epoch));
+        if h.producer_epoch < entry.epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id: pid,
+                current: entry.epoch,
+                got: h.producer_epoch,
+            });
+        }
+        let mut aborted = Vec::new();
+        entry.apply_marker(pid, h, commit, offset, &mut aborted);
+        Ok(Staged {
+            entries: vec![(pid, entry)],
+            aborted,
+        })
+    }
+
+    pub fn commit(&mut self, staged: Staged) {
+        for (pid, entry) in staged.entries {
             self.producers.insert(pid, entry);
         }
+        self.aborted.extend(staged.aborted);
     }
 
-    /// Applies a stored batch during recovery, without checks (the log is the truth).
-    pub fn replay(&mut self, h: &BatchHeader) {
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn ongoing(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
+    /// The first offset of the oldest open transaction, or `log_end` when none is open.
+    pub fn last_stable_offset(&self, log_end: i64) -> i64 {
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+            .map_or(log_end, |first| first.min(log_end))
+    }
+
+    /// Open transactions: (producer id, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        let mut open: Vec<(i64, i64)> = self
+            .producers
+            .iter()
+            .filter_map(|(pid, e)| e.txn_first_offset.map(|f| (*pid, f)))
+            .collect();
+        open.sort_unstable_by_key(|(_, f)| *f);
+        open
+    }
+
+    /// Aborted transactions that overlap `[from, to)`, in marker order.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions that ended below `log_start` (their records are gone).
+    pub fn prune_aborted(&mut self, log_start: i64) {
+        let keep_from = self.aborted.partition_point(|a| a.last_offset < log_start);
+        self.aborted.drain(..keep_from);
+    }
+
+    /// Applies a stored batch during recovery, without checks (the log is the truth);
+    /// `marker` is what a control batch says (COMMIT: `Some(true)`).
+    pub fn replay(&mut self, h: &BatchHeader, marker: Option<bool>) {
         if h.producer_id < 0 {
             return;
         }
@@ -222,15 +353,26 @@ impl ProducerStateManager {
             .producers
             .entry(h.producer_id)
             .or_insert_with(|| ProducerEntry::new(h.producer_epoch));
+        if h.is_control() {
+            if let Some(commit) = marker {
+                entry.apply_marker(h.producer_id, h, commit, h.base_offset, &mut self.aborted);
+            }
+            return;
+        }
         if h.producer_epoch >= entry.epoch {
             entry.apply(h, h.base_offset);
+            if h.is_transactional() && entry.txn_first_offset.is_none() {
+                entry.txn_first_offset = Some(h.base_offset);
+            }
         }
     }
 
     /// Forgets producers whose newest batch is older than `now_ms - max_age_ms`.
     pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) {
         let cutoff = now_ms.saturating_sub(max_age_ms);
-        self.producers.retain(|_, e| e.last_timestamp >= cutoff);
+        // A producer with an open transaction is kept: its transaction still holds the LSO.
+        self.producers
+            .retain(|_, e| e.last_timestamp >= cutoff || e.txn_first_offset.is_some());
     }
 
     /// Atomically writes the snapshot, valid for every batch below `offset`.
@@ -245,6 +387,7 @@ impl ProducerStateManager {
             version: SNAPSHOT_VERSION,
             offset,
             producers,
+            aborted: self.aborted.clone(),
         };
         let json = serde_json::to_vec(&snap).map_err(|e| {
             LogError::io(
@@ -277,6 +420,7 @@ impl ProducerStateManager {
             snap.offset,
             ProducerStateManager {
                 producers: snap.producers.into_iter().collect(),
+                aborted: snap.aborted,
             },
         ))
     }

@@ -453,17 +453,21 @@ fn producer_state_survives_corrupt_snapshot() {
 }
 
 #[test]
-fn transactional_and_control_batches_refused() {
+fn control_batches_from_clients_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default(), Recovery::Clean);
-    for bit in [0x10i16, 0x20] {
-        let mut b = pbatch(1, (1, 0, 0));
-        let attrs = i16::from_be_bytes([b[21], b[22]]) | bit;
-        b[21..23].copy_from_slice(&attrs.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(log.append(&b, 1), Err(LogError::InvalidRecord(_))));
-    }
+    let marker = crate::encode::encode_marker(1, 0, true, 0, 1_000).unwrap();
+    assert!(matches!(
+        log.append(&marker, 1),
+        Err(LogError::InvalidRecord(_))
+    ));
+    // Transactional without a producer id.
+    let mut b = batch(1, 1_000);
+    let attrs = i16::from_be_bytes([b[21], b[22]]) | 0x10;
+    b[21..23].copy_from_slice(&attrs.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(log.append(&b, 1), Err(LogError::InvalidRecord(_))));
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -637,6 +641,7 @@ fn config_defaults_and_overrides() {
 }
 
 mod manager;
+mod transactions;
 
 /// Issue 12, item 3 at the storage level: hostile records are refused by `append` and
 /// nothing is stored; the log stays readable and writable.
