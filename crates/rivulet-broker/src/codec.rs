@@ -71,6 +71,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    // Transactions (KIP-98/447/664). AddPartitionsToTxn v4+ is the broker-to-broker batch
+    // form; EndTxn v5, TxnOffsetCommit v4+ and AddOffsetsToTxn v4 belong to transaction
+    // version 2 (KIP-890), which clients use only when the broker advertises that feature.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// Our supported range for an API, if we implement it at all.

@@ -59,6 +59,7 @@ pub struct BrokerConfig {
     pub max_open_files: Option<usize>,
     pub log_defaults: LogConfig,
     pub group: GroupConfig,
+    pub txn: crate::txn::TxnConfig,
     pub retention_check_interval: Duration,
     pub checkpoint_interval: Duration,
 }
@@ -91,6 +92,7 @@ impl BrokerConfig {
             max_open_files: None,
             log_defaults: LogConfig::default(),
             group: GroupConfig::default(),
+            txn: crate::txn::TxnConfig::default(),
             retention_check_interval: Duration::from_secs(30),
             checkpoint_interval: Duration::from_secs(5),
         }

@@ -26,9 +26,11 @@ pub mod logging;
 pub mod response;
 pub mod server;
 pub mod state;
+pub mod txn;
 
 pub use config::{BrokerConfig, FsyncPolicy};
 pub use error::BrokerError;
 pub use group::GroupConfig;
 pub use server::{start, BrokerHandle};
 pub use state::Broker;
+pub use txn::TxnConfig;

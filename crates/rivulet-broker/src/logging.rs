@@ -26,8 +26,8 @@ pub enum Kind {
     SlowRequest,
     /// A connection refused (connection caps).
     RefusedConnection,
-    /// A feature the broker does not implement (transactions).
-    Unsupported,
+    /// A transactional producer refused by the coordinator (timeout out of range, fenced…).
+    RefusedProducer,
 }
 
 #[derive(Debug)]

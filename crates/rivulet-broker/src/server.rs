@@ -58,6 +58,10 @@ pub async fn start(
     .await
     .map_err(|e| BrokerError::Other(format!("storage open task failed: {e}")))??;
     let groups = GroupCoordinator::open(&config.data_dir, config.group.clone())?;
+    let txns = Arc::new(crate::txn::TxnCoordinator::open(
+        &config.data_dir,
+        config.txn.clone(),
+    )?);
     tracing::info!(
         data_dir = %config.data_dir.display(),
         topics = logs.topics().len(),
@@ -71,6 +75,7 @@ pub async fn start(
         config,
         logs: Arc::new(logs),
         groups,
+        txns,
         stats: Arc::new(BrokerStats::default()),
         shutdown: CancellationToken::new(),
         connections_per_ip: parking_lot::Mutex::new(HashMap::new()),
@@ -80,6 +85,9 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     tasks.spawn(broker.durability.clone().run(broker.shutdown.clone()));
     tasks.spawn(housekeeping(broker.clone()));
+    // Transactions left in flight by the last run are ended before any client is served.
+    recover_transactions(&broker).await?;
+    tasks.spawn(crate::txn::abort_timed_out(broker.clone()));
     let mut addrs = Vec::new();
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     for listener in listeners {
@@ -210,6 +218,23 @@ fn housekeeping_error(broker: &Broker, what: &str, e: &rivulet_log::LogError) {
 }
 
 /// Periodic work: the recovery checkpoint and retention.
+/// Completes what the last run left: Prepare → Complete, Ongoing → aborted, and markers of
+/// completed transactions written where a crash lost them.
+async fn recover_transactions(broker: &Arc<Broker>) -> Result<(), BrokerError> {
+    let txns = broker.txns.clone();
+    let now = rivulet_time::now_ms();
+    let endings = tokio::task::spawn_blocking(move || txns.recover(now))
+        .await
+        .map_err(|e| BrokerError::Other(format!("transaction recovery task failed: {e}")))?
+        .map_err(|(_, msg)| BrokerError::Other(msg))?;
+    for ending in endings {
+        crate::txn::finish(broker, ending)
+            .await
+            .map_err(|(_, msg)| BrokerError::Other(format!("transaction recovery: {msg}")))?;
+    }
+    Ok(())
+}
+
 async fn housekeeping(broker: Arc<Broker>) {
     let mut checkpoint = tokio::time::interval(broker.config.checkpoint_interval);
     let mut retention = tokio::time::interval(broker.config.retention_check_interval);

@@ -39,6 +39,11 @@ pub struct BrokerStats {
     pub storage_errors: AtomicU64,
     /// Warnings not logged by the rate limit.
     pub log_lines_suppressed: AtomicU64,
+    /// Transactions ended by a COMMIT, by an ABORT (requested, fenced or timed out), and of
+    /// those aborted because they ran past their timeout.
+    pub transactions_committed: AtomicU64,
+    pub transactions_aborted: AtomicU64,
+    pub transactions_timed_out: AtomicU64,
     pub records_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
@@ -48,6 +53,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
+    pub txns: Arc<crate::txn::TxnCoordinator>,
     pub durability: Arc<Durability>,
     pub stats: Arc<BrokerStats>,
     pub shutdown: CancellationToken,

@@ -66,7 +66,8 @@ async fn client_supplied_strings_cannot_forge_log_lines() {
     let broker = TestBroker::start().await;
     let addr = broker.bootstrap();
     let mut s = connect(&addr).await;
-    // InitProducerId with a transactional id: refused and logged with the client id.
+    // InitProducerId with a transactional id and a timeout the broker refuses: logged with the
+    // client id and the transactional id.
     let mut header = RequestHeader::default();
     header.request_api_key = ApiKey::InitProducerId as i16;
     header.request_api_version = 4;
@@ -74,7 +75,7 @@ async fn client_supplied_strings_cannot_forge_log_lines() {
     header.client_id = Some(StrBytes::from_static_str(FORGED));
     let mut req = InitProducerIdRequest::default();
     req.transactional_id = Some(TransactionalId(StrBytes::from_static_str("tx\nFAKE")));
-    req.transaction_timeout_ms = 1000;
+    req.transaction_timeout_ms = 0;
     let mut f = bytes::BytesMut::new();
     f.extend_from_slice(&[0; 4]);
     header
@@ -96,7 +97,7 @@ async fn client_supplied_strings_cannot_forge_log_lines() {
     let r = InitProducerIdResponse::decode(&mut resp, 4).unwrap();
     assert_eq!(
         r.error_code,
-        ResponseError::TransactionalIdAuthorizationFailed.code()
+        ResponseError::InvalidTransactionTimeout.code()
     );
     // A produce refused for its content is logged with the client id too.
     create_topic(&addr, "logged", 1, &[]).await;
@@ -111,6 +112,10 @@ async fn client_supplied_strings_cannot_forge_log_lines() {
     assert!(
         refused.contains(r#"evil\n2026-01-01T00:00:00.000000Z ERROR rivulet_broker: \u{1b}[31mFAKE LINE\u{1b}[0m"#),
         "client id not escaped: {refused}"
+    );
+    assert!(
+        refused.contains(r#"tx\nFAKE"#),
+        "transactional id not escaped: {refused}"
     );
     for line in log.lines() {
         assert!(

@@ -14,7 +14,7 @@
 //! across an `.await`. Group membership is in memory only: after a restart members get
 //! UNKNOWN_MEMBER_ID and rejoin, while committed offsets are replayed from disk.
 
-mod offsets;
+pub(crate) mod offsets;
 pub mod state;
 #[cfg(test)]
 mod tests;
@@ -555,6 +555,54 @@ impl GroupCoordinator {
             group: group_id,
             entries,
         }))
+    }
+
+    /// The group check of TxnOffsetCommit: member and generation as for OffsetCommit (a
+    /// negative generation: a producer outside group management).
+    pub fn validate_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if self.is_shut() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        match self.group(group_id) {
+            Some(group) => {
+                group
+                    .lock()
+                    .validate_commit(member_id, instance_id, generation, Instant::now())
+            }
+            None if generation < 0 => Ok(()),
+            None => Err(ResponseError::IllegalGeneration),
+        }
+    }
+
+    /// Stores the offsets of a committed transaction as commits of `group` (which springs up
+    /// Empty if the broker does not know it). Resolves once they are fsynced.
+    pub(crate) fn store_offsets(
+        &self,
+        group: &str,
+        entries: Vec<(offsets::TopicPartition, OffsetEntry)>,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let rx = (!self.is_shut()).then(|| {
+            let g = self.group_or_create(group);
+            let _order = g.lock();
+            self.store.submit(WriteOp::Commit {
+                group: group.to_string(),
+                entries,
+            })
+        });
+        async move {
+            match rx {
+                None => Err("the group coordinator is shut down".to_string()),
+                Some(rx) => rx
+                    .await
+                    .map_err(|_| "the offset store stopped".to_string())?,
+            }
+        }
     }
 
     // ---------------------------------------------------------------- OffsetFetch

@@ -1,7 +1,8 @@
-//! Fetch: whole record batches up to the high watermark, long-polling until `min_bytes` are
-//! available or `max_wait_ms` passes. No fetch sessions (session id 0 tells clients to send full
-//! requests, KIP-227); no transactions, so the last stable offset is the high watermark and the
-//! aborted-transaction list is empty (librdkafka reads read_committed by default).
+//! Fetch: whole record batches up to the high watermark (read_uncommitted) or the last stable
+//! offset (read_committed, with the aborted transactions of the range so the client can drop
+//! their records; control batches are the client's to skip), long-polling until `min_bytes`
+//! are available or `max_wait_ms` passes. No fetch sessions (session id 0 tells clients to send
+//! full requests, KIP-227).
 //!
 //! Whatever the client asks, a response carries at most `--fetch-max-bytes` of records (Kafka's
 //! `fetch.max.bytes`), except that the first partition with data may return one whole batch
@@ -14,8 +15,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use rivulet_log::LogSlice;
 use tokio::time::Instant;
 
@@ -76,6 +79,7 @@ fn read_all(
     let mut slices = Vec::with_capacity(req.topics.len());
     let mut total = 0usize;
     let mut errors = false;
+    let read_committed = req.isolation_level == 1;
     let cap = broker.config.fetch_max_bytes;
     let budget = if req.max_bytes <= 0 {
         cap
@@ -109,8 +113,10 @@ fn read_all(
                     let hw = broker.durability.high_watermark(&part);
                     let log = part.log.lock();
                     let log_start = log.log_start_offset();
+                    let lso = log.last_stable_offset().min(hw);
+                    let visible = if read_committed { lso } else { hw };
                     r.high_watermark = hw;
-                    r.last_stable_offset = hw;
+                    r.last_stable_offset = lso;
                     if v >= 5 {
                         r.log_start_offset = log_start;
                     }
@@ -119,14 +125,27 @@ fn read_all(
                     if p.fetch_offset < log_start || p.fetch_offset > log.log_end_offset() {
                         errors = true;
                         r.error_code = ResponseError::OffsetOutOfRange.code();
-                    } else if max == 0 || p.fetch_offset >= hw {
+                    } else if max == 0 || p.fetch_offset >= visible {
                         r.records = Some(Bytes::new());
                     } else {
                         // Only the first partition with data may exceed the budget (one batch).
-                        match log.read_slice(p.fetch_offset, max, hw, total == 0) {
+                        match log.read_slice(p.fetch_offset, max, visible, total == 0) {
                             Ok(Some(s)) => {
                                 total += s.len() as usize;
                                 slice = Some(s);
+                                if read_committed {
+                                    r.aborted_transactions = Some(
+                                        log.aborted_transactions(p.fetch_offset, visible)
+                                            .into_iter()
+                                            .map(|a| {
+                                                let mut t = AbortedTransaction::default();
+                                                t.producer_id = ProducerId(a.producer_id);
+                                                t.first_offset = a.first_offset;
+                                                t
+                                            })
+                                            .collect(),
+                                    );
+                                }
                             }
                             Ok(None) => r.records = Some(Bytes::new()),
                             Err(e) => {

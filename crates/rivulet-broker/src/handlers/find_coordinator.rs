@@ -1,5 +1,5 @@
-//! FindCoordinator: this single node coordinates every group (key type 0). Transactions are not
-//! supported, so transaction coordinator lookups (key type 1) get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: this single node coordinates every group (key type 0) and every
+//! transactional id (key type 1).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -12,13 +12,18 @@ pub(crate) fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Reply 
     let v = ctx.version();
     let cfg = &ctx.broker.config;
     let answer = |key: &str| -> (i16, Option<&'static str>) {
-        if req.key_type != 0 {
+        if !(0..=1).contains(&req.key_type) {
             (
-                ResponseError::CoordinatorNotAvailable.code(),
-                Some("transactions are not supported by this broker"),
+                ResponseError::InvalidRequest.code(),
+                Some("unknown coordinator key type"),
             )
-        } else if key.is_empty() {
+        } else if key.is_empty() && req.key_type == 0 {
             (ResponseError::InvalidGroupId.code(), Some("empty group id"))
+        } else if key.is_empty() {
+            (
+                ResponseError::InvalidRequest.code(),
+                Some("empty transactional id"),
+            )
         } else {
             (0, None)
         }

@@ -1,5 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7) and by timestamp through the
-//! time index. Only offsets below the high watermark are ever reported.
+//! time index. Only offsets below the high watermark are ever reported; under read_committed
+//! (isolation level 1) only offsets below the last stable offset, and latest is the LSO.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -18,6 +19,7 @@ pub(crate) fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Reply {
     let v = ctx.version();
     let broker = &ctx.broker;
     let mut resp = ListOffsetsResponse::default();
+    let read_committed = req.isolation_level == 1;
     for t in req.topics {
         let topic = broker.logs.topic(&t.name.0);
         let mut tr = ListOffsetsTopicResponse::default();
@@ -34,6 +36,11 @@ pub(crate) fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Reply {
             };
             let hw = broker.durability.high_watermark(&part);
             let log = part.log.lock();
+            let hw = if read_committed {
+                log.last_stable_offset().min(hw)
+            } else {
+                hw
+            };
             let found: Result<Option<(i64, i64)>, i16> = match p.timestamp {
                 LATEST => Ok(Some((hw, -1))),
                 EARLIEST => Ok(Some((log.log_start_offset(), -1))),

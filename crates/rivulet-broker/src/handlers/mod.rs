@@ -68,6 +68,8 @@ impl Reply {
     }
 }
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod admin;
 mod alter_configs;
 mod api_versions;
@@ -76,14 +78,18 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_for_leader_epoch;
 pub(crate) mod produce;
+mod txn_offset_commit;
 
 // --- group handlers (coordinator) ---
 mod delete_groups;
@@ -125,6 +131,12 @@ pub(crate) fn handle(ctx: RequestContext, body: RequestKind) -> Reply {
         RequestKind::DescribeGroups(r) => describe_groups::handle(ctx, r),
         RequestKind::ListGroups(r) => list_groups::handle(ctx, r),
         RequestKind::DeleteGroups(r) => delete_groups::handle(ctx, r),
+        RequestKind::AddPartitionsToTxn(r) => add_partitions_to_txn::handle(ctx, r),
+        RequestKind::AddOffsetsToTxn(r) => add_offsets_to_txn::handle(ctx, r),
+        RequestKind::TxnOffsetCommit(r) => txn_offset_commit::handle(ctx, r),
+        RequestKind::EndTxn(r) => end_txn::handle(ctx, r),
+        RequestKind::DescribeTransactions(r) => describe_transactions::handle(ctx, r),
+        RequestKind::ListTransactions(r) => list_transactions::handle(ctx, r),
         other => {
             // Unreachable in practice: codec refuses APIs missing from SUPPORTED_APIS.
             tracing::error!("no handler for {:?}", std::mem::discriminant(&other));

@@ -1,9 +1,40 @@
-//! OffsetFetch (API 9, v1–8; v8 fetches for several groups in one request).
+//! OffsetFetch (API 9, v1–8; v8 fetches for several groups in one request). With
+//! `require_stable` (v7+, read_committed consumers), a partition whose offset waits in an open
+//! transaction answers UNSTABLE_OFFSET_COMMIT, so the consumer retries instead of starting
+//! from an offset that the transaction is about to move.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::OffsetFetchRequest;
 
 use super::{Reply, RequestContext};
 
 pub(crate) fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Reply {
-    Reply::now(ctx.broker.groups.offset_fetch(req, ctx.version()))
+    let v = ctx.version();
+    let stable = v >= 7 && req.require_stable;
+    let single_group = req.group_id.to_string();
+    let mut resp = ctx.broker.groups.offset_fetch(req, v);
+    if !stable {
+        return Reply::now(resp);
+    }
+    let txns = &ctx.broker.txns;
+    let unstable = ResponseError::UnstableOffsetCommit.code();
+    for g in &mut resp.groups {
+        for t in &mut g.topics {
+            for p in &mut t.partitions {
+                if txns.has_pending_offset(&g.group_id, &t.name, p.partition_index) {
+                    p.error_code = unstable;
+                    p.committed_offset = -1;
+                }
+            }
+        }
+    }
+    for t in &mut resp.topics {
+        for p in &mut t.partitions {
+            if txns.has_pending_offset(&single_group, &t.name, p.partition_index) {
+                p.error_code = unstable;
+                p.committed_offset = -1;
+            }
+        }
+    }
+    Reply::now(resp)
 }

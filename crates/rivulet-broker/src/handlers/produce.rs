@@ -27,10 +27,10 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
     let broker = ctx.broker.clone();
     let now = rivulet_time::now_ms();
     // A request-wide refusal, if any: every partition gets this code.
-    let refuse: Option<(i16, String)> = if req.transactional_id.is_some() {
+    let refuse: Option<(i16, String)> = if req.transactional_id.is_some() && req.acks != -1 {
         Some((
-            ResponseError::TransactionalIdAuthorizationFailed.code(),
-            "transactions are not supported by this broker".into(),
+            ResponseError::InvalidRequiredAcks.code(),
+            "a transactional producer must use acks=all".into(),
         ))
     } else if !(-1..=1).contains(&req.acks) {
         Some((
@@ -75,22 +75,30 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                     )),
                     Some(records) => {
                         let config = part.log.lock().config().clone();
-                        let appended =
-                            rivulet_log::check_records(records, &config).and_then(|checked| {
-                                let mut log = part.log.lock();
-                                log.append_checked(checked, now)
-                                    .map(|a| (a, log.log_start_offset()))
-                            });
-                        match appended {
-                            Ok(a) => {
-                                broker
-                                    .storage_recovered(|| format!("{}-{}", part.topic, part.index));
-                                Ok(a)
-                            }
+                        match rivulet_log::check_records(records, &config) {
                             Err(e) => {
                                 refused(&ctx, part, &e);
                                 Err((log_error_code(&e), e.to_string()))
                             }
+                            Ok(checked) => match check_transactional(&ctx, part, &checked) {
+                                Err(refusal) => Err(refusal),
+                                Ok(()) => {
+                                    let mut log = part.log.lock();
+                                    match log.append_checked(checked, now) {
+                                        Ok(a) => {
+                                            broker.storage_recovered(|| {
+                                                format!("{}-{}", part.topic, part.index)
+                                            });
+                                            Ok((a, log.log_start_offset()))
+                                        }
+                                        Err(e) => {
+                                            drop(log);
+                                            refused(&ctx, part, &e);
+                                            Err((log_error_code(&e), e.to_string()))
+                                        }
+                                    }
+                                }
+                            },
                         }
                     }
                 },
@@ -156,6 +164,23 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         }
         resp
     })
+}
+
+/// A transactional batch is accepted only from the current producer of its transactional id,
+/// for a partition added to its ongoing transaction: anything else would open a transaction
+/// here that no marker ever closes, and hold the partition's last stable offset forever.
+fn check_transactional(
+    ctx: &RequestContext,
+    part: &Partition,
+    checked: &rivulet_log::CheckedRecords<'_>,
+) -> Result<(), (i16, String)> {
+    let Some(h) = checked.headers().iter().find(|h| h.is_transactional()) else {
+        return Ok(());
+    };
+    ctx.broker
+        .txns
+        .check_produce(h.producer_id, h.producer_epoch, &part.topic, part.index)
+        .map_err(|(error, msg)| (error.code(), msg))
 }
 
 /// Counts and logs a refused append: storage errors once per cause, refused content

@@ -1,0 +1,224 @@
+//! Transactions with a real client (librdkafka through the rdkafka crate): commit and abort
+//! over several partitions and topics, read_committed against read_uncommitted, an open
+//! transaction invisible until it commits, offsets sent to a transaction, and fencing by a
+//! second producer with the same transactional id.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use rivulet_testkit::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn txn_producer(bootstrap: &str, id: &str) -> BaseProducer {
+    client_config(bootstrap)
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", "60000")
+        .set("message.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .set("retry.backoff.ms", "50")
+        .create()
+        .expect("transactional producer")
+}
+
+/// Sends `values` round-robin over `targets` (topic, partition) and waits for delivery.
+fn send(p: &BaseProducer, targets: &[(&str, i32)], values: &[String]) {
+    for (i, v) in values.iter().enumerate() {
+        let (topic, partition) = targets[i % targets.len()];
+        let rec = BaseRecord::<str, str>::to(topic)
+            .payload(v)
+            .key(v)
+            .partition(partition);
+        p.send(rec).map_err(|(e, _)| e).expect("send");
+        p.poll(Duration::ZERO);
+    }
+    p.flush(T).expect("flush");
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Every value in `topics` (all partitions, from the beginning to the end a consumer with
+/// `isolation` can see), sorted.
+fn read_values(bootstrap: &str, topics: &[(&str, i32)], isolation: &str) -> Vec<String> {
+    let mut out: Vec<String> = topics
+        .iter()
+        .flat_map(|(topic, partitions)| read_topic(bootstrap, topic, *partitions, isolation))
+        .collect();
+    out.sort();
+    out
+}
+
+/// One topic's values, read until each partition reports its end. Bounded by [`WAIT`].
+fn read_topic(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
+    let c: BaseConsumer = plain_consumer_config(bootstrap)
+        .set("isolation.level", isolation)
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut at_end = BTreeSet::new();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while at_end.len() < partitions as usize {
+        assert!(Instant::now() < deadline, "timed out reading {topic}");
+        match c.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+        }
+    }
+    out
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_and_abort_over_several_partitions_and_topics() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, "ta", 3, &[]).await;
+    create_topic(&b, "tb", 2, &[]).await;
+    tokio::task::spawn_blocking(move || {
+        let targets = [("ta", 0), ("tb", 1), ("ta", 2), ("tb", 0), ("ta", 1)];
+        let topics = [("ta", 3), ("tb", 2)];
+        let p = txn_producer(&b, "tx-commit-abort");
+        p.init_transactions(T).expect("init_transactions");
+        p.begin_transaction().unwrap();
+        send(&p, &targets, &values("c1", 30));
+        p.commit_transaction(T).expect("commit");
+        p.begin_transaction().unwrap();
+        send(&p, &targets, &values("ab", 20));
+        p.abort_transaction(T).expect("abort");
+        p.begin_transaction().unwrap();
+        send(&p, &targets, &values("c2", 10));
+        p.commit_transaction(T).expect("commit");
+        let committed = sorted([values("c1", 30), values("c2", 10)].concat());
+        assert_eq!(read_values(&b, &topics, "read_committed"), committed);
+        let all = sorted([values("c1", 30), values("ab", 20), values("c2", 10)].concat());
+        assert_eq!(read_values(&b, &topics, "read_uncommitted"), all);
+
+        // An open transaction is invisible to read_committed until it commits, and holds
+        // back what comes after it.
+        p.begin_transaction().unwrap();
+        send(&p, &targets, &values("open", 5));
+        let plain = producer_config(&b).create::<BaseProducer>().unwrap();
+        send(&plain, &[("ta", 0)], &values("plain", 3));
+        assert_eq!(read_values(&b, &topics, "read_committed"), committed);
+        assert_eq!(
+            read_values(&b, &topics, "read_uncommitted").len(),
+            60 + 5 + 3
+        );
+        p.commit_transaction(T).expect("commit");
+        let after = sorted([committed, values("open", 5), values("plain", 3)].concat());
+        assert_eq!(read_values(&b, &topics, "read_committed"), after);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_sent_to_a_transaction_move_only_on_commit() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, "in", 1, &[]).await;
+    create_topic(&b, "out", 1, &[]).await;
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = group_consumer_config(&b, "eos-group").create().unwrap();
+        let meta = consumer.group_metadata().expect("group metadata");
+        let p = txn_producer(&b, "tx-offsets");
+        p.init_transactions(T).unwrap();
+        let offsets = |at: i64| {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset("in", 0, Offset::Offset(at))
+                .unwrap();
+            tpl
+        };
+        p.begin_transaction().unwrap();
+        send(&p, &[("out", 0)], &values("x", 2));
+        p.send_offsets_to_transaction(&offsets(5), &meta, T)
+            .expect("send offsets");
+        p.abort_transaction(T).unwrap();
+        assert_eq!(
+            committed_offsets(&b, "eos-group", "in", 1),
+            vec![Offset::Invalid]
+        );
+        p.begin_transaction().unwrap();
+        send(&p, &[("out", 0)], &values("y", 2));
+        p.send_offsets_to_transaction(&offsets(7), &meta, T)
+            .expect("send offsets");
+        p.commit_transaction(T).unwrap();
+        assert_eq!(
+            committed_offsets(&b, "eos-group", "in", 1),
+            vec![Offset::Offset(7)]
+        );
+        assert_eq!(
+            read_values(&b, &[("out", 1)], "read_committed"),
+            values("y", 2)
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_producer_with_the_same_id_fences_the_first() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, "fenced", 2, &[]).await;
+    tokio::task::spawn_blocking(move || {
+        let targets = [("fenced", 0), ("fenced", 1)];
+        let old = txn_producer(&b, "tx-fence");
+        old.init_transactions(T).unwrap();
+        old.begin_transaction().unwrap();
+        send(&old, &targets, &values("zombie", 6));
+        // The new instance takes over: the zombie's open transaction is aborted.
+        let new = txn_producer(&b, "tx-fence");
+        new.init_transactions(T).expect("second init_transactions");
+        let err = old
+            .commit_transaction(T)
+            .expect_err("the fenced producer committed");
+        let KafkaError::Transaction(err) = err else {
+            panic!("not a transaction error: {err:?}")
+        };
+        assert!(
+            // librdkafka raises its local `_FENCED` (or the broker's PRODUCER_FENCED).
+            err.is_fatal() && err.name().contains("FENCED"),
+            "{err:?}"
+        );
+        new.begin_transaction().unwrap();
+        send(&new, &targets, &values("live", 4));
+        new.commit_transaction(T).unwrap();
+        assert_eq!(
+            read_values(&b, &[("fenced", 2)], "read_committed"),
+            values("live", 4)
+        );
+        assert_eq!(
+            read_values(&b, &[("fenced", 2)], "read_uncommitted").len(),
+            10
+        );
+    })
+    .await
+    .unwrap();
+}
