@@ -5,94 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
-
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use rivulet_testkit::*;
 
-const T: Duration = Duration::from_secs(30);
-
-fn txn_producer(bootstrap: &str, id: &str) -> BaseProducer {
-    client_config(bootstrap)
-        .set("transactional.id", id)
-        .set("transaction.timeout.ms", "60000")
-        .set("message.timeout.ms", "30000")
-        .set("linger.ms", "5")
-        .set("retry.backoff.ms", "50")
-        .create()
-        .expect("transactional producer")
-}
-
-/// Sends `values` round-robin over `targets` (topic, partition) and waits for delivery.
-fn send(p: &BaseProducer, targets: &[(&str, i32)], values: &[String]) {
-    for (i, v) in values.iter().enumerate() {
-        let (topic, partition) = targets[i % targets.len()];
-        let rec = BaseRecord::<str, str>::to(topic)
-            .payload(v)
-            .key(v)
-            .partition(partition);
-        p.send(rec).map_err(|(e, _)| e).expect("send");
-        p.poll(Duration::ZERO);
-    }
-    p.flush(T).expect("flush");
-}
-
-fn values(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-/// Every value in `topics` (all partitions, from the beginning to the end a consumer with
-/// `isolation` can see), sorted.
-fn read_values(bootstrap: &str, topics: &[(&str, i32)], isolation: &str) -> Vec<String> {
-    let mut out: Vec<String> = topics
-        .iter()
-        .flat_map(|(topic, partitions)| read_topic(bootstrap, topic, *partitions, isolation))
-        .collect();
-    out.sort();
-    out
-}
-
-/// One topic's values, read until each partition reports its end. Bounded by [`WAIT`].
-fn read_topic(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
-    let c: BaseConsumer = plain_consumer_config(bootstrap)
-        .set("isolation.level", isolation)
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut at_end = BTreeSet::new();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + WAIT;
-    while at_end.len() < partitions as usize {
-        assert!(Instant::now() < deadline, "timed out reading {topic}");
-        match c.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Ok(m)) => {
-                at_end.remove(&m.partition());
-                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            Some(Err(e)) => panic!("consume error: {e}"),
-        }
-    }
-    out
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
+const T: std::time::Duration = TXN_TIMEOUT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_and_abort_over_several_partitions_and_topics() {
@@ -103,16 +22,16 @@ async fn commit_and_abort_over_several_partitions_and_topics() {
     tokio::task::spawn_blocking(move || {
         let targets = [("ta", 0), ("tb", 1), ("ta", 2), ("tb", 0), ("ta", 1)];
         let topics = [("ta", 3), ("tb", 2)];
-        let p = txn_producer(&b, "tx-commit-abort");
+        let p = transactional_producer(&b, "tx-commit-abort");
         p.init_transactions(T).expect("init_transactions");
         p.begin_transaction().unwrap();
-        send(&p, &targets, &values("c1", 30));
+        send_values(&p, &targets, &values("c1", 30));
         p.commit_transaction(T).expect("commit");
         p.begin_transaction().unwrap();
-        send(&p, &targets, &values("ab", 20));
+        send_values(&p, &targets, &values("ab", 20));
         p.abort_transaction(T).expect("abort");
         p.begin_transaction().unwrap();
-        send(&p, &targets, &values("c2", 10));
+        send_values(&p, &targets, &values("c2", 10));
         p.commit_transaction(T).expect("commit");
         let committed = sorted([values("c1", 30), values("c2", 10)].concat());
         assert_eq!(read_values(&b, &topics, "read_committed"), committed);
@@ -122,9 +41,9 @@ async fn commit_and_abort_over_several_partitions_and_topics() {
         // An open transaction is invisible to read_committed until it commits, and holds
         // back what comes after it.
         p.begin_transaction().unwrap();
-        send(&p, &targets, &values("open", 5));
+        send_values(&p, &targets, &values("open", 5));
         let plain = producer_config(&b).create::<BaseProducer>().unwrap();
-        send(&plain, &[("ta", 0)], &values("plain", 3));
+        send_values(&plain, &[("ta", 0)], &values("plain", 3));
         assert_eq!(read_values(&b, &topics, "read_committed"), committed);
         assert_eq!(
             read_values(&b, &topics, "read_uncommitted").len(),
@@ -147,7 +66,7 @@ async fn offsets_sent_to_a_transaction_move_only_on_commit() {
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = group_consumer_config(&b, "eos-group").create().unwrap();
         let meta = consumer.group_metadata().expect("group metadata");
-        let p = txn_producer(&b, "tx-offsets");
+        let p = transactional_producer(&b, "tx-offsets");
         p.init_transactions(T).unwrap();
         let offsets = |at: i64| {
             let mut tpl = TopicPartitionList::new();
@@ -156,7 +75,7 @@ async fn offsets_sent_to_a_transaction_move_only_on_commit() {
             tpl
         };
         p.begin_transaction().unwrap();
-        send(&p, &[("out", 0)], &values("x", 2));
+        send_values(&p, &[("out", 0)], &values("x", 2));
         p.send_offsets_to_transaction(&offsets(5), &meta, T)
             .expect("send offsets");
         p.abort_transaction(T).unwrap();
@@ -165,7 +84,7 @@ async fn offsets_sent_to_a_transaction_move_only_on_commit() {
             vec![Offset::Invalid]
         );
         p.begin_transaction().unwrap();
-        send(&p, &[("out", 0)], &values("y", 2));
+        send_values(&p, &[("out", 0)], &values("y", 2));
         p.send_offsets_to_transaction(&offsets(7), &meta, T)
             .expect("send offsets");
         p.commit_transaction(T).unwrap();
@@ -189,12 +108,12 @@ async fn a_second_producer_with_the_same_id_fences_the_first() {
     create_topic(&b, "fenced", 2, &[]).await;
     tokio::task::spawn_blocking(move || {
         let targets = [("fenced", 0), ("fenced", 1)];
-        let old = txn_producer(&b, "tx-fence");
+        let old = transactional_producer(&b, "tx-fence");
         old.init_transactions(T).unwrap();
         old.begin_transaction().unwrap();
-        send(&old, &targets, &values("zombie", 6));
+        send_values(&old, &targets, &values("zombie", 6));
         // The new instance takes over: the zombie's open transaction is aborted.
-        let new = txn_producer(&b, "tx-fence");
+        let new = transactional_producer(&b, "tx-fence");
         new.init_transactions(T).expect("second init_transactions");
         let err = old
             .commit_transaction(T)
@@ -208,7 +127,7 @@ async fn a_second_producer_with_the_same_id_fences_the_first() {
             "{err:?}"
         );
         new.begin_transaction().unwrap();
-        send(&new, &targets, &values("live", 4));
+        send_values(&new, &targets, &values("live", 4));
         new.commit_transaction(T).unwrap();
         assert_eq!(
             read_values(&b, &[("fenced", 2)], "read_committed"),

@@ -14,6 +14,7 @@
 //! - [`generator`]: the generator, each use in one function (its arguments, its event stream, a run).
 //! - [`truth`]: hand-made events, ground truths of windowed aggregates computed with plain
 //!   loops, and the checks of a query's rows against them.
+//! - [`txn`]: transactional producers, and what read_committed / read_uncommitted consumers see.
 //! - [`plan`]: the standard test plan as TOML text.
 //! - [`checkpoint`]: what a query's checkpoint directory says was committed.
 //! - [`storage`]: Parquet datasets read back with pyarrow, a throwaway PostgreSQL server.
@@ -33,6 +34,7 @@ pub mod process;
 pub mod rng;
 pub mod storage;
 pub mod truth;
+pub mod txn;
 pub mod wait;
 
 pub use broker::*;
@@ -45,6 +47,7 @@ pub use plan::*;
 pub use process::*;
 pub use rng::*;
 pub use truth::*;
+pub use txn::*;
 pub use wait::*;
 
 /// RFC 3339 text of epoch milliseconds (`2026-11-24T10:00:00.000Z`), as the sinks write it.
