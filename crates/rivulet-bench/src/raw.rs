@@ -21,19 +21,19 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
+use rivulet_client::{wire, ClientError};
 use rivulet_log::{encode_batch_into, BatchHeader, BatchSpec, NewRecord};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -135,7 +135,15 @@ fn decode_error<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> BenchErro
     }
 }
 
-/// Appends `4-byte length + request header` for a request whose body is `body_len` bytes.
+/// The shared framing (`rivulet_client::wire`) with the bench's errors: a timeout stays a
+/// timeout, which ends a run with what was answered instead of failing it.
+fn wire_error(e: ClientError) -> BenchError {
+    match e {
+        ClientError::Timeout(what) => BenchError::Timeout(what),
+        other => BenchError::Client(other),
+    }
+}
+
 fn put_header(
     buf: &mut BytesMut,
     key: ApiKey,
@@ -143,76 +151,27 @@ fn put_header(
     correlation_id: i32,
     body_len: usize,
 ) -> Result<(), BenchError> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-    let hv = key.request_header_version(version);
-    let header_len = header
-        .compute_size(hv)
-        .map_err(encode_error("a request header"))?;
-    let len = i32::try_from(header_len + body_len)
-        .map_err(|_| BenchError::Protocol(format!("request of {body_len} bytes is too large")))?;
-    buf.put_i32(len);
-    header
-        .encode(buf, hv)
-        .map_err(encode_error("a request header"))
+    wire::put_header(buf, key, version, correlation_id, CLIENT_ID, body_len).map_err(wire_error)
 }
 
-/// Reads one length-prefixed frame into `buf` (reusing its allocation) without zeroing it.
 async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
     max: usize,
     deadline: Instant,
 ) -> Result<Bytes, BenchError> {
-    let mut len = [0u8; 4];
-    tokio::time::timeout_at(deadline.into(), r.read_exact(&mut len))
+    wire::read_frame(r, buf, max, deadline.into())
         .await
-        .map_err(|_| BenchError::Timeout("waiting for a response".into()))?
-        .map_err(BenchError::io("reading a response length"))?;
-    let len = i32::from_be_bytes(len);
-    let len = usize::try_from(len).unwrap_or(0);
-    if len < 4 || len > max {
-        return Err(BenchError::Protocol(format!(
-            "response frame of {len} bytes (expected 4..={max})"
-        )));
-    }
-    buf.clear();
-    buf.reserve(len);
-    // Each round reads at least one byte, so this runs at most `len` times.
-    while buf.len() < len {
-        let want = (len - buf.len()) as u64;
-        let n = tokio::time::timeout_at(deadline.into(), (&mut *r).take(want).read_buf(buf))
-            .await
-            .map_err(|_| BenchError::Timeout("reading a response".into()))?
-            .map_err(BenchError::io("reading a response"))?;
-        if n == 0 {
-            return Err(BenchError::Protocol(
-                "the broker closed the connection mid-response".into(),
-            ));
-        }
-    }
-    Ok(buf.split().freeze())
+        .map_err(wire_error)
 }
 
-/// Decodes the response header of `key`/`version` and checks its correlation id.
 fn take_header(
     frame: &mut Bytes,
     key: ApiKey,
     version: i16,
     expected: i32,
 ) -> Result<(), BenchError> {
-    let header = ResponseHeader::decode(frame, key.response_header_version(version))
-        .map_err(decode_error("a response header"))?;
-    if header.correlation_id != expected {
-        return Err(BenchError::Protocol(format!(
-            "response correlation id {} where {expected} was expected",
-            header.correlation_id
-        )));
-    }
-    Ok(())
+    wire::take_header(frame, key, version, expected).map_err(wire_error)
 }
 
 fn error_name(code: i16) -> String {

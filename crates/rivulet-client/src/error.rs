@@ -22,6 +22,14 @@ pub enum ClientError {
         /// The broker's error code.
         code: RDKafkaErrorCode,
     },
+    /// The broker answered a request sent through [`crate::wire`] with an error code.
+    #[error("{context}: {name} (error {code})")]
+    BrokerCode {
+        context: String,
+        code: i16,
+        /// Kafka's name of the error.
+        name: String,
+    },
     /// A topic or group that the command needs does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -35,6 +43,21 @@ pub enum ClientError {
         what: String,
         /// Why it failed.
         reason: String,
+    },
+    /// The broker broke the Kafka protocol, or a request could not be encoded (`wire`).
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// A bounded wait ran out.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// An I/O error while doing `context`.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
     },
     /// The thread running a blocking librdkafka call panicked or was cancelled.
     #[error("worker thread failed: {0}")]

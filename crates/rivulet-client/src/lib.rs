@@ -10,14 +10,19 @@
 //! - `rivulet topics …` — [`admin::TopicsCommand`]: list, create, describe, delete topics;
 //! - `rivulet groups …` — [`admin::GroupsCommand`]: list and describe consumer groups with
 //!   their members, assignments, committed offsets and lag;
-//! - [`admin::Inspector`]: the same views as data, for the dashboard.
+//! - [`admin::Inspector`]: the same views as data, for the dashboard;
+//! - `rivulet transactions …` — [`transactions::TransactionsCommand`]: list and describe
+//!   transactions (KIP-664), through [`wire`], the Kafka protocol spoken directly for what
+//!   librdkafka's admin API does not offer.
 //!
 //! The benchmarks (`rivulet bench`) are the `rivulet-bench` crate.
 
 pub mod admin;
 pub mod connection;
 mod error;
+pub mod transactions;
 mod util;
+pub mod wire;
 
 pub use connection::{is_secret_property, KafkaConnection, REDACTED};
 pub use error::ClientError;

@@ -32,6 +32,8 @@ enum Command {
     Topics(cmd::topics::TopicsArgs),
     /// Inspect consumer groups: members, assignments, committed offsets and lag.
     Groups(cmd::groups::GroupsArgs),
+    /// Inspect transactions: transactional ids, their state, producer and partitions.
+    Transactions(cmd::transactions::TransactionsArgs),
     /// Benchmarks: produce, consume (against our or any broker) and the whole pipeline.
     Bench {
         #[command(subcommand)]
@@ -86,6 +88,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Broker(args) => cmd::broker::run(args).await,
         Command::Topics(args) => cmd::topics::run(args).await,
         Command::Groups(args) => cmd::groups::run(args).await,
+        Command::Transactions(args) => cmd::transactions::run(args).await,
         Command::Bench { command } => cmd::bench::run(command).await,
         Command::Gen(args) => cmd::gen::run(args).await,
         Command::Run(args) => cmd::run::run(*args).await,

@@ -8,6 +8,7 @@ pub mod groups;
 pub mod run;
 pub mod sql;
 pub mod topics;
+pub mod transactions;
 pub mod up;
 
 use anyhow::Result;

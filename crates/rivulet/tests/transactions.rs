@@ -4,7 +4,8 @@
 //! - a transaction whose commit was stored but whose markers were not (the broker died between
 //!   the two) is completed at restart, and one whose abort was stored is aborted;
 //! - a consume-transform-produce loop with exactly-once (offsets sent to each transaction)
-//!   through a kill -9 in the middle of a transaction: the output is the input, once.
+//!   through a kill -9 in the middle of a transaction: the output is the input, once;
+//! - `rivulet transactions list|describe` against the broker.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -223,6 +224,65 @@ async fn consume_transform_produce_is_exactly_once_across_kill_9() {
         );
         assert_eq!(read_values(&b, &[("out", 2)], "read_committed"), want);
         println!("{transactions} transactions, {restarts} producer instances");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_cli_lists_and_describes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    let b = broker.bootstrap();
+    create_topic(&b, "tcli", 2, &[]).await;
+    tokio::task::spawn_blocking(move || {
+        let done = transactional_producer(&b, "cli-done");
+        done.init_transactions(T).unwrap();
+        done.begin_transaction().unwrap();
+        send_values(&done, &[("tcli", 0)], &values("d", 2));
+        done.commit_transaction(T).unwrap();
+        let open = transactional_producer(&b, "cli-open");
+        open.init_transactions(T).unwrap();
+        open.begin_transaction().unwrap();
+        send_values(&open, &[("tcli", 0), ("tcli", 1)], &values("o", 2));
+
+        let text = |args: &[&str]| {
+            let mut all = vec!["transactions", "--brokers", b.as_str()];
+            all.extend_from_slice(args);
+            let out = run_cli(BIN, &all);
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (ok, list, err) = text(&["list"]);
+        assert!(ok, "{err}");
+        let row = |id: &str| list.lines().find(|l| l.starts_with(id)).map(str::to_string);
+        assert!(
+            row("cli-done").unwrap().contains("CompleteCommit"),
+            "{list}"
+        );
+        assert!(row("cli-open").unwrap().contains("Ongoing"), "{list}");
+        let (ok, ongoing, err) = text(&["list", "--state", "Ongoing"]);
+        assert!(ok, "{err}");
+        assert!(
+            ongoing.contains("cli-open") && !ongoing.contains("cli-done"),
+            "{ongoing}"
+        );
+
+        let (ok, described, err) = text(&["describe", "cli-open"]);
+        assert!(ok, "{err}");
+        assert!(
+            described.contains("state:            Ongoing"),
+            "{described}"
+        );
+        assert!(described.contains("tcli-0, tcli-1"), "{described}");
+        let (ok, _, err) = text(&["describe", "nobody"]);
+        assert!(!ok && err.contains("not found"), "{err}");
+        let (ok, _, err) = text(&["list", "--state", "Sleeping"]);
+        assert!(!ok && err.contains("unknown transaction state"), "{err}");
+        open.commit_transaction(T).unwrap();
     })
     .await
     .unwrap();
