@@ -274,3 +274,57 @@ def test_timestamps_and_offsets_for_times(broker, topic_name):
         assert c.end_offsets([tp])[tp] == 10
     finally:
         c.close()
+
+
+def read_to_end(addr, topic, partitions, isolation_level):
+    """Every value of `topic` from the beginning to the end a consumer with `isolation_level`
+    sees (its end offsets: the last stable offset under read_committed), sorted."""
+    c = KafkaConsumer(
+        bootstrap_servers=addr,
+        isolation_level=isolation_level,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        ends = c.end_offsets(tps)
+        got = []
+        deadline = time.monotonic() + CONSUME_TIMEOUT_S
+        while any(c.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"positions {[c.position(tp) for tp in tps]} < {ends}"
+            for records in c.poll(timeout_ms=200).values():
+                got.extend(r.value.decode() for r in records)
+        return sorted(got)
+    finally:
+        c.close()
+
+
+def test_transactional_producer(broker, topic_name):
+    """kafka-python's transactional producer (the seed's library): a committed transaction
+    is seen by read_committed, an aborted one only by read_uncommitted."""
+    create_topic(broker, topic_name, 2)
+    p = KafkaProducer(
+        bootstrap_servers=broker,
+        transactional_id=f"py-{topic_name}",
+        acks="all",
+        enable_idempotence=True,
+    )
+    try:
+        p.init_transactions()
+        p.begin_transaction()
+        for i in range(10):
+            p.send(topic_name, value=f"c-{i}".encode(), partition=i % 2)
+        p.commit_transaction()
+        p.begin_transaction()
+        for i in range(5):
+            p.send(topic_name, value=f"a-{i}".encode(), partition=i % 2)
+        p.flush(timeout=CONSUME_TIMEOUT_S)
+        p.abort_transaction()
+    finally:
+        p.close(timeout=10)
+    committed = sorted(f"c-{i}" for i in range(10))
+    assert read_to_end(broker, topic_name, 2, "read_committed") == committed
+    everything = sorted(committed + [f"a-{i}" for i in range(5)])
+    assert read_to_end(broker, topic_name, 2, "read_uncommitted") == everything
