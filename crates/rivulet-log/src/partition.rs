@@ -574,7 +574,8 @@ impl PartitionLog {
             let size_expired = !only_active
                 && u64::try_from(self.config.retention_bytes)
                     .is_ok_and(|limit| total - first.size >= limit);
-            if !(time_expired || size_expired) {
+            // `cleanup.policy=compact` alone keeps every segment: the cleaner shrinks them.
+            if !(time_expired || size_expired) || !self.config.delete() {
                 break;
             }
             if only_active {

@@ -20,13 +20,17 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Kafka's ConfigType for a topic config key (DescribeConfigs v3+).
+/// DescribeConfigs' type codes (v3+): BOOLEAN 1, STRING 2, INT 3, LONG 5, DOUBLE 6, LIST 7.
 fn config_type(key: &str) -> i8 {
-    match key {
-        "cleanup.policy" => 7,                                               // LIST
-        "message.timestamp.type" => 2,                                       // STRING
-        "max.message.bytes" | "index.interval.bytes" | "segment.bytes" => 3, // INT
-        "retention.ms" | "retention.bytes" | "segment.ms" => 5,              // LONG
-        _ => 0,
+    use rivulet_log::config::ConfigKind;
+    match rivulet_log::config::config_kind(key) {
+        Some(ConfigKind::Bool) => 1,
+        Some(ConfigKind::Enum(_) | ConfigKind::Text) => 2,
+        Some(ConfigKind::Int { .. }) => 3,
+        Some(ConfigKind::Long { .. }) => 5,
+        Some(ConfigKind::Double { .. }) => 6,
+        Some(ConfigKind::List) => 7,
+        None => 0,
     }
 }
 

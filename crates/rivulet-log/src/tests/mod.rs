@@ -610,7 +610,15 @@ fn config_defaults_and_overrides() {
     assert_eq!(d.get("max.message.bytes").unwrap(), "1048588");
     assert_eq!(d.get("retention.bytes").unwrap(), "-1");
     assert_eq!(d.get("nope"), None);
-    assert_eq!(d.entries().len(), crate::config::TOPIC_CONFIG_KEYS.len());
+    assert_eq!(d.entries().len(), crate::config::TOPIC_CONFIGS.len());
+    // Every documented topic config has a default that its own validation accepts.
+    for (k, _, default) in crate::config::TOPIC_CONFIGS {
+        let o = BTreeMap::from([(k.to_string(), default.to_string())]);
+        let c = d
+            .with_overrides(&o)
+            .unwrap_or_else(|e| panic!("{k}={default}: {e}"));
+        assert_eq!(c.get(k).unwrap(), *default, "{k}");
+    }
     let mut o = BTreeMap::new();
     o.insert("retention.ms".to_string(), "-1".to_string());
     o.insert("cleanup.policy".to_string(), "delete, compact".to_string());
@@ -618,8 +626,15 @@ fn config_defaults_and_overrides() {
         "message.timestamp.type".to_string(),
         "LogAppendTime".to_string(),
     );
+    o.insert("delete.retention.ms".to_string(), "100".to_string());
+    o.insert("min.cleanable.dirty.ratio".to_string(), "0.25".to_string());
+    o.insert("compression.type".to_string(), "zstd".to_string());
     let c = d.with_overrides(&o).unwrap();
     assert_eq!(c.retention_ms, -1);
+    assert_eq!(c.delete_retention_ms, 100);
+    assert!((c.dirty_ratio() - 0.25).abs() < 1e-9);
+    assert_eq!(c.get("compression.type").unwrap(), "zstd");
+    assert!(c.compact() && c.delete());
     assert_eq!(c.cleanup_policy, "compact,delete");
     assert!(c.log_append_time());
     for (k, v) in [
@@ -630,6 +645,11 @@ fn config_defaults_and_overrides() {
         ("message.timestamp.type", "Now"),
         ("unknown.key", "1"),
         ("index.interval.bytes", "-1"),
+        ("min.cleanable.dirty.ratio", "1.5"),
+        ("min.cleanable.dirty.ratio", "NaN"),
+        ("delete.retention.ms", "-1"),
+        ("preallocate", "yes"),
+        ("compression.type", "brotli"),
     ] {
         let mut o = BTreeMap::new();
         o.insert(k.to_string(), v.to_string());
