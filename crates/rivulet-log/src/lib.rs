@@ -29,6 +29,7 @@
 //! them in pieces. [`encode_batch`] writes the batches Rivulet makes itself. [`Quoted`] shows client-supplied text safely in errors and logs.
 
 pub mod batch;
+pub mod cleaner;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -55,7 +56,9 @@ pub use error::LogError;
 pub use filepool::{default_max_open_files, FilePool, FilePoolStats};
 pub use fsutil::write_atomic;
 pub use manager::{validate_topic_name, LogManager, Partition, StorageOptions, Topic, TopicLimits};
-pub use partition::{check_records, AppendResult, CheckedRecords, PartitionLog, Recovery};
+pub use partition::{
+    check_records, AppendResult, CheckedRecords, CleanerStatus, PartitionLog, Recovery,
+};
 pub use producer::AbortedTxn;
 pub use quoted::{quoted, Quoted};
 pub use records::RecordRules;

@@ -777,6 +777,55 @@ impl LogManager {
             None => Ok(deleted),
         }
     }
+    /// One cleaner round over every partition of a compacted topic (`cleaner.rs`): each
+    /// partition that is due is planned and swapped under its lock and cleaned without it.
+    /// Stops early at shutdown (the pass in progress is discarded). Returns what was done.
+    pub fn clean(&self, now_ms: i64) -> Result<crate::cleaner::CleanStats> {
+        let mut total = crate::cleaner::CleanStats::default();
+        let mut first_err = None;
+        for p in self.partitions() {
+            if self.closing.load(Ordering::Acquire) {
+                break;
+            }
+            let Some(plan) = p.log.lock().clean_plan(now_ms) else {
+                continue;
+            };
+            let stop = || self.closing.load(Ordering::Acquire);
+            let outcome = crate::cleaner::execute(plan, &stop).and_then(|out| {
+                let stats = out.stats;
+                if stop() {
+                    return Err(LogError::ShuttingDown);
+                }
+                p.log.lock().commit_clean(out).map(|done| (done, stats))
+            });
+            match outcome {
+                Ok((true, s)) => {
+                    tracing::info!(
+                        topic = %p.topic,
+                        partition = p.index,
+                        read = s.bytes_read,
+                        written = s.bytes_written,
+                        removed = s.records_removed,
+                        "cleaned"
+                    );
+                    total.bytes_read += s.bytes_read;
+                    total.bytes_written += s.bytes_written;
+                    total.records_read += s.records_read;
+                    total.records_removed += s.records_removed;
+                }
+                Ok((false, _)) | Err(LogError::ShuttingDown) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cleaning failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
     /// Clean shutdown: stop admin work (waiting for the step in progress), close every
     /// partition, write the checkpoint, then the marker.
     pub fn shutdown(&self) -> Result<()> {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::batch::{compute_crc, control_marker, validate_batches, BatchHeader};
+use crate::cleaner::{CleanOutput, CleanPlan, CleanerState, PlannedSegment};
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
 use crate::filepool::FilePool;
@@ -66,6 +67,21 @@ pub struct PartitionLog {
     snapshot_at: Option<i64>,
     /// Set after an I/O failure that leaves the on-disk state uncertain; appends are refused.
     offline: Option<String>,
+    /// What the cleaner remembers (compacted topics).
+    cleaner: CleanerState,
+}
+
+/// The cleaner's progress on one partition, for `rivulet topics describe`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerStatus {
+    /// Offsets below this have been cleaned.
+    pub cleaned_up_to: i64,
+    /// Share of the cleanable bytes not cleaned yet (0 when there is nothing to clean).
+    pub dirty_ratio: f64,
+    /// Bytes in segments the cleaner may clean (before the active one, below the LSO).
+    pub cleanable_bytes: u64,
+    /// When the last pass ran (ms since the epoch), if any.
+    pub last_clean_ms: Option<i64>,
 }
 
 impl PartitionLog {
@@ -97,6 +113,8 @@ impl PartitionLog {
         sync_new: bool,
     ) -> Result<PartitionLog> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        // A cleaner pass interrupted by a crash: finished or discarded before anything is read.
+        crate::cleaner::recover_swap(dir)?;
         let mut bases = Vec::new();
         let mut indexes = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
@@ -183,6 +201,7 @@ impl PartitionLog {
             producers,
             snapshot_at,
             offline: None,
+            cleaner: CleanerState::load(dir),
         })
     }
 
@@ -275,6 +294,163 @@ impl PartitionLog {
     /// Open transactions here: (producer id, first offset), oldest first.
     pub fn open_transactions(&self) -> Vec<(i64, i64)> {
         self.producers.open_transactions()
+    }
+
+    /// Segments the cleaner may clean: whole segments before the active one, below the LSO and
+    /// older than `min.compaction.lag.ms`.
+    fn cleanable(&self, now_ms: i64) -> Vec<PlannedSegment> {
+        let mut end = self.active().base_offset.min(self.last_stable_offset());
+        if self.config.min_compaction_lag_ms > 0 {
+            let cutoff = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+            if let Some(seg) = self
+                .segments
+                .values()
+                .find(|s| s.max_timestamp.is_some_and(|(t, _)| t > cutoff))
+            {
+                end = end.min(seg.base_offset);
+            }
+        }
+        let segs: Vec<&Segment> = self.segments.values().collect();
+        segs.windows(2)
+            .take_while(|w| w[1].base_offset <= end)
+            .map(|w| PlannedSegment {
+                base: w[0].base_offset,
+                path: w[0].log_path.clone(),
+                next_base: w[1].base_offset,
+                size: w[0].size,
+            })
+            .collect()
+    }
+
+    /// Step 1 of a cleaner pass (see `cleaner.rs`): what to clean now, if anything. Only for
+    /// `cleanup.policy` with `compact`.
+    pub fn clean_plan(&self, now_ms: i64) -> Option<CleanPlan> {
+        if !self.config.compact() || self.offline.is_some() {
+            return None;
+        }
+        let segments = self.cleanable(now_ms);
+        let end = segments.last()?.next_base;
+        let total: u64 = segments.iter().map(|s| s.size).sum();
+        let first_dirty = segments
+            .iter()
+            .find(|s| s.next_base > self.cleaner.cleaned_up_to);
+        let dirty: u64 = segments
+            .iter()
+            .filter(|s| s.next_base > self.cleaner.cleaned_up_to)
+            .map(|s| s.size)
+            .sum();
+        let removable_below = self
+            .cleaner
+            .removable_below(now_ms, self.config.delete_retention_ms);
+        let ratio = dirty as f64 / total.max(1) as f64;
+        // max.compaction.lag.ms: the oldest dirty record (its batch's timestamp) is overdue.
+        let overdue = first_dirty
+            .and_then(|s| self.segments.get(&s.base))
+            .filter(|s| s.size > 0)
+            .and_then(|s| s.read_header_at(0).ok())
+            .is_some_and(|h| {
+                h.max_timestamp >= 0
+                    && h.max_timestamp < now_ms.saturating_sub(self.config.max_compaction_lag_ms)
+            });
+        let tombstones_due = removable_below > self.cleaner.horizon_applied;
+        let due = (dirty > 0 && ratio >= self.config.dirty_ratio()) || overdue || tombstones_due;
+        if !due || total == 0 {
+            return None;
+        }
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            pool: Arc::clone(&self.pool),
+            segments,
+            end,
+            aborted: self.producers.aborted_between(i64::MIN, end),
+            removable_below,
+            segment_bytes: self.config.segment_bytes,
+            index_interval: self.config.index_interval_bytes,
+            decompressed_limit: RecordRules::for_config(&self.config).max_decompressed_bytes,
+            max_keys: crate::cleaner::MAX_KEYS_PER_PASS,
+            delete_retention_ms: self.config.delete_retention_ms,
+            now_ms,
+        })
+    }
+
+    /// Step 3 of a cleaner pass: swaps the cleaned segments in. `false` when the log changed
+    /// under the pass (retention deleted a segment it cleaned): the pass is discarded.
+    pub fn commit_clean(&mut self, out: CleanOutput) -> Result<bool> {
+        self.check_online()?;
+        let unchanged = out.plan.segments.iter().all(|p| {
+            self.segments
+                .get(&p.base)
+                .is_some_and(|s| s.size == p.size && s.log_path == p.path)
+        });
+        if !unchanged {
+            let tmp = self.dir.join(crate::cleaner::CLEANER_DIR);
+            std::fs::remove_dir_all(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+            return Ok(false);
+        }
+        if let Err(e) = crate::cleaner::swap(&self.dir, &out.groups) {
+            // Half swapped: a restart finishes it from the swap file; until then, no writes.
+            self.offline = Some(format!("cleaner swap failed: {e}"));
+            return Err(e);
+        }
+        for g in &out.groups {
+            let old: Vec<i64> = self
+                .segments
+                .range(g.base..g.next_base)
+                .map(|(b, _)| *b)
+                .collect();
+            for b in old {
+                self.segments.remove(&b);
+            }
+            let seg = match Segment::load_clean(&self.pool, &self.dir, g.base, Some(g.next_base))? {
+                Some(seg) => seg,
+                None => {
+                    Segment::recover(
+                        &self.pool,
+                        &self.dir,
+                        g.base,
+                        self.config.index_interval_bytes,
+                    )?
+                    .0
+                }
+            };
+            self.segments.insert(g.base, seg);
+        }
+        if !out.removed_aborts.is_empty() {
+            self.producers.forget_aborted(&out.removed_aborts);
+            // The snapshot on disk still lists them; a restart must not bring them back.
+            self.producers.write_snapshot(&self.dir, self.log_end)?;
+            self.snapshot_at = Some(self.log_end);
+        }
+        crate::cleaner::record_pass(
+            &self.dir,
+            &mut self.cleaner,
+            out.stats.end,
+            out.plan.now_ms,
+            out.plan.delete_retention_ms,
+            out.plan.removable_below,
+        )?;
+        Ok(true)
+    }
+
+    /// The cleaner's progress here.
+    pub fn cleaner_status(&self, now_ms: i64) -> CleanerStatus {
+        let segments = self.cleanable(now_ms);
+        let total: u64 = segments.iter().map(|s| s.size).sum();
+        let dirty: u64 = segments
+            .iter()
+            .filter(|s| s.next_base > self.cleaner.cleaned_up_to)
+            .map(|s| s.size)
+            .sum();
+        CleanerStatus {
+            cleaned_up_to: self.cleaner.cleaned_up_to,
+            dirty_ratio: if total == 0 {
+                0.0
+            } else {
+                dirty as f64 / total as f64
+            },
+            cleanable_bytes: total,
+            last_clean_ms: self.cleaner.passes.last().map(|(_, t)| *t),
+        }
     }
 
     /// `marker`: this payload is one transaction marker (COMMIT: `Some(true)`).
@@ -563,7 +739,9 @@ impl PartitionLog {
             let Some(first) = self.segments.values().next() else {
                 break;
             };
-            if first.size == 0 {
+            // The empty active segment stays; an empty older one (all of it compacted away)
+            // goes like any other.
+            if first.size == 0 && only_active {
                 break;
             }
             let time_expired = self.config.retention_ms >= 0
@@ -827,4 +1005,17 @@ fn read_marker(
     file.read_exact_at(&mut buf, position)
         .map_err(|e| LogError::io(path, e))?;
     Ok(control_marker(&buf))
+}
+
+/// Base offsets of the segment files in `dir`, sorted.
+pub(crate) fn segment_bases(dir: &Path) -> Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        if let Some(base) = entry.file_name().to_str().and_then(parse_log_name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
 }

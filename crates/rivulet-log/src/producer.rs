@@ -337,6 +337,13 @@ impl ProducerStateManager {
             .collect()
     }
 
+    /// Forgets the aborted transactions whose ABORT markers the cleaner removed
+    /// ((producer id, marker offset)).
+    pub fn forget_aborted(&mut self, removed: &[(i64, i64)]) {
+        self.aborted
+            .retain(|a| !removed.contains(&(a.producer_id, a.last_offset)));
+    }
+
     /// Forgets aborted transactions that ended below `log_start` (their records are gone).
     pub fn prune_aborted(&mut self, log_start: i64) {
         let keep_from = self.aborted.partition_point(|a| a.last_offset < log_start);

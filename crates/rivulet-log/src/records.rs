@@ -463,6 +463,37 @@ pub fn validate_records(
     }
 }
 
+/// The records section of a stored batch, decompressed (at most `limit` bytes): for the
+/// cleaner, which rewrites what it keeps. Uncompressed batches are returned as they are.
+pub(crate) fn records_section(batch: &[u8], h: &BatchHeader, limit: u64) -> Result<Vec<u8>> {
+    let payload = &batch[BatchHeader::SIZE..];
+    let corrupt = |reason: String| LogError::CorruptBatch {
+        position: 0,
+        reason,
+    };
+    let mut out = Vec::new();
+    let read = |r: &mut dyn Read, out: &mut Vec<u8>| -> std::io::Result<usize> {
+        r.take(limit + 1).read_to_end(out)
+    };
+    let n = match h.compression() {
+        0 => return Ok(payload.to_vec()),
+        1 => read(&mut flate2::read::MultiGzDecoder::new(payload), &mut out),
+        2 => read(&mut SnappyReader::new(payload, limit), &mut out),
+        3 => lz4::Decoder::new(payload).and_then(|mut d| read(&mut d, &mut out)),
+        4 => zstd::stream::read::Decoder::with_buffer(payload)
+            .and_then(|mut d| d.window_log_max(ZSTD_WINDOW_LOG_MAX).map(|()| d))
+            .and_then(|mut d| read(&mut d, &mut out)),
+        other => return Err(corrupt(format!("unknown compression codec {other}"))),
+    }
+    .map_err(|e| corrupt(format!("decompressing a stored batch: {e}")))?;
+    if n as u64 > limit {
+        return Err(corrupt(format!(
+            "a stored batch decompresses past {limit} bytes"
+        )));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

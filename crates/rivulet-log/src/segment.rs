@@ -250,7 +250,9 @@ impl Segment {
         let mut seg = Segment::with_file(dir, base_offset, file, oi, ti);
         seg.size = size;
         if size == 0 {
-            return Ok(next_base.is_none().then_some(seg));
+            // Empty: the active segment, or an older one the cleaner emptied.
+            seg.next_offset = next_base.unwrap_or(base_offset);
+            return Ok(Some(seg));
         }
         let (start_pos, start_offset) = match seg.offset_index.last() {
             Some(e) => (u64::from(e.position), base_offset + i64::from(e.rel_offset)),
@@ -273,7 +275,7 @@ impl Segment {
                 let mut expected = start_offset;
                 loop {
                     match scanner.next_batch()? {
-                        ScanStep::Batch { header, .. } if header.base_offset == expected => {
+                        ScanStep::Batch { header, .. } if header.base_offset >= expected => {
                             expected = header.last_offset() + 1;
                         }
                         ScanStep::End => break,
@@ -295,7 +297,7 @@ impl Segment {
         Ok(Some(seg))
     }
 
-    /// Re-reads every batch (length, magic, CRC, dense offsets from `base_offset`), truncates
+    /// Re-reads every batch (length, magic, CRC, offsets increasing from `base_offset`), truncates
     /// the file at the first invalid or incomplete batch, rebuilds and writes both indexes and
     /// fsyncs. Returns the segment and whether anything was truncated.
     pub fn recover(
@@ -318,7 +320,8 @@ impl Segment {
         let mut truncated = false;
         loop {
             match scanner.next_batch()? {
-                ScanStep::Batch { position, header } if header.base_offset == seg.next_offset => {
+                // Offsets increase; gaps are normal once a compacted log was cleaned.
+                ScanStep::Batch { position, header } if header.base_offset >= seg.next_offset => {
                     seg.track_batch(position, &header, header.max_timestamp, index_interval);
                     seg.size = position + header.total_size() as u64;
                 }

@@ -660,6 +660,7 @@ fn config_defaults_and_overrides() {
     }
 }
 
+mod compaction;
 mod manager;
 mod transactions;
 
