@@ -61,6 +61,9 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     pub txn: crate::txn::TxnConfig,
     pub retention_check_interval: Duration,
+    /// How often the log cleaner looks for compacted partitions that are due (Kafka's
+    /// `log.cleaner.backoff.ms`).
+    pub cleaner_interval: Duration,
     pub checkpoint_interval: Duration,
 }
 
@@ -94,6 +97,7 @@ impl BrokerConfig {
             group: GroupConfig::default(),
             txn: crate::txn::TxnConfig::default(),
             retention_check_interval: Duration::from_secs(30),
+            cleaner_interval: Duration::from_secs(15),
             checkpoint_interval: Duration::from_secs(5),
         }
     }

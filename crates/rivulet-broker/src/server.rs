@@ -88,6 +88,7 @@ pub async fn start(
     // Transactions left in flight by the last run are ended before any client is served.
     recover_transactions(&broker).await?;
     tasks.spawn(crate::txn::abort_timed_out(broker.clone()));
+    tasks.spawn(log_cleaner(broker.clone()));
     let mut addrs = Vec::new();
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     for listener in listeners {
@@ -233,6 +234,26 @@ async fn recover_transactions(broker: &Arc<Broker>) -> Result<(), BrokerError> {
             .map_err(|(_, msg)| BrokerError::Other(format!("transaction recovery: {msg}")))?;
     }
     Ok(())
+}
+
+/// The log cleaner: every `cleaner_interval`, one round over the compacted partitions that are
+/// due (`LogManager::clean`), on the blocking pool; a round stops at shutdown.
+async fn log_cleaner(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(broker.config.cleaner_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let logs = broker.logs.clone();
+        let now = rivulet_time::now_ms();
+        match tokio::task::spawn_blocking(move || logs.clean(now)).await {
+            Ok(Ok(_)) => broker.storage_recovered(|| "log cleaner".to_string()),
+            Ok(Err(e)) => housekeeping_error(&broker, "log cleaner", &e),
+            Err(e) => tracing::error!("log cleaner task failed: {e}"),
+        }
+    }
 }
 
 async fn housekeeping(broker: Arc<Broker>) {

@@ -585,6 +585,7 @@ pub(crate) fn recover_swap(dir: &Path) -> Result<()> {
             finish_swap(dir, &s.groups)
         }
         None => {
+            tracing::info!(dir = %dir.display(), "discarding an interrupted cleaner pass");
             std::fs::remove_dir_all(&out_dir).map_err(|e| LogError::io(&out_dir, e))?;
             sync_dir(dir)
         }

@@ -20,6 +20,14 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Kafka's ConfigType for a topic config key (DescribeConfigs v3+).
+/// Read-only entries Rivulet adds for a topic when they are asked for by name: per partition
+/// (`partition:value,…`), the offset below which the cleaner has cleaned, the share of the
+/// cleanable bytes not cleaned yet, and the time of its last pass (ms, -1: never).
+pub(crate) const CLEANED_UP_TO: &str = "rivulet.cleaner.cleaned.up.to";
+pub(crate) const DIRTY_RATIO: &str = "rivulet.cleaner.dirty.ratio";
+pub(crate) const LAST_CLEAN_MS: &str = "rivulet.cleaner.last.clean.ms";
+const CLEANER_KEYS: [&str; 3] = [CLEANED_UP_TO, DIRTY_RATIO, LAST_CLEAN_MS];
+
 /// DescribeConfigs' type codes (v3+): BOOLEAN 1, STRING 2, INT 3, LONG 5, DOUBLE 6, LIST 7.
 fn config_type(key: &str) -> i8 {
     use rivulet_log::config::ConfigKind;
@@ -64,6 +72,40 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
                 match (broker.logs.topic(&name), broker.logs.topic_config(&name)) {
                     (Some(topic), Ok(cfg)) => {
                         let overrides = topic.overrides.read().clone();
+                        // The cleaner's progress, per partition, only when asked for by
+                        // name (so listings of every config stay Kafka's).
+                        let asked = |k: &str| {
+                            res.configuration_keys
+                                .as_ref()
+                                .is_some_and(|keys| keys.iter().any(|w| w.as_str() == k))
+                        };
+                        if CLEANER_KEYS.iter().any(|k| asked(k)) {
+                            let now = rivulet_time::now_ms();
+                            let status: Vec<(i32, rivulet_log::CleanerStatus)> = topic
+                                .partitions
+                                .read()
+                                .iter()
+                                .map(|p| (p.index, p.log.lock().cleaner_status(now)))
+                                .collect();
+                            for key in CLEANER_KEYS.iter().filter(|k| asked(k)) {
+                                let value = status
+                                    .iter()
+                                    .map(|(p, s)| match *key {
+                                        CLEANED_UP_TO => format!("{p}:{}", s.cleaned_up_to),
+                                        DIRTY_RATIO => format!("{p}:{:.4}", s.dirty_ratio),
+                                        _ => format!("{p}:{}", s.last_clean_ms.unwrap_or(-1)),
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(",");
+                                out.configs.push(entry(
+                                    key.to_string(),
+                                    value,
+                                    SOURCE_DEFAULT,
+                                    true,
+                                    2,
+                                ));
+                            }
+                        }
                         for (k, val) in cfg.entries() {
                             if wanted(k) {
                                 let source = if overrides.contains_key(k) {

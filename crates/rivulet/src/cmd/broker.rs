@@ -98,6 +98,10 @@ pub struct BrokerArgs {
     /// Default max.message.bytes (largest record batch).
     #[arg(long, env = "RIVULET_MAX_MESSAGE_BYTES", default_value_t = 1_048_588)]
     max_message_bytes: i32,
+    /// How often the log cleaner looks for compacted topics to clean (ms; Kafka's
+    /// log.cleaner.backoff.ms).
+    #[arg(long, env = "RIVULET_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    log_cleaner_backoff_ms: u64,
     /// Wait for more members before the first rebalance of a group (ms).
     #[arg(
         long,
@@ -159,6 +163,10 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
     config.log_defaults.retention_ms = args.retention_ms;
     config.log_defaults.retention_bytes = args.retention_bytes;
     config.log_defaults.max_message_bytes = args.max_message_bytes;
+    if args.log_cleaner_backoff_ms == 0 {
+        bail!("--log-cleaner-backoff-ms must be positive");
+    }
+    config.cleaner_interval = Duration::from_millis(args.log_cleaner_backoff_ms);
     config.group = GroupConfig {
         initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
         ..GroupConfig::default()
