@@ -9,12 +9,16 @@
 //!   .clean-shutdown                      present only between a clean shutdown and the next start
 //!   recovery-point-offset-checkpoint     per partition: offset below which data is known fsynced
 //!   producer-id-block                    next producer id block (idempotent producers)
+//!   transactions.json                    the broker's transaction coordinator state
 //!   topics/<topic>.json                  topic id, partition count, config overrides
 //!   <topic>-<partition>/
 //!     00000000000000000000.log           record batches exactly as producers sent them
 //!     00000000000000000000.index         sparse offset index   (relative offset u32, position u32)
 //!     00000000000000000000.timeindex     sparse time index     (timestamp i64, relative offset u32)
-//!     producer.snapshot                  idempotent producer state as of an offset
+//!     producer.snapshot                  producer state (sequences, open and aborted
+//!                                        transactions) as of an offset
+//!     cleaner.json                       the log cleaner's passes (compacted topics)
+//!     .cleaner/                          a cleaner pass in progress (see `cleaner.rs`)
 //! ```
 //!
 //! The broker crate turns Kafka requests into calls on [`LogManager`] and [`PartitionLog`]; this
