@@ -58,9 +58,11 @@ pub async fn start(
     .await
     .map_err(|e| BrokerError::Other(format!("storage open task failed: {e}")))??;
     let groups = GroupCoordinator::open(&config.data_dir, config.group.clone())?;
+    let stats = Arc::new(BrokerStats::default());
     let txns = Arc::new(crate::txn::TxnCoordinator::open(
         &config.data_dir,
         config.txn.clone(),
+        stats.clone(),
     )?);
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -76,7 +78,7 @@ pub async fn start(
         logs: Arc::new(logs),
         groups,
         txns,
-        stats: Arc::new(BrokerStats::default()),
+        stats,
         shutdown: CancellationToken::new(),
         connections_per_ip: parking_lot::Mutex::new(HashMap::new()),
         warnings: RateLimited::default(),

@@ -44,6 +44,9 @@ pub struct BrokerStats {
     pub transactions_committed: AtomicU64,
     pub transactions_aborted: AtomicU64,
     pub transactions_timed_out: AtomicU64,
+    /// Transactional ids with a transaction open now (a gauge), at most the coordinator's
+    /// limit of transactional ids.
+    pub transactions_open: AtomicU64,
     pub records_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,

@@ -19,7 +19,9 @@ async fn commit_and_abort_over_several_partitions_and_topics() {
     let b = broker.bootstrap();
     create_topic(&b, "ta", 3, &[]).await;
     create_topic(&b, "tb", 2, &[]).await;
+    let stats = broker.handle.as_ref().unwrap().stats();
     tokio::task::spawn_blocking(move || {
+        use std::sync::atomic::Ordering::Relaxed;
         let targets = [("ta", 0), ("tb", 1), ("ta", 2), ("tb", 0), ("ta", 1)];
         let topics = [("ta", 3), ("tb", 2)];
         let p = transactional_producer(&b, "tx-commit-abort");
@@ -49,7 +51,11 @@ async fn commit_and_abort_over_several_partitions_and_topics() {
             read_values(&b, &topics, "read_uncommitted").len(),
             60 + 5 + 3
         );
+        assert_eq!(stats.transactions_open.load(Relaxed), 1);
         p.commit_transaction(T).expect("commit");
+        assert_eq!(stats.transactions_open.load(Relaxed), 0);
+        assert_eq!(stats.transactions_committed.load(Relaxed), 3);
+        assert_eq!(stats.transactions_aborted.load(Relaxed), 1);
         let after = sorted([committed, values("open", 5), values("plain", 3)].concat());
         assert_eq!(read_values(&b, &topics, "read_committed"), after);
     })

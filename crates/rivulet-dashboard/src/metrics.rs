@@ -110,6 +110,30 @@ pub fn render(h: &Health, cluster: &ClusterView) -> String {
             v as f64,
         );
     }
+    for (name, kind, help, value) in [
+        (
+            "rivulet_broker_transactions_open",
+            "gauge",
+            "Transactions open in the embedded broker's coordinator.",
+            b.transactions_open,
+        ),
+        (
+            "rivulet_broker_transactions_committed_total",
+            "counter",
+            "Transactions the embedded broker committed.",
+            b.transactions_committed_total,
+        ),
+        (
+            "rivulet_broker_transactions_aborted_total",
+            "counter",
+            "Transactions the embedded broker aborted (asked, fenced or timed out).",
+            b.transactions_aborted_total,
+        ),
+    ] {
+        if let Some(v) = value {
+            o.one(name, kind, help, &[], v as f64);
+        }
+    }
     if let Some(e) = &h.engine {
         let q = [("query", e.query.as_str())];
         o.one(

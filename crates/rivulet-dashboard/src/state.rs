@@ -447,6 +447,10 @@ pub struct BrokerHealth {
     /// Bytes sent to clients (fetch responses and all other answers; embedded broker only).
     pub bytes_out_total: Option<u64>,
     pub bytes_out_per_second: Option<f64>,
+    /// Transactions (embedded broker only): open now, committed and aborted since start.
+    pub transactions_open: Option<u64>,
+    pub transactions_committed_total: Option<u64>,
+    pub transactions_aborted_total: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -675,6 +679,18 @@ impl Shared {
                 .as_ref()
                 .map(|b| b.records_in.load(Ordering::Relaxed)),
             records_in_per_second: rates.as_ref().and_then(|r| r.broker_in),
+            transactions_open: self
+                .broker
+                .as_ref()
+                .map(|b| b.transactions_open.load(Ordering::Relaxed)),
+            transactions_committed_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.transactions_committed.load(Ordering::Relaxed)),
+            transactions_aborted_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.transactions_aborted.load(Ordering::Relaxed)),
             bytes_out_total: self
                 .broker
                 .as_ref()

@@ -163,6 +163,7 @@ pub(crate) enum InitStep {
 /// The coordinator; one per broker.
 pub struct TxnCoordinator {
     path: PathBuf,
+    stats: Arc<crate::state::BrokerStats>,
     config: TxnConfig,
     state: Mutex<BTreeMap<String, TxnMeta>>,
     producers: RwLock<HashMap<i64, ProducerView>>,
@@ -218,7 +219,11 @@ pub(crate) fn code_for(error: ResponseError, version: i16, since: i16) -> i16 {
 
 impl TxnCoordinator {
     /// Loads `<data_dir>/transactions.json` (none yet: no transactions).
-    pub fn open(data_dir: &Path, config: TxnConfig) -> Result<TxnCoordinator, BrokerError> {
+    pub fn open(
+        data_dir: &Path,
+        config: TxnConfig,
+        stats: Arc<crate::state::BrokerStats>,
+    ) -> Result<TxnCoordinator, BrokerError> {
         let path = data_dir.join(STATE_FILE);
         let transactions = match std::fs::read(&path) {
             Ok(raw) => {
@@ -242,6 +247,7 @@ impl TxnCoordinator {
         };
         let coordinator = TxnCoordinator {
             path,
+            stats,
             config,
             state: Mutex::new(BTreeMap::new()),
             producers: RwLock::new(HashMap::new()),
@@ -285,6 +291,13 @@ impl TxnCoordinator {
                 format!("cannot store the transaction state: {e}"),
             )
         })?;
+        let open = state
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing || m.state.preparing())
+            .count();
+        self.stats
+            .transactions_open
+            .store(open as u64, Ordering::Relaxed);
         let mut producers = self.producers.write();
         for id in changed {
             if let Some(meta) = state.get(*id) {
