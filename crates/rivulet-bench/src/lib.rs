@@ -16,6 +16,7 @@
 //! small machine; see there. `rivulet bench pipeline` is `pipeline.rs`.
 
 mod broker;
+pub mod compaction;
 mod error;
 mod kafka;
 mod payload;
@@ -54,6 +55,9 @@ pub enum BenchCommand {
     Produce(ProduceArgs),
     /// Consume `--count` records from offset 0 (producing them first if the topic has fewer).
     Consume(ConsumeArgs),
+    /// The log cleaner: a compacted topic of `--mb` megabytes cleaned in one pass; its
+    /// throughput and the broker's memory meanwhile.
+    Compaction(compaction::CompactionArgs),
     /// The whole pipeline: engine alone over a pre-filled topic, generator + broker + engine,
     /// latency at a fixed rate, RSS of `rivulet up` (see `bench::pipeline`).
     Pipeline(pipeline::PipelineArgs),
@@ -103,9 +107,35 @@ pub struct CommonArgs {
     /// rather than the client; loopback brokers only). Pre-filling always uses librdkafka.
     #[arg(long, value_enum, default_value_t = ClientKind::Librdkafka)]
     pub client: ClientKind,
+    /// Records per transaction (librdkafka: a transactional producer commits every this many
+    /// records; 0: no transactions). Implies acks=all and idempotence, as Kafka requires.
+    #[arg(long, default_value_t = 0)]
+    pub transaction_size: u64,
+    /// What the consume bench reads: `read_committed` (librdkafka's default: up to the last
+    /// stable offset, aborted records dropped) or `read_uncommitted`.
+    #[arg(long, value_enum, default_value_t = Isolation::ReadCommitted)]
+    pub isolation: Isolation,
     /// `--client raw` produce: produce requests in flight on its one connection.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub in_flight: u16,
+}
+
+/// A consumer's `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    #[value(name = "read_committed")]
+    ReadCommitted,
+    #[value(name = "read_uncommitted")]
+    ReadUncommitted,
+}
+
+impl Isolation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
 }
 
 /// The client a bench measures with.
@@ -170,12 +200,16 @@ impl Compression {
 impl CommonArgs {
     /// The effective `acks`: the idempotent producer requires `all`.
     fn acks(&self) -> Result<&str, BenchError> {
-        match (self.acks.as_deref(), self.idempotent) {
+        // Transactions need an idempotent producer.
+        match (
+            self.acks.as_deref(),
+            self.idempotent || self.transaction_size > 0,
+        ) {
             (None, false) => Ok("1"),
             (None, true) | (Some("all"), _) => Ok("all"),
             (Some(a), false) => Ok(a),
             (Some(a), true) => Err(BenchError::InvalidArgument(format!(
-                "--idempotent needs --acks all, got --acks {a}"
+                "--idempotent and --transaction-size need --acks all, got --acks {a}"
             ))),
         }
     }
@@ -184,6 +218,11 @@ impl CommonArgs {
     fn check_client(&self, mode: &str) -> Result<(), BenchError> {
         if self.client != ClientKind::Raw {
             return Ok(());
+        }
+        if self.transaction_size > 0 {
+            return Err(BenchError::InvalidArgument(
+                "--client raw has no transactional producer; use --client librdkafka".into(),
+            ));
         }
         if self.idempotent {
             return Err(BenchError::InvalidArgument(
@@ -224,6 +263,7 @@ impl BenchCommand {
             BenchCommand::Produce(a) => ("produce", &a.common),
             BenchCommand::Consume(a) => ("consume", &a.common),
             BenchCommand::Pipeline(a) => return pipeline::run(a.clone(), launcher).await,
+            BenchCommand::Compaction(a) => return compaction::run(a.clone(), launcher).await,
         };
         if common.count == 0 {
             return Err(BenchError::InvalidArgument(
@@ -263,7 +303,7 @@ impl BenchCommand {
         let result = match self {
             BenchCommand::Produce(a) => produce_bench(&brokers, a.common, &mut report).await,
             BenchCommand::Consume(a) => consume_bench(&brokers, a.common, &mut report).await,
-            BenchCommand::Pipeline(_) => Ok(()),
+            BenchCommand::Pipeline(_) | BenchCommand::Compaction(_) => Ok(()),
         };
         if let Some(b) = own {
             let Rss {
@@ -344,8 +384,21 @@ async fn produce(
         .set("queue.buffering.max.kbytes", "1048576")
         .set(
             "enable.idempotence",
-            if args.idempotent { "true" } else { "false" },
+            if args.idempotent || args.transaction_size > 0 {
+                "true"
+            } else {
+                "false"
+            },
         );
+    let transaction_size = args.transaction_size;
+    if transaction_size > 0 {
+        config
+            .set(
+                "transactional.id",
+                format!("rivulet-bench-{}", std::process::id()),
+            )
+            .set("acks", "all");
+    }
     let histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
         .map_err(|e| BenchError::Worker(format!("latency histogram: {e}")))?;
     let context = BenchContext {
@@ -366,11 +419,42 @@ async fn produce(
     let timeout = Duration::from_secs(args.timeout_secs);
 
     blocking(move || {
+        let txn_error = |what: &str| {
+            let what = what.to_string();
+            move |e| BenchError::Kafka {
+                context: format!("{what} (transactional producer)"),
+                source: e,
+            }
+        };
+        if transaction_size > 0 {
+            producer
+                .init_transactions(timeout)
+                .map_err(txn_error("initialising transactions"))?;
+        }
         let start = Instant::now();
         let deadline = start + timeout;
         let mut timed_out = false;
+        if transaction_size > 0 {
+            producer
+                .begin_transaction()
+                .map_err(txn_error("beginning a transaction"))?;
+        }
         'records: for i in 0..count {
             let id = first_id + i;
+            if transaction_size > 0 && i > 0 && i.is_multiple_of(transaction_size) {
+                // Serve the deliveries here: librdkafka's own flush inside the commit checks
+                // for them only every 100 ms when the application polls its events itself.
+                while producer.in_flight_count() > 0 && Instant::now() < deadline {
+                    producer.poll(Duration::from_millis(1));
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                producer
+                    .commit_transaction(left.max(Duration::from_millis(1)))
+                    .map_err(txn_error("committing a transaction"))?;
+                producer
+                    .begin_transaction()
+                    .map_err(txn_error("beginning a transaction"))?;
+            }
             // Cheap enough to check every 1024 records; also serves delivery reports.
             if i.is_multiple_of(1024) {
                 producer.poll(Duration::ZERO);
@@ -408,7 +492,14 @@ async fn produce(
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if producer.flush(left.max(Duration::from_millis(1))).is_err() {
+        if transaction_size > 0 && !timed_out {
+            while producer.in_flight_count() > 0 && Instant::now() < deadline {
+                producer.poll(Duration::from_millis(1));
+            }
+            producer
+                .commit_transaction(left.max(Duration::from_millis(1)))
+                .map_err(txn_error("committing a transaction"))?;
+        } else if producer.flush(left.max(Duration::from_millis(1))).is_err() {
             timed_out = true;
         }
         let elapsed = start.elapsed();
@@ -443,7 +534,10 @@ fn add_setup(report: &mut Report, args: &CommonArgs, partitions: usize) {
     if args.client == ClientKind::Librdkafka {
         report.add("linger_ms", args.linger_ms);
     }
-    report.add("idempotent", args.idempotent);
+    report.add("idempotent", args.idempotent || args.transaction_size > 0);
+    if args.transaction_size > 0 {
+        report.add("transaction_size", args.transaction_size);
+    }
 }
 
 async fn produce_bench(
@@ -540,6 +634,7 @@ async fn consume_bench(
     let (partitions, offsets) = topic_offsets(brokers, &args.topic).await?;
     add_setup(report, &args, partitions);
     report.add("prefilled", prefilled);
+    report.add("isolation", args.isolation.as_str());
     if args.client == ClientKind::Raw {
         return consume_raw(brokers, &args, &offsets, report).await;
     }
@@ -551,6 +646,7 @@ async fn consume_bench(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
+        .set("isolation.level", args.isolation.as_str())
         // Large fetches: the bench measures the broker's read path, not request overhead.
         .set("fetch.min.bytes", "1048576")
         .set("fetch.wait.max.ms", "100")

@@ -62,6 +62,7 @@ pub async fn start(
     let txns = Arc::new(crate::txn::TxnCoordinator::open(
         &config.data_dir,
         config.txn.clone(),
+        matches!(config.fsync, crate::config::FsyncPolicy::Always),
         stats.clone(),
     )?);
     tracing::info!(

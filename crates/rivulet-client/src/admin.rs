@@ -200,7 +200,7 @@ async fn list_topics(brokers: &str) -> Result<(), ClientError> {
 
 /// Creates `name` with `partitions` partitions and the given config overrides. Also used by
 /// the benchmarks.
-pub(crate) async fn create_topic_inner(
+pub async fn create_topic_inner(
     brokers: &str,
     name: &str,
     partitions: i32,
@@ -219,6 +219,31 @@ pub(crate) async fn create_topic_inner(
     let ctx = format!("creating topic {name}");
     let results = admin
         .create_topics([&topic], &admin_options())
+        .await
+        .map_err(ClientError::kafka(ctx.clone()))?;
+    for r in results {
+        if let Err((_, code)) = r {
+            return Err(ClientError::Broker { context: ctx, code });
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the config overrides of topic `name` with `config` (AlterConfigs: overrides not
+/// named go back to their defaults). Used by the compaction benchmark.
+pub async fn set_topic_configs(
+    brokers: &str,
+    name: &str,
+    config: &[(String, String)],
+) -> Result<(), ClientError> {
+    let admin = admin_client(brokers)?;
+    let mut alter = rdkafka::admin::AlterConfig::new(ResourceSpecifier::Topic(name));
+    for (k, v) in config {
+        alter = alter.set(k, v);
+    }
+    let ctx = format!("setting the configs of topic {name}");
+    let results = admin
+        .alter_configs([&alter], &admin_options())
         .await
         .map_err(ClientError::kafka(ctx.clone()))?;
     for r in results {
@@ -358,7 +383,7 @@ async fn describe_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
 /// pass in ms or -1). Rivulet's broker reports it as read-only configs it adds when they are
 /// asked for by name (`rivulet-broker/src/handlers/describe_configs.rs`); other brokers
 /// answer nothing for these names, and the result is empty.
-async fn cleaner_status(
+pub async fn cleaner_status(
     brokers: &str,
     topic: &str,
 ) -> Result<Vec<(i32, i64, f64, i64)>, ClientError> {

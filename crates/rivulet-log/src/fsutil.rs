@@ -18,6 +18,12 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// Atomically replaces `path` with `contents` (tmp + fsync + rename + dir fsync). On failure
 /// the temp file is removed again (a full disk used to leave a 0-byte one behind each time).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    replace_file(path, contents, true)
+}
+
+/// [`write_atomic`], with the fsyncs only when `fsync`: without them the new content survives
+/// a process crash (kill -9: the page cache stays) but maybe not a power loss.
+pub fn replace_file(path: &Path, contents: &[u8], fsync: bool) -> Result<()> {
     // A short temp name beside the target: `<name>.tmp` would pass the 255-byte file name
     // limit for the longest legal topic names (249 characters + ".json").
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -29,7 +35,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .open(&tmp)
         .and_then(|mut f| {
             f.write_all(contents)?;
-            f.sync_all()
+            if fsync {
+                f.sync_all()?;
+            }
+            Ok(())
         })
         .map_err(|e| LogError::io(&tmp, e))
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| LogError::io(path, e)));
@@ -39,7 +48,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         }
         return Err(e);
     }
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = path.parent().filter(|_| fsync) {
         sync_dir(parent)?;
     }
     Ok(())

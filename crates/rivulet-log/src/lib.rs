@@ -58,7 +58,7 @@ pub use config::LogConfig;
 pub use encode::{encode_batch, encode_batch_into, encode_marker, BatchSpec, NewRecord};
 pub use error::LogError;
 pub use filepool::{default_max_open_files, FilePool, FilePoolStats};
-pub use fsutil::write_atomic;
+pub use fsutil::{replace_file, write_atomic};
 pub use manager::{validate_topic_name, LogManager, Partition, StorageOptions, Topic, TopicLimits};
 pub use partition::{
     check_records, AppendResult, CheckedRecords, CleanerStatus, PartitionLog, Recovery,

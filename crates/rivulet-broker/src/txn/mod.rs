@@ -11,8 +11,10 @@
 //!   └──────────── InitProducerId (epoch + 1) ◀── CompleteCommit / CompleteAbort ──AddPartitions──▶ Ongoing
 //! ```
 //!
-//! Durability: every change is written to `<data-dir>/transactions.json` (atomically, fsynced)
-//! before it is answered, so the state survives kill -9. Ending a transaction is two steps
+//! Durability: every change is written to `<data-dir>/transactions.json` (replaced atomically)
+//! before it is answered, so the state survives kill -9; under `--fsync always` it is fsynced
+//! too (so it survives a power loss like the data), except the final Complete: losing it only
+//! makes the next start complete the transaction again, which writes nothing twice. Ending a transaction is two steps
 //! around the markers: Prepare is stored first, then the COMMIT/ABORT control batch is appended
 //! to every partition of the transaction (and fsynced under `fsync = always`), the group offsets
 //! of a commit are stored, and only then Complete. On start, a transaction found in Prepare is
@@ -163,6 +165,8 @@ pub(crate) enum InitStep {
 /// The coordinator; one per broker.
 pub struct TxnCoordinator {
     path: PathBuf,
+    /// Fsync state changes (`--fsync always`).
+    durable: bool,
     stats: Arc<crate::state::BrokerStats>,
     config: TxnConfig,
     state: Mutex<BTreeMap<String, TxnMeta>>,
@@ -222,6 +226,7 @@ impl TxnCoordinator {
     pub fn open(
         data_dir: &Path,
         config: TxnConfig,
+        durable: bool,
         stats: Arc<crate::state::BrokerStats>,
     ) -> Result<TxnCoordinator, BrokerError> {
         let path = data_dir.join(STATE_FILE);
@@ -247,6 +252,7 @@ impl TxnCoordinator {
         };
         let coordinator = TxnCoordinator {
             path,
+            durable,
             stats,
             config,
             state: Mutex::new(BTreeMap::new()),
@@ -272,8 +278,17 @@ impl TxnCoordinator {
         }
     }
 
-    /// Stores the state (fsynced) and updates the produce-side view of `changed`.
+    /// Stores the state (fsynced when durable) and updates the produce-side view of `changed`.
     fn persist(&self, state: &BTreeMap<String, TxnMeta>, changed: &[&str]) -> Result<(), TxnError> {
+        self.persist_with(state, changed, self.durable)
+    }
+
+    fn persist_with(
+        &self,
+        state: &BTreeMap<String, TxnMeta>,
+        changed: &[&str],
+        fsync: bool,
+    ) -> Result<(), TxnError> {
         let file = StateFile {
             version: STATE_VERSION,
             transactions: state.clone(),
@@ -284,7 +299,7 @@ impl TxnCoordinator {
                 format!("cannot encode the transaction state: {e}"),
             )
         })?;
-        rivulet_log::write_atomic(&self.path, &json).map_err(|e| {
+        rivulet_log::replace_file(&self.path, &json, fsync).map_err(|e| {
             tracing::error!("cannot store the transaction state: {e}");
             (
                 ResponseError::CoordinatorNotAvailable,
@@ -664,7 +679,8 @@ impl TxnCoordinator {
         };
         meta.offsets.clear();
         meta.updated_ms = now_ms;
-        self.persist(&state, &[ending.transactional_id.as_str()])?;
+        // Not fsynced: after a crash the Prepare on disk is completed again, idempotently.
+        self.persist_with(&state, &[ending.transactional_id.as_str()], false)?;
         Ok(true)
     }
 

@@ -5,7 +5,7 @@
 use super::*;
 
 fn coordinator(dir: &Path) -> TxnCoordinator {
-    TxnCoordinator::open(dir, TxnConfig::default(), Arc::default()).unwrap()
+    TxnCoordinator::open(dir, TxnConfig::default(), true, Arc::default()).unwrap()
 }
 
 fn counter() -> impl Fn() -> Result<i64, TxnError> {
