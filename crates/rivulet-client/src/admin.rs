@@ -221,12 +221,18 @@ pub async fn create_topic_inner(
         .create_topics([&topic], &admin_options())
         .await
         .map_err(ClientError::kafka(ctx.clone()))?;
-    for r in results {
-        if let Err((_, code)) = r {
-            return Err(ClientError::Broker { context: ctx, code });
-        }
+    first_refusal(results, ctx)
+}
+
+/// The first per-resource refusal of an admin call, as an error.
+fn first_refusal<T>(
+    results: Vec<Result<T, (String, rdkafka::types::RDKafkaErrorCode)>>,
+    context: String,
+) -> Result<(), ClientError> {
+    match results.into_iter().find_map(|r| r.err()) {
+        Some((_, code)) => Err(ClientError::Broker { context, code }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Replaces the config overrides of topic `name` with `config` (AlterConfigs: overrides not
@@ -246,12 +252,11 @@ pub async fn set_topic_configs(
         .alter_configs([&alter], &admin_options())
         .await
         .map_err(ClientError::kafka(ctx.clone()))?;
-    for r in results {
-        if let Err((_, code)) = r {
-            return Err(ClientError::Broker { context: ctx, code });
-        }
-    }
-    Ok(())
+    let results = results
+        .into_iter()
+        .map(|r| r.map_err(|(spec, code)| (format!("{spec:?}"), code)))
+        .collect();
+    first_refusal(results, ctx)
 }
 
 /// Creates `name` unless it exists already; true when it was created. Used by `rivulet up`.
@@ -284,11 +289,7 @@ async fn delete_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
         .delete_topics(&[name], &admin_options())
         .await
         .map_err(ClientError::kafka(ctx.clone()))?;
-    for r in results {
-        if let Err((_, code)) = r {
-            return Err(ClientError::Broker { context: ctx, code });
-        }
-    }
+    first_refusal(results, ctx)?;
     println!("deleted topic {name}");
     Ok(())
 }

@@ -89,23 +89,26 @@ pub enum ConfigKind {
 const I32: i64 = i32::MAX as i64;
 
 /// Every topic config Kafka documents (Kafka 3.x and 4.x), with its type and default, in
-/// DescribeConfigs order. Unknown names are refused.
-pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
-    ("cleanup.policy", ConfigKind::List, "delete"),
+/// DescribeConfigs order, and whether Rivulet acts on it. Unknown names are refused.
+pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str, bool)] = &[
+    ("cleanup.policy", ConfigKind::List, "delete", true),
     (
         "compression.gzip.level",
         ConfigKind::Int { min: -1, max: 9 },
         "-1",
+        false,
     ),
     (
         "compression.lz4.level",
         ConfigKind::Int { min: 1, max: 17 },
         "9",
+        false,
     ),
     (
         "compression.type",
         ConfigKind::Enum(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         "producer",
+        false,
     ),
     (
         "compression.zstd.level",
@@ -114,6 +117,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: 22,
         },
         "3",
+        false,
     ),
     (
         "delete.retention.ms",
@@ -122,6 +126,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "86400000",
+        true,
     ),
     (
         "file.delete.delay.ms",
@@ -130,6 +135,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "60000",
+        false,
     ),
     (
         "flush.messages",
@@ -138,6 +144,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "9223372036854775807",
+        false,
     ),
     (
         "flush.ms",
@@ -146,21 +153,25 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "9223372036854775807",
+        false,
     ),
     (
         "follower.replication.throttled.replicas",
         ConfigKind::List,
         "",
+        false,
     ),
     (
         "index.interval.bytes",
         ConfigKind::Int { min: 0, max: I32 },
         "4096",
+        true,
     ),
     (
         "leader.replication.throttled.replicas",
         ConfigKind::List,
         "",
+        false,
     ),
     (
         "local.retention.bytes",
@@ -169,6 +180,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "-2",
+        false,
     ),
     (
         "local.retention.ms",
@@ -177,6 +189,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "-2",
+        false,
     ),
     (
         "max.compaction.lag.ms",
@@ -185,14 +198,21 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "9223372036854775807",
+        true,
     ),
     (
         "max.message.bytes",
         ConfigKind::Int { min: 0, max: I32 },
         "1048588",
+        true,
     ),
-    ("message.downconversion.enable", ConfigKind::Bool, "true"),
-    ("message.format.version", ConfigKind::Text, "3.0-IV1"),
+    (
+        "message.downconversion.enable",
+        ConfigKind::Bool,
+        "true",
+        false,
+    ),
+    ("message.format.version", ConfigKind::Text, "3.0-IV1", false),
     (
         "message.timestamp.after.max.ms",
         ConfigKind::Long {
@@ -200,6 +220,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "9223372036854775807",
+        false,
     ),
     (
         "message.timestamp.before.max.ms",
@@ -208,6 +229,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "9223372036854775807",
+        false,
     ),
     (
         "message.timestamp.difference.max.ms",
@@ -216,16 +238,19 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "9223372036854775807",
+        false,
     ),
     (
         "message.timestamp.type",
         ConfigKind::Enum(&["CreateTime", "LogAppendTime"]),
         "CreateTime",
+        true,
     ),
     (
         "min.cleanable.dirty.ratio",
         ConfigKind::Double { min: 0.0, max: 1.0 },
         "0.5",
+        true,
     ),
     (
         "min.compaction.lag.ms",
@@ -234,16 +259,23 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "0",
+        true,
     ),
     (
         "min.insync.replicas",
         ConfigKind::Int { min: 1, max: I32 },
         "1",
+        false,
     ),
-    ("preallocate", ConfigKind::Bool, "false"),
-    ("remote.log.copy.disable", ConfigKind::Bool, "false"),
-    ("remote.log.delete.on.disable", ConfigKind::Bool, "false"),
-    ("remote.storage.enable", ConfigKind::Bool, "false"),
+    ("preallocate", ConfigKind::Bool, "false", false),
+    ("remote.log.copy.disable", ConfigKind::Bool, "false", false),
+    (
+        "remote.log.delete.on.disable",
+        ConfigKind::Bool,
+        "false",
+        false,
+    ),
+    ("remote.storage.enable", ConfigKind::Bool, "false", false),
     (
         "retention.bytes",
         ConfigKind::Long {
@@ -251,6 +283,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "-1",
+        true,
     ),
     (
         "retention.ms",
@@ -259,16 +292,19 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "604800000",
+        true,
     ),
     (
         "segment.bytes",
         ConfigKind::Int { min: 14, max: I32 },
         "1073741824",
+        true,
     ),
     (
         "segment.index.bytes",
         ConfigKind::Int { min: 4, max: I32 },
         "10485760",
+        false,
     ),
     (
         "segment.jitter.ms",
@@ -277,6 +313,7 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "0",
+        false,
     ),
     (
         "segment.ms",
@@ -285,51 +322,37 @@ pub const TOPIC_CONFIGS: &[(&str, ConfigKind, &str)] = &[
             max: i64::MAX,
         },
         "604800000",
+        true,
     ),
-    ("unclean.leader.election.enable", ConfigKind::Bool, "false"),
+    (
+        "unclean.leader.election.enable",
+        ConfigKind::Bool,
+        "false",
+        false,
+    ),
 ];
 
 /// The configs Rivulet accepts and reports but does not act on (the README lists them with
 /// the reason): compression on the broker, flush and segment tuning, replication, tiered
 /// storage, timestamp bounds, the old message formats.
-pub const NOT_ACTED_ON: &[&str] = &[
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.type",
-    "compression.zstd.level",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.log.copy.disable",
-    "remote.log.delete.on.disable",
-    "remote.storage.enable",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "unclean.leader.election.enable",
-];
+pub fn not_acted_on() -> impl Iterator<Item = &'static str> {
+    TOPIC_CONFIGS
+        .iter()
+        .filter(|(_, _, _, acted)| !acted)
+        .map(|(k, _, _, _)| *k)
+}
 
 /// The topic config keys, in DescribeConfigs order.
 pub fn topic_config_keys() -> impl Iterator<Item = &'static str> {
-    TOPIC_CONFIGS.iter().map(|(k, _, _)| *k)
+    TOPIC_CONFIGS.iter().map(|(k, _, _, _)| *k)
 }
 
 /// The kind of a topic config, `None` for a name Kafka does not document.
 pub fn config_kind(key: &str) -> Option<ConfigKind> {
     TOPIC_CONFIGS
         .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, kind, _)| *kind)
+        .find(|(k, _, _, _)| *k == key)
+        .map(|(_, kind, _, _)| *kind)
 }
 
 impl Default for LogConfig {
@@ -517,8 +540,8 @@ impl LogConfig {
                 Some(v) => v.clone(),
                 None => TOPIC_CONFIGS
                     .iter()
-                    .find(|(k, _, _)| *k == other)
-                    .map(|(_, _, default)| default.to_string())?,
+                    .find(|(k, _, _, _)| *k == other)
+                    .map(|(_, _, default, _)| default.to_string())?,
             },
         })
     }

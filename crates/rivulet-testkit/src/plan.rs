@@ -4,6 +4,24 @@
 
 use std::path::Path;
 
+/// The schema every test plan reads: `id` bigint, `value` double, `timestamp` (event time).
+macro_rules! standard_schema {
+    () => {
+        r#"[[schema]]
+name = "id"
+type = "bigint"
+[[schema]]
+name = "value"
+type = "double"
+[[schema]]
+name = "timestamp"
+type = "timestamp"
+[event_time]
+field = "timestamp"
+"#
+    };
+}
+
 /// count, avg, min and max of `value`: the standard aggregates.
 pub const STANDARD_AGGREGATES: &str = r#"[[aggregates]]
 function = "count"
@@ -50,18 +68,7 @@ topics = ["events"]
 starting_offsets = "earliest"
 max_records_per_trigger = {}
 {}
-[[schema]]
-name = "id"
-type = "bigint"
-[[schema]]
-name = "value"
-type = "double"
-[[schema]]
-name = "timestamp"
-type = "timestamp"
-[event_time]
-field = "timestamp"
-{}
+{schema}{}
 [window]
 {}
 {}
@@ -82,7 +89,8 @@ dir = "{}"
         p.mode,
         p.trigger,
         p.sinks,
-        p.dir.join("checkpoint").display()
+        p.dir.join("checkpoint").display(),
+        schema = standard_schema!(),
     )
 }
 
@@ -147,30 +155,23 @@ pub fn plan_text(
 /// The small plan that unit tests parse: `stats` over topic `events` on 127.0.0.1:9092 with
 /// `id`/`value`/`timestamp`, grouped by id, a count per 10 s tumbling window, one console sink.
 /// Tests that need another shape edit it with [`small_plan_with`].
-pub const SMALL_PLAN: &str = r#"name = "stats"
+pub const SMALL_PLAN: &str = concat!(
+    r#"name = "stats"
 group_by = ["id"]
 [source]
 brokers = "127.0.0.1:9092"
 topics = ["events"]
-[[schema]]
-name = "id"
-type = "bigint"
-[[schema]]
-name = "value"
-type = "double"
-[[schema]]
-name = "timestamp"
-type = "timestamp"
-[event_time]
-field = "timestamp"
-[window]
+"#,
+    standard_schema!(),
+    r#"[window]
 type = "tumbling"
 size = "10s"
 [[aggregates]]
 function = "count"
 [[sinks]]
 type = "console"
-"#;
+"#
+);
 
 /// [`SMALL_PLAN`] with each `(from, to)` replaced once, in order; panics when a `from` is not
 /// there, so an edit cannot silently miss.

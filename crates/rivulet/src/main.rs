@@ -29,11 +29,11 @@ enum Command {
     /// Run the Kafka-compatible broker.
     Broker(cmd::broker::BrokerArgs),
     /// Manage topics on any Kafka-compatible broker.
-    Topics(cmd::topics::TopicsArgs),
+    Topics(cmd::admin::AdminArgs<rivulet_client::admin::TopicsCommand>),
     /// Inspect consumer groups: members, assignments, committed offsets and lag.
-    Groups(cmd::groups::GroupsArgs),
+    Groups(cmd::admin::AdminArgs<rivulet_client::admin::GroupsCommand>),
     /// Inspect transactions: transactional ids, their state, producer and partitions.
-    Transactions(cmd::transactions::TransactionsArgs),
+    Transactions(cmd::admin::AdminArgs<rivulet_client::transactions::TransactionsCommand>),
     /// Benchmarks: produce, consume (against our or any broker) and the whole pipeline.
     Bench {
         #[command(subcommand)]
@@ -86,9 +86,9 @@ fn main() {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Broker(args) => cmd::broker::run(args).await,
-        Command::Topics(args) => cmd::topics::run(args).await,
-        Command::Groups(args) => cmd::groups::run(args).await,
-        Command::Transactions(args) => cmd::transactions::run(args).await,
+        Command::Topics(a) => Ok(a.command.run(&a.brokers).await?),
+        Command::Groups(a) => Ok(a.command.run(&a.brokers).await?),
+        Command::Transactions(a) => Ok(a.command.run(&a.brokers).await?),
         Command::Bench { command } => cmd::bench::run(command).await,
         Command::Gen(args) => cmd::gen::run(args).await,
         Command::Run(args) => cmd::run::run(*args).await,

@@ -612,7 +612,7 @@ fn config_defaults_and_overrides() {
     assert_eq!(d.get("nope"), None);
     assert_eq!(d.entries().len(), crate::config::TOPIC_CONFIGS.len());
     // Every documented topic config has a default that its own validation accepts.
-    for (k, _, default) in crate::config::TOPIC_CONFIGS {
+    for (k, _, default, _) in crate::config::TOPIC_CONFIGS {
         let o = BTreeMap::from([(k.to_string(), default.to_string())]);
         let c = d
             .with_overrides(&o)
@@ -634,6 +634,8 @@ fn config_defaults_and_overrides() {
     assert_eq!(c.delete_retention_ms, 100);
     assert!((c.dirty_ratio() - 0.25).abs() < 1e-9);
     assert_eq!(c.get("compression.type").unwrap(), "zstd");
+    assert!(crate::config::not_acted_on().any(|k| k == "compression.type"));
+    assert!(!crate::config::not_acted_on().any(|k| k == "delete.retention.ms"));
     assert!(c.compact() && c.delete());
     assert_eq!(c.cleanup_policy, "compact,delete");
     assert!(c.log_append_time());

@@ -1,14 +1,12 @@
 //! One module per subcommand: its clap flags and the function that runs it.
 
+pub mod admin;
 pub mod bench;
 pub mod broker;
 mod dashboard;
 pub mod gen;
-pub mod groups;
 pub mod run;
 pub mod sql;
-pub mod topics;
-pub mod transactions;
 pub mod up;
 
 use anyhow::Result;
