@@ -86,6 +86,12 @@ const APIS: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::InitProducerId,
     ApiKey::AlterConfigs,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::EndTxn,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
 ];
 
 fn number() -> impl Strategy<Value = i64> {
@@ -321,6 +327,63 @@ fn encode(c: &Case) -> Option<BytesMut> {
             res.configs = vec![cfg];
             let mut r = AlterConfigsRequest::default();
             r.resources = vec![res];
+            enc(&r, b, v)
+        }),
+        // Transactions: ids that exist (the name, made transactional by InitProducerId cases)
+        // or not, producer ids and epochs from the number, operations in any order.
+        ApiKey::AddPartitionsToTxn => frame(&|b| {
+            let mut t = kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+            t.name = topic.clone();
+            t.partitions = vec![(c.number.rem_euclid(4)) as i32];
+            let mut r = AddPartitionsToTxnRequest::default();
+            r.v3_and_below_transactional_id =
+                TransactionalId(StrBytes::from_string(c.name.clone()));
+            r.v3_and_below_producer_id = ProducerId(c.number.rem_euclid(8));
+            r.v3_and_below_producer_epoch = (c.number.rem_euclid(3)) as i16;
+            r.v3_and_below_topics = vec![t];
+            enc(&r, b, v)
+        }),
+        ApiKey::AddOffsetsToTxn => frame(&|b| {
+            let mut r = AddOffsetsToTxnRequest::default();
+            r.transactional_id = TransactionalId(StrBytes::from_string(c.name.clone()));
+            r.producer_id = ProducerId(c.number.rem_euclid(8));
+            r.producer_epoch = (c.number.rem_euclid(3)) as i16;
+            r.group_id = group.clone();
+            enc(&r, b, v)
+        }),
+        ApiKey::TxnOffsetCommit => frame(&|b| {
+            let mut p = kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+            p.partition_index = (c.number.rem_euclid(3)) as i32;
+            p.committed_offset = c.number;
+            let mut t = kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+            t.name = topic.clone();
+            t.partitions = vec![p];
+            let mut r = TxnOffsetCommitRequest::default();
+            r.transactional_id = TransactionalId(StrBytes::from_string(c.name.clone()));
+            r.group_id = group.clone();
+            r.producer_id = ProducerId(c.number.rem_euclid(8));
+            r.producer_epoch = (c.number.rem_euclid(3)) as i16;
+            r.generation_id = n32;
+            r.topics = vec![t];
+            enc(&r, b, v)
+        }),
+        ApiKey::EndTxn => frame(&|b| {
+            let mut r = EndTxnRequest::default();
+            r.transactional_id = TransactionalId(StrBytes::from_string(c.name.clone()));
+            r.producer_id = ProducerId(c.number.rem_euclid(8));
+            r.producer_epoch = (c.number.rem_euclid(3)) as i16;
+            r.committed = c.number % 2 == 0;
+            enc(&r, b, v)
+        }),
+        ApiKey::DescribeTransactions => frame(&|b| {
+            let mut r = DescribeTransactionsRequest::default();
+            r.transactional_ids = vec![TransactionalId(StrBytes::from_string(c.name.clone()))];
+            enc(&r, b, v)
+        }),
+        ApiKey::ListTransactions => frame(&|b| {
+            let mut r = ListTransactionsRequest::default();
+            r.state_filters = vec![StrBytes::from_string(c.name.clone())];
+            r.duration_filter = c.number;
             enc(&r, b, v)
         }),
         _ => None,

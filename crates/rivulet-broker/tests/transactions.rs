@@ -64,6 +64,47 @@ async fn commit_and_abort_over_several_partitions_and_topics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_past_its_timeout_is_aborted() {
+    let broker = TestBroker::start_with(|c| c.txn.abort_timed_out_interval_ms = 100).await;
+    let b = broker.bootstrap();
+    create_topic(&b, "slow", 1, &[]).await;
+    let stats = broker.handle.as_ref().unwrap().stats();
+    tokio::task::spawn_blocking(move || {
+        let p = transactional_producer_config(&b, "tx-slow")
+            .set("transaction.timeout.ms", "1000")
+            .set("message.timeout.ms", "1000")
+            .set("socket.timeout.ms", "1000")
+            .create::<BaseProducer>()
+            .unwrap();
+        p.init_transactions(T).unwrap();
+        p.begin_transaction().unwrap();
+        send_values(&p, &[("slow", 0)], &values("stalled", 3));
+        // The producer stalls past its timeout: the broker aborts (and fences it).
+        let deadline = std::time::Instant::now() + WAIT;
+        while stats
+            .transactions_timed_out
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            assert!(std::time::Instant::now() < deadline, "never timed out");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let plain = producer_config(&b).create::<BaseProducer>().unwrap();
+        send_values(&plain, &[("slow", 0)], &values("after", 2));
+        assert_eq!(
+            read_values(&b, &[("slow", 1)], "read_committed"),
+            values("after", 2)
+        );
+        assert!(
+            p.commit_transaction(T).is_err(),
+            "a timed-out transaction committed"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_sent_to_a_transaction_move_only_on_commit() {
     let broker = TestBroker::start().await;
     let b = broker.bootstrap();

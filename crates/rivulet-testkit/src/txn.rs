@@ -15,14 +15,20 @@ use crate::wait::WAIT;
 /// Bound on each transactional call (init, commit, abort, flush).
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A librdkafka transactional producer with `transactional.id = id`.
-pub fn transactional_producer(bootstrap: &str, id: &str) -> BaseProducer {
-    client_config(bootstrap)
-        .set("transactional.id", id)
+/// Settings of a librdkafka transactional producer with `transactional.id = id`.
+pub fn transactional_producer_config(bootstrap: &str, id: &str) -> rdkafka::ClientConfig {
+    let mut c = client_config(bootstrap);
+    c.set("transactional.id", id)
         .set("transaction.timeout.ms", "60000")
         .set("message.timeout.ms", "30000")
         .set("linger.ms", "5")
-        .set("retry.backoff.ms", "50")
+        .set("retry.backoff.ms", "50");
+    c
+}
+
+/// A [`transactional_producer_config`] producer.
+pub fn transactional_producer(bootstrap: &str, id: &str) -> BaseProducer {
+    transactional_producer_config(bootstrap, id)
         .create()
         .expect("transactional producer")
 }

@@ -185,6 +185,38 @@ fn produce_is_checked_against_the_ongoing_transaction() {
 }
 
 #[test]
+fn transactional_ids_and_partitions_per_transaction_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TxnConfig {
+        max_transactional_ids: 2,
+        max_partitions_per_txn: 3,
+        ..TxnConfig::default()
+    };
+    let c = TxnCoordinator::open(dir.path(), config, true, Arc::default()).unwrap();
+    let alloc = counter();
+    let (pid, e) = ready(c.init_producer("a", 60_000, (-1, -1), &alloc, 1));
+    ready(c.init_producer("b", 60_000, (-1, -1), &alloc, 1));
+    assert_eq!(
+        c.init_producer("c", 60_000, (-1, -1), &alloc, 1)
+            .err()
+            .unwrap()
+            .0,
+        ResponseError::PolicyViolation
+    );
+    // An existing id is still served.
+    ready(c.init_producer("a", 60_000, (pid, e), &alloc, 2));
+    let e = e + 1;
+    let parts: Vec<(String, i32)> = (0..3).map(|p| ("t".to_string(), p)).collect();
+    c.add_partitions("a", pid, e, &parts, ANY, 3).unwrap();
+    let refused = c
+        .add_partitions("a", pid, e, &[("t".into(), 9)], ANY, 4)
+        .unwrap_err();
+    assert_eq!(refused.0, ResponseError::PolicyViolation);
+    // Nothing of the refused request stayed.
+    assert_eq!(c.snapshot()["a"].partitions.len(), 3);
+}
+
+#[test]
 fn timeouts_abort_and_the_state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let alloc = counter();
