@@ -61,6 +61,11 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     pub txn: crate::txn::TxnConfig,
     pub retention_check_interval: Duration,
+    /// Per listener (in the order `start` gets them), the host and port clients connecting
+    /// there are told to use; a listener without an entry advertises `advertised_host` /
+    /// `advertised_port` (Kafka's `advertised.listeners`: one address inside a container
+    /// network, another from the host).
+    pub listener_addresses: Vec<(String, u16)>,
     /// How often the log cleaner looks for compacted partitions that are due (Kafka's
     /// `log.cleaner.backoff.ms`).
     pub cleaner_interval: Duration,
@@ -97,6 +102,7 @@ impl BrokerConfig {
             group: GroupConfig::default(),
             txn: crate::txn::TxnConfig::default(),
             retention_check_interval: Duration::from_secs(30),
+            listener_addresses: Vec::new(),
             cleaner_interval: Duration::from_secs(15),
             checkpoint_interval: Duration::from_secs(5),
         }

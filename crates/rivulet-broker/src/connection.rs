@@ -63,6 +63,8 @@ enum Next {
 struct Conn {
     broker: Arc<Broker>,
     peer: SocketAddr,
+    /// What this connection's listener advertises.
+    advertised: Arc<(String, u16)>,
     buf: BytesMut,
     in_flight: FuturesOrdered<Pending>,
     /// Budget taken for the frame at the head of `buf`, once its length is known.
@@ -72,7 +74,12 @@ struct Conn {
     frame_started: Option<Instant>,
 }
 
-pub(crate) async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve(
+    broker: Arc<Broker>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    advertised: Arc<(String, u16)>,
+) {
     let _ = stream.set_nodelay(true);
     let shutdown = broker.shutdown.clone();
     let idle = broker.config.connections_max_idle;
@@ -84,6 +91,7 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
     let mut conn = Conn {
         broker: broker.clone(),
         peer,
+        advertised,
         buf: BytesMut::with_capacity(SMALL_FRAME),
         in_flight: FuturesOrdered::new(),
         head_permit: None,
@@ -270,7 +278,7 @@ impl Conn {
             let frame = self.buf.split_to(4 + len).freeze().slice(4..);
             let permit = self.head_permit.take();
             self.frame_started = None;
-            match dispatch(&self.broker, frame, self.peer) {
+            match dispatch(&self.broker, frame, self.peer, &self.advertised) {
                 Ok(p) => self.in_flight.push_back(Box::pin(async move {
                     let out = p.await;
                     // The request's budget is back once it is answered.
@@ -350,6 +358,7 @@ fn dispatch(
     broker: &Arc<Broker>,
     frame: bytes::Bytes,
     peer: SocketAddr,
+    advertised: &Arc<(String, u16)>,
 ) -> Result<Pending, CodecError> {
     match codec::decode_request(frame)? {
         Decoded::UnsupportedVersion {
@@ -381,6 +390,7 @@ fn dispatch(
                 broker: broker.clone(),
                 header,
                 peer,
+                advertised: advertised.clone(),
             };
             let encode = move |resp| {
                 codec::encode_response(api, version, correlation_id, &resp).map(Outgoing::Frame)

@@ -94,9 +94,27 @@ pub async fn start(
     tasks.spawn(log_cleaner(broker.clone()));
     let mut addrs = Vec::new();
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
-    for listener in listeners {
+    for (i, listener) in listeners.into_iter().enumerate() {
         addrs.push(listener.local_addr()?);
-        tasks.spawn(accept_loop(broker.clone(), listener, slots.clone()));
+        let advertised = Arc::new(
+            broker
+                .config
+                .listener_addresses
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| {
+                    (
+                        broker.config.advertised_host.clone(),
+                        broker.config.advertised_port,
+                    )
+                }),
+        );
+        tasks.spawn(accept_loop(
+            broker.clone(),
+            listener,
+            slots.clone(),
+            advertised,
+        ));
     }
     Ok(BrokerHandle {
         broker,
@@ -105,7 +123,13 @@ pub async fn start(
     })
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, slots: Arc<Semaphore>) {
+/// `advertised`: the host and port this listener's clients are told to connect to.
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    advertised: Arc<(String, u16)>,
+) {
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -149,8 +173,9 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, slots: Arc<Sema
             .connections_accepted
             .fetch_add(1, Ordering::Relaxed);
         let b = broker.clone();
+        let advertised = advertised.clone();
         conns.spawn(async move {
-            crate::connection::serve(b, stream, peer).await;
+            crate::connection::serve(b, stream, peer, advertised).await;
             drop(ip_slot);
             drop(permit);
         });

@@ -692,3 +692,32 @@ async fn auto_create_topic_on_produce_with_default_partitions() {
     );
     assert!(entry(&entries, "retention.ms").2);
 }
+
+/// Each listener tells its clients its own address (Kafka's advertised.listeners): one for a
+/// container network, one for the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listener_advertises_its_address() {
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let inside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (a, b) = (inside.local_addr().unwrap(), outside.local_addr().unwrap());
+    let mut cfg = rivulet_broker::BrokerConfig::new(dir.path(), "127.0.0.1", a.port());
+    cfg.listener_addresses = vec![
+        ("broker".to_string(), 9092),
+        ("localhost".to_string(), b.port()),
+    ];
+    let handle = rivulet_broker::start(cfg, vec![inside, outside])
+        .await
+        .unwrap();
+    for (addr, host, port) in [(a, "broker", 9092), (b, "localhost", i32::from(b.port()))] {
+        let mut s = raw::connect(&addr.to_string()).await;
+        let md: MetadataResponse =
+            raw::call(&mut s, ApiKey::Metadata, 9, 1, &MetadataRequest::default()).await;
+        assert_eq!(
+            (md.brokers[0].host.as_str(), md.brokers[0].port),
+            (host, port)
+        );
+    }
+    handle.shutdown().await.unwrap();
+}

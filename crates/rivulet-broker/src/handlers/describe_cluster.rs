@@ -13,8 +13,8 @@ pub(crate) fn handle(ctx: RequestContext, _req: DescribeClusterRequest) -> Reply
     resp.controller_id = BrokerId(cfg.node_id);
     let mut b = DescribeClusterBroker::default();
     b.broker_id = BrokerId(cfg.node_id);
-    b.host = StrBytes::from_string(cfg.advertised_host.clone());
-    b.port = i32::from(cfg.advertised_port);
+    b.host = StrBytes::from_string(ctx.advertised.0.clone());
+    b.port = i32::from(ctx.advertised.1);
     resp.brokers = vec![b];
     Reply::now(resp)
 }

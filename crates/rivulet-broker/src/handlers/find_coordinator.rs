@@ -41,8 +41,8 @@ pub(crate) fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Reply 
                 c.error_message = msg.map(StrBytes::from_static_str);
                 if code == 0 {
                     c.node_id = BrokerId(cfg.node_id);
-                    c.host = StrBytes::from_string(cfg.advertised_host.clone());
-                    c.port = i32::from(cfg.advertised_port);
+                    c.host = StrBytes::from_string(ctx.advertised.0.clone());
+                    c.port = i32::from(ctx.advertised.1);
                 } else {
                     c.node_id = BrokerId(-1);
                     c.port = -1;
@@ -58,8 +58,8 @@ pub(crate) fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Reply 
         }
         if code == 0 {
             resp.node_id = BrokerId(cfg.node_id);
-            resp.host = StrBytes::from_string(cfg.advertised_host.clone());
-            resp.port = i32::from(cfg.advertised_port);
+            resp.host = StrBytes::from_string(ctx.advertised.0.clone());
+            resp.port = i32::from(ctx.advertised.1);
         } else {
             resp.node_id = BrokerId(-1);
             resp.port = -1;

@@ -24,8 +24,8 @@ pub(crate) fn handle(ctx: RequestContext, req: MetadataRequest) -> Reply {
     let mut resp = MetadataResponse::default();
     let mut b = MetadataResponseBroker::default();
     b.node_id = BrokerId(cfg.node_id);
-    b.host = StrBytes::from_string(cfg.advertised_host.clone());
-    b.port = i32::from(cfg.advertised_port);
+    b.host = StrBytes::from_string(ctx.advertised.0.clone());
+    b.port = i32::from(ctx.advertised.1);
     resp.brokers = vec![b];
     if v >= 2 {
         resp.cluster_id = Some(StrBytes::from_string(broker.logs.cluster_id().to_string()));

@@ -19,6 +19,8 @@ pub(crate) struct RequestContext {
     pub broker: Arc<Broker>,
     pub header: RequestHeader,
     pub peer: SocketAddr,
+    /// Host and port of this connection's listener, as clients must see them.
+    pub advertised: Arc<(String, u16)>,
 }
 
 impl RequestContext {

@@ -23,6 +23,16 @@ pub struct BrokerArgs {
     /// host:port clients are told to connect to [default: the listen address].
     #[arg(long, env = "RIVULET_ADVERTISED_ADDRESS")]
     advertised_address: Option<String>,
+    /// Several listeners, as Kafka names them: `NAME://host:port,…` (instead of --listen),
+    /// e.g. `INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092`. Every listener is plaintext
+    /// for now (`PLAINTEXT` or a name of your own).
+    #[arg(long, env = "RIVULET_LISTENERS", conflicts_with = "listen")]
+    listeners: Option<String>,
+    /// What each listener tells its clients: `NAME://host:port,…` (Kafka's
+    /// advertised.listeners), e.g. `INTERNAL://broker:9092,EXTERNAL://localhost:19092`; a
+    /// listener not named advertises its own address.
+    #[arg(long, env = "RIVULET_ADVERTISED_LISTENERS", requires = "listeners")]
+    advertised_listeners: Option<String>,
     /// Partitions of auto-created topics (Kafka's num.partitions).
     #[arg(long, env = "RIVULET_DEFAULT_PARTITIONS", default_value_t = 1)]
     default_partitions: i32,
@@ -130,7 +140,10 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
         Some("shutting down (press Ctrl-C again to exit at once)"),
         "second signal: exiting without a clean shutdown",
     )?;
-    let listeners = bind(&args.listen).await?;
+    let (listeners, listener_addresses) = match &args.listeners {
+        Some(spec) => bind_listeners(spec, args.advertised_listeners.as_deref()).await?,
+        None => (bind(&args.listen).await?, Vec::new()),
+    };
     let first = listeners[0].local_addr()?;
     let (host, port) = match &args.advertised_address {
         Some(a) => split_host_port(a).with_context(|| format!("--advertised-address {a}"))?,
@@ -141,6 +154,7 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
         }
     };
     let mut config = BrokerConfig::new(&args.data_dir, host, port);
+    config.listener_addresses = listener_addresses;
     config.default_partitions = args.default_partitions;
     config.auto_create_topics = args.auto_create_topics;
     config.fsync = args.fsync;
@@ -221,6 +235,73 @@ pub async fn bind(listen: &str) -> Result<Vec<TcpListener>> {
     Ok(out)
 }
 
+/// One `NAME://host:port` of `--listeners` / `--advertised-listeners`.
+fn parse_listeners(spec: &str, flag: &str) -> Result<Vec<(String, String, u16)>> {
+    let mut out: Vec<(String, String, u16)> = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, addr) = item
+            .split_once("://")
+            .with_context(|| format!("{flag}: expected NAME://host:port, got `{item}`"))?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            bail!("{flag}: listener names are upper-case letters, digits and _, got `{name}`");
+        }
+        if matches!(name, "SSL" | "SASL_PLAINTEXT" | "SASL_SSL") {
+            bail!("{flag}: {name} listeners (TLS, SASL) are not supported yet; use PLAINTEXT or a name of your own");
+        }
+        if out.iter().any(|(n, _, _)| n == name) {
+            bail!("{flag}: listener {name} is named twice");
+        }
+        let (host, port) = split_host_port(addr).with_context(|| format!("{flag} {item}"))?;
+        out.push((name.to_string(), host, port));
+    }
+    if out.is_empty() {
+        bail!("{flag} names no listener");
+    }
+    Ok(out)
+}
+
+/// Binds each `--listeners` entry; returns the listeners and, for each, the address it
+/// advertises (its `--advertised-listeners` entry, or its own address).
+async fn bind_listeners(
+    spec: &str,
+    advertised: Option<&str>,
+) -> Result<(Vec<TcpListener>, Vec<(String, u16)>)> {
+    let listeners = parse_listeners(spec, "--listeners")?;
+    let advertised = match advertised {
+        Some(a) => parse_listeners(a, "--advertised-listeners")?,
+        None => Vec::new(),
+    };
+    if let Some((name, _, _)) = advertised
+        .iter()
+        .find(|(n, _, _)| !listeners.iter().any(|(l, _, _)| l == n))
+    {
+        bail!("--advertised-listeners names {name}, which --listeners does not have");
+    }
+    let mut bound = Vec::new();
+    let mut addresses = Vec::new();
+    for (name, host, port) in &listeners {
+        let ls = bind(&format!("{host}:{port}")).await?;
+        let actual = ls[0].local_addr()?.port();
+        let address = match advertised.iter().find(|(n, _, _)| n == name) {
+            Some((_, h, p)) => (h.clone(), *p),
+            None if host == "0.0.0.0" || host == "::" => bail!(
+                "listener {name} binds {host}, which clients cannot connect to: give it an \
+                 --advertised-listeners entry"
+            ),
+            None => (host.clone(), actual),
+        };
+        for l in ls {
+            bound.push(l);
+            addresses.push(address.clone());
+        }
+    }
+    Ok((bound, addresses))
+}
+
 /// `host:port` (brackets around an IPv6 host dropped).
 pub fn split_host_port(s: &str) -> Result<(String, u16)> {
     let (host, port) = s
@@ -229,4 +310,59 @@ pub fn split_host_port(s: &str) -> Result<(String, u16)> {
     let port: u16 = port.parse().with_context(|| format!("bad port in `{s}`"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_are_parsed_as_kafka_writes_them() {
+        let l = parse_listeners(
+            "INTERNAL://0.0.0.0:9092, EXTERNAL://[::1]:19092",
+            "--listeners",
+        )
+        .unwrap();
+        assert_eq!(
+            l,
+            vec![
+                ("INTERNAL".to_string(), "0.0.0.0".to_string(), 9092),
+                ("EXTERNAL".to_string(), "::1".to_string(), 19092)
+            ]
+        );
+        for (bad, why) in [
+            ("internal://h:1", "upper-case"),
+            ("A://h:1,A://h:2", "twice"),
+            ("SASL_SSL://h:1", "not supported yet"),
+            ("A:/h:1", "NAME://host:port"),
+            ("A://h", "host:port"),
+            ("", "no listener"),
+        ] {
+            let e = format!("{:#}", parse_listeners(bad, "--listeners").unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn each_listener_advertises_its_own_address() {
+        let (ls, addresses) = bind_listeners(
+            "A://127.0.0.1:0,B://127.0.0.1:0",
+            Some("B://broker.example:9092"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ls.len(), 2);
+        assert_eq!(
+            addresses[0],
+            ("127.0.0.1".to_string(), ls[0].local_addr().unwrap().port())
+        );
+        assert_eq!(addresses[1], ("broker.example".to_string(), 9092));
+        let e = bind_listeners("A://0.0.0.0:0", None).await.unwrap_err();
+        assert!(format!("{e:#}").contains("advertised-listeners"));
+        let e = bind_listeners("A://127.0.0.1:0", Some("C://x:1"))
+            .await
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("does not have"));
+    }
 }
