@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, in one command: installs the test dependencies, builds the workspace,
 # runs the Rust tests, then the client compatibility tests (tests/clients, pytest: real Kafka
-# clients — kafka-python and kcat — against the built `rivulet` binary).
+# clients — kafka-python and kcat — against the built `rivulet` binary), then the Docker image
+# and the compose file (scripts/docker-test.sh: needs root, installs and starts Docker Engine).
 #
 # Env: RIVULET_BIN (binary the client tests start; default <target dir>/debug/rivulet),
 #      PYTEST_ARGS (extra pytest arguments, e.g. "-k kcat -x").
@@ -59,4 +60,8 @@ fi
 # Every wait inside the tests is bounded; this is the backstop for the whole run.
 # shellcheck disable=SC2086
 timeout --foreground 1800 "$ROOT/.venv/bin/python" -m pytest tests/clients ${PYTEST_ARGS:-}
+ok
+
+step "docker: the image and the compose file (scripts/docker-test.sh)"
+RIVULET_BIN="$RIVULET_BIN" ./scripts/docker-test.sh
 ok
