@@ -24,7 +24,7 @@
 //!    `swap.json` is written in `.cleaner/` first — the commit point — then the new files are
 //!    renamed over the old segments and the rest of each group's old segments deleted. A
 //!    start that finds `.cleaner/` finishes the swap if `swap.json` is there and discards the
-//!    pass otherwise ([`recover_swap`]), so kill -9 at any moment loses nothing.
+//!    pass otherwise (`recover_swap`), so kill -9 at any moment loses nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;

@@ -41,7 +41,7 @@ pub struct LogConfig {
     #[serde(default = "defaults::max_compaction_lag_ms")]
     pub max_compaction_lag_ms: i64,
     /// Topic configs Kafka documents that Rivulet accepts, validates and reports but does not
-    /// act on (overrides only; see [`NOT_ACTED_ON`]).
+    /// act on (overrides only; see [`not_acted_on`]).
     #[serde(default)]
     pub other: BTreeMap<String, String>,
 }
