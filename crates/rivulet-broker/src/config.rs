@@ -66,6 +66,17 @@ pub struct BrokerConfig {
     /// `advertised_port` (Kafka's `advertised.listeners`: one address inside a container
     /// network, another from the host).
     pub listener_addresses: Vec<(String, u16)>,
+    /// Per listener (same order), its security protocol; a listener without an entry is
+    /// PLAINTEXT. SSL and SASL_SSL listeners need [`BrokerConfig::tls`].
+    pub listener_protocols: Vec<crate::auth::SecurityProtocol>,
+    /// The server certificate and key of SASL_SSL listeners, and of SSL listeners when
+    /// `tls_mutual` is `None`.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The same with a client CA: SSL listeners require a client certificate it signed, whose
+    /// subject is the principal (mutual TLS). SASL_SSL listeners authenticate by SASL instead.
+    pub tls_mutual: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// SASL mechanisms offered on SASL listeners (Kafka's `sasl.enabled.mechanisms`).
+    pub sasl_mechanisms: Vec<crate::auth::SaslMechanism>,
     /// How often the log cleaner looks for compacted partitions that are due (Kafka's
     /// `log.cleaner.backoff.ms`).
     pub cleaner_interval: Duration,
@@ -103,6 +114,10 @@ impl BrokerConfig {
             txn: crate::txn::TxnConfig::default(),
             retention_check_interval: Duration::from_secs(30),
             listener_addresses: Vec::new(),
+            listener_protocols: Vec::new(),
+            tls: None,
+            tls_mutual: None,
+            sasl_mechanisms: crate::auth::SaslMechanism::ALL.to_vec(),
             cleaner_interval: Duration::from_secs(15),
             checkpoint_interval: Duration::from_secs(5),
         }
@@ -136,6 +151,16 @@ impl BrokerConfig {
                  request that large could never be read",
                 self.queued_max_request_bytes, self.max_frame_bytes
             ));
+        }
+        if self.tls.is_none() && self.listener_protocols.iter().any(|p| p.uses_tls()) {
+            return Err(
+                "SSL and SASL_SSL listeners need a certificate and key (--tls-cert, --tls-key)"
+                    .into(),
+            );
+        }
+        if self.sasl_mechanisms.is_empty() && self.listener_protocols.iter().any(|p| p.uses_sasl())
+        {
+            return Err("SASL listeners need at least one SASL mechanism".into());
         }
         if self.fetch_max_bytes == 0 {
             return Err("fetch max bytes must be positive".into());

@@ -31,11 +31,11 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use kafka_protocol::messages::ApiKey;
 use rivulet_log::Quoted;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, TryAcquireError};
 use tokio::time::Instant;
 
+use crate::auth::{SecurityProtocol, Session, SASL_MAX_RECEIVE};
 use crate::codec::{self, CodecError, Decoded};
 use crate::handlers::{self, Reply, RequestContext};
 use crate::logging::Kind;
@@ -65,6 +65,8 @@ struct Conn {
     peer: SocketAddr,
     /// What this connection's listener advertises.
     advertised: Arc<(String, u16)>,
+    protocol: SecurityProtocol,
+    session: Arc<Session>,
     buf: BytesMut,
     in_flight: FuturesOrdered<Pending>,
     /// Budget taken for the frame at the head of `buf`, once its length is known.
@@ -74,17 +76,20 @@ struct Conn {
     frame_started: Option<Instant>,
 }
 
-pub(crate) async fn serve(
+/// Serves one connection: a TCP stream, or a TLS stream over one, on a listener with
+/// `protocol`.
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     advertised: Arc<(String, u16)>,
+    protocol: SecurityProtocol,
+    session: Arc<Session>,
 ) {
-    let _ = stream.set_nodelay(true);
     let shutdown = broker.shutdown.clone();
     let idle = broker.config.connections_max_idle;
     let request_timeout = broker.config.request_timeout;
-    let (mut rd, wr) = stream.split();
+    let (mut rd, wr) = tokio::io::split(stream);
     // Small responses coalesce in the buffer; large ones bypass it without a copy.
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let mut chunk: Vec<u8> = Vec::new();
@@ -92,6 +97,8 @@ pub(crate) async fn serve(
         broker: broker.clone(),
         peer,
         advertised,
+        protocol,
+        session,
         buf: BytesMut::with_capacity(SMALL_FRAME),
         in_flight: FuturesOrdered::new(),
         head_permit: None,
@@ -104,7 +111,7 @@ pub(crate) async fn serve(
         // The request clock runs only while this connection reads: not while the broker holds
         // reads back (too many requests in flight, or waiting for budget), nor once reading
         // ended (only answers to what arrived are left to send).
-        if !reading || conn.in_flight.len() >= MAX_IN_FLIGHT || waiting.is_some() {
+        if !reading || conn.in_flight.len() >= conn.max_in_flight() || waiting.is_some() {
             conn.frame_started = None;
         } else if conn.frame_started.is_none() && !conn.buf.is_empty() {
             // `drain` dispatches every complete frame, so what is left is a partial one.
@@ -147,8 +154,20 @@ pub(crate) async fn serve(
                     break;
                 }
                 last_activity = Instant::now();
+                if conn.session.failed() {
+                    // Authentication failed: its answer is out, the connection ends (as in Kafka).
+                    break;
+                }
                 if !reading && conn.in_flight.is_empty() {
                     break;
+                }
+                if reading && waiting.is_none() && conn.in_flight.is_empty() && !conn.buf.is_empty() {
+                    // Frames that waited for an authentication step to be answered.
+                    match conn.drain() {
+                        Ok(Next::Read) => {}
+                        Ok(Next::Budget(n)) => waiting = Some(conn.wait_for(n)),
+                        Err(()) => break,
+                    }
                 }
             }
             permit = async {
@@ -172,7 +191,7 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            n = rd.read_buf(&mut conn.buf), if reading && waiting.is_none() && conn.in_flight.len() < MAX_IN_FLIGHT => {
+            n = rd.read_buf(&mut conn.buf), if reading && waiting.is_none() && conn.in_flight.len() < conn.max_in_flight() => {
                 match n {
                     Ok(0) | Err(_) => {
                         reading = false;
@@ -223,15 +242,43 @@ pub(crate) async fn serve(
 }
 
 impl Conn {
+    /// Requests in flight before reading stops: one at a time until authenticated.
+    fn max_in_flight(&self) -> usize {
+        if self.session.authenticated() {
+            MAX_IN_FLIGHT
+        } else {
+            1
+        }
+    }
+
     /// Dispatches every complete frame in the buffer, taking each one's budget first.
     /// `Err(())`: the connection must close (counted and logged here).
     fn drain(&mut self) -> Result<Next, ()> {
-        let max_frame = self.broker.config.max_frame_bytes;
         loop {
+            let authenticated = self.session.authenticated();
+            if !authenticated && !self.in_flight.is_empty() {
+                // An authentication step is being answered; the next frame depends on it.
+                return Ok(Next::Read);
+            }
+            let max_frame = if authenticated {
+                self.broker.config.max_frame_bytes
+            } else {
+                SASL_MAX_RECEIVE.min(self.broker.config.max_frame_bytes)
+            };
             let complete = match codec::frame_length(&self.buf, max_frame) {
                 Ok(c) => c,
                 Err(e) => {
                     let stats = &self.broker.stats;
+                    if self.buf.starts_with(&[0x16, 0x03]) && !self.protocol.uses_tls() {
+                        // A TLS ClientHello's first bytes read as a huge length.
+                        stats.malformed_requests.fetch_add(1, Ordering::Relaxed);
+                        self.warn(
+                            Kind::MalformedRequest,
+                            "closing connection: a TLS handshake on a listener without TLS \
+                             (the client's security.protocol does not match the listener)",
+                        );
+                        return Err(());
+                    }
                     if matches!(e, CodecError::FrameTooLarge { .. }) {
                         stats.oversize_frames.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -278,7 +325,49 @@ impl Conn {
             let frame = self.buf.split_to(4 + len).freeze().slice(4..);
             let permit = self.head_permit.take();
             self.frame_started = None;
-            match dispatch(&self.broker, frame, self.peer, &self.advertised) {
+            if !authenticated {
+                if self.session.expects_raw_token() {
+                    // After SaslHandshake v0 the token comes bare and is answered bare.
+                    let (broker, session, peer) =
+                        (self.broker.clone(), self.session.clone(), self.peer);
+                    self.in_flight.push_back(Box::pin(async move {
+                        let out = handlers::sasl_exchange(&broker, &session, peer, frame).await;
+                        drop(permit);
+                        let bytes = out.unwrap_or_default();
+                        let mut b = BytesMut::with_capacity(4 + bytes.len());
+                        b.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                        b.extend_from_slice(&bytes);
+                        Some(Ok(Outgoing::Frame(b)))
+                    }));
+                    continue;
+                }
+                let api = frame
+                    .get(..2)
+                    .and_then(|k| ApiKey::try_from(i16::from_be_bytes([k[0], k[1]])).ok());
+                if !matches!(
+                    api,
+                    Some(ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+                ) {
+                    self.broker
+                        .stats
+                        .unauthenticated_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    let what =
+                        api.map_or_else(|| "an unknown request".to_string(), |a| format!("{a:?}"));
+                    self.warn(
+                        Kind::FailedAuthentication,
+                        &format!("closing connection: {what} before SASL authentication"),
+                    );
+                    return Err(());
+                }
+            }
+            match dispatch(
+                &self.broker,
+                frame,
+                self.peer,
+                &self.advertised,
+                &self.session,
+            ) {
                 Ok(p) => self.in_flight.push_back(Box::pin(async move {
                     let out = p.await;
                     // The request's budget is back once it is answered.
@@ -299,6 +388,20 @@ impl Conn {
 
     fn wait_for(&self, cost: u32) -> PermitWait {
         Box::pin(self.broker.queued_bytes.clone().acquire_many_owned(cost))
+    }
+
+    /// A rate-limited warning about this connection (no client-supplied text in `msg`).
+    fn warn(&self, kind: Kind, msg: &str) {
+        let broker = &self.broker;
+        match broker.warnings.allow(kind) {
+            Some(suppressed) => tracing::warn!(peer = %self.peer, suppressed, "{msg}"),
+            None => {
+                broker
+                    .stats
+                    .log_lines_suppressed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn warn_bad_request(&self, e: &CodecError) {
@@ -359,6 +462,7 @@ fn dispatch(
     frame: bytes::Bytes,
     peer: SocketAddr,
     advertised: &Arc<(String, u16)>,
+    session: &Arc<Session>,
 ) -> Result<Pending, CodecError> {
     match codec::decode_request(frame)? {
         Decoded::UnsupportedVersion {
@@ -391,6 +495,7 @@ fn dispatch(
                 header,
                 peer,
                 advertised: advertised.clone(),
+                session: session.clone(),
             };
             let encode = move |resp| {
                 codec::encode_response(api, version, correlation_id, &resp).map(Outgoing::Frame)

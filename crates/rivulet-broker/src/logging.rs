@@ -28,6 +28,8 @@ pub enum Kind {
     RefusedConnection,
     /// A transactional producer refused by the coordinator (timeout out of range, fenced…).
     RefusedProducer,
+    /// A failed SASL authentication, TLS handshake or request before authentication.
+    FailedAuthentication,
 }
 
 #[derive(Debug)]

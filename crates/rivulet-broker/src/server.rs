@@ -17,8 +17,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{SecurityProtocol, Session, ANONYMOUS};
 use crate::config::BrokerConfig;
 use crate::durability::Durability;
 use crate::error::BrokerError;
@@ -72,6 +74,14 @@ pub async fn start(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "storage opened"
     );
+    let credentials = rivulet_auth::CredentialStore::open(&config.data_dir)
+        .map_err(|e| BrokerError::Config(e.to_string()))?;
+    if credentials.is_empty() && config.listener_protocols.iter().any(|p| p.uses_sasl()) {
+        tracing::warn!(
+            "SASL listeners but no users yet: add one with `rivulet users add NAME --data-dir {}`",
+            config.data_dir.display()
+        );
+    }
     let broker = Arc::new(Broker {
         durability: Durability::new(config.fsync),
         queued_bytes: Arc::new(Semaphore::new(config.queued_max_request_bytes)),
@@ -84,6 +94,8 @@ pub async fn start(
         connections_per_ip: parking_lot::Mutex::new(HashMap::new()),
         warnings: RateLimited::default(),
         storage_errors_logged: OncePerCause::default(),
+        credentials: parking_lot::Mutex::new(credentials),
+        auth_failures: crate::auth::FailureThrottle::default(),
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(broker.durability.clone().run(broker.shutdown.clone()));
@@ -109,11 +121,31 @@ pub async fn start(
                     )
                 }),
         );
+        let protocol = broker
+            .config
+            .listener_protocols
+            .get(i)
+            .copied()
+            .unwrap_or_default();
+        let tls = match protocol {
+            SecurityProtocol::Ssl => broker
+                .config
+                .tls_mutual
+                .as_ref()
+                .or(broker.config.tls.as_ref()),
+            SecurityProtocol::SaslSsl => broker.config.tls.as_ref(),
+            _ => None,
+        }
+        .map(|c| TlsAcceptor::from(c.clone()));
         tasks.spawn(accept_loop(
             broker.clone(),
             listener,
             slots.clone(),
-            advertised,
+            Listener {
+                advertised,
+                protocol,
+                tls,
+            },
         ));
     }
     Ok(BrokerHandle {
@@ -123,12 +155,21 @@ pub async fn start(
     })
 }
 
-/// `advertised`: the host and port this listener's clients are told to connect to.
+/// What one listener does with its connections.
+#[derive(Clone)]
+struct Listener {
+    /// The host and port this listener's clients are told to connect to.
+    advertised: Arc<(String, u16)>,
+    protocol: SecurityProtocol,
+    /// For SSL and SASL_SSL listeners.
+    tls: Option<TlsAcceptor>,
+}
+
 async fn accept_loop(
     broker: Arc<Broker>,
     listener: TcpListener,
     slots: Arc<Semaphore>,
-    advertised: Arc<(String, u16)>,
+    spec: Listener,
 ) {
     let mut conns = JoinSet::new();
     loop {
@@ -173,9 +214,9 @@ async fn accept_loop(
             .connections_accepted
             .fetch_add(1, Ordering::Relaxed);
         let b = broker.clone();
-        let advertised = advertised.clone();
+        let spec = spec.clone();
         conns.spawn(async move {
-            crate::connection::serve(b, stream, peer, advertised).await;
+            serve(b, stream, peer, spec).await;
             drop(ip_slot);
             drop(permit);
         });
@@ -183,6 +224,75 @@ async fn accept_loop(
     // Connections saw the same cancellation; give them the grace period to finish.
     let _ = tokio::time::timeout(GRACE, async { while conns.join_next().await.is_some() {} }).await;
     conns.abort_all();
+}
+
+/// Serves one accepted connection, after the TLS handshake on TLS listeners.
+async fn serve(
+    broker: Arc<Broker>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    spec: Listener,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = spec.tls else {
+        let session = Arc::new(Session::new(spec.protocol, ANONYMOUS.to_string()));
+        crate::connection::serve(
+            broker,
+            stream,
+            peer,
+            spec.advertised,
+            spec.protocol,
+            session,
+        )
+        .await;
+        return;
+    };
+    let timeout = broker.config.request_timeout;
+    let shutdown = broker.shutdown.clone();
+    let handshake = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
+    };
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return tls_failed(&broker, peer, &e.to_string()),
+        Err(_) => return tls_failed(&broker, peer, "not completed in time"),
+    };
+    // Mutual TLS: the client certificate's subject is the principal (Kafka's default).
+    let principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| rivulet_auth::tls::subject_name(c))
+        .map_or_else(|| ANONYMOUS.to_string(), |s| format!("User:{s}"));
+    let session = Arc::new(Session::new(spec.protocol, principal));
+    crate::connection::serve(
+        broker,
+        stream,
+        peer,
+        spec.advertised,
+        spec.protocol,
+        session,
+    )
+    .await;
+}
+
+fn tls_failed(broker: &Broker, peer: SocketAddr, why: &str) {
+    broker
+        .stats
+        .tls_handshake_failures
+        .fetch_add(1, Ordering::Relaxed);
+    match broker.warnings.allow(Kind::FailedAuthentication) {
+        // rustls' error texts describe the handshake, not the peer's bytes.
+        Some(suppressed) => tracing::warn!(%peer, suppressed, "TLS handshake failed: {why}"),
+        None => {
+            broker
+                .stats
+                .log_lines_suppressed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn refuse(broker: &Broker, peer: SocketAddr, why: &str, max: usize, per_ip: bool) {

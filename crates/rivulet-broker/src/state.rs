@@ -47,6 +47,15 @@ pub struct BrokerStats {
     /// Transactional ids with a transaction open now (a gauge), at most the coordinator's
     /// limit of transactional ids.
     pub transactions_open: AtomicU64,
+    /// SASL authentications that succeeded and failed (wrong password, unknown user, bad
+    /// message, unsupported mechanism).
+    pub authentications: AtomicU64,
+    pub authentication_failures: AtomicU64,
+    /// TLS handshakes that failed (a plaintext client on a TLS port, an unknown client
+    /// certificate, a handshake not done within `--request-timeout-ms`).
+    pub tls_handshake_failures: AtomicU64,
+    /// Connections closed for a request other than ApiVersions/SASL before authenticating.
+    pub unauthenticated_requests: AtomicU64,
     pub records_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
@@ -67,9 +76,72 @@ pub struct Broker {
     pub connections_per_ip: Mutex<HashMap<IpAddr, usize>>,
     pub warnings: RateLimited,
     pub storage_errors_logged: OncePerCause,
+    /// SCRAM credentials (`<data-dir>/users.json`), re-read when another process changed it.
+    pub credentials: Mutex<rivulet_auth::CredentialStore>,
+    pub auth_failures: crate::auth::FailureThrottle,
 }
 
 impl Broker {
+    /// `user`'s SCRAM credential for `mechanism`, from the store as it is on disk now.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: rivulet_auth::Mechanism,
+    ) -> Option<rivulet_auth::ScramCredential> {
+        let mut store = self.credentials.lock();
+        self.refresh_credentials(&mut store);
+        store.get(user, mechanism).cloned()
+    }
+
+    /// Checks a SASL/PLAIN password against `user`'s SCRAM credential.
+    pub fn verify_plain(&self, user: &str, password: &str) -> bool {
+        let mut store = self.credentials.lock();
+        self.refresh_credentials(&mut store);
+        store.verify_plain(user, password)
+    }
+
+    fn refresh_credentials(&self, store: &mut rivulet_auth::CredentialStore) {
+        if let Err(e) = store.refresh() {
+            // The last good credentials stay in use.
+            let cause = format!("credential store: {e}");
+            if self.storage_errors_logged.first(&cause) {
+                tracing::error!(
+                    "cannot read the credential store, keeping the users read before: {e}"
+                );
+            }
+        }
+    }
+
+    /// Counts and logs (rate-limited, with the peer address) a failed authentication; returns
+    /// how long to wait before answering it.
+    pub fn auth_failed(&self, peer: std::net::SocketAddr, reason: &str) -> std::time::Duration {
+        self.stats
+            .authentication_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self
+            .warnings
+            .allow(crate::logging::Kind::FailedAuthentication)
+        {
+            Some(suppressed) => {
+                tracing::warn!(%peer, suppressed, "authentication failed: {reason}")
+            }
+            None => {
+                self.stats
+                    .log_lines_suppressed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.auth_failures.failed(peer.ip())
+    }
+
+    pub fn auth_succeeded(&self, peer: std::net::SocketAddr, principal: &str) {
+        self.stats
+            .authentications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.auth_failures.succeeded(peer.ip());
+        tracing::debug!(%peer, principal = %rivulet_log::Quoted(principal), "authenticated");
+    }
+
     /// Logs a storage I/O error once per cause (file and error), counting every occurrence;
     /// other errors are the client's and are not logged here.
     pub fn note_storage_error(&self, what: &str, e: &LogError) {

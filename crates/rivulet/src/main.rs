@@ -34,6 +34,8 @@ enum Command {
     Groups(cmd::admin::AdminArgs<rivulet_client::admin::GroupsCommand>),
     /// Inspect transactions: transactional ids, their state, producer and partitions.
     Transactions(cmd::admin::AdminArgs<rivulet_client::transactions::TransactionsCommand>),
+    /// SASL/SCRAM users of a broker's data directory: add, list, remove.
+    Users(cmd::users::UsersArgs),
     /// Benchmarks: produce, consume (against our or any broker) and the whole pipeline.
     Bench {
         #[command(subcommand)]
@@ -89,6 +91,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Topics(a) => Ok(a.command.run(&a.brokers).await?),
         Command::Groups(a) => Ok(a.command.run(&a.brokers).await?),
         Command::Transactions(a) => Ok(a.command.run(&a.brokers).await?),
+        Command::Users(args) => cmd::users::run(args),
         Command::Bench { command } => cmd::bench::run(command).await,
         Command::Gen(args) => cmd::gen::run(args).await,
         Command::Run(args) => cmd::run::run(*args).await,

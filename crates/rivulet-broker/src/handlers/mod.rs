@@ -21,6 +21,8 @@ pub(crate) struct RequestContext {
     pub peer: SocketAddr,
     /// Host and port of this connection's listener, as clients must see them.
     pub advertised: Arc<(String, u16)>,
+    /// The connection's identity and SASL state.
+    pub session: Arc<crate::auth::Session>,
 }
 
 impl RequestContext {
@@ -88,6 +90,9 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod list_transactions;
+mod sasl_authenticate;
+mod sasl_handshake;
+pub(crate) use sasl_authenticate::exchange as sasl_exchange;
 mod metadata;
 mod offset_for_leader_epoch;
 pub(crate) mod produce;
@@ -139,6 +144,8 @@ pub(crate) fn handle(ctx: RequestContext, body: RequestKind) -> Reply {
         RequestKind::EndTxn(r) => end_txn::handle(ctx, r),
         RequestKind::DescribeTransactions(r) => describe_transactions::handle(ctx, r),
         RequestKind::ListTransactions(r) => list_transactions::handle(ctx, r),
+        RequestKind::SaslHandshake(r) => sasl_handshake::handle(ctx, r),
+        RequestKind::SaslAuthenticate(r) => sasl_authenticate::handle(ctx, r),
         other => {
             // Unreachable in practice: codec refuses APIs missing from SUPPORTED_APIS.
             tracing::error!("no handler for {:?}", std::mem::discriminant(&other));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rivulet_broker::auth::SecurityProtocol;
 use rivulet_broker::{BrokerConfig, FsyncPolicy, GroupConfig};
 use tokio::net::TcpListener;
 
@@ -24,8 +25,9 @@ pub struct BrokerArgs {
     #[arg(long, env = "RIVULET_ADVERTISED_ADDRESS")]
     advertised_address: Option<String>,
     /// Several listeners, as Kafka names them: `NAME://host:port,…` (instead of --listen),
-    /// e.g. `INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092`. Every listener is plaintext
-    /// for now (`PLAINTEXT` or a name of your own).
+    /// e.g. `PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093`. PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT and SASL_SSL are security protocols; other names are PLAINTEXT unless
+    /// --listener-security-protocol-map says otherwise.
     #[arg(long, env = "RIVULET_LISTENERS", conflicts_with = "listen")]
     listeners: Option<String>,
     /// What each listener tells its clients: `NAME://host:port,…` (Kafka's
@@ -33,6 +35,34 @@ pub struct BrokerArgs {
     /// listener not named advertises its own address.
     #[arg(long, env = "RIVULET_ADVERTISED_LISTENERS", requires = "listeners")]
     advertised_listeners: Option<String>,
+    /// Security protocol of listeners with names of your own: `NAME:PROTOCOL,…` (Kafka's
+    /// listener.security.protocol.map), e.g. `INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL`.
+    #[arg(
+        long,
+        env = "RIVULET_LISTENER_SECURITY_PROTOCOL_MAP",
+        requires = "listeners"
+    )]
+    listener_security_protocol_map: Option<String>,
+    /// PEM certificate chain of SSL and SASL_SSL listeners.
+    #[arg(long, env = "RIVULET_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RIVULET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients of SSL listeners must present a certificate they signed
+    /// (mutual TLS); its subject is the client's principal (`User:CN=…`). SASL_SSL listeners
+    /// authenticate by SASL and ask for no certificate.
+    #[arg(long, env = "RIVULET_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// SASL mechanisms offered on SASL listeners (Kafka's sasl.enabled.mechanisms). Users are
+    /// added with `rivulet users add … --data-dir`.
+    #[arg(
+        long,
+        env = "RIVULET_SASL_ENABLED_MECHANISMS",
+        default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        value_delimiter = ','
+    )]
+    sasl_enabled_mechanisms: Vec<String>,
     /// Partitions of auto-created topics (Kafka's num.partitions).
     #[arg(long, env = "RIVULET_DEFAULT_PARTITIONS", default_value_t = 1)]
     default_partitions: i32,
@@ -140,9 +170,16 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
         Some("shutting down (press Ctrl-C again to exit at once)"),
         "second signal: exiting without a clean shutdown",
     )?;
-    let (listeners, listener_addresses) = match &args.listeners {
-        Some(spec) => bind_listeners(spec, args.advertised_listeners.as_deref()).await?,
-        None => (bind(&args.listen).await?, Vec::new()),
+    let (listeners, listener_addresses, listener_protocols) = match &args.listeners {
+        Some(spec) => {
+            bind_listeners(
+                spec,
+                args.advertised_listeners.as_deref(),
+                args.listener_security_protocol_map.as_deref(),
+            )
+            .await?
+        }
+        None => (bind(&args.listen).await?, Vec::new(), Vec::new()),
     };
     let first = listeners[0].local_addr()?;
     let (host, port) = match &args.advertised_address {
@@ -155,6 +192,26 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
     };
     let mut config = BrokerConfig::new(&args.data_dir, host, port);
     config.listener_addresses = listener_addresses;
+    config.listener_protocols = listener_protocols;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(rivulet_auth::tls::server_config(cert, key, None)?);
+        if let Some(ca) = &args.tls_client_ca {
+            config.tls_mutual = Some(rivulet_auth::tls::server_config(cert, key, Some(ca))?);
+        }
+    }
+    config.sasl_mechanisms = args
+        .sasl_enabled_mechanisms
+        .iter()
+        .map(|m| {
+            rivulet_broker::auth::SaslMechanism::from_name(m.trim()).with_context(|| {
+                format!(
+                    "--sasl-enabled-mechanisms: unknown mechanism `{}` (PLAIN, SCRAM-SHA-256, \
+                     SCRAM-SHA-512)",
+                    m.escape_debug()
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
     config.default_partitions = args.default_partitions;
     config.auto_create_topics = args.auto_create_topics;
     config.fsync = args.fsync;
@@ -249,9 +306,6 @@ fn parse_listeners(spec: &str, flag: &str) -> Result<Vec<(String, String, u16)>>
         {
             bail!("{flag}: listener names are upper-case letters, digits and _, got `{name}`");
         }
-        if matches!(name, "SSL" | "SASL_PLAINTEXT" | "SASL_SSL") {
-            bail!("{flag}: {name} listeners (TLS, SASL) are not supported yet; use PLAINTEXT or a name of your own");
-        }
         if out.iter().any(|(n, _, _)| n == name) {
             bail!("{flag}: listener {name} is named twice");
         }
@@ -264,13 +318,57 @@ fn parse_listeners(spec: &str, flag: &str) -> Result<Vec<(String, String, u16)>>
     Ok(out)
 }
 
+/// `--listener-security-protocol-map`: `NAME:PROTOCOL,…`.
+fn parse_protocol_map(spec: &str) -> Result<Vec<(String, SecurityProtocol)>> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (name, proto) = item.split_once(':').with_context(|| {
+                format!("--listener-security-protocol-map: expected NAME:PROTOCOL, got `{item}`")
+            })?;
+            let p = SecurityProtocol::from_name(proto).with_context(|| {
+                format!(
+                    "--listener-security-protocol-map: unknown security protocol `{proto}` \
+                     (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"
+                )
+            })?;
+            Ok((name.to_string(), p))
+        })
+        .collect()
+}
+
+/// A listener's security protocol: from the map, else its name when that is a protocol's,
+/// else PLAINTEXT.
+fn protocol_of(name: &str, map: &[(String, SecurityProtocol)]) -> SecurityProtocol {
+    map.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| *p)
+        .or_else(|| SecurityProtocol::from_name(name))
+        .unwrap_or_default()
+}
+
+/// Bound listeners, and for each the address it advertises and its security protocol.
+type BoundListeners = (Vec<TcpListener>, Vec<(String, u16)>, Vec<SecurityProtocol>);
+
 /// Binds each `--listeners` entry; returns the listeners and, for each, the address it
-/// advertises (its `--advertised-listeners` entry, or its own address).
+/// advertises (its `--advertised-listeners` entry, or its own address) and its protocol.
 async fn bind_listeners(
     spec: &str,
     advertised: Option<&str>,
-) -> Result<(Vec<TcpListener>, Vec<(String, u16)>)> {
+    protocol_map: Option<&str>,
+) -> Result<BoundListeners> {
     let listeners = parse_listeners(spec, "--listeners")?;
+    let map = protocol_map
+        .map(parse_protocol_map)
+        .transpose()?
+        .unwrap_or_default();
+    if let Some((name, _)) = map
+        .iter()
+        .find(|(n, _)| !listeners.iter().any(|(l, _, _)| l == n))
+    {
+        bail!("--listener-security-protocol-map names {name}, which --listeners does not have");
+    }
     let advertised = match advertised {
         Some(a) => parse_listeners(a, "--advertised-listeners")?,
         None => Vec::new(),
@@ -283,6 +381,7 @@ async fn bind_listeners(
     }
     let mut bound = Vec::new();
     let mut addresses = Vec::new();
+    let mut protocols = Vec::new();
     for (name, host, port) in &listeners {
         let ls = bind(&format!("{host}:{port}")).await?;
         let actual = ls[0].local_addr()?.port();
@@ -297,9 +396,10 @@ async fn bind_listeners(
         for l in ls {
             bound.push(l);
             addresses.push(address.clone());
+            protocols.push(protocol_of(name, &map));
         }
     }
-    Ok((bound, addresses))
+    Ok((bound, addresses, protocols))
 }
 
 /// `host:port` (brackets around an IPv6 host dropped).
@@ -334,7 +434,6 @@ mod tests {
         for (bad, why) in [
             ("internal://h:1", "upper-case"),
             ("A://h:1,A://h:2", "twice"),
-            ("SASL_SSL://h:1", "not supported yet"),
             ("A:/h:1", "NAME://host:port"),
             ("A://h", "host:port"),
             ("", "no listener"),
@@ -346,21 +445,40 @@ mod tests {
 
     #[tokio::test]
     async fn each_listener_advertises_its_own_address() {
-        let (ls, addresses) = bind_listeners(
-            "A://127.0.0.1:0,B://127.0.0.1:0",
+        let (ls, addresses, protocols) = bind_listeners(
+            "A://127.0.0.1:0,B://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
             Some("B://broker.example:9092"),
+            Some("B:SASL_PLAINTEXT"),
         )
         .await
         .unwrap();
-        assert_eq!(ls.len(), 2);
+        assert_eq!(ls.len(), 3);
+        assert_eq!(
+            protocols,
+            [
+                SecurityProtocol::Plaintext,
+                SecurityProtocol::SaslPlaintext,
+                SecurityProtocol::SaslSsl
+            ]
+        );
         assert_eq!(
             addresses[0],
             ("127.0.0.1".to_string(), ls[0].local_addr().unwrap().port())
         );
         assert_eq!(addresses[1], ("broker.example".to_string(), 9092));
-        let e = bind_listeners("A://0.0.0.0:0", None).await.unwrap_err();
+        let e = bind_listeners("A://0.0.0.0:0", None, None)
+            .await
+            .unwrap_err();
         assert!(format!("{e:#}").contains("advertised-listeners"));
-        let e = bind_listeners("A://127.0.0.1:0", Some("C://x:1"))
+        let e = bind_listeners("A://127.0.0.1:0", Some("C://x:1"), None)
+            .await
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("does not have"));
+        let e = bind_listeners("A://127.0.0.1:0", None, Some("A:TLS"))
+            .await
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("unknown security protocol"));
+        let e = bind_listeners("A://127.0.0.1:0", None, Some("Z:SSL"))
             .await
             .unwrap_err();
         assert!(format!("{e:#}").contains("does not have"));

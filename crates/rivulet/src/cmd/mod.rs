@@ -8,6 +8,7 @@ pub mod gen;
 pub mod run;
 pub mod sql;
 pub mod up;
+pub mod users;
 
 use anyhow::Result;
 
