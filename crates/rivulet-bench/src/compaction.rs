@@ -4,6 +4,7 @@
 //! lifted and the bench times the first full pass (the broker's `rivulet.cleaner.*` status,
 //! polled every 50 ms) and samples the broker's RSS meanwhile.
 
+use rivulet_client::KafkaConnection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,7 @@ pub(crate) async fn run(
     .await?;
     let brokers = broker.addr().to_string();
     rivulet_client::admin::create_topic_inner(
-        &brokers,
+        &KafkaConnection::new(brokers.as_str()),
         TOPIC,
         1,
         &configs(segment_bytes, "86400000"),
@@ -145,7 +146,12 @@ pub(crate) async fn run(
     let before = broker.rss();
 
     // Lift the lag: the next cleaner round cleans everything but the active segment.
-    rivulet_client::admin::set_topic_configs(&brokers, TOPIC, &configs(segment_bytes, "0")).await?;
+    rivulet_client::admin::set_topic_configs(
+        &KafkaConnection::new(brokers.as_str()),
+        TOPIC,
+        &configs(segment_bytes, "0"),
+    )
+    .await?;
     let started = Instant::now();
     let mut peak_kib = before.current_kib;
     let cleaned_up_to = loop {
@@ -153,7 +159,9 @@ pub(crate) async fn run(
             return Err(BenchError::Timeout("waiting for the cleaner".into()));
         }
         peak_kib = peak_kib.max(broker.rss().current_kib);
-        let status = rivulet_client::admin::cleaner_status(&brokers, TOPIC).await?;
+        let status =
+            rivulet_client::admin::cleaner_status(&KafkaConnection::new(brokers.as_str()), TOPIC)
+                .await?;
         if let Some((_, up_to, _, last)) = status.first() {
             if *last >= 0 && *up_to > 0 {
                 break *up_to;

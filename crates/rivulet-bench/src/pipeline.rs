@@ -441,7 +441,8 @@ fn add_durations(report: &mut Report, progress: &[QueryProgress]) {
 }
 
 async fn create_topic(brokers: &str, topic: &str) -> Result<(), BenchError> {
-    rivulet_client::admin::ensure_topic(brokers, topic, 1).await?;
+    rivulet_client::admin::ensure_topic(&rivulet_client::KafkaConnection::new(brokers), topic, 1)
+        .await?;
     Ok(())
 }
 

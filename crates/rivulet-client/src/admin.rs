@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::util::{base_config, blocking, REQUEST_TIMEOUT};
-use crate::ClientError;
+use crate::{ClientError, KafkaConnection};
 
 /// Topics whose names start with this are the broker's own (e.g. `__consumer_offsets`).
 const INTERNAL_PREFIX: &str = "__";
@@ -67,7 +67,9 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn admin_client(brokers: &str) -> Result<Arc<AdminClient<DefaultClientContext>>, ClientError> {
+fn admin_client(
+    brokers: &KafkaConnection,
+) -> Result<Arc<AdminClient<DefaultClientContext>>, ClientError> {
     base_config(brokers)
         .create::<AdminClient<DefaultClientContext>>()
         .map(Arc::new)
@@ -84,7 +86,10 @@ fn admin_options() -> AdminOptions {
 
 /// A consumer that never subscribes: used for metadata, watermarks and, with a `group.id`,
 /// for reading a group's committed offsets without joining the group.
-fn plain_consumer(brokers: &str, group: Option<&str>) -> Result<BaseConsumer, ClientError> {
+fn plain_consumer(
+    brokers: &KafkaConnection,
+    group: Option<&str>,
+) -> Result<BaseConsumer, ClientError> {
     let mut c = base_config(brokers);
     c.set("enable.auto.commit", "false");
     c.set("enable.auto.offset.store", "false");
@@ -154,7 +159,7 @@ fn topic_partitions(
 impl TopicsCommand {
     /// Runs the command against `brokers` (librdkafka's `bootstrap.servers`), printing to
     /// stdout.
-    pub async fn run(self, brokers: &str) -> Result<(), ClientError> {
+    pub async fn run(self, brokers: &KafkaConnection) -> Result<(), ClientError> {
         match self {
             TopicsCommand::List => list_topics(brokers).await,
             TopicsCommand::Create {
@@ -168,7 +173,7 @@ impl TopicsCommand {
     }
 }
 
-async fn list_topics(brokers: &str) -> Result<(), ClientError> {
+async fn list_topics(brokers: &KafkaConnection) -> Result<(), ClientError> {
     let consumer = plain_consumer(brokers, None)?;
     let ctx = format!("fetching metadata from {brokers}");
     let topics = blocking(move || {
@@ -201,7 +206,7 @@ async fn list_topics(brokers: &str) -> Result<(), ClientError> {
 /// Creates `name` with `partitions` partitions and the given config overrides. Also used by
 /// the benchmarks.
 pub async fn create_topic_inner(
-    brokers: &str,
+    brokers: &KafkaConnection,
     name: &str,
     partitions: i32,
     config: &[(String, String)],
@@ -238,7 +243,7 @@ fn first_refusal<T>(
 /// Replaces the config overrides of topic `name` with `config` (AlterConfigs: overrides not
 /// named go back to their defaults). Used by the compaction benchmark.
 pub async fn set_topic_configs(
-    brokers: &str,
+    brokers: &KafkaConnection,
     name: &str,
     config: &[(String, String)],
 ) -> Result<(), ClientError> {
@@ -260,7 +265,11 @@ pub async fn set_topic_configs(
 }
 
 /// Creates `name` unless it exists already; true when it was created. Used by `rivulet up`.
-pub async fn ensure_topic(brokers: &str, name: &str, partitions: i32) -> Result<bool, ClientError> {
+pub async fn ensure_topic(
+    brokers: &KafkaConnection,
+    name: &str,
+    partitions: i32,
+) -> Result<bool, ClientError> {
     match create_topic_inner(brokers, name, partitions, &[]).await {
         Ok(()) => Ok(true),
         Err(ClientError::Broker {
@@ -272,7 +281,7 @@ pub async fn ensure_topic(brokers: &str, name: &str, partitions: i32) -> Result<
 }
 
 async fn create_topic(
-    brokers: &str,
+    brokers: &KafkaConnection,
     name: &str,
     partitions: i32,
     config: &[(String, String)],
@@ -282,7 +291,7 @@ async fn create_topic(
     Ok(())
 }
 
-async fn delete_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
+async fn delete_topic(brokers: &KafkaConnection, name: &str) -> Result<(), ClientError> {
     let admin = admin_client(brokers)?;
     let ctx = format!("deleting topic {name}");
     let results = admin
@@ -294,7 +303,7 @@ async fn delete_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
-async fn describe_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
+async fn describe_topic(brokers: &KafkaConnection, name: &str) -> Result<(), ClientError> {
     let consumer = plain_consumer(brokers, None)?;
     let topic = name.to_string();
     let partitions = blocking(move || topic_partitions(&consumer, &topic)).await?;
@@ -385,7 +394,7 @@ async fn describe_topic(brokers: &str, name: &str) -> Result<(), ClientError> {
 /// asked for by name (`rivulet-broker/src/handlers/describe_configs.rs`); other brokers
 /// answer nothing for these names, and the result is empty.
 pub async fn cleaner_status(
-    brokers: &str,
+    brokers: &KafkaConnection,
     topic: &str,
 ) -> Result<Vec<(i32, i64, f64, i64)>, ClientError> {
     use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -396,7 +405,12 @@ pub async fn cleaner_status(
         "rivulet.cleaner.dirty.ratio",
         "rivulet.cleaner.last.clean.ms",
     ];
-    let addr = brokers.split(',').next().unwrap_or(brokers).trim();
+    if brokers.security_protocol() != "PLAINTEXT" {
+        // The wire client speaks PLAINTEXT only; the cleaner columns are then left out.
+        return Ok(Vec::new());
+    }
+    let servers = brokers.bootstrap_servers.as_str();
+    let addr = servers.split(',').next().unwrap_or(servers).trim();
     let mut c = crate::wire::WireClient::connect(addr, REQUEST_TIMEOUT).await?;
     let mut resource = DescribeConfigsResource::default();
     resource.resource_type = 2;
@@ -434,7 +448,7 @@ pub async fn cleaner_status(
 impl GroupsCommand {
     /// Runs the command against `brokers` (librdkafka's `bootstrap.servers`), printing to
     /// stdout.
-    pub async fn run(self, brokers: &str) -> Result<(), ClientError> {
+    pub async fn run(self, brokers: &KafkaConnection) -> Result<(), ClientError> {
         match self {
             GroupsCommand::List => list_groups(brokers).await,
             GroupsCommand::Describe { group } => describe_group(brokers, &group).await,
@@ -442,7 +456,7 @@ impl GroupsCommand {
     }
 }
 
-async fn list_groups(brokers: &str) -> Result<(), ClientError> {
+async fn list_groups(brokers: &KafkaConnection) -> Result<(), ClientError> {
     let consumer = plain_consumer(brokers, None)?;
     let ctx = format!("listing groups on {brokers}");
     let groups = blocking(move || {
@@ -553,7 +567,7 @@ pub struct PartitionOffsets {
     pub records: i64,
 }
 
-async fn describe_group(brokers: &str, group: &str) -> Result<(), ClientError> {
+async fn describe_group(brokers: &KafkaConnection, group: &str) -> Result<(), ClientError> {
     let consumer = plain_consumer(brokers, Some(group))?;
     let g = group.to_string();
     let view = blocking(move || group_overview(&consumer, &g, None)).await?;
@@ -758,7 +772,7 @@ pub const MAX_INSPECTED_GROUPS: usize = 64;
 /// dashboard): the librdkafka clients are made once, not per refresh. Every call blocks for
 /// at most a few request timeouts; call it off the async runtime's workers.
 pub struct Inspector {
-    brokers: String,
+    brokers: KafkaConnection,
     consumer: BaseConsumer,
     /// One never-subscribed consumer per group id (OffsetFetch needs the `group.id`).
     group_consumers: BTreeMap<String, BaseConsumer>,
@@ -773,9 +787,9 @@ impl std::fmt::Debug for Inspector {
 }
 
 impl Inspector {
-    pub fn connect(brokers: &str) -> Result<Inspector, ClientError> {
+    pub fn connect(brokers: &KafkaConnection) -> Result<Inspector, ClientError> {
         Ok(Inspector {
-            brokers: brokers.to_string(),
+            brokers: brokers.clone(),
             consumer: plain_consumer(brokers, None)?,
             group_consumers: BTreeMap::new(),
         })

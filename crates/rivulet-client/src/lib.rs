@@ -24,5 +24,7 @@ pub mod transactions;
 mod util;
 pub mod wire;
 
-pub use connection::{is_secret_property, KafkaConnection, REDACTED};
+pub use connection::{
+    is_secret_property, parse_property, read_properties_file, KafkaConnection, REDACTED,
+};
 pub use error::ClientError;

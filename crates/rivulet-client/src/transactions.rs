@@ -202,7 +202,15 @@ pub async fn describe_transaction(
 
 impl TransactionsCommand {
     /// Runs the command against `brokers`, printing to stdout.
-    pub async fn run(self, brokers: &str) -> Result<(), ClientError> {
+    pub async fn run(self, connection: &crate::KafkaConnection) -> Result<(), ClientError> {
+        if connection.security_protocol() != "PLAINTEXT" {
+            return Err(ClientError::InvalidArgument(format!(
+                "rivulet transactions speaks the Kafka protocol itself, over PLAINTEXT only so \
+                 far (security.protocol {} is not supported yet)",
+                connection.security_protocol()
+            )));
+        }
+        let brokers = connection.bootstrap_servers.as_str();
         match self {
             TransactionsCommand::List {
                 states,

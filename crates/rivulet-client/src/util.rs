@@ -11,8 +11,8 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The base librdkafka configuration: only `bootstrap.servers`, librdkafka's defaults
 /// otherwise (no `broker.address.family`: users may well say `localhost`).
-pub(crate) fn base_config(brokers: &str) -> ClientConfig {
-    crate::KafkaConnection::new(brokers).client_config()
+pub(crate) fn base_config(brokers: &crate::KafkaConnection) -> ClientConfig {
+    brokers.client_config()
 }
 
 /// Runs a blocking librdkafka call (metadata, watermarks, committed offsets, polling) off the

@@ -34,7 +34,8 @@ pub(crate) fn run_cluster(shared: Arc<Shared>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         let result = (|| {
             if inspector.is_none() {
-                inspector = Some(Inspector::connect(&shared.brokers).map_err(|e| e.to_string())?);
+                inspector =
+                    Some(Inspector::connect(&shared.connection).map_err(|e| e.to_string())?);
             }
             let Some(i) = inspector.as_mut() else {
                 return Err("no admin client".to_string());

@@ -33,8 +33,11 @@ const RATE_SPAN: usize = 5;
 
 /// How the dashboard is set up; see [`crate::Dashboard::new`].
 pub struct DashboardConfig {
-    /// Bootstrap servers of the cluster whose topics and groups are shown.
+    /// Bootstrap servers of the cluster whose topics and groups are shown (what the API
+    /// shows: no client properties).
     pub brokers: String,
+    /// How to connect to it: the servers and client properties (TLS, SASL).
+    pub connection: rivulet_client::KafkaConnection,
     /// The running query, if any.
     pub plan: Option<Plan>,
     /// The embedded broker's counters (None against an external cluster: the broker's input
@@ -50,8 +53,10 @@ pub struct DashboardConfig {
 
 impl DashboardConfig {
     pub fn new(brokers: impl Into<String>) -> DashboardConfig {
+        let brokers = brokers.into();
         DashboardConfig {
-            brokers: brokers.into(),
+            connection: rivulet_client::KafkaConnection::new(brokers.as_str()),
+            brokers,
             plan: None,
             broker: None,
             generator: None,
@@ -221,6 +226,7 @@ pub(crate) struct Shared {
     pub(crate) started_ms: i64,
     started: Instant,
     pub(crate) brokers: String,
+    pub(crate) connection: rivulet_client::KafkaConnection,
     broker: Option<Arc<BrokerStats>>,
     generator: Option<Arc<GenStats>>,
     pub(crate) max_windows: usize,
@@ -250,6 +256,7 @@ impl Shared {
             started_ms: now_ms(),
             started: Instant::now(),
             brokers: config.brokers.clone(),
+            connection: config.connection,
             broker: config.broker,
             generator: config.generator,
             max_windows: config.max_windows.max(1),

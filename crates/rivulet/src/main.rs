@@ -88,9 +88,9 @@ fn main() {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Broker(args) => cmd::broker::run(args).await,
-        Command::Topics(a) => Ok(a.command.run(&a.brokers).await?),
-        Command::Groups(a) => Ok(a.command.run(&a.brokers).await?),
-        Command::Transactions(a) => Ok(a.command.run(&a.brokers).await?),
+        Command::Topics(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
+        Command::Groups(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
+        Command::Transactions(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
         Command::Users(args) => cmd::users::run(args),
         Command::Bench { command } => cmd::bench::run(command).await,
         Command::Gen(args) => cmd::gen::run(args).await,

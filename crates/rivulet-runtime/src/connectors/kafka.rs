@@ -139,15 +139,30 @@ impl SourceOptions {
         let max_records_per_trigger = r.number::<u64>(MAX_RECORDS, 1);
         let dlq_topic = r.text(DLQ_TOPIC);
         let late_topic = r.text(LATE_TOPIC);
-        let client = r
-            .choice(
-                CLIENT,
-                &[
-                    ("native", SourceClient::Native),
-                    ("librdkafka", SourceClient::Librdkafka),
-                ],
-            )
-            .unwrap_or_default();
+        let secured = connection.security_protocol() != "PLAINTEXT";
+        let client = match r.choice(
+            CLIENT,
+            &[
+                ("native", SourceClient::Native),
+                ("librdkafka", SourceClient::Librdkafka),
+            ],
+        ) {
+            Some(SourceClient::Native) if secured => {
+                r.problem(
+                    CLIENT[0],
+                    format!(
+                        "the native client speaks PLAINTEXT only, not security.protocol {}; \
+                         use client = librdkafka (the default when security.protocol is set)",
+                        connection.security_protocol()
+                    ),
+                );
+                SourceClient::Native
+            }
+            Some(c) => c,
+            // TLS and SASL: librdkafka, which speaks them.
+            None if secured => SourceClient::Librdkafka,
+            None => SourceClient::Native,
+        };
         check_format(&mut r);
         let problems = r.finish();
         if !problems.is_empty() {
@@ -385,6 +400,16 @@ fn replace(source: &mut ConnectorSpec, names: &[&'static str], value: OptionValu
 /// Sets the source's bootstrap servers (`rivulet run --brokers`).
 pub fn set_brokers(source: &mut ConnectorSpec, servers: &str) -> &'static str {
     replace(source, BROKERS, servers.into())
+}
+
+/// Adds client properties to the source (`properties.<name>`); Kafka sinks without brokers
+/// of their own share the source's connection.
+pub fn set_properties(source: &mut ConnectorSpec, properties: &BTreeMap<String, String>) {
+    for (k, v) in properties {
+        source
+            .options
+            .insert(format!("{PROPERTIES}{k}"), OptionValue::from(v.as_str()));
+    }
 }
 
 /// Sets the source's topics.

@@ -1,6 +1,6 @@
 //! `rivulet topics`, `rivulet groups`, `rivulet transactions`: admin commands on any
 //! Kafka-compatible broker. The commands themselves live in `rivulet-client`; each takes the
-//! same `--brokers` flag.
+//! same `--brokers` and client property flags.
 
 use clap::{Args, Subcommand};
 
@@ -14,6 +14,8 @@ pub struct AdminArgs<C: Subcommand> {
         global = true
     )]
     pub brokers: String,
+    #[command(flatten)]
+    pub client: super::connection::ClientConfigArgs,
     #[command(subcommand)]
     pub command: C,
 }

@@ -36,6 +36,8 @@ pub struct GenArgs {
     /// Bootstrap servers of any Kafka-compatible broker.
     #[arg(long, env = "RIVULET_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
+    #[command(flatten)]
+    pub client: super::connection::ClientConfigArgs,
     /// Topic to produce to.
     #[arg(long, default_value = "events")]
     pub topic: String,
@@ -139,7 +141,10 @@ pub async fn run(args: GenArgs) -> Result<()> {
         None,
         "second signal: exiting without waiting for delivery reports",
     )?;
-    let config = args.config();
+    let config = GenConfig {
+        connection: args.client.connection(&args.brokers)?,
+        ..args.config()
+    };
     shutdown.start("generator", |stop| async move {
         let summary = rivulet_gen::run(config, stop).await?;
         println!("{summary}");

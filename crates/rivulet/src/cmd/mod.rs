@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod bench;
 pub mod broker;
+pub mod connection;
 mod dashboard;
 pub mod gen;
 pub mod run;

@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// Bootstrap servers, overriding the pipeline's `source.brokers`.
     #[arg(long, env = "RIVULET_BROKERS")]
     brokers: Option<String>,
+    /// Client properties for the source and the Kafka sinks, dead-letter and late topics that
+    /// share its cluster (`-X security.protocol=SASL_SSL`, …; see `rivulet topics --help`).
+    #[command(flatten)]
+    client: super::connection::ClientConfigArgs,
     /// Checkpoint directory, overriding the pipeline's `checkpoint.dir`.
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
@@ -63,9 +67,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
         (None, None) => rivulet_engine::Job::single(args.query.build(None)?),
     };
-    if let Some(b) = args.brokers {
+    if let Some(b) = &args.brokers {
         for p in &mut job.branches {
-            rivulet_runtime::connectors::kafka::set_brokers(&mut p.source, &b);
+            rivulet_runtime::connectors::kafka::set_brokers(&mut p.source, b);
+        }
+    }
+    if !args.client.is_empty() {
+        // The servers are the plan's; only the properties come from the flags.
+        let props = args.client.connection("unused")?.properties;
+        for p in &mut job.branches {
+            rivulet_runtime::connectors::kafka::set_properties(&mut p.source, &props);
         }
     }
     if args.print_plan {
@@ -97,6 +108,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 .and_then(|p| rivulet_runtime::connectors::kafka::SourceOptions::of(&p.source).ok())
                 .map_or_else(String::new, |s| s.connection.bootstrap_servers),
         );
+        if let Some(s) = job
+            .primary()
+            .and_then(|p| rivulet_runtime::connectors::kafka::SourceOptions::of(&p.source).ok())
+        {
+            config.connection = s.connection;
+        }
         config.plan = dashboard::plan(&job);
         let d = rivulet_dashboard::Dashboard::new(config);
         observer = Some(d.observer());

@@ -27,6 +27,9 @@ pub struct UpArgs {
     /// Use this Kafka-compatible cluster instead of starting the embedded broker.
     #[arg(long, env = "RIVULET_BROKERS")]
     brokers: Option<String>,
+    /// Client properties for --brokers (TLS, SASL; see `rivulet run --help`).
+    #[command(flatten)]
+    client: super::connection::ClientConfigArgs,
     /// Topic the generator writes and the query reads.
     #[arg(long, default_value = "events")]
     topic: String,
@@ -119,13 +122,21 @@ pub async fn run(args: UpArgs) -> Result<()> {
             (Some(handle), format!("{host}:{}", addr.port()))
         }
     };
-    rivulet_client::admin::ensure_topic(&brokers, &args.topic, args.partitions)
+    if args.brokers.is_none() && !args.client.is_empty() {
+        anyhow::bail!("client properties (-X, --client-config-file) are for a cluster given with --brokers; the embedded broker is plaintext on loopback");
+    }
+    let connection = args.client.connection(&brokers)?;
+    rivulet_client::admin::ensure_topic(&connection, &args.topic, args.partitions)
         .await
         .with_context(|| format!("creating topic {} on {brokers}", args.topic))?;
 
     let gen_stats = Arc::new(rivulet_gen::GenStats::default());
     for plan in &mut job.branches {
         rivulet_runtime::connectors::kafka::set_brokers(&mut plan.source, &brokers);
+        rivulet_runtime::connectors::kafka::set_properties(
+            &mut plan.source,
+            &connection.properties,
+        );
         if args.pipeline.is_none() && args.sql.is_none() {
             rivulet_runtime::connectors::kafka::set_topics(
                 &mut plan.source,
@@ -137,6 +148,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut dashboard = None;
     if let Some(listener) = dashboard_listener {
         let mut config = rivulet_dashboard::DashboardConfig::new(brokers.clone());
+        config.connection = connection.clone();
         config.plan = (!args.no_query).then(|| dashboard::plan(&job)).flatten();
         config.broker = broker.as_ref().map(|b| b.stats());
         config.generator = (!args.no_generator).then(|| gen_stats.clone());
@@ -150,6 +162,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             rate: args.rate,
             keys: args.keys,
             quiet: true,
+            connection: connection.clone(),
             ..GenConfig::new(brokers.as_str(), args.topic.as_str())
         };
         shutdown.start("generator", |stop| async move {

@@ -1,0 +1,281 @@
+//! Rivulet's own paths over SASL_SSL, as a user runs them: `rivulet users add` offline (before
+//! and while the broker runs), `rivulet broker --listeners PLAINTEXT://…,SASL_SSL://…`, then
+//! `topics`, `gen`, `run` (source, Kafka sink) and `groups` with a client properties file whose
+//! password comes from an environment variable; a wrong password fails with a clear error.
+//! Every output of every process — logs, `--print-plan`, progress records — is searched for
+//! the passwords, which appear nowhere.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rivulet_testkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
+const PASSWORD: &str = "Pa55-alice-9f3e1c";
+const BOB_PASSWORD: &str = "Pa55-bob-77d2aa";
+const WRONG: &str = "Wr0ng-guess-41b8";
+
+fn users_add(data: &Path, name: &str, mechanism: &str, password: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args([
+            "users",
+            "add",
+            name,
+            "--mechanism",
+            mechanism,
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "users add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `rivulet args…` with the secret in the environment; returns its output.
+fn cli(args: &[&str], outputs: &mut Vec<String>) -> Output {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RIVULET_TEST_SECRET", PASSWORD)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    out
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
+    let pki = TestPki::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut outputs = Vec::new();
+    let added = users_add(&data, "alice", "SCRAM-SHA-512", PASSWORD);
+    outputs.push(String::from_utf8_lossy(&added.stdout).into_owned());
+
+    // The broker: plaintext for the test's own reads, SASL_SSL for Rivulet's commands.
+    let log_path = tmp.path().join("broker.log");
+    let log = append_log(&log_path, "===== broker =====");
+    let mut broker = Command::new(BIN)
+        .args([
+            "broker",
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--tls-cert")
+        .arg(pki.cert("server"))
+        .arg("--tls-key")
+        .arg(pki.key("server"))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let lines = lines_of(broker.stdout.take().unwrap());
+    let mut addrs = Vec::new();
+    while addrs.len() < 2 {
+        let line = lines.recv_timeout(WAIT).expect("broker listening lines");
+        if let Some(a) = line.trim().strip_prefix(BROKER_LISTENING) {
+            addrs.push(a.to_string());
+        }
+    }
+    let (plain, secure) = (addrs[0].clone(), addrs[1].clone());
+
+    let props = tmp.path().join("client.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=alice\n\
+             sasl.password=${{RIVULET_TEST_SECRET}}\nssl.ca.location={}\n",
+            pki.cert("ca").display()
+        ),
+    )
+    .unwrap();
+    let props = props.to_str().unwrap().to_string();
+    let sec = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--brokers".into(),
+            secure.clone(),
+            "--client-config-file".into(),
+            props.clone(),
+        ]);
+        v
+    };
+    let run = |args: Vec<String>, outputs: &mut Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&a, outputs)
+    };
+
+    ok(
+        &run(
+            sec(&["topics", "create", "ev", "--partitions", "2"]),
+            &mut outputs,
+        ),
+        "topics create",
+    );
+    ok(
+        &run(
+            sec(&[
+                "gen", "--topic", "ev", "--count", "300", "--rate", "0", "--keys", "5", "--quiet",
+            ]),
+            &mut outputs,
+        ),
+        "gen",
+    );
+    let listed = ok(&run(sec(&["topics", "list"]), &mut outputs), "topics list");
+    assert!(listed.contains("ev"), "{listed}");
+
+    // The query: source and Kafka sink over SASL_SSL (librdkafka, the default when secured).
+    let query = |extra: &[&str]| {
+        sec(&[
+            &[
+                "run",
+                "--topic",
+                "ev",
+                "--event-time",
+                "timestamp",
+                "--window",
+                "tumbling:10s",
+                "--group-by",
+                "id",
+                "--mode",
+                "update",
+                "--trigger",
+                "200ms",
+                "--schema",
+                "id:bigint,value:double,timestamp:timestamp",
+                "--agg",
+                "count",
+                "--sink",
+                "kafka:out",
+                "--starting-offsets",
+                "earliest",
+                "--checkpoint-dir",
+                tmp.path().join("ckpt").to_str().unwrap(),
+            ][..],
+            extra,
+        ]
+        .concat())
+    };
+    let plan = ok(
+        &run(query(&["--print-plan"]), &mut outputs),
+        "run --print-plan",
+    );
+    assert!(plan.contains("SASL_SSL") && plan.contains("***"), "{plan}");
+    let progress = tmp.path().join("progress.jsonl");
+    let run_log = append_log(&tmp.path().join("run.log"), "===== run =====");
+    let args = query(&["--progress-json", progress.to_str().unwrap()]);
+    let mut q = Command::new(BIN)
+        .args(&args)
+        .env("RIVULET_TEST_SECRET", PASSWORD)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(run_log))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut rows = Vec::new();
+    while rows.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        if partition_count(&plain, "out").is_some() {
+            rows = topic_rows(&plain, "out");
+        }
+    }
+    let status = stop_child(&mut q, "INT", WAIT);
+    assert!(
+        !rows.is_empty(),
+        "no results over SASL_SSL; log:\n{}",
+        log_tail(&tmp.path().join("run.log"))
+    );
+    assert!(status.is_some_and(|s| s.success()), "run exit: {status:?}");
+    let counted: i64 = rows.iter().filter_map(|r| r["count"].as_i64()).sum();
+    assert!(counted > 0, "{rows:?}");
+    let groups = ok(&run(sec(&["groups", "list"]), &mut outputs), "groups list");
+    assert!(groups.contains("rivulet-"), "{groups}");
+
+    // A wrong password: a clear failure, no secret in it.
+    let mut wrong = sec(&["topics", "list"]);
+    wrong.extend(["-X".into(), format!("sasl.password={WRONG}")]);
+    let out = run(wrong, &mut outputs);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error"), "{err}");
+
+    // A user added offline while the broker runs can log in at once.
+    let added = users_add(&data, "bob", "SCRAM-SHA-256", BOB_PASSWORD);
+    outputs.push(String::from_utf8_lossy(&added.stdout).into_owned());
+    let bob = [
+        "topics",
+        "list",
+        "--brokers",
+        &secure,
+        "-X",
+        "security.protocol=SASL_SSL",
+        "-X",
+        "sasl.mechanism=SCRAM-SHA-256",
+        "-X",
+        "sasl.username=bob",
+        "-X",
+        &format!("sasl.password={BOB_PASSWORD}"),
+        "-X",
+        &format!("ssl.ca.location={}", pki.cert("ca").display()),
+    ];
+    ok(&cli(&bob, &mut outputs), "topics list as bob");
+    let listed = ok(
+        &cli(
+            &["users", "list", "--data-dir", data.to_str().unwrap()],
+            &mut outputs,
+        ),
+        "users list",
+    );
+    assert!(
+        listed.contains("alice") && listed.contains("SCRAM-SHA-512") && listed.contains("bob"),
+        "{listed}"
+    );
+
+    let stopped = stop_child(&mut broker, "TERM", WAIT);
+    assert!(stopped.is_some_and(|s| s.success()));
+    let broker_log = log_tail(&log_path);
+    assert!(broker_log.contains("authentication failed"), "{broker_log}");
+
+    // Secrets: nowhere in any output, log, plan or progress record, nor in the user store.
+    outputs.push(std::fs::read_to_string(&log_path).unwrap());
+    outputs.push(std::fs::read_to_string(tmp.path().join("run.log")).unwrap());
+    outputs.push(std::fs::read_to_string(&progress).unwrap_or_default());
+    outputs.push(std::fs::read_to_string(data.join("users.json")).unwrap());
+    for (i, text) in outputs.iter().enumerate() {
+        for secret in [PASSWORD, BOB_PASSWORD, WRONG] {
+            assert!(
+                !text.contains(secret),
+                "output #{i} shows a password:\n{text}"
+            );
+        }
+    }
+}
