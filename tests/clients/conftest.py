@@ -35,7 +35,7 @@ def rivulet_bin() -> Path:
 class Broker:
     """A running broker process; `addr` is its bootstrap address."""
 
-    def __init__(self, data_dir: Path, extra_args=()):
+    def __init__(self, data_dir: Path, extra_args=(), listen_args=("--listen", "127.0.0.1:0"), listeners=1):
         binary = rivulet_bin()
         if not binary.exists():
             raise RuntimeError(f"rivulet binary not found at {binary} (build it or set RIVULET_BIN)")
@@ -43,7 +43,7 @@ class Broker:
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(binary), "broker", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *extra_args],
+            [str(binary), "broker", *listen_args, "--data-dir", str(data_dir), *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -62,7 +62,9 @@ class Broker:
         threading.Thread(target=pump, daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT_S
         self.addr = None
-        while self.addr is None:
+        # One ready line per listener, in the order of --listeners.
+        self.addrs = []
+        while len(self.addrs) < listeners:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.stop()
@@ -75,7 +77,8 @@ class Broker:
                 code = self.proc.wait(timeout=STOP_TIMEOUT_S)
                 raise RuntimeError(f"broker exited with {code} before it was ready; log:\n{self.log_tail()}")
             if line.startswith(READY_PREFIX):
-                self.addr = line[len(READY_PREFIX):].strip()
+                self.addrs.append(line[len(READY_PREFIX):].strip())
+        self.addr = self.addrs[0]
         assert self.addr.startswith("127.0.0.1:"), self.addr
 
     def log_tail(self, n=40) -> str:

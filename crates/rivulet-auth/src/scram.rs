@@ -224,10 +224,13 @@ fn encode_username(s: &str) -> String {
     s.replace('=', "=3D").replace(',', "=2C")
 }
 
+/// 32 random letters and digits (~190 bits), alphanumeric like Kafka's own nonces.
 fn nonce() -> String {
-    let mut bytes = [0u8; 24];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    B64.encode(bytes)
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..32)
+        .map(|_| CHARS[(rng.next_u32() % CHARS.len() as u32) as usize] as char)
+        .collect()
 }
 
 fn malformed(what: &str) -> AuthError {
@@ -363,7 +366,9 @@ impl ScramServer {
         if binding != "biws" && binding != "eSws" {
             return Err(malformed("channel binding is not supported"));
         }
-        if nonce != self.nonce {
+        // Kafka checks `endsWith`, not equality: librdkafka before 2.1 sends its own nonce
+        // again in front of the server's (seen with Debian's kcat).
+        if !nonce.ends_with(&self.nonce) {
             return Err(AuthError::Failed("SCRAM nonce mismatch".into()));
         }
         let proof = B64
@@ -548,6 +553,46 @@ mod tests {
                 Err(AuthError::Failed(_))
             ));
         }
+    }
+
+    /// librdkafka 2.0 repeats its nonce in front of the server's in the client-final message;
+    /// Kafka accepts that (it checks that the nonce ends with the server's), and so do we.
+    #[test]
+    fn a_client_final_nonce_with_the_client_nonce_repeated_is_accepted() {
+        let m = Mechanism::Sha256;
+        let cred = ScramCredential::new(m, "pw", 4096).unwrap();
+        let first = ClientFirst::parse(b"n,,n=bob,r=abc").unwrap();
+        let server = ScramServer::start(m, &first, Some(cred));
+        let sf = std::str::from_utf8(server.server_first())
+            .unwrap()
+            .to_string();
+        let full = sf
+            .strip_prefix("r=")
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string();
+        // Compute the proof the way that client does, over its own client-final message.
+        let salted = m.hi(
+            b"pw",
+            &B64.decode(sf.split(",s=").nth(1).unwrap().split(',').next().unwrap())
+                .unwrap(),
+            4096,
+        );
+        let client_key = m.hmac(&salted, b"Client Key");
+        let without_proof = format!("c=biws,r=abc{full}");
+        let auth = format!("n=bob,r=abc,{sf},{without_proof}");
+        let sig = m.hmac(&m.hash(&client_key), auth.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        let fin = format!("{without_proof},p={}", B64.encode(proof));
+        server.finish(fin.as_bytes()).unwrap();
+        // A nonce that does not end with the server's is refused.
+        let bad = format!("c=biws,r={}x,p={}", full, B64.encode([0u8; 32]));
+        assert!(matches!(
+            server.finish(bad.as_bytes()),
+            Err(AuthError::Failed(_))
+        ));
     }
 
     #[test]
