@@ -321,6 +321,7 @@ impl FailureThrottle {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rivulet_auth::scram::ScramClient;

@@ -197,6 +197,7 @@ impl fmt::Debug for KafkaConnection {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
