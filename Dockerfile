@@ -37,6 +37,8 @@ EXPOSE 9092 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=6 \
     CMD ["/bin/bash", "-c", "if (: </dev/tcp/127.0.0.1/8080) 2>/dev/null; then exec 3<>/dev/tcp/127.0.0.1/8080; printf 'GET /api/health HTTP/1.0\\r\\n\\r\\n' >&3; while IFS= read -r line <&3; do [[ $line == *'\"status\":\"healthy\"'* ]] && exit 0; done; exit 1; else (: </dev/tcp/127.0.0.1/9092) 2>/dev/null; fi"]
 ENTRYPOINT ["/usr/local/bin/rivulet"]
+# The dashboard listens beyond loopback, so it needs a token:
+# docker run -e RIVULET_DASHBOARD_TOKEN=$(openssl rand -hex 16) -p 127.0.0.1:8080:8080 rivulet
 CMD ["up", "--listen", "0.0.0.0:9092", "--dashboard-listen", "0.0.0.0:8080", "--data-dir", "/data"]
 
 FROM ${RUST_IMAGE} AS build
@@ -64,4 +66,6 @@ EXPOSE 9092 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=6 \
     CMD ["/bin/bash", "-c", "if (: </dev/tcp/127.0.0.1/8080) 2>/dev/null; then exec 3<>/dev/tcp/127.0.0.1/8080; printf 'GET /api/health HTTP/1.0\\r\\n\\r\\n' >&3; while IFS= read -r line <&3; do [[ $line == *'\"status\":\"healthy\"'* ]] && exit 0; done; exit 1; else (: </dev/tcp/127.0.0.1/9092) 2>/dev/null; fi"]
 ENTRYPOINT ["/usr/local/bin/rivulet"]
+# The dashboard listens beyond loopback, so it needs a token:
+# docker run -e RIVULET_DASHBOARD_TOKEN=$(openssl rand -hex 16) -p 127.0.0.1:8080:8080 rivulet
 CMD ["up", "--listen", "0.0.0.0:9092", "--dashboard-listen", "0.0.0.0:8080", "--data-dir", "/data"]

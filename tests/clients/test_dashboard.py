@@ -58,7 +58,7 @@ def require_browser():
 class Up:
     """A `rivulet up` process with its dashboard address."""
 
-    def __init__(self, data_dir: Path, dashboard_listen="127.0.0.1:0"):
+    def __init__(self, data_dir: Path, dashboard_listen="127.0.0.1:0", env=None):
         binary = rivulet_bin()
         if not binary.exists():
             raise RuntimeError(f"rivulet binary not found at {binary} (build it or set RIVULET_BIN)")
@@ -68,6 +68,7 @@ class Up:
             [str(binary), "up", "--listen", "127.0.0.1:0", "--dashboard-listen", dashboard_listen,
              "--rate", "2000", "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            env={**os.environ, **(env or {})},
         )
         lines: "queue.Queue[str | None]" = queue.Queue()
 
@@ -327,3 +328,39 @@ def test_dashboard_in_headless_chromium(browser, tmp_path):
     finally:
         if up is not None:
             up.stop()
+
+
+def test_dashboard_asks_for_its_token_once(browser, tmp_path):
+    """With RIVULET_DASHBOARD_TOKEN the page first shows its token prompt; a wrong token is
+    refused, the right one opens the dashboard, and a reload does not ask again (the session
+    cookie). The API refuses requests without the token; the token is in no output."""
+    import urllib.error
+    import uuid
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    token = "tok-" + uuid.uuid4().hex
+    up = Up(tmp_path / "data", env={"RIVULET_DASHBOARD_TOKEN": token})
+    d = browser
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            api(up, "/api/queries")
+        assert refused.value.code == 401
+        d.get(up.url + "/")
+        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.ID, "token"))
+        d.find_element(By.ID, "token").send_keys("not-the-token-at-all")
+        d.find_element(By.ID, "sign-in").click()
+        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.ID, "login-error"))
+        d.find_element(By.ID, "token").send_keys(token)
+        d.find_element(By.ID, "sign-in").click()
+        WebDriverWait(d, 60).until(lambda d: d.find_elements(By.ID, "status") and d.find_element(By.ID, "status").text)
+        assert not d.find_elements(By.ID, "token")
+        # Once: a reload goes straight to the dashboard, and its live updates flow.
+        d.get(up.url + "/")
+        WebDriverWait(d, 60).until(lambda d: d.find_elements(By.ID, "status") and d.find_element(By.ID, "status").text)
+        assert not d.find_elements(By.ID, "token")
+    finally:
+        code = up.stop()
+    assert code == 0, up.log_tail()
+    assert token not in up.log_path.read_text(errors="replace")

@@ -56,8 +56,13 @@ def container(service: str) -> str:
     return compose("ps", "-q", service).stdout.strip()
 
 
+DASHBOARD_TOKEN = os.environ.get("RIVULET_DASHBOARD_TOKEN", "rivulet-compose-local")
+
+
 def get_json(path: str):
-    with urllib.request.urlopen(f"http://127.0.0.1:{DASHBOARD_PORT}{path}", timeout=5) as r:
+    req = urllib.request.Request(f"http://127.0.0.1:{DASHBOARD_PORT}{path}",
+                                 headers={"Authorization": f"Bearer {DASHBOARD_TOKEN}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
 
 

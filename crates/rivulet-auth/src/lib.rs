@@ -2,6 +2,8 @@
 //!
 //! - [`scram`]: SASL SCRAM-SHA-256/512, server and client sides, and the salted, iterated
 //!   credentials the broker stores instead of passwords;
+//! - [`client`]: the client side for Rivulet's own Kafka clients: TLS and SASL settings from Kafka
+//!   client properties, the SASL exchange;
 //! - [`plain`]: SASL/PLAIN messages, checked against those same credentials;
 //! - [`store`]: the credential store file in the broker's data directory, which both the broker
 //!   and the offline `rivulet users add --data-dir` write;
@@ -11,6 +13,7 @@
 //! Nothing here does I/O on sockets: the broker's connection code and the native client drive
 //! these state machines with the bytes of SaslAuthenticate requests and responses.
 
+pub mod client;
 pub mod plain;
 pub mod scram;
 pub mod store;

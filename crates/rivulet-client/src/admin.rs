@@ -405,13 +405,11 @@ pub async fn cleaner_status(
         "rivulet.cleaner.dirty.ratio",
         "rivulet.cleaner.last.clean.ms",
     ];
-    if brokers.security_protocol() != "PLAINTEXT" {
-        // The wire client speaks PLAINTEXT only; the cleaner columns are then left out.
-        return Ok(Vec::new());
-    }
+    let security = rivulet_auth::client::ClientSecurity::from_properties(&brokers.properties)
+        .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
     let servers = brokers.bootstrap_servers.as_str();
     let addr = servers.split(',').next().unwrap_or(servers).trim();
-    let mut c = crate::wire::WireClient::connect(addr, REQUEST_TIMEOUT).await?;
+    let mut c = crate::wire::WireClient::connect_with(addr, REQUEST_TIMEOUT, &security).await?;
     let mut resource = DescribeConfigsResource::default();
     resource.resource_type = 2;
     resource.resource_name = StrBytes::from_string(topic.to_string());

@@ -14,8 +14,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use rivulet_auth::client::ClientSecurity;
+
 use crate::wire::WireClient;
 use crate::ClientError;
+use crate::KafkaConnection;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -74,11 +77,21 @@ fn broker_error(context: String, code: i16) -> ClientError {
     }
 }
 
+/// TLS and SASL as the connection's client properties say.
+fn security(brokers: &KafkaConnection) -> Result<ClientSecurity, ClientError> {
+    ClientSecurity::from_properties(&brokers.properties)
+        .map_err(|e| ClientError::InvalidArgument(e.to_string()))
+}
+
 /// A connection to the first reachable broker of `brokers` (comma-separated).
-async fn bootstrap(brokers: &str) -> Result<WireClient, ClientError> {
+async fn bootstrap(
+    brokers: &KafkaConnection,
+    security: &ClientSecurity,
+) -> Result<WireClient, ClientError> {
     let mut last = None;
-    for addr in brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match WireClient::connect(addr, TIMEOUT).await {
+    let servers = brokers.bootstrap_servers.as_str();
+    for addr in servers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match WireClient::connect_with(addr, TIMEOUT, security).await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }
@@ -103,14 +116,15 @@ async fn cluster(client: &mut WireClient) -> Result<Vec<String>, ClientError> {
 
 /// ListTransactions on every broker of the cluster, by transactional id.
 pub async fn list_transactions(
-    brokers: &str,
+    brokers: &KafkaConnection,
     states: &[String],
     producer_ids: &[i64],
 ) -> Result<Vec<ListedTransaction>, ClientError> {
-    let mut boot = bootstrap(brokers).await?;
+    let security = security(brokers)?;
+    let mut boot = bootstrap(brokers, &security).await?;
     let mut out = Vec::new();
     for addr in cluster(&mut boot).await? {
-        let mut c = WireClient::connect(&addr, TIMEOUT).await?;
+        let mut c = WireClient::connect_with(&addr, TIMEOUT, &security).await?;
         let mut req = ListTransactionsRequest::default();
         req.state_filters = states
             .iter()
@@ -147,10 +161,11 @@ pub async fn list_transactions(
 
 /// DescribeTransactions of `transactional_id` at its coordinator.
 pub async fn describe_transaction(
-    brokers: &str,
+    brokers: &KafkaConnection,
     transactional_id: &str,
 ) -> Result<DescribedTransaction, ClientError> {
-    let mut boot = bootstrap(brokers).await?;
+    let security = security(brokers)?;
+    let mut boot = bootstrap(brokers, &security).await?;
     let mut find = FindCoordinatorRequest::default();
     find.key = StrBytes::from_string(transactional_id.to_string());
     find.key_type = 1;
@@ -162,7 +177,7 @@ pub async fn describe_transaction(
         ));
     }
     let coordinator = format!("{}:{}", found.host.as_str(), found.port);
-    let mut c = WireClient::connect(&coordinator, TIMEOUT).await?;
+    let mut c = WireClient::connect_with(&coordinator, TIMEOUT, &security).await?;
     let mut req = DescribeTransactionsRequest::default();
     req.transactional_ids = vec![TransactionalId(StrBytes::from_string(
         transactional_id.to_string(),
@@ -203,14 +218,7 @@ pub async fn describe_transaction(
 impl TransactionsCommand {
     /// Runs the command against `brokers`, printing to stdout.
     pub async fn run(self, connection: &crate::KafkaConnection) -> Result<(), ClientError> {
-        if connection.security_protocol() != "PLAINTEXT" {
-            return Err(ClientError::InvalidArgument(format!(
-                "rivulet transactions speaks the Kafka protocol itself, over PLAINTEXT only so \
-                 far (security.protocol {} is not supported yet)",
-                connection.security_protocol()
-            )));
-        }
-        let brokers = connection.bootstrap_servers.as_str();
+        let brokers = connection;
         match self {
             TransactionsCommand::List {
                 states,

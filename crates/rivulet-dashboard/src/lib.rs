@@ -15,9 +15,13 @@
 //! - `/api/events` — Server-Sent Events, one snapshot per second;
 //! - `/metrics` — Prometheus text format ([`metrics`]).
 //!
-//! Files: [`state`] (what is kept and the JSON views), [`results`] (result rows per key and
+//! With a token ([`access`]) every page and API needs it, as a bearer token or the cookie the
+//! page's prompt sets.
+//!
+//! Files: [`access`], [`state`] (what is kept and the JSON views), [`results`] (result rows per key and
 //! window), [`sampler`] (background refreshes), [`metrics`], [`server`] (routes).
 
+pub mod access;
 pub mod error;
 pub mod metrics;
 pub mod results;

@@ -30,10 +30,15 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");
+const LOGIN_HTML: &str = include_str!("../assets/login.html");
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
                    script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
                    frame-ancestors 'none'";
+/// The token prompt's policy: the same, except that its form may post here.
+const LOGIN_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+                         script-src 'none'; connect-src 'none'; base-uri 'none'; \
+                         form-action 'self'; frame-ancestors 'none'";
 
 #[derive(Clone)]
 struct App {
@@ -42,6 +47,7 @@ struct App {
 }
 
 pub(crate) fn router(shared: Arc<Shared>, cancel: CancellationToken) -> Router {
+    let app = App { shared, cancel };
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
@@ -64,8 +70,104 @@ pub(crate) fn router(shared: Arc<Shared>, cancel: CancellationToken) -> Router {
         .route("/api/groups", get(groups))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/login", get(login_page).post(login))
         .fallback(not_found)
-        .with_state(App { shared, cancel })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
+        .with_state(app)
+}
+
+/// Paths anyone may load: the token prompt and what it shows.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/login" | "/assets/app.css" | "/favicon.svg")
+}
+
+/// The access check in front of every route (see `access.rs`).
+async fn guard(
+    State(app): State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let access = &app.shared.access;
+    let path = req.uri().path();
+    if !access.required() || is_public(path) || access.allows(req.headers()) {
+        return next.run(req).await;
+    }
+    if path == "/api/health" {
+        // Health checks (Docker's) get the status only.
+        let st = app.shared.state.lock();
+        let status = serde_json::to_value(app.shared.health(&st))
+            .ok()
+            .and_then(|v| v.get("status").cloned())
+            .unwrap_or(serde_json::Value::Null);
+        return json_response(json!({ "status": status }));
+    }
+    if path.starts_with("/api") || path == "/metrics" {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: send Authorization: Bearer <dashboard token>".to_string(),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"rivulet\""),
+        );
+        return r;
+    }
+    login_response(StatusCode::UNAUTHORIZED, "")
+}
+
+fn login_response(status: StatusCode, message: &str) -> Response {
+    let body = LOGIN_HTML.replace("<!--MESSAGE-->", message);
+    let mut r = with_headers(body.into_response(), "text/html; charset=utf-8");
+    // The prompt's form posts to this origin.
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(LOGIN_CSP),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+async fn login_page() -> Response {
+    login_response(StatusCode::OK, "")
+}
+
+/// The prompt's form: a right token sets the session cookie and goes to the page; a wrong one
+/// is answered after a pause, with the prompt again.
+async fn login(
+    State(app): State<App>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let access = &app.shared.access;
+    let given = form.get("token").map(String::as_str).unwrap_or_default();
+    match access.session() {
+        Some(session) if access.token_matches(given) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            r.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/"));
+            let cookie = format!(
+                "{}={session}; Path=/; HttpOnly; SameSite=Strict",
+                crate::access::COOKIE
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        None => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            r.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/"));
+            r
+        }
+        Some(_) => {
+            tracing::warn!("dashboard: wrong token at the sign-in prompt");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            login_response(
+                StatusCode::UNAUTHORIZED,
+                "<p class=\"error\" id=\"login-error\">That token is not right.</p>",
+            )
+        }
+    }
 }
 
 fn with_headers(mut r: Response, content_type: &str) -> Response {

@@ -49,6 +49,8 @@ pub struct DashboardConfig {
     pub max_windows: usize,
     /// Keys kept.
     pub max_keys: usize,
+    /// Who may see it (`--dashboard-token`); open when it has no token.
+    pub access: crate::access::Access,
 }
 
 impl DashboardConfig {
@@ -62,6 +64,7 @@ impl DashboardConfig {
             generator: None,
             max_windows: 60,
             max_keys: 10_000,
+            access: crate::access::Access::default(),
         }
     }
 }
@@ -230,6 +233,7 @@ pub(crate) struct Shared {
     broker: Option<Arc<BrokerStats>>,
     generator: Option<Arc<GenStats>>,
     pub(crate) max_windows: usize,
+    pub(crate) access: crate::access::Access,
     pub(crate) state: Mutex<State>,
 }
 
@@ -260,6 +264,7 @@ impl Shared {
             broker: config.broker,
             generator: config.generator,
             max_windows: config.max_windows.max(1),
+            access: config.access.clone(),
             state: Mutex::new(State {
                 query,
                 results,

@@ -119,12 +119,26 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 /// One GET; reads until the server closes or `read_for` passes (the event stream never ends).
 fn get_for(addr: &str, path: &str, read_for: Duration) -> HttpResponse {
+    request(addr, "GET", path, &[], "", read_for)
+}
+
+/// One request with extra header lines and a body.
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+    read_for: Duration,
+) -> HttpResponse {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let deadline = Instant::now() + read_for;
@@ -618,4 +632,140 @@ fn run_with_dashboard_describes_an_external_broker() {
         "--no-dashboard still printed a dashboard address"
     );
     up.stop();
+}
+
+/// Issue 15: beyond loopback the dashboard refuses to start without a token; with one, every
+/// page, API, event-stream and metrics request needs the bearer token or the session cookie of
+/// the token prompt; `/api/health` tells only its status; the token is in no output.
+#[test]
+fn a_dashboard_token_guards_every_page_and_api_request() {
+    const TOKEN: &str = "tok-8c1f0a9e57d2b3";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let base = [
+        "up",
+        "--no-query",
+        "--no-generator",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let refused = Command::new(BIN)
+        .args(base)
+        .args(["--dashboard-listen", "0.0.0.0:0"])
+        .env_remove("RIVULET_DASHBOARD_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("without authentication"), "{err}");
+    let short = Command::new(BIN)
+        .args(base)
+        .args(["--dashboard-listen", "127.0.0.1:0"])
+        .env("RIVULET_DASHBOARD_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+
+    let log = dir.path().join("up.log");
+    let mut child = Command::new(BIN)
+        .args(base)
+        .args(["--dashboard-listen", "127.0.0.1:0"])
+        .env("RIVULET_DASHBOARD_TOKEN", TOKEN)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut p = Proc {
+        lines: lines_of(child.stdout.take().unwrap()),
+        child,
+        seen: Vec::new(),
+    };
+    let addr = p.wait_line(DASHBOARD_AT);
+    let t = Duration::from_secs(10);
+    for path in [
+        "/api/queries",
+        "/api/topics",
+        "/metrics",
+        "/api/events",
+        "/assets/app.js",
+    ] {
+        let r = request(&addr, "GET", path, &[], "", t);
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+        assert!(!r.body.contains(TOKEN));
+    }
+    let r = get(&addr, "/api/queries");
+    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"rivulet\"");
+    let page = get(&addr, "/");
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("name=\"token\""), "{}", page.body);
+    // Health checks learn the status and nothing else.
+    let h: Value = serde_json::from_str(&get(&addr, "/api/health").body).unwrap();
+    assert_eq!(
+        h.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["status"]
+    );
+    assert_eq!(get(&addr, "/assets/app.css").status, 200);
+
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let r = request(&addr, "GET", "/api/queries", &[&bearer], "", t);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = request(&addr, "GET", "/api/health", &[&bearer], "", t);
+    assert!(h.body.contains("\"broker\""), "{}", h.body);
+    let wrong = request(
+        &addr,
+        "GET",
+        "/api/queries",
+        &["Authorization: Bearer tok-8c1f0a9e57d2b4"],
+        "",
+        t,
+    );
+    assert_eq!(wrong.status, 401);
+
+    // The prompt: a wrong token again shows it, the right one sets the session cookie.
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let r = request(&addr, "POST", "/login", &[form], "token=nope-nope-nope", t);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("login-error"));
+    let r = request(
+        &addr,
+        "POST",
+        "/login",
+        &[form],
+        &format!("token={TOKEN}"),
+        t,
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let cookie = r.headers["set-cookie"].clone();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains(TOKEN), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let r = request(&addr, "GET", "/", &[&format!("Cookie: {session}")], "", t);
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains("name=\"token\""));
+    let r = request(
+        &addr,
+        "GET",
+        "/metrics",
+        &[&format!("Cookie: {session}")],
+        "",
+        t,
+    );
+    assert_eq!(r.status, 200);
+
+    p.stop();
+    let mut outputs = p.seen.join("\n");
+    outputs.push_str(&std::fs::read_to_string(&log).unwrap());
+    assert!(
+        !outputs.contains(TOKEN),
+        "the token was printed:\n{outputs}"
+    );
+    assert!(outputs.contains("wrong token"), "{outputs}");
 }

@@ -1,6 +1,7 @@
 //! Rivulet's own paths over SASL_SSL, as a user runs them: `rivulet users add` offline (before
 //! and while the broker runs), `rivulet broker --listeners PLAINTEXT://…,SASL_SSL://…`, then
-//! `topics`, `gen`, `run` (source, Kafka sink) and `groups` with a client properties file whose
+//! `topics`, `gen`, `run` (native and librdkafka source, Kafka sink), `groups` and
+//! `transactions` with a client properties file whose
 //! password comes from an environment variable; a wrong password fails with a clear error.
 //! Every output of every process — logs, `--print-plan`, progress records — is searched for
 //! the passwords, which appear nowhere.
@@ -152,11 +153,17 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
     let listed = ok(&run(sec(&["topics", "list"]), &mut outputs), "topics list");
     assert!(listed.contains("ev"), "{listed}");
 
-    // The query: source and Kafka sink over SASL_SSL (librdkafka, the default when secured).
-    let query = |extra: &[&str]| {
+    // The query with each source client: source and Kafka sink over SASL_SSL.
+    let query = |client: &str, sink: &str, extra: &[&str]| {
+        let ckpt = tmp.path().join(format!("ckpt-{client}"));
+        let sink = format!("kafka:{sink}");
         sec(&[
             &[
                 "run",
+                "--name",
+                &format!("q-{client}"),
+                "--source-client",
+                client,
                 "--topic",
                 "ev",
                 "--event-time",
@@ -174,49 +181,74 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
                 "--agg",
                 "count",
                 "--sink",
-                "kafka:out",
+                &sink,
                 "--starting-offsets",
                 "earliest",
                 "--checkpoint-dir",
-                tmp.path().join("ckpt").to_str().unwrap(),
+                ckpt.to_str().unwrap(),
             ][..],
             extra,
         ]
         .concat())
     };
     let plan = ok(
-        &run(query(&["--print-plan"]), &mut outputs),
+        &run(query("native", "out", &["--print-plan"]), &mut outputs),
         "run --print-plan",
     );
     assert!(plan.contains("SASL_SSL") && plan.contains("***"), "{plan}");
-    let progress = tmp.path().join("progress.jsonl");
-    let run_log = append_log(&tmp.path().join("run.log"), "===== run =====");
-    let args = query(&["--progress-json", progress.to_str().unwrap()]);
-    let mut q = Command::new(BIN)
-        .args(&args)
-        .env("RIVULET_TEST_SECRET", PASSWORD)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(run_log))
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut rows = Vec::new();
-    while rows.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        if partition_count(&plain, "out").is_some() {
-            rows = topic_rows(&plain, "out");
+    let mut progress_files = Vec::new();
+    for client in ["native", "librdkafka"] {
+        let sink = format!("out-{client}");
+        let progress = tmp.path().join(format!("progress-{client}.jsonl"));
+        let log = tmp.path().join(format!("run-{client}.log"));
+        let args = query(
+            client,
+            &sink,
+            &["--progress-json", progress.to_str().unwrap()],
+        );
+        let mut q = Command::new(BIN)
+            .args(&args)
+            .env("RIVULET_TEST_SECRET", PASSWORD)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(append_log(&log, "===== run =====")))
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut counted = 0;
+        // Every generated event counted once, read through SASL_SSL and written back.
+        while counted < 300 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            if partition_count(&plain, &sink).is_some() {
+                let mut latest = std::collections::BTreeMap::new();
+                for r in topic_rows(&plain, &sink) {
+                    latest.insert(
+                        (r["id"].to_string(), r["window_start"].to_string()),
+                        r["count"].as_i64().unwrap_or(0),
+                    );
+                }
+                counted = latest.values().sum();
+            }
         }
+        let status = stop_child(&mut q, "INT", WAIT);
+        assert_eq!(
+            counted,
+            300,
+            "{client}: results over SASL_SSL; log:\n{}",
+            log_tail(&log)
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{client} run exit: {status:?}"
+        );
+        outputs.push(std::fs::read_to_string(&log).unwrap());
+        progress_files.push(progress);
     }
-    let status = stop_child(&mut q, "INT", WAIT);
-    assert!(
-        !rows.is_empty(),
-        "no results over SASL_SSL; log:\n{}",
-        log_tail(&tmp.path().join("run.log"))
+    let txns = ok(
+        &run(sec(&["transactions", "list"]), &mut outputs),
+        "transactions list",
     );
-    assert!(status.is_some_and(|s| s.success()), "run exit: {status:?}");
-    let counted: i64 = rows.iter().filter_map(|r| r["count"].as_i64()).sum();
-    assert!(counted > 0, "{rows:?}");
+    assert!(!txns.contains("error"), "{txns}");
     let groups = ok(&run(sec(&["groups", "list"]), &mut outputs), "groups list");
     assert!(groups.contains("rivulet-"), "{groups}");
 
@@ -267,8 +299,11 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
 
     // Secrets: nowhere in any output, log, plan or progress record, nor in the user store.
     outputs.push(std::fs::read_to_string(&log_path).unwrap());
-    outputs.push(std::fs::read_to_string(tmp.path().join("run.log")).unwrap());
-    outputs.push(std::fs::read_to_string(&progress).unwrap_or_default());
+    for p in &progress_files {
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(!text.is_empty(), "no progress records in {}", p.display());
+        outputs.push(text);
+    }
     outputs.push(std::fs::read_to_string(data.join("users.json")).unwrap());
     for (i, text) in outputs.iter().enumerate() {
         for secret in [PASSWORD, BOB_PASSWORD, WRONG] {

@@ -72,11 +72,13 @@ pub enum StartingOffsets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceClient {
     /// Rivulet's own fetcher (the `kafka-protocol` codecs): parses record batches without a
-    /// per-message hand-off, several times librdkafka's consume rate on two cores. Plaintext
-    /// connections only.
+    /// per-message hand-off, several times librdkafka's consume rate on two cores. TLS and
+    /// SASL PLAIN/SCRAM through `rivulet-auth`.
     #[default]
     Native,
-    /// librdkafka (the `rdkafka` crate): for what the native fetcher does not speak (TLS, SASL).
+    /// librdkafka (the `rdkafka` crate): for what the native fetcher does not speak (SASL
+    /// GSSAPI/OAUTHBEARER, `ssl.endpoint.identification.algorithm=none`, other librdkafka
+    /// properties).
     Librdkafka,
 }
 
@@ -139,30 +141,23 @@ impl SourceOptions {
         let max_records_per_trigger = r.number::<u64>(MAX_RECORDS, 1);
         let dlq_topic = r.text(DLQ_TOPIC);
         let late_topic = r.text(LATE_TOPIC);
-        let secured = connection.security_protocol() != "PLAINTEXT";
-        let client = match r.choice(
-            CLIENT,
-            &[
-                ("native", SourceClient::Native),
-                ("librdkafka", SourceClient::Librdkafka),
-            ],
-        ) {
-            Some(SourceClient::Native) if secured => {
-                r.problem(
-                    CLIENT[0],
-                    format!(
-                        "the native client speaks PLAINTEXT only, not security.protocol {}; \
-                         use client = librdkafka (the default when security.protocol is set)",
-                        connection.security_protocol()
-                    ),
-                );
-                SourceClient::Native
+        let client = r
+            .choice(
+                CLIENT,
+                &[
+                    ("native", SourceClient::Native),
+                    ("librdkafka", SourceClient::Librdkafka),
+                ],
+            )
+            .unwrap_or_default();
+        if client == SourceClient::Native {
+            // What the native client cannot do is said now, not at the first connection.
+            if let Err(e) =
+                rivulet_auth::client::ClientSecurity::from_properties(&connection.properties)
+            {
+                r.problem(PROPERTIES, e.to_string());
             }
-            Some(c) => c,
-            // TLS and SASL: librdkafka, which speaks them.
-            None if secured => SourceClient::Librdkafka,
-            None => SourceClient::Native,
-        };
+        }
         check_format(&mut r);
         let problems = r.finish();
         if !problems.is_empty() {

@@ -16,28 +16,63 @@ const GRACE: Duration = Duration::from_secs(10);
 /// Where the live dashboard (web page, /api, /metrics) listens.
 #[derive(Args)]
 pub struct DashboardArgs {
-    /// Address of the dashboard's web server; loopback unless you say otherwise (it has no
-    /// authentication). Port 0 picks a free port; the address is printed at start.
+    /// Address of the dashboard's web server; loopback unless you say otherwise (beyond
+    /// loopback it needs --dashboard-token). Port 0 picks a free port; the address is printed
+    /// at start.
     #[arg(
         long,
         env = "RIVULET_DASHBOARD_LISTEN",
         default_value = "127.0.0.1:8080"
     )]
     pub dashboard_listen: String,
+    /// Access token: every page and API request then needs `Authorization: Bearer TOKEN` or
+    /// the cookie the page's token prompt sets. Required beyond loopback. Prefer the
+    /// environment variable: a command line is visible to every user of the machine.
+    #[arg(long, env = "RIVULET_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
+}
+
+/// Shortest token accepted: a guessable token is no protection.
+const MIN_TOKEN_LEN: usize = 12;
+
+impl DashboardArgs {
+    /// The access rule for the dashboard (checked: long enough).
+    pub fn access(&self) -> Result<rivulet_dashboard::access::Access> {
+        if let Some(t) = &self.dashboard_token {
+            if t.chars().count() < MIN_TOKEN_LEN {
+                anyhow::bail!(
+                    "--dashboard-token must have at least {MIN_TOKEN_LEN} characters (e.g. \
+                     `openssl rand -hex 16`)"
+                );
+            }
+        }
+        Ok(rivulet_dashboard::access::Access::new(
+            self.dashboard_token.clone(),
+        ))
+    }
 }
 
 /// Binds the dashboard's listener and prints its address (tests parse this line; with port 0
 /// it has the real port).
-pub async fn bind(listen: &str) -> Result<TcpListener> {
+/// Refuses an address beyond loopback without a token, before binding it.
+pub async fn bind(args: &DashboardArgs) -> Result<TcpListener> {
+    args.access()?;
+    let listen = args.dashboard_listen.as_str();
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("resolving --dashboard-listen {listen}"))?
+        .collect();
+    if args.dashboard_token.is_none() && addrs.iter().any(|a| !a.ip().is_loopback()) {
+        anyhow::bail!(
+            "the dashboard would listen on {listen}, beyond this machine, without \
+             authentication: give it a token (--dashboard-token or RIVULET_DASHBOARD_TOKEN) or \
+             listen on 127.0.0.1"
+        );
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the dashboard to --dashboard-listen {listen}"))?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
-        tracing::warn!(
-            "the dashboard listens on {addr}, beyond this machine; it has no authentication"
-        );
-    }
     println!("rivulet dashboard at http://{addr}");
     Ok(listener)
 }

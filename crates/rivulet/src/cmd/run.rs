@@ -93,7 +93,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     let dashboard_listener = match args.dashboard {
-        true => Some(dashboard::bind(&args.dashboard_args.dashboard_listen).await?),
+        true => Some(dashboard::bind(&args.dashboard_args).await?),
         false => None,
     };
     let mut shutdown = Shutdown::new(
@@ -115,6 +115,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             config.connection = s.connection;
         }
         config.plan = dashboard::plan(&job);
+        config.access = args.dashboard_args.access()?;
         let d = rivulet_dashboard::Dashboard::new(config);
         observer = Some(d.observer());
         dashboard = Some((d, listener));

@@ -102,7 +102,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     )?;
     // Bound first, so a taken port fails the start before anything else runs.
     let dashboard_listener = match args.no_dashboard {
-        false => Some(dashboard::bind(&args.dashboard.dashboard_listen).await?),
+        false => Some(dashboard::bind(&args.dashboard).await?),
         true => None,
     };
     // The embedded broker, unless pointed at a cluster.
@@ -149,6 +149,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     if let Some(listener) = dashboard_listener {
         let mut config = rivulet_dashboard::DashboardConfig::new(brokers.clone());
         config.connection = connection.clone();
+        config.access = args.dashboard.access()?;
         config.plan = (!args.no_query).then(|| dashboard::plan(&job)).flatten();
         config.broker = broker.as_ref().map(|b| b.stats());
         config.generator = (!args.no_generator).then(|| gen_stats.clone());

@@ -3,6 +3,10 @@
 //! broker answers) and a [`Cluster`] that knows the brokers and partition leaders from Metadata
 //! and routes ListOffsets and FindCoordinator.
 //!
+//! TLS (rustls) and SASL PLAIN/SCRAM come from the source's client properties
+//! ([`ClientSecurity`]): the TLS handshake runs on the first bytes sent, SASL right after
+//! ApiVersions.
+//!
 //! Blocking `std::net` sockets rather than tokio: each user (the query thread, the prefetch
 //! thread, the committer thread) owns its connections and waits on one request at a time, so
 //! an async runtime would only add hand-offs.
@@ -11,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -18,10 +23,11 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiVersionsRequest, BrokerId, FindCoordinatorRequest, ListOffsetsRequest, MetadataRequest,
-    RequestHeader, ResponseHeader, TopicName,
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::ResponseError;
+use rivulet_auth::client::{ClientSecurity, SaslClient};
 
 use crate::source::TopicPartition;
 
@@ -46,9 +52,39 @@ pub(crate) fn retriable(code: i16) -> bool {
     ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
 }
 
+/// A plaintext or TLS socket.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One connection to one broker; requests and responses strictly in turn.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     addr: String,
     next_correlation: i32,
     /// API key → (min, max) version the broker supports.
@@ -59,7 +95,11 @@ pub(crate) struct Conn {
 impl Conn {
     /// Connects to `addr` (`host:port`) and asks for its API versions. `timeout` bounds every
     /// later read and write on the socket.
-    pub(crate) fn connect(addr: &str, timeout: Duration) -> NetResult<Conn> {
+    pub(crate) fn connect(
+        addr: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> NetResult<Conn> {
         let addrs: Vec<_> = addr
             .to_socket_addrs()
             .map_err(|e| format!("resolving broker address `{addr}`: {e}"))?
@@ -80,6 +120,16 @@ impl Conn {
         stream.set_nodelay(true).map_err(setup)?;
         stream.set_read_timeout(Some(timeout)).map_err(setup)?;
         stream.set_write_timeout(Some(timeout)).map_err(setup)?;
+        let stream = match &security.tls {
+            None => Stream::Plain(stream),
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let name = ClientSecurity::server_name(host).map_err(|e| e.to_string())?;
+                let tls = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| format!("TLS with {addr}: {e}"))?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(tls, stream)))
+            }
+        };
         let mut conn = Conn {
             stream,
             addr: addr.to_string(),
@@ -99,7 +149,50 @@ impl Conn {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(creds) = &security.sasl {
+            conn.authenticate(creds)?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate v1 until the mechanism is done.
+    fn authenticate(&mut self, creds: &rivulet_auth::client::SaslCredentials) -> NetResult<()> {
+        let addr = self.addr.clone();
+        let hs = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(creds.mechanism.clone()));
+        let r = self.call(1, &hs)?;
+        if r.error_code != 0 {
+            let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(format!(
+                "broker {addr} does not offer SASL mechanism {} (it offers {})",
+                creds.mechanism,
+                offered.join(", ")
+            ));
+        }
+        let mut sasl = SaslClient::new(creds);
+        let mut token = Some(sasl.first());
+        // PLAIN takes one round, SCRAM two.
+        for _ in 0..3 {
+            let Some(t) = token.take() else {
+                return Ok(());
+            };
+            let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(t));
+            let r = self.call(1, &req)?;
+            if r.error_code != 0 {
+                return Err(format!(
+                    "SASL authentication with {addr} as {} failed: {}",
+                    creds.username.escape_debug(),
+                    r.error_message
+                        .as_ref()
+                        .map_or("no reason given", |m| m.as_str())
+                        .escape_debug()
+                ));
+            }
+            token = sasl
+                .next(&r.auth_bytes)
+                .map_err(|e| format!("with {addr}: {e}"))?;
+        }
+        Err(format!("SASL with {addr} did not end after three rounds"))
     }
 
     /// The highest version of `R` in `ours` that the broker supports.
@@ -239,6 +332,7 @@ fn host_port(host: &str, port: i32) -> String {
 pub(crate) struct Cluster {
     bootstrap: Vec<String>,
     timeout: Duration,
+    security: Arc<ClientSecurity>,
     /// Node id → `host:port`.
     brokers: HashMap<i32, String>,
     conns: HashMap<i32, Conn>,
@@ -252,7 +346,11 @@ pub(crate) type TopicStates = BTreeMap<String, std::result::Result<i32, String>>
 
 impl Cluster {
     /// `bootstrap`: comma-separated `host:port` list. Nothing connects until first used.
-    pub(crate) fn new(bootstrap: &str, timeout: Duration) -> Cluster {
+    pub(crate) fn new(
+        bootstrap: &str,
+        timeout: Duration,
+        security: Arc<ClientSecurity>,
+    ) -> Cluster {
         Cluster {
             bootstrap: bootstrap
                 .split(',')
@@ -261,6 +359,7 @@ impl Cluster {
                 .map(str::to_string)
                 .collect(),
             timeout,
+            security,
             brokers: HashMap::new(),
             conns: HashMap::new(),
             any: None,
@@ -279,7 +378,7 @@ impl Cluster {
                 .chain(self.bootstrap.iter().cloned())
                 .collect();
             for addr in candidates {
-                match Conn::connect(&addr, self.timeout) {
+                match Conn::connect(&addr, self.timeout, &self.security) {
                     Ok(c) => {
                         self.any = Some(c);
                         break;
@@ -403,7 +502,7 @@ impl Cluster {
                 .get(&node)
                 .ok_or_else(|| format!("broker {node} is not in the metadata"))?
                 .clone();
-            let conn = Conn::connect(&addr, self.timeout)?;
+            let conn = Conn::connect(&addr, self.timeout, &self.security)?;
             self.conns.insert(node, conn);
         }
         self.conns

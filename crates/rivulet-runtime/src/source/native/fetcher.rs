@@ -88,6 +88,7 @@ impl Fetcher {
     /// `max_queued_bytes` bounds the prefetched records (keys, values and overhead).
     pub(crate) fn start(
         brokers: &str,
+        security: Arc<rivulet_auth::client::ClientSecurity>,
         topics: Vec<String>,
         timeout: Duration,
         max_queued_bytes: usize,
@@ -106,7 +107,7 @@ impl Fetcher {
         });
         let worker = Worker {
             shared: shared.clone(),
-            cluster: Cluster::new(brokers, timeout),
+            cluster: Cluster::new(brokers, timeout, security),
             topics,
             max_queued_bytes,
             topic_names: BTreeMap::new(),

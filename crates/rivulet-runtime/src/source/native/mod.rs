@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,15 @@ impl NativeSource {
             return Err(RuntimeError::Plan("the source has no topics".into()));
         }
         let group_id = spec.group_id(query_name);
-        let mut cluster = Cluster::new(&spec.connection.bootstrap_servers, REQUEST_TIMEOUT);
+        let security = Arc::new(
+            rivulet_auth::client::ClientSecurity::from_properties(&spec.connection.properties)
+                .map_err(|e| RuntimeError::Plan(format!("source: {e}")))?,
+        );
+        let mut cluster = Cluster::new(
+            &spec.connection.bootstrap_servers,
+            REQUEST_TIMEOUT,
+            security.clone(),
+        );
         let counts = cluster
             .await_topics(&spec.topics, TOPIC_WAIT)
             .map_err(source_err(&format!(
@@ -95,13 +103,14 @@ impl NativeSource {
         let spawn = |e: std::io::Error| RuntimeError::Source(format!("starting a thread: {e}"));
         let fetcher = Fetcher::start(
             &spec.connection.bootstrap_servers,
+            security.clone(),
             spec.topics.clone(),
             REQUEST_TIMEOUT,
             queue_bytes,
         )
         .map_err(spawn)?;
-        let committer =
-            Committer::start(&spec.connection.bootstrap_servers, &group_id).map_err(spawn)?;
+        let committer = Committer::start(&spec.connection.bootstrap_servers, security, &group_id)
+            .map_err(spawn)?;
         Ok(NativeSource {
             group_id,
             brokers: spec.connection.bootstrap_servers.clone(),
@@ -259,9 +268,13 @@ struct Committer {
 }
 
 impl Committer {
-    fn start(brokers: &str, group: &str) -> std::io::Result<Committer> {
+    fn start(
+        brokers: &str,
+        security: Arc<rivulet_auth::client::ClientSecurity>,
+        group: &str,
+    ) -> std::io::Result<Committer> {
         let (tx, rx) = mpsc::channel::<BTreeMap<TopicPartition, i64>>();
-        let mut cluster = Cluster::new(brokers, Duration::from_secs(10));
+        let mut cluster = Cluster::new(brokers, Duration::from_secs(10), security);
         let group = group.to_string();
         let thread = std::thread::Builder::new()
             .name("rivulet-commit".into())
