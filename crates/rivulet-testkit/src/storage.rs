@@ -331,6 +331,50 @@ impl PgServer {
         s
     }
 
+    /// [`PgServer::start`] with TLS on (`cert`/`key`: PEM) and TCP connections accepted over
+    /// TLS only (`hostssl` in pg_hba.conf), so a client that does not encrypt cannot log in.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> PgServer {
+        let mut s = PgServer::start();
+        s.stop("fast");
+        let data = s.data_dir();
+        std::fs::copy(cert, data.join("server.crt")).unwrap();
+        std::fs::copy(key, data.join("server.key")).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        if let Some(user) = &s.run_as {
+            let id = |flag: &str| -> u32 {
+                output_of(Command::new("id").args([flag, user]))
+                    .parse()
+                    .unwrap()
+            };
+            for f in ["server.crt", "server.key"] {
+                std::os::unix::fs::chown(data.join(f), Some(id("-u")), Some(id("-g"))).unwrap();
+            }
+        }
+        let hba = data.join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| match l.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}"),
+                None => l.to_string(),
+            })
+            .collect();
+        std::fs::write(&hba, text.join("\n") + "\n").unwrap();
+        let conf = data.join("postgresql.conf");
+        let mut c = std::fs::read_to_string(&conf).unwrap();
+        c.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, c).unwrap();
+        s.start_again();
+        s
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

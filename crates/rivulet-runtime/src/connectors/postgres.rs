@@ -4,7 +4,7 @@
 //!
 //! | option | meaning |
 //! |---|---|
-//! | `url` | `postgres://user:password@host:port/database` or libpq's `key=value` form; its password is never printed |
+//! | `url` | `postgres://user:password@host:port/database` or libpq's `key=value` form; its password is never printed; `sslmode` (`disable` … `verify-full`) and `sslrootcert=FILE` as in libpq (`sinks/pg_tls.rs`) |
 //! | `table` | `name` or `schema.name` (created when missing) [default: the query name; SQL: the sink's name] |
 //! | `max_pending_epochs` | committed epochs held on local disk while the server is away; the query pauses beyond that [default: 1000] |
 
@@ -51,6 +51,11 @@ impl PostgresOptions {
     pub fn parse(spec: &ConnectorSpec) -> std::result::Result<PostgresOptions, Vec<String>> {
         let mut r = OptionReader::new(spec);
         let url = r.required_text(URL);
+        if let Some(u) = &url {
+            if let Err(e) = crate::sinks::pg_tls::split_tls(u) {
+                r.problem(URL[0], e);
+            }
+        }
         let table = r.text(TABLE);
         if let Some(t) = &table {
             if let Err(m) = check_table_name(t) {

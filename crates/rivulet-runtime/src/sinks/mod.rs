@@ -19,6 +19,7 @@ pub mod console;
 pub mod file;
 pub mod kafka;
 pub mod parquet;
+pub mod pg_tls;
 pub mod postgres;
 pub mod spool;
 

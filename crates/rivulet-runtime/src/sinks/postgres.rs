@@ -539,6 +539,7 @@ impl Shared {
 /// back-off.
 struct Writer {
     config: Config,
+    tls: Option<super::pg_tls::MakeRustls>,
     client: Option<Client>,
     target: Target,
     spool: Arc<Spool>,
@@ -616,9 +617,7 @@ impl Writer {
             .read(epoch)
             .map_err(|e| (false, format!("reading the spool: {e}")))?;
         if self.client.is_none() {
-            let c = self
-                .config
-                .connect(NoTls)
+            let c = connect(&self.config, self.tls.as_ref())
                 .map_err(|e| (true, format!("cannot connect: {}", pg_error_text(&e))))?;
             self.client = Some(c);
         }
@@ -662,6 +661,17 @@ impl std::fmt::Debug for PostgresSink {
     }
 }
 
+/// Connects in plaintext, or through `tls` (see `pg_tls.rs`).
+fn connect(
+    config: &Config,
+    tls: Option<&super::pg_tls::MakeRustls>,
+) -> std::result::Result<Client, postgres::Error> {
+    match tls {
+        None => config.connect(NoTls),
+        Some(t) => config.connect(t.clone()),
+    }
+}
+
 /// `user@host:port/db` of a connection config (no password).
 fn describe(config: &Config, table: &str) -> String {
     let host = config
@@ -688,17 +698,25 @@ impl PostgresSink {
     /// problem found here is an error now rather than at the first write.
     pub fn open(spec: &PostgresOptions, ctx: &SinkContext<'_>) -> Result<PostgresSink> {
         let table = spec.table_name(&ctx.plan.name);
-        let mut config: Config =
-            spec.url
-                .parse()
-                .map_err(|e: postgres::Error| RuntimeError::Sink {
-                    sink: "postgres".into(),
-                    reason: format!("url: {}", pg_error_text(&e)),
-                })?;
+        let (url, tls) = super::pg_tls::split_tls(&spec.url).map_err(|e| RuntimeError::Sink {
+            sink: "postgres".into(),
+            reason: format!("url: {e}"),
+        })?;
+        let tls = tls.build().map_err(|e| RuntimeError::Sink {
+            sink: "postgres".into(),
+            reason: e,
+        })?;
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: postgres::Error| RuntimeError::Sink {
+                sink: "postgres".into(),
+                reason: format!("url: {}", pg_error_text(&e)),
+            })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("rivulet");
+        config.ssl_mode(tls.ssl_mode);
         let desc = describe(&config, &table);
         let fail = |reason: String| RuntimeError::Sink {
             sink: desc.clone(),
@@ -714,8 +732,7 @@ impl PostgresSink {
             ));
         }
         let target = Target::new(&table, ctx.query_id, ctx.schema, keys)?;
-        let mut client = config
-            .connect(NoTls)
+        let mut client = connect(&config, tls.connector.as_ref())
             .map_err(|e| fail(format!("cannot connect: {}", pg_error_text(&e))))?;
         target.prepare(&mut client).map_err(fail)?;
         let dir: PathBuf = ctx
@@ -737,6 +754,7 @@ impl PostgresSink {
         }
         let writer = Writer {
             config,
+            tls: tls.connector,
             client: Some(client),
             target,
             spool: spool.clone(),
