@@ -289,7 +289,7 @@ pub enum HandshakeError {
 
 /// Failed authentications per client address: each failure's answer is delayed longer (from
 /// 100 ms, doubling, at most 3.2 s), so guessing passwords from one address is slow; the count
-/// is forgotten a minute after the last failure. At most [`MAX_TRACKED`] addresses are kept.
+/// is forgotten a minute after the last failure. At most 10,000 addresses are kept.
 #[derive(Debug, Default)]
 pub struct FailureThrottle {
     by_ip: Mutex<HashMap<IpAddr, (u32, Instant)>>,
