@@ -61,7 +61,8 @@ def secure(broker_tmp):
     add_user(data, "alice", "SCRAM-SHA-512", ALICE_PW)
     add_user(data, "bob", "SCRAM-SHA-256", BOB_PW)
     b = Broker(data, listen_args=("--listeners", "SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0"), listeners=2,
-               extra_args=("--tls-cert", str(d / "server.pem"), "--tls-key", str(d / "server.key"),
+               extra_args=("--allow-everyone-if-no-acl-found",
+                           "--tls-cert", str(d / "server.pem"), "--tls-key", str(d / "server.key"),
                            "--tls-client-ca", str(d / "ca.pem")))
     try:
         yield {"sasl_ssl": b.addrs[0], "ssl": b.addrs[1], "pki": d, "broker": b}

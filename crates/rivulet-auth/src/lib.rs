@@ -1,5 +1,6 @@
 //! Security parts shared by the broker (`rivulet-broker`) and the clients (`rivulet-client`):
 //!
+//! - [`acl`]: Kafka's ACL model (resource types, operations, bindings, filters);
 //! - [`scram`]: SASL SCRAM-SHA-256/512, server and client sides, and the salted, iterated
 //!   credentials the broker stores instead of passwords;
 //! - [`client`]: the client side for Rivulet's own Kafka clients: TLS and SASL settings from Kafka
@@ -13,6 +14,7 @@
 //! Nothing here does I/O on sockets: the broker's connection code and the native client drive
 //! these state machines with the bytes of SaslAuthenticate requests and responses.
 
+pub mod acl;
 pub mod client;
 pub mod plain;
 pub mod scram;

@@ -118,6 +118,8 @@ enum Step {
 pub struct Session {
     step: Mutex<Step>,
     principal: Mutex<String>,
+    /// The principal came from a verified TLS client certificate.
+    by_certificate: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -143,6 +145,7 @@ impl Session {
     /// (`User:CN=…`) or [`ANONYMOUS`].
     pub fn new(protocol: SecurityProtocol, principal: String) -> Session {
         Session {
+            by_certificate: principal != ANONYMOUS,
             step: Mutex::new(if protocol.uses_sasl() {
                 Step::Handshake
             } else {
@@ -159,6 +162,11 @@ impl Session {
     /// Whether ordinary requests may be served.
     pub fn authenticated(&self) -> bool {
         matches!(*self.step.lock(), Step::Open | Step::Authenticated)
+    }
+
+    /// Whether ACLs apply: the principal was authenticated (SASL or a client certificate).
+    pub fn checked(&self) -> bool {
+        self.by_certificate || matches!(*self.step.lock(), Step::Authenticated)
     }
 
     pub fn failed(&self) -> bool {

@@ -83,6 +83,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // SASL (KIP-43, KIP-152); advertised on every listener, as Kafka does.
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    // ACLs (KIP-140, KIP-290 prefixed patterns).
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 /// Our supported range for an API, if we implement it at all.

@@ -77,6 +77,11 @@ pub struct BrokerConfig {
     pub tls_mutual: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// SASL mechanisms offered on SASL listeners (Kafka's `sasl.enabled.mechanisms`).
     pub sasl_mechanisms: Vec<crate::auth::SaslMechanism>,
+    /// Principals every ACL check allows (Kafka's `super.users`), e.g. `User:admin`.
+    pub super_users: Vec<String>,
+    /// Authenticated principals may use resources no ACL names (Kafka's
+    /// `allow.everyone.if.no.acl.found`); off: such requests are denied.
+    pub allow_everyone_if_no_acl_found: bool,
     /// How often the log cleaner looks for compacted partitions that are due (Kafka's
     /// `log.cleaner.backoff.ms`).
     pub cleaner_interval: Duration,
@@ -118,6 +123,8 @@ impl BrokerConfig {
             tls: None,
             tls_mutual: None,
             sasl_mechanisms: crate::auth::SaslMechanism::ALL.to_vec(),
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             cleaner_interval: Duration::from_secs(15),
             checkpoint_interval: Duration::from_secs(5),
         }

@@ -72,4 +72,16 @@ pub mod codes {
     pub fn unknown_server_error() -> i16 {
         ResponseError::UnknownServerError.code()
     }
+    /// The authorisation failure of a resource type (ACLs, `acl.rs`).
+    pub fn authorization_failed(rtype: crate::acl::ResourceType) -> i16 {
+        use crate::acl::ResourceType;
+        match rtype {
+            ResourceType::Topic => ResponseError::TopicAuthorizationFailed.code(),
+            ResourceType::Group => ResponseError::GroupAuthorizationFailed.code(),
+            ResourceType::Cluster => ResponseError::ClusterAuthorizationFailed.code(),
+            ResourceType::TransactionalId => {
+                ResponseError::TransactionalIdAuthorizationFailed.code()
+            }
+        }
+    }
 }

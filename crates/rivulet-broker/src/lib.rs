@@ -15,6 +15,7 @@
 //! client-supplied text is escaped in logs and repeated warnings are rate-limited
 //! ([`logging`]). See [`BrokerConfig`] for every limit.
 
+pub mod acl;
 pub mod auth;
 pub mod codec;
 pub mod config;

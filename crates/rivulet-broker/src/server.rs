@@ -82,6 +82,14 @@ pub async fn start(
             config.data_dir.display()
         );
     }
+    let authorizer = Arc::new(
+        crate::acl::Authorizer::open(
+            &config.data_dir,
+            config.super_users.clone(),
+            config.allow_everyone_if_no_acl_found,
+        )
+        .map_err(BrokerError::Config)?,
+    );
     let broker = Arc::new(Broker {
         durability: Durability::new(config.fsync),
         queued_bytes: Arc::new(Semaphore::new(config.queued_max_request_bytes)),
@@ -96,6 +104,7 @@ pub async fn start(
         storage_errors_logged: OncePerCause::default(),
         credentials: parking_lot::Mutex::new(credentials),
         auth_failures: crate::auth::FailureThrottle::default(),
+        authorizer,
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(broker.durability.clone().run(broker.shutdown.clone()));

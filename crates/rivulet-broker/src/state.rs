@@ -79,6 +79,8 @@ pub struct Broker {
     /// SCRAM credentials (`<data-dir>/users.json`), re-read when another process changed it.
     pub credentials: Mutex<rivulet_auth::CredentialStore>,
     pub auth_failures: crate::auth::FailureThrottle,
+    /// ACLs (`<data-dir>/acls.json`) and who they apply to.
+    pub authorizer: Arc<crate::acl::Authorizer>,
 }
 
 impl Broker {

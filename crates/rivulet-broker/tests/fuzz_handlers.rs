@@ -92,6 +92,11 @@ const APIS: &[ApiKey] = &[
     ApiKey::EndTxn,
     ApiKey::DescribeTransactions,
     ApiKey::ListTransactions,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::CreateAcls,
+    ApiKey::DescribeAcls,
+    ApiKey::DeleteAcls,
 ];
 
 fn number() -> impl Strategy<Value = i64> {
@@ -384,6 +389,53 @@ fn encode(c: &Case) -> Option<BytesMut> {
             let mut r = ListTransactionsRequest::default();
             r.state_filters = vec![StrBytes::from_string(c.name.clone())];
             r.duration_filter = c.number;
+            enc(&r, b, v)
+        }),
+        ApiKey::SaslHandshake => frame(&|b| {
+            let mut r = SaslHandshakeRequest::default();
+            r.mechanism = StrBytes::from_string(c.name.clone());
+            enc(&r, b, v)
+        }),
+        ApiKey::SaslAuthenticate => frame(&|b| {
+            let mut r = SaslAuthenticateRequest::default();
+            r.auth_bytes = bytes::Bytes::from(
+                c.forged
+                    .clone()
+                    .unwrap_or_else(|| c.name.clone().into_bytes()),
+            );
+            enc(&r, b, v)
+        }),
+        ApiKey::CreateAcls => frame(&|b| {
+            let mut a = kafka_protocol::messages::create_acls_request::AclCreation::default();
+            a.resource_type = c.number.rem_euclid(7) as i8;
+            a.resource_name = StrBytes::from_string(c.name.clone());
+            a.resource_pattern_type = c.number.rem_euclid(6) as i8;
+            a.principal = StrBytes::from_string(format!("User:{}", c.name));
+            a.host = StrBytes::from_static_str("*");
+            a.operation = c.number.rem_euclid(14) as i8;
+            a.permission_type = c.number.rem_euclid(4) as i8;
+            let mut r = CreateAclsRequest::default();
+            r.creations = vec![a];
+            enc(&r, b, v)
+        }),
+        ApiKey::DescribeAcls => frame(&|b| {
+            let mut r = DescribeAclsRequest::default();
+            r.resource_type_filter = c.number.rem_euclid(7) as i8;
+            r.resource_name_filter = Some(StrBytes::from_string(c.name.clone()));
+            r.pattern_type_filter = c.number.rem_euclid(6) as i8;
+            r.operation = 1;
+            r.permission_type = 1;
+            enc(&r, b, v)
+        }),
+        ApiKey::DeleteAcls => frame(&|b| {
+            let mut f = kafka_protocol::messages::delete_acls_request::DeleteAclsFilter::default();
+            f.resource_type_filter = c.number.rem_euclid(7) as i8;
+            f.resource_name_filter = Some(StrBytes::from_string(c.name.clone()));
+            f.pattern_type_filter = 1;
+            f.operation = c.number.rem_euclid(14) as i8;
+            f.permission_type = 1;
+            let mut r = DeleteAclsRequest::default();
+            r.filters = vec![f];
             enc(&r, b, v)
         }),
         _ => None,

@@ -17,6 +17,7 @@
 //!
 //! The benchmarks (`rivulet bench`) are the `rivulet-bench` crate.
 
+pub mod acls;
 pub mod admin;
 pub mod connection;
 mod error;

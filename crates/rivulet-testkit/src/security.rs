@@ -80,7 +80,8 @@ pub fn add_user(data_dir: &Path, name: &str, mechanism: Mechanism, password: &st
 }
 
 /// A broker in this process with one listener per security protocol on 127.0.0.1, the
-/// [`TestPki`]'s server certificate and, for SSL, mutual TLS with its CA.
+/// [`TestPki`]'s server certificate and, for SSL, mutual TLS with its CA; no ACLs, and
+/// `allow_everyone_if_no_acl_found`.
 pub struct SecureBroker {
     pub pki: TestPki,
     pub dir: tempfile::TempDir,
@@ -118,6 +119,8 @@ impl SecureBroker {
             SecurityProtocol::SaslPlaintext,
             SecurityProtocol::SaslSsl,
         ];
+        // No ACLs here (authentication is these brokers' subject): everyone may use them.
+        cfg.allow_everyone_if_no_acl_found = true;
         let (cert, key) = (pki.cert("server"), pki.key("server"));
         cfg.tls = Some(rivulet_auth::tls::server_config(&cert, &key, None).expect("tls"));
         cfg.tls_mutual = Some(

@@ -32,6 +32,8 @@ enum Command {
     Topics(cmd::admin::AdminArgs<rivulet_client::admin::TopicsCommand>),
     /// Inspect consumer groups: members, assignments, committed offsets and lag.
     Groups(cmd::admin::AdminArgs<rivulet_client::admin::GroupsCommand>),
+    /// ACLs on any Kafka-compatible cluster: add, list, remove (as Kafka's kafka-acls).
+    Acls(cmd::admin::AdminArgs<rivulet_client::acls::AclsCommand>),
     /// Inspect transactions: transactional ids, their state, producer and partitions.
     Transactions(cmd::admin::AdminArgs<rivulet_client::transactions::TransactionsCommand>),
     /// SASL/SCRAM users of a broker's data directory: add, list, remove.
@@ -90,6 +92,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Broker(args) => cmd::broker::run(args).await,
         Command::Topics(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
         Command::Groups(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
+        Command::Acls(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
         Command::Transactions(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
         Command::Users(args) => cmd::users::run(args),
         Command::Bench { command } => cmd::bench::run(command).await,

@@ -86,6 +86,9 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
             "broker",
             "--listeners",
             "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            // ACLs are the other test's subject: these users may do everything.
+            "--super-users",
+            "User:alice,User:bob",
             "--data-dir",
         ])
         .arg(&data)
@@ -312,5 +315,174 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
                 "output #{i} shows a password:\n{text}"
             );
         }
+    }
+}
+
+/// ACLs as a user manages them: on the SASL_SSL listener a principal with no ACL neither sees
+/// nor writes a topic; `rivulet acls add` by a super user lets it; `acls remove` takes it back;
+/// only the super user may list ACLs; the plaintext listener is not checked.
+#[test]
+fn acls_deny_then_allow_then_deny_again() {
+    let pki = TestPki::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut outputs = Vec::new();
+    users_add(&data, "admin", "SCRAM-SHA-512", PASSWORD);
+    users_add(&data, "alice", "SCRAM-SHA-512", BOB_PASSWORD);
+    let log_path = tmp.path().join("broker.log");
+    let mut broker = Command::new(BIN)
+        .args([
+            "broker",
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            "--super-users",
+            "User:admin",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--tls-cert")
+        .arg(pki.cert("server"))
+        .arg("--tls-key")
+        .arg(pki.key("server"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(append_log(&log_path, "===== broker =====")))
+        .spawn()
+        .unwrap();
+    let lines = lines_of(broker.stdout.take().unwrap());
+    let mut addrs = Vec::new();
+    while addrs.len() < 2 {
+        let line = lines.recv_timeout(WAIT).expect("broker listening lines");
+        if let Some(a) = line.trim().strip_prefix(BROKER_LISTENING) {
+            addrs.push(a.to_string());
+        }
+    }
+    let (plain, secure) = (addrs[0].clone(), addrs[1].clone());
+    let ca = format!("ssl.ca.location={}", pki.cert("ca").display());
+    let as_user = |user: &str, pw: &str, args: &[&str], outputs: &mut Vec<String>| {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        for x in [
+            "--brokers".to_string(),
+            secure.clone(),
+            "-X".into(),
+            "security.protocol=SASL_SSL".into(),
+            "-X".into(),
+            "sasl.mechanism=SCRAM-SHA-512".into(),
+            "-X".into(),
+            format!("sasl.username={user}"),
+            "-X".into(),
+            format!("sasl.password={pw}"),
+            "-X".into(),
+            ca.clone(),
+        ] {
+            a.push(x);
+        }
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        cli(&a, outputs)
+    };
+    let admin = |args: &[&str], o: &mut Vec<String>| as_user("admin", PASSWORD, args, o);
+    let alice = |args: &[&str], o: &mut Vec<String>| as_user("alice", BOB_PASSWORD, args, o);
+    let gen = [
+        "gen", "--topic", "acl-t", "--count", "5", "--rate", "0", "--quiet",
+    ];
+
+    ok(
+        &admin(&["topics", "create", "acl-t"], &mut outputs),
+        "admin creates the topic",
+    );
+    // No ACL: alice neither sees nor writes the topic.
+    let listed = ok(&alice(&["topics", "list"], &mut outputs), "alice lists");
+    assert!(!listed.contains("acl-t"), "{listed}");
+    let out = alice(&gen, &mut outputs);
+    assert!(!out.status.success(), "alice wrote without an ACL");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("uthoriz"), "{err}");
+    let out = alice(&["acls", "list"], &mut outputs);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ClusterAuthorizationFailed"));
+
+    let added = ok(
+        &admin(
+            &[
+                "acls",
+                "add",
+                "--allow-principal",
+                "User:alice",
+                "--operation",
+                "Write",
+                "--operation",
+                "Describe",
+                "--topic",
+                "acl-t",
+            ],
+            &mut outputs,
+        ),
+        "acls add",
+    );
+    assert_eq!(added.matches("added:").count(), 2, "{added}");
+    let listed = ok(
+        &admin(&["acls", "list", "--topic", "acl-t"], &mut outputs),
+        "acls list",
+    );
+    assert!(
+        listed.contains("User:alice Allow Write on Topic acl-t"),
+        "{listed}"
+    );
+    ok(&alice(&gen, &mut outputs), "alice writes with the ACL");
+    let listed = ok(&alice(&["topics", "list"], &mut outputs), "alice lists");
+    assert!(listed.contains("acl-t"), "{listed}");
+    // A prefixed DENY wins over the ALLOW.
+    ok(
+        &admin(
+            &[
+                "acls",
+                "add",
+                "--deny-principal",
+                "User:alice",
+                "--operation",
+                "Write",
+                "--topic",
+                "acl-",
+                "--resource-pattern-type",
+                "prefixed",
+            ],
+            &mut outputs,
+        ),
+        "acls add deny",
+    );
+    assert!(
+        !alice(&gen, &mut outputs).status.success(),
+        "the DENY did not win"
+    );
+    let removed = ok(
+        &admin(
+            &[
+                "acls",
+                "remove",
+                "--topic",
+                "acl-t",
+                "--allow-principal",
+                "User:alice",
+            ],
+            &mut outputs,
+        ),
+        "acls remove",
+    );
+    assert!(removed.contains("removed 2"), "{removed}");
+    // The plaintext listener is not checked: 5 records from alice's accepted run are there.
+    assert_eq!(end_offsets(&plain, "acl-t").iter().sum::<i64>(), 5);
+
+    let stopped = stop_child(&mut broker, "TERM", WAIT);
+    assert!(stopped.is_some_and(|s| s.success()));
+    // ACLs are durable: the file has the DENY left.
+    let acls = std::fs::read_to_string(data.join("acls.json")).unwrap();
+    assert!(
+        acls.contains("Deny") && !acls.contains("\"Allow\""),
+        "{acls}"
+    );
+    for text in &outputs {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(BOB_PASSWORD),
+            "a password was printed:\n{text}"
+        );
     }
 }

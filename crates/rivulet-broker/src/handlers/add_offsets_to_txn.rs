@@ -10,6 +10,23 @@ use crate::txn::code_for;
 
 pub(crate) fn handle(ctx: RequestContext, req: AddOffsetsToTxnRequest) -> Reply {
     let v = ctx.version();
+    use crate::acl::{Operation, ResourceType};
+    let denied = if !ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Some(kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !ctx.allowed(Operation::Read, ResourceType::Group, &req.group_id) {
+        Some(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code())
+    } else {
+        None
+    };
+    if let Some(code) = denied {
+        let mut resp = AddOffsetsToTxnResponse::default();
+        resp.error_code = code;
+        return Reply::now(resp);
+    }
     Reply::later(async move {
         let broker = ctx.broker.clone();
         let outcome = blocking(move || {

@@ -2,6 +2,7 @@
 //! transaction before it writes to them; the produce handler refuses transactional batches
 //! for partitions that did not.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
@@ -25,6 +26,37 @@ pub(crate) fn handle(ctx: RequestContext, req: AddPartitionsToTxnRequest) -> Rep
         .iter()
         .map(|t| (t.name.clone(), t.partitions.clone()))
         .collect();
+    // Refused: every partition answers the transactional id's error, or the topic's (and the
+    // others OPERATION_NOT_ATTEMPTED), as Kafka does.
+    use crate::acl::{Operation, ResourceType};
+    let denied: Option<Vec<i16>> = if !ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.v3_and_below_transactional_id,
+    ) {
+        Some(vec![
+            ResponseError::TransactionalIdAuthorizationFailed.code();
+            wanted.len()
+        ])
+    } else if wanted
+        .iter()
+        .any(|(t, _)| !ctx.allowed(Operation::Write, ResourceType::Topic, t))
+    {
+        Some(
+            wanted
+                .iter()
+                .map(|(t, _)| {
+                    if ctx.allowed(Operation::Write, ResourceType::Topic, t) {
+                        ResponseError::OperationNotAttempted.code()
+                    } else {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     Reply::later(async move {
         let broker = ctx.broker.clone();
         let id = req.v3_and_below_transactional_id.to_string();
@@ -33,18 +65,22 @@ pub(crate) fn handle(ctx: RequestContext, req: AddPartitionsToTxnRequest) -> Rep
             req.v3_and_below_producer_epoch,
         );
         let parts = wanted.clone();
-        let outcome = blocking(move || {
-            let exists = |t: &str, p: i32| {
+        let outcome = if let Some(d) = denied {
+            Ok(Ok(d))
+        } else {
+            blocking(move || {
+                let exists = |t: &str, p: i32| {
+                    broker
+                        .logs
+                        .topic(t)
+                        .is_some_and(|t| t.partition(p).is_some())
+                };
                 broker
-                    .logs
-                    .topic(t)
-                    .is_some_and(|t| t.partition(p).is_some())
-            };
-            broker
-                .txns
-                .add_partitions(&id, pid, epoch, &parts, &exists, rivulet_time::now_ms())
-        })
-        .await;
+                    .txns
+                    .add_partitions(&id, pid, epoch, &parts, &exists, rivulet_time::now_ms())
+            })
+            .await
+        };
         let codes: Vec<i16> = match outcome {
             Ok(Ok(codes)) => codes,
             Ok(Err((error, msg))) => {

@@ -118,6 +118,25 @@ where
             (resource_type, name.clone())
         })
         .collect();
+    // AlterConfigs on each topic named (on the cluster for broker resources): all or nothing.
+    let authorized = ctx
+        .authorize_each(
+            crate::acl::Operation::AlterConfigs,
+            crate::acl::ResourceType::Topic,
+            keys.iter()
+                .filter(|(t, _)| *t == 2)
+                .map(|(_, n)| n.as_str()),
+        )
+        .and_then(|()| {
+            if keys.iter().all(|(t, _)| *t == 2) {
+                return Ok(());
+            }
+            ctx.authorize_each(
+                crate::acl::Operation::AlterConfigs,
+                crate::acl::ResourceType::Cluster,
+                [crate::acl::CLUSTER_NAME],
+            )
+        });
     let answer = move |results: Vec<Result<(), (i16, String)>>| {
         respond(
             keys.into_iter()
@@ -127,7 +146,7 @@ where
         )
     };
     let n = resources.len();
-    if let Err(refusal) = check_topic_count(n, &ctx.broker.config) {
+    if let Err(refusal) = check_topic_count(n, &ctx.broker.config).and(authorized) {
         return Reply::now(answer(vec![Err(refusal); n]));
     }
     Reply::later(async move {

@@ -41,7 +41,16 @@ pub(crate) fn handle(ctx: RequestContext, req: CreatePartitionsRequest) -> Reply
         resp
     };
     let n = req.topics.len();
-    if let Err(refusal) = check_topic_count(n, cfg).and_then(|()| check_partition_total(new, cfg)) {
+    if let Err(refusal) = check_topic_count(n, cfg)
+        .and_then(|()| check_partition_total(new, cfg))
+        .and_then(|()| {
+            ctx.authorize_each(
+                crate::acl::Operation::Alter,
+                crate::acl::ResourceType::Topic,
+                req.topics.iter().map(|t| t.name.0.as_str()),
+            )
+        })
+    {
         return Reply::now(answer(vec![Err(refusal); n]));
     }
     Reply::later(async move {

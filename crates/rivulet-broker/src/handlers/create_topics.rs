@@ -39,6 +39,7 @@ pub(crate) fn handle(ctx: RequestContext, req: CreateTopicsRequest) -> Reply {
     // Before any work: a request over a limit is answered with its error for every topic.
     if let Err(refusal) = check_topic_count(req.topics.len(), cfg)
         .and_then(|()| check_partition_total(partitions, cfg))
+        .and_then(|()| ctx.authorize_create(req.topics.iter().map(|t| t.name.0.as_str())))
     {
         let mut resp = CreateTopicsResponse::default();
         resp.topics = req

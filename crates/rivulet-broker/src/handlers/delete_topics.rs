@@ -24,7 +24,26 @@ pub(crate) fn handle(ctx: RequestContext, req: DeleteTopicsRequest) -> Reply {
             .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
             .collect()
     };
-    if let Err(refusal) = check_topic_count(targets.len(), &ctx.broker.config) {
+    // By id (v6): the topic's name, when known, is what ACLs name.
+    let names: Vec<String> = targets
+        .iter()
+        .map(|(name, id)| match name {
+            Some(n) => n.clone(),
+            None => ctx
+                .broker
+                .logs
+                .topic_by_id(*id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    if let Err(refusal) = check_topic_count(targets.len(), &ctx.broker.config).and_then(|()| {
+        ctx.authorize_each(
+            crate::acl::Operation::Delete,
+            crate::acl::ResourceType::Topic,
+            names.iter().map(String::as_str),
+        )
+    }) {
         let results = vec![Err(refusal); targets.len()];
         return Reply::now(answer(v, targets, results));
     }

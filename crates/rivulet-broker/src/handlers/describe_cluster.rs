@@ -9,6 +9,14 @@ use super::{Reply, RequestContext};
 pub(crate) fn handle(ctx: RequestContext, _req: DescribeClusterRequest) -> Reply {
     let cfg = &ctx.broker.config;
     let mut resp = DescribeClusterResponse::default();
+    if !ctx.allowed(
+        crate::acl::Operation::Describe,
+        crate::acl::ResourceType::Cluster,
+        crate::acl::CLUSTER_NAME,
+    ) {
+        resp.error_code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        return Reply::now(resp);
+    }
     resp.cluster_id = StrBytes::from_string(ctx.broker.logs.cluster_id().to_string());
     resp.controller_id = BrokerId(cfg.node_id);
     let mut b = DescribeClusterBroker::default();

@@ -66,6 +66,16 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply 
             }
             e
         };
+        let (rtype, rname) = if res.resource_type == RESOURCE_TOPIC {
+            (crate::acl::ResourceType::Topic, res.resource_name.as_str())
+        } else {
+            (crate::acl::ResourceType::Cluster, crate::acl::CLUSTER_NAME)
+        };
+        if !ctx.allowed(crate::acl::Operation::DescribeConfigs, rtype, rname) {
+            out.error_code = crate::error::codes::authorization_failed(rtype);
+            resp.results.push(out);
+            continue;
+        }
         match res.resource_type {
             RESOURCE_TOPIC => {
                 let name = res.resource_name.to_string();

@@ -17,9 +17,18 @@ pub(crate) fn handle(ctx: RequestContext, req: DescribeTransactionsRequest) -> R
     let mut resp = DescribeTransactionsResponse::default();
     for id in req.transactional_ids {
         let mut s = TransactionState::default();
-        match all.get(id.as_str()) {
+        let allowed = ctx.allowed(
+            crate::acl::Operation::Describe,
+            crate::acl::ResourceType::TransactionalId,
+            &id,
+        );
+        match all.get(id.as_str()).filter(|_| allowed) {
             None => {
-                s.error_code = ResponseError::TransactionalIdNotFound.code();
+                s.error_code = if allowed {
+                    ResponseError::TransactionalIdNotFound.code()
+                } else {
+                    ResponseError::TransactionalIdAuthorizationFailed.code()
+                };
                 s.producer_id = ProducerId(-1);
                 s.producer_epoch = -1;
                 s.transaction_start_time_ms = -1;

@@ -13,6 +13,16 @@ use crate::txn::{code_for, finish};
 
 pub(crate) fn handle(ctx: RequestContext, req: EndTxnRequest) -> Reply {
     let v = ctx.version();
+    if !ctx.allowed(
+        crate::acl::Operation::Write,
+        crate::acl::ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        let mut resp = EndTxnResponse::default();
+        resp.error_code =
+            kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Reply::now(resp);
+    }
     Reply::later(async move {
         let broker = ctx.broker.clone();
         let id = req.transactional_id.to_string();

@@ -34,6 +34,19 @@ pub(crate) fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
     let v = ctx.version();
     let correlation_id = ctx.header.correlation_id;
     let broker = ctx.broker.clone();
+    // Topics this principal may not read (ACLs): answered TOPIC_AUTHORIZATION_FAILED.
+    let denied: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| {
+            !ctx.allowed(
+                crate::acl::Operation::Read,
+                crate::acl::ResourceType::Topic,
+                &t.topic.0,
+            )
+        })
+        .map(|t| t.topic.0.to_string())
+        .collect();
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = Instant::now() + max_wait;
@@ -41,7 +54,7 @@ pub(crate) fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
         let mut rx = broker.durability.subscribe();
         let (resp, slices) = loop {
             rx.borrow_and_update();
-            let (resp, slices, bytes, errors) = read_all(&broker, &req, v);
+            let (resp, slices, bytes, errors) = read_all(&broker, &req, v, &denied);
             if bytes >= min_bytes.max(1)
                 || errors
                 || max_wait.is_zero()
@@ -56,7 +69,7 @@ pub(crate) fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    let (resp, slices, _, _) = read_all(&broker, &req, v);
+                    let (resp, slices, _, _) = read_all(&broker, &req, v, &denied);
                     break (resp, slices);
                 }
                 _ = broker.shutdown.cancelled() => break (resp, slices),
@@ -74,6 +87,7 @@ fn read_all(
     broker: &Arc<Broker>,
     req: &FetchRequest,
     v: i16,
+    denied: &std::collections::HashSet<String>,
 ) -> (FetchResponse, Slices, usize, bool) {
     let mut resp = FetchResponse::default();
     let mut slices = Vec::with_capacity(req.topics.len());
@@ -87,7 +101,8 @@ fn read_all(
         (req.max_bytes as usize).min(cap)
     };
     for t in &req.topics {
-        let topic = broker.logs.topic(&t.topic.0);
+        let allowed = !denied.contains(t.topic.0.as_str());
+        let topic = broker.logs.topic(&t.topic.0).filter(|_| allowed);
         let mut tr = FetchableTopicResponse::default();
         tr.topic = t.topic.clone();
         let mut topic_slices = Vec::with_capacity(t.partitions.len());
@@ -102,7 +117,11 @@ fn read_all(
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
                 None => {
                     errors = true;
-                    r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    r.error_code = if allowed {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    };
                     r.high_watermark = -1;
                     r.last_stable_offset = -1;
                     if v >= 5 {

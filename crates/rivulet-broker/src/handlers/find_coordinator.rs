@@ -24,6 +24,28 @@ pub(crate) fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Reply 
                 ResponseError::InvalidRequest.code(),
                 Some("empty transactional id"),
             )
+        } else if req.key_type == 0
+            && !ctx.allowed(
+                crate::acl::Operation::Describe,
+                crate::acl::ResourceType::Group,
+                key,
+            )
+        {
+            (
+                ResponseError::GroupAuthorizationFailed.code(),
+                Some("not authorized"),
+            )
+        } else if req.key_type == 1
+            && !ctx.allowed(
+                crate::acl::Operation::Describe,
+                crate::acl::ResourceType::TransactionalId,
+                key,
+            )
+        {
+            (
+                ResponseError::TransactionalIdAuthorizationFailed.code(),
+                Some("not authorized"),
+            )
         } else {
             (0, None)
         }

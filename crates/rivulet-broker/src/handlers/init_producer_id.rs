@@ -36,6 +36,15 @@ pub(crate) fn handle(ctx: RequestContext, req: InitProducerIdRequest) -> Reply {
         }
         return Reply::now(resp);
     };
+    if !ctx.allowed(
+        crate::acl::Operation::Write,
+        crate::acl::ResourceType::TransactionalId,
+        &transactional_id,
+    ) {
+        resp.error_code =
+            kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed.code();
+        return Reply::now(resp);
+    }
     let v = ctx.version();
     Reply::later(async move {
         let expected = (req.producer_id.0, req.producer_epoch);

@@ -7,6 +7,15 @@ use super::{Reply, RequestContext};
 use crate::group::ClientInfo;
 
 pub(crate) fn handle(ctx: RequestContext, req: JoinGroupRequest) -> Reply {
+    if !ctx.allowed(
+        crate::acl::Operation::Read,
+        crate::acl::ResourceType::Group,
+        &req.group_id,
+    ) {
+        let mut resp = kafka_protocol::messages::JoinGroupResponse::default();
+        resp.error_code = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+        return Reply::now(resp);
+    }
     let client = ClientInfo {
         version: ctx.version(),
         client_id: ctx.client_id(),

@@ -21,7 +21,12 @@ pub(crate) fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Reply {
     let mut resp = ListOffsetsResponse::default();
     let read_committed = req.isolation_level == 1;
     for t in req.topics {
-        let topic = broker.logs.topic(&t.name.0);
+        let allowed = ctx.allowed(
+            crate::acl::Operation::Describe,
+            crate::acl::ResourceType::Topic,
+            &t.name.0,
+        );
+        let topic = broker.logs.topic(&t.name.0).filter(|_| allowed);
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
         for p in t.partitions {
@@ -30,7 +35,11 @@ pub(crate) fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Reply {
             r.timestamp = -1;
             r.offset = -1;
             let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
-                r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                r.error_code = if allowed {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else {
+                    ResponseError::TopicAuthorizationFailed.code()
+                };
                 tr.partitions.push(r);
                 continue;
             };

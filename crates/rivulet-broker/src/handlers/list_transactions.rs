@@ -42,7 +42,12 @@ pub(crate) fn handle(ctx: RequestContext, req: ListTransactionsRequest) -> Reply
         let duration_ok = req.duration_filter < 0
             || (meta.state == TxnState::Ongoing
                 && now.saturating_sub(meta.started_ms) > req.duration_filter);
-        if state_ok && producer_ok && duration_ok {
+        let allowed = ctx.allowed(
+            crate::acl::Operation::Describe,
+            crate::acl::ResourceType::TransactionalId,
+            &id,
+        );
+        if state_ok && producer_ok && duration_ok && allowed {
             let mut s = TransactionState::default();
             s.transactional_id = TransactionalId(StrBytes::from_string(id));
             s.producer_id = ProducerId(meta.producer_id);

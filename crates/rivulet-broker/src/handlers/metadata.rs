@@ -38,9 +38,18 @@ pub(crate) fn handle(ctx: RequestContext, req: MetadataRequest) -> Reply {
         None => true,
         Some(t) => v == 0 && t.is_empty(),
     };
+    let describable = |name: &str| {
+        ctx.allowed(
+            crate::acl::Operation::Describe,
+            crate::acl::ResourceType::Topic,
+            name,
+        )
+    };
     if all {
         for topic in broker.logs.topics() {
-            resp.topics.push(describe(&ctx, &topic));
+            if describable(&topic.name) {
+                resp.topics.push(describe(&ctx, &topic));
+            }
         }
         return Reply::now(resp);
     }
@@ -55,6 +64,8 @@ pub(crate) fn handle(ctx: RequestContext, req: MetadataRequest) -> Reply {
                 let name = name.0.as_str();
                 if broker.logs.topic(name).is_none()
                     && rivulet_log::validate_topic_name(name).is_ok()
+                    && describable(name)
+                    && ctx.authorize_create([name]).is_ok()
                     && seen.insert(name)
                 {
                     missing.push(name.to_string());
@@ -132,6 +143,20 @@ fn answer(
             None => logs
                 .topic_by_id(t.topic_id)
                 .ok_or(ResponseError::UnknownTopicId.code()),
+        };
+        let name = match (&t.name, &found) {
+            (Some(n), _) => n.0.to_string(),
+            (None, Ok(topic)) => topic.name.clone(),
+            (None, Err(_)) => String::new(),
+        };
+        let found = if ctx.allowed(
+            crate::acl::Operation::Describe,
+            crate::acl::ResourceType::Topic,
+            &name,
+        ) {
+            found
+        } else {
+            Err(ResponseError::TopicAuthorizationFailed.code())
         };
         match found {
             Ok(topic) => resp.topics.push(describe(ctx, &topic)),

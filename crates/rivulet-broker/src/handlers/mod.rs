@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
+use crate::acl::{Operation, ResourceType};
 use crate::codec::CodecError;
 use crate::response::Outgoing;
 use crate::state::Broker;
@@ -37,6 +38,52 @@ impl RequestContext {
             .map(|s| s.to_string())
             .unwrap_or_default()
     }
+    /// Whether this connection's principal may do `op` on the resource (see `acl.rs`).
+    pub fn allowed(&self, op: Operation, rtype: ResourceType, name: &str) -> bool {
+        self.broker.authorizer.allows(
+            self.session.checked(),
+            &self.session.principal(),
+            self.peer.ip(),
+            op,
+            rtype,
+            name,
+        )
+    }
+
+    /// `Ok` when `op` is allowed on every named resource; else the resource type's
+    /// authorisation error for the whole request (admin requests are allowed or refused whole).
+    pub fn authorize_each<'a>(
+        &self,
+        op: Operation,
+        rtype: ResourceType,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), (i16, String)> {
+        for n in names {
+            if !self.allowed(op, rtype, n) {
+                return Err((
+                    crate::error::codes::authorization_failed(rtype),
+                    format!("{op} on {rtype} {} is not allowed", rivulet_log::Quoted(n)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creating topics: Create on the cluster, or on each topic.
+    pub fn authorize_create<'a>(
+        &self,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), (i16, String)> {
+        if self.allowed(
+            Operation::Create,
+            ResourceType::Cluster,
+            crate::acl::CLUSTER_NAME,
+        ) {
+            return Ok(());
+        }
+        self.authorize_each(Operation::Create, ResourceType::Topic, topics)
+    }
+
     /// Client host as Kafka reports it in group descriptions ("/127.0.0.1").
     pub fn client_host(&self) -> String {
         format!("/{}", self.peer.ip())
@@ -77,9 +124,12 @@ mod add_partitions_to_txn;
 mod admin;
 mod alter_configs;
 mod api_versions;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_transactions;
@@ -145,6 +195,9 @@ pub(crate) fn handle(ctx: RequestContext, body: RequestKind) -> Reply {
         RequestKind::DescribeTransactions(r) => describe_transactions::handle(ctx, r),
         RequestKind::ListTransactions(r) => list_transactions::handle(ctx, r),
         RequestKind::SaslHandshake(r) => sasl_handshake::handle(ctx, r),
+        RequestKind::CreateAcls(r) => create_acls::handle(ctx, r),
+        RequestKind::DescribeAcls(r) => describe_acls::handle(ctx, r),
+        RequestKind::DeleteAcls(r) => delete_acls::handle(ctx, r),
         RequestKind::SaslAuthenticate(r) => sasl_authenticate::handle(ctx, r),
         other => {
             // Unreachable in practice: codec refuses APIs missing from SUPPORTED_APIS.

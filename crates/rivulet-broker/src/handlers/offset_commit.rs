@@ -6,6 +6,33 @@ use kafka_protocol::messages::OffsetCommitRequest;
 use super::{Reply, RequestContext};
 
 pub(crate) fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
+    use crate::acl::{Operation, ResourceType};
+    let group_ok = ctx.allowed(Operation::Read, ResourceType::Group, &req.group_id);
+    let topics = req.topics.iter().map(|t| t.name.0.as_str());
+    if !group_ok
+        || ctx
+            .authorize_each(Operation::Read, ResourceType::Topic, topics)
+            .is_err()
+    {
+        let code = if group_ok {
+            kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code()
+        } else {
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()
+        };
+        let mut resp = kafka_protocol::messages::OffsetCommitResponse::default();
+        for t in &req.topics {
+            let mut rt = kafka_protocol::messages::offset_commit_response::OffsetCommitResponseTopic::default();
+            rt.name = t.name.clone();
+            for p in &t.partitions {
+                let mut rp = kafka_protocol::messages::offset_commit_response::OffsetCommitResponsePartition::default();
+                rp.partition_index = p.partition_index;
+                rp.error_code = code;
+                rt.partitions.push(rp);
+            }
+            resp.topics.push(rt);
+        }
+        return Reply::now(resp);
+    }
     let logs = ctx.broker.logs.clone();
     let exists = move |topic: &str, partition: i32| {
         partition >= 0

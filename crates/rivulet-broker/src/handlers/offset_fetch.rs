@@ -12,7 +12,26 @@ pub(crate) fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Reply {
     let v = ctx.version();
     let stable = v >= 7 && req.require_stable;
     let single_group = req.group_id.to_string();
+    let allowed = |g: &str| {
+        ctx.allowed(
+            crate::acl::Operation::Describe,
+            crate::acl::ResourceType::Group,
+            g,
+        )
+    };
+    let single_denied = v < 8 && !allowed(&single_group);
     let mut resp = ctx.broker.groups.offset_fetch(req, v);
+    let denied = ResponseError::GroupAuthorizationFailed.code();
+    if single_denied {
+        resp.topics.clear();
+        resp.error_code = denied;
+    }
+    for g in &mut resp.groups {
+        if !allowed(&g.group_id) {
+            g.topics.clear();
+            g.error_code = denied;
+        }
+    }
     if !stable {
         return Reply::now(resp);
     }

@@ -13,7 +13,12 @@ pub(crate) fn handle(ctx: RequestContext, req: OffsetForLeaderEpochRequest) -> R
     let broker = &ctx.broker;
     let mut resp = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
-        let topic = broker.logs.topic(&t.topic.0);
+        let allowed = ctx.allowed(
+            crate::acl::Operation::Describe,
+            crate::acl::ResourceType::Topic,
+            &t.topic.0,
+        );
+        let topic = broker.logs.topic(&t.topic.0).filter(|_| allowed);
         let mut tr = OffsetForLeaderTopicResult::default();
         tr.topic = t.topic.clone();
         for p in t.partitions {
@@ -21,7 +26,11 @@ pub(crate) fn handle(ctx: RequestContext, req: OffsetForLeaderEpochRequest) -> R
             r.partition = p.partition;
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
                 None => {
-                    r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    r.error_code = if allowed {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    };
                     r.leader_epoch = -1;
                     r.end_offset = -1;
                 }

@@ -32,6 +32,17 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
             ResponseError::InvalidRequiredAcks.code(),
             "a transactional producer must use acks=all".into(),
         ))
+    } else if req.transactional_id.as_ref().is_some_and(|id| {
+        !ctx.allowed(
+            crate::acl::Operation::Write,
+            crate::acl::ResourceType::TransactionalId,
+            id,
+        )
+    }) {
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            "Write on the transactional id is not allowed".into(),
+        ))
     } else if !(-1..=1).contains(&req.acks) {
         Some((
             ResponseError::InvalidRequiredAcks.code(),
@@ -48,6 +59,11 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
     // Partitions whose response must wait until `offset` is durable.
     let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     for (ti, t) in req.topic_data.into_iter().enumerate() {
+        let topic_allowed = ctx.allowed(
+            crate::acl::Operation::Write,
+            crate::acl::ResourceType::Topic,
+            &t.name.0,
+        );
         let topic = broker.logs.topic(&t.name.0);
         let mut tr = TopicProduceResponse::default();
         tr.name = t.name.clone();
@@ -60,6 +76,10 @@ pub(crate) fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
             let outcome: Result<(AppendResult, i64), (i16, String)> = match (&refuse, part.as_ref())
             {
                 (Some((code, msg)), _) => Err((*code, msg.clone())),
+                (None, _) if !topic_allowed => Err((
+                    ResponseError::TopicAuthorizationFailed.code(),
+                    format!("Write on topic {} is not allowed", Quoted(&t.name.0)),
+                )),
                 (None, None) => Err((
                     ResponseError::UnknownTopicOrPartition.code(),
                     format!(

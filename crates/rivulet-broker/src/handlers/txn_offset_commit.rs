@@ -15,6 +15,39 @@ use crate::txn::{code_for, PendingOffset};
 
 pub(crate) fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Reply {
     let v = ctx.version();
+    use crate::acl::{Operation, ResourceType};
+    let denied = if !ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !ctx.allowed(Operation::Read, ResourceType::Group, &req.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed.code())
+    } else if req
+        .topics
+        .iter()
+        .any(|t| !ctx.allowed(Operation::Read, ResourceType::Topic, &t.name.0))
+    {
+        Some(ResponseError::TopicAuthorizationFailed.code())
+    } else {
+        None
+    };
+    if let Some(code) = denied {
+        let mut resp = TxnOffsetCommitResponse::default();
+        for t in &req.topics {
+            let mut out = TxnOffsetCommitResponseTopic::default();
+            out.name = t.name.clone();
+            for p in &t.partitions {
+                let mut r = TxnOffsetCommitResponsePartition::default();
+                r.partition_index = p.partition_index;
+                r.error_code = code;
+                out.partitions.push(r);
+            }
+            resp.topics.push(out);
+        }
+        return Reply::now(resp);
+    }
     Reply::later(async move {
         let broker = ctx.broker.clone();
         let group = req.group_id.to_string();

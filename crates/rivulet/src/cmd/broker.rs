@@ -63,6 +63,14 @@ pub struct BrokerArgs {
         value_delimiter = ','
     )]
     sasl_enabled_mechanisms: Vec<String>,
+    /// Principals every ACL allows (Kafka's super.users), comma-separated, e.g. `User:admin`.
+    #[arg(long, env = "RIVULET_SUPER_USERS", value_delimiter = ',')]
+    super_users: Vec<String>,
+    /// Authenticated principals may use resources no ACL names (Kafka's
+    /// allow.everyone.if.no.acl.found). Off by default: on SASL and mutual-TLS listeners a
+    /// request needs an ACL (`rivulet acls add`); PLAINTEXT listeners are not checked.
+    #[arg(long, env = "RIVULET_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    allow_everyone_if_no_acl_found: bool,
     /// Partitions of auto-created topics (Kafka's num.partitions).
     #[arg(long, env = "RIVULET_DEFAULT_PARTITIONS", default_value_t = 1)]
     default_partitions: i32,
@@ -193,6 +201,19 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
     let mut config = BrokerConfig::new(&args.data_dir, host, port);
     config.listener_addresses = listener_addresses;
     config.listener_protocols = listener_protocols;
+    config.super_users = args
+        .super_users
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = config.super_users.iter().find(|s| !s.contains(':')) {
+        bail!(
+            "--super-users: `{}` is not Type:name, e.g. User:admin",
+            bad.escape_debug()
+        );
+    }
+    config.allow_everyone_if_no_acl_found = args.allow_everyone_if_no_acl_found;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(rivulet_auth::tls::server_config(cert, key, None)?);
         if let Some(ca) = &args.tls_client_ca {
