@@ -89,11 +89,11 @@ pub(crate) async fn run(
         &configs(segment_bytes, "86400000"),
     )
     .await?;
-    topic_offsets(&brokers, TOPIC).await?;
+    topic_offsets(&KafkaConnection::new(brokers.as_str()), TOPIC).await?;
 
     // Fill (not measured as cleaning): keyed records, acks=1.
     let fill_started = Instant::now();
-    let producer: BaseProducer = client_config(&brokers)
+    let producer: BaseProducer = client_config(&KafkaConnection::new(brokers.as_str()))
         .set("acks", "1")
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
@@ -141,7 +141,7 @@ pub(crate) async fn run(
     })
     .await?;
     let fill_secs = fill_started.elapsed().as_secs_f64();
-    let (_, offsets) = topic_offsets(&brokers, TOPIC).await?;
+    let (_, offsets) = topic_offsets(&KafkaConnection::new(brokers.as_str()), TOPIC).await?;
     let end = offsets.first().map_or(0, |(_, _, high)| *high);
     let before = broker.rss();
 
@@ -209,7 +209,7 @@ pub(crate) async fn run(
 async fn count_records(brokers: &str, deadline: Instant) -> Result<u64, BenchError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = client_config(brokers)
+    let consumer: BaseConsumer = client_config(&KafkaConnection::new(brokers))
         .set("group.id", "rivulet-bench")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")

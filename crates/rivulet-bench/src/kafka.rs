@@ -14,8 +14,8 @@ use crate::BenchError;
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The base librdkafka configuration of a bench client: `bootstrap.servers` only.
-pub(crate) fn client_config(brokers: &str) -> ClientConfig {
-    KafkaConnection::new(brokers).client_config()
+pub(crate) fn client_config(brokers: &KafkaConnection) -> ClientConfig {
+    brokers.client_config()
 }
 
 /// Runs a blocking call (librdkafka polling, a child process's start) off the async
@@ -32,11 +32,11 @@ where
 
 /// Creates `topic` with `partitions` partitions unless it exists; returns its partition count.
 pub(crate) async fn ensure_topic(
-    brokers: &str,
+    brokers: &KafkaConnection,
     topic: &str,
     partitions: i32,
 ) -> Result<usize, BenchError> {
-    rivulet_client::admin::ensure_topic(&KafkaConnection::new(brokers), topic, partitions).await?;
+    rivulet_client::admin::ensure_topic(brokers, topic, partitions).await?;
     let (n, _) = topic_offsets(brokers, topic).await?;
     Ok(n)
 }
@@ -44,7 +44,7 @@ pub(crate) async fn ensure_topic(
 /// Partition count and (partition, low, high) of every partition of `topic`, waiting
 /// (bounded) for the metadata to show the topic right after it was created.
 pub(crate) async fn topic_offsets(
-    brokers: &str,
+    brokers: &KafkaConnection,
     topic: &str,
 ) -> Result<(usize, Vec<(i32, i64, i64)>), BenchError> {
     let consumer: BaseConsumer =

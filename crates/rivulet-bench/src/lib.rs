@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use rivulet_client::KafkaConnection;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -69,6 +70,13 @@ pub struct CommonArgs {
     /// Bootstrap servers; without it the bench starts its own broker on 127.0.0.1.
     #[arg(long)]
     pub brokers: Option<String>,
+    /// A Kafka client property for the librdkafka client, e.g. `-X security.protocol=SASL_SSL`
+    /// (repeatable; `${ENV_VAR}` in values).
+    #[arg(short = 'X', long = "client-config", value_name = "NAME=VALUE")]
+    pub client_config: Vec<String>,
+    /// A properties file of client properties.
+    #[arg(long, value_name = "FILE")]
+    pub client_config_file: Option<std::path::PathBuf>,
     /// Topic to use; created (with --partitions) if missing.
     #[arg(long, default_value = "bench")]
     pub topic: String,
@@ -290,19 +298,33 @@ impl BenchCommand {
             (None, None) => return Err(BenchError::BrokerProcess("no broker".into())),
         };
 
+        let conn = KafkaConnection::from_cli(
+            &brokers,
+            common.client_config_file.as_deref(),
+            &common.client_config,
+        )
+        .map_err(BenchError::InvalidArgument)?;
+        if common.client == ClientKind::Raw && !conn.properties.is_empty() {
+            return Err(BenchError::InvalidArgument(
+                "client properties (-X, --client-config-file) are for --client librdkafka; the raw \
+                 client speaks plaintext only"
+                    .into(),
+            ));
+        }
         if common.client == ClientKind::Raw {
             let deadline = Instant::now() + REQUEST_TIMEOUT;
             raw::loopback_addrs(&brokers, deadline).await?;
         }
         let mut report = Report::new(mode);
         report.add("broker", brokers.clone());
+        report.add("security_protocol", conn.security_protocol());
         report.add("broker_started_by_bench", own.is_some());
         if own.is_some() {
             report.add("broker_fsync", common.fsync.clone());
         }
         let result = match self {
-            BenchCommand::Produce(a) => produce_bench(&brokers, a.common, &mut report).await,
-            BenchCommand::Consume(a) => consume_bench(&brokers, a.common, &mut report).await,
+            BenchCommand::Produce(a) => produce_bench(&conn, a.common, &mut report).await,
+            BenchCommand::Consume(a) => consume_bench(&conn, a.common, &mut report).await,
             BenchCommand::Pipeline(_) | BenchCommand::Compaction(_) => Ok(()),
         };
         if let Some(b) = own {
@@ -367,7 +389,7 @@ struct ProduceOutcome {
 
 /// Produces records `first_id..first_id + count` to `args.topic` on a dedicated thread.
 async fn produce(
-    brokers: &str,
+    brokers: &KafkaConnection,
     args: &CommonArgs,
     first_id: u64,
     count: u64,
@@ -541,16 +563,17 @@ fn add_setup(report: &mut Report, args: &CommonArgs, partitions: usize) {
 }
 
 async fn produce_bench(
-    brokers: &str,
+    conn: &KafkaConnection,
     args: CommonArgs,
     report: &mut Report,
 ) -> Result<(), BenchError> {
-    let partitions = ensure_topic(brokers, &args.topic, args.partitions).await?;
+    let brokers = conn.bootstrap_servers.as_str();
+    let partitions = ensure_topic(conn, &args.topic, args.partitions).await?;
     add_setup(report, &args, partitions);
     let out = match args.client {
-        ClientKind::Librdkafka => produce(brokers, &args, 0, args.count).await?,
+        ClientKind::Librdkafka => produce(conn, &args, 0, args.count).await?,
         ClientKind::Raw => {
-            let (_, offsets) = topic_offsets(brokers, &args.topic).await?;
+            let (_, offsets) = topic_offsets(conn, &args.topic).await?;
             let ids: Vec<i32> = offsets.iter().map(|(p, _, _)| *p).collect();
             let spec = raw::ProduceSpec {
                 topic: &args.topic,
@@ -613,12 +636,13 @@ fn check_outcome(out: &ProduceOutcome, count: u64, timeout_secs: u64) -> Result<
 }
 
 async fn consume_bench(
-    brokers: &str,
+    conn: &KafkaConnection,
     args: CommonArgs,
     report: &mut Report,
 ) -> Result<(), BenchError> {
-    ensure_topic(brokers, &args.topic, args.partitions).await?;
-    let (_, offsets) = topic_offsets(brokers, &args.topic).await?;
+    let brokers = conn.bootstrap_servers.as_str();
+    ensure_topic(conn, &args.topic, args.partitions).await?;
+    let (_, offsets) = topic_offsets(conn, &args.topic).await?;
     let existing: u64 = offsets
         .iter()
         .map(|(_, low, high)| (high - low).max(0) as u64)
@@ -627,11 +651,11 @@ async fn consume_bench(
     if existing < args.count {
         // Untimed: the consume bench measures consuming only.
         let missing = args.count - existing;
-        let out = produce(brokers, &args, existing, missing).await?;
+        let out = produce(conn, &args, existing, missing).await?;
         check_outcome(&out, missing, args.timeout_secs)?;
         prefilled = missing;
     }
-    let (partitions, offsets) = topic_offsets(brokers, &args.topic).await?;
+    let (partitions, offsets) = topic_offsets(conn, &args.topic).await?;
     add_setup(report, &args, partitions);
     report.add("prefilled", prefilled);
     report.add("isolation", args.isolation.as_str());
@@ -639,7 +663,7 @@ async fn consume_bench(
         return consume_raw(brokers, &args, &offsets, report).await;
     }
 
-    let mut config = client_config(brokers);
+    let mut config = client_config(conn);
     config
         // librdkafka wants a group.id even for assign(); nothing is committed to it.
         .set("group.id", "rivulet-bench")
