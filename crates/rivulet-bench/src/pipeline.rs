@@ -455,7 +455,8 @@ async fn engine_alone(
 ) -> Result<(), BenchError> {
     let topic = "bench-pipeline-engine";
     create_topic(brokers, topic).await?;
-    let (_, offsets) = crate::kafka::topic_offsets(&rivulet_client::KafkaConnection::new(brokers), topic).await?;
+    let (_, offsets) =
+        crate::kafka::topic_offsets(&rivulet_client::KafkaConnection::new(brokers), topic).await?;
     let existing: u64 = offsets.iter().map(|(_, l, h)| (h - l).max(0) as u64).sum();
     if existing != 0 && existing != args.count {
         return Err(BenchError::InvalidArgument(format!(
