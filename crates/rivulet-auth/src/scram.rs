@@ -158,6 +158,33 @@ impl ScramCredential {
         }
     }
 
+    /// A credential from a salted password (`Hi(password, salt, iterations)`), as Kafka's
+    /// AlterUserScramCredentials carries it: the server never sees the password.
+    pub fn from_salted_password(
+        mechanism: Mechanism,
+        salted: &[u8],
+        salt: Vec<u8>,
+        iterations: u32,
+    ) -> ScramCredential {
+        let client_key = mechanism.hmac(salted, b"Client Key");
+        ScramCredential {
+            stored_key: mechanism.hash(&client_key),
+            server_key: mechanism.hmac(salted, b"Server Key"),
+            salt,
+            iterations,
+        }
+    }
+
+    /// `Hi(password, salt, iterations)`: what a client sends in AlterUserScramCredentials.
+    pub fn salted_password(
+        mechanism: Mechanism,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Vec<u8> {
+        mechanism.hi(password.as_bytes(), salt, iterations)
+    }
+
     /// Whether `password` is the one this credential was made from (SASL/PLAIN checked against
     /// the SCRAM store), in constant time over the keys.
     pub fn verify_password(&self, mechanism: Mechanism, password: &str) -> bool {
@@ -614,6 +641,15 @@ mod tests {
             assert!(!c.verify_password(m, "pw "));
         }
         assert!(ScramCredential::new(Mechanism::Sha256, "pw", 100).is_err());
+    }
+
+    #[test]
+    fn a_salted_password_makes_the_same_credential_as_the_password() {
+        let salt = vec![7u8; 16];
+        let direct = ScramCredential::with_salt(Mechanism::Sha512, "pw", salt.clone(), 4096);
+        let salted = ScramCredential::salted_password(Mechanism::Sha512, "pw", &salt, 4096);
+        let via = ScramCredential::from_salted_password(Mechanism::Sha512, &salted, salt, 4096);
+        assert!(via == direct);
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
+    // SCRAM users managed online (KIP-554).
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Our supported range for an API, if we implement it at all.

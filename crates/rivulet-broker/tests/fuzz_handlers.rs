@@ -97,6 +97,8 @@ const APIS: &[ApiKey] = &[
     ApiKey::CreateAcls,
     ApiKey::DescribeAcls,
     ApiKey::DeleteAcls,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 fn number() -> impl Strategy<Value = i64> {
@@ -436,6 +438,24 @@ fn encode(c: &Case) -> Option<BytesMut> {
             f.permission_type = 1;
             let mut r = DeleteAclsRequest::default();
             r.filters = vec![f];
+            enc(&r, b, v)
+        }),
+        ApiKey::DescribeUserScramCredentials => frame(&|b| {
+            let mut u = kafka_protocol::messages::describe_user_scram_credentials_request::UserName::default();
+            u.name = StrBytes::from_string(c.name.clone());
+            let mut r = DescribeUserScramCredentialsRequest::default();
+            r.users = Some(vec![u]);
+            enc(&r, b, v)
+        }),
+        ApiKey::AlterUserScramCredentials => frame(&|b| {
+            let mut u = kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion::default();
+            u.name = StrBytes::from_string(c.name.clone());
+            u.mechanism = c.number.rem_euclid(4) as i8;
+            u.iterations = c.number as i32;
+            u.salt = bytes::Bytes::from(c.name.clone().into_bytes());
+            u.salted_password = bytes::Bytes::from(c.forged.clone().unwrap_or_default());
+            let mut r = AlterUserScramCredentialsRequest::default();
+            r.upsertions = vec![u];
             enc(&r, b, v)
         }),
         _ => None,

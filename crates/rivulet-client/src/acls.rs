@@ -15,7 +15,6 @@ use kafka_protocol::protocol::StrBytes;
 use rivulet_auth::acl::{
     AclBinding, Operation, PatternType, Permission, ResourceType, CLUSTER_NAME,
 };
-use rivulet_auth::client::ClientSecurity;
 
 use crate::wire::WireClient;
 use crate::{ClientError, KafkaConnection};
@@ -195,23 +194,8 @@ impl AclArgs {
     }
 }
 
-/// A connection to the first reachable bootstrap server.
 async fn connect(brokers: &KafkaConnection) -> Result<WireClient, ClientError> {
-    let security =
-        ClientSecurity::from_properties(&brokers.properties).map_err(|e| invalid(e.to_string()))?;
-    let mut last = None;
-    for addr in brokers
-        .bootstrap_servers
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-    {
-        match WireClient::connect_with(addr, TIMEOUT, &security).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| invalid("no bootstrap servers")))
+    crate::wire::connect_any(brokers, TIMEOUT).await
 }
 
 fn error_text(code: i16, message: Option<&StrBytes>) -> String {

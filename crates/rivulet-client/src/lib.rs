@@ -22,6 +22,7 @@ pub mod admin;
 pub mod connection;
 mod error;
 pub mod transactions;
+pub mod users;
 mod util;
 pub mod wire;
 

@@ -83,20 +83,12 @@ fn security(brokers: &KafkaConnection) -> Result<ClientSecurity, ClientError> {
         .map_err(|e| ClientError::InvalidArgument(e.to_string()))
 }
 
-/// A connection to the first reachable broker of `brokers` (comma-separated).
+/// A connection to the first reachable broker of `brokers`.
 async fn bootstrap(
     brokers: &KafkaConnection,
-    security: &ClientSecurity,
+    _security: &ClientSecurity,
 ) -> Result<WireClient, ClientError> {
-    let mut last = None;
-    let servers = brokers.bootstrap_servers.as_str();
-    for addr in servers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match WireClient::connect_with(addr, TIMEOUT, security).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| ClientError::InvalidArgument("no bootstrap servers".into())))
+    crate::wire::connect_any(brokers, TIMEOUT).await
 }
 
 /// Every broker of the cluster as `host:port`.

@@ -118,6 +118,25 @@ pub fn take_header(
     Ok(())
 }
 
+/// A connection to the first reachable bootstrap server of `brokers`, with TLS and SASL as its
+/// client properties say.
+pub async fn connect_any(
+    brokers: &crate::KafkaConnection,
+    timeout: Duration,
+) -> Result<WireClient, ClientError> {
+    let security = ClientSecurity::from_properties(&brokers.properties)
+        .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+    let mut last = None;
+    let servers = brokers.bootstrap_servers.as_str();
+    for addr in servers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match WireClient::connect_with(addr, timeout, &security).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ClientError::InvalidArgument("no bootstrap servers".into())))
+}
+
 /// A plaintext or TLS stream.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}

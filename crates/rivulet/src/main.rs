@@ -36,7 +36,7 @@ enum Command {
     Acls(cmd::admin::AdminArgs<rivulet_client::acls::AclsCommand>),
     /// Inspect transactions: transactional ids, their state, producer and partitions.
     Transactions(cmd::admin::AdminArgs<rivulet_client::transactions::TransactionsCommand>),
-    /// SASL/SCRAM users of a broker's data directory: add, list, remove.
+    /// SASL/SCRAM users of a broker's data directory, or of a cluster online: add, list, remove.
     Users(cmd::users::UsersArgs),
     /// Benchmarks: produce, consume (against our or any broker) and the whole pipeline.
     Bench {
@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Groups(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
         Command::Acls(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
         Command::Transactions(a) => Ok(a.command.run(&a.client.connection(&a.brokers)?).await?),
-        Command::Users(args) => cmd::users::run(args),
+        Command::Users(args) => cmd::users::run(args).await,
         Command::Bench { command } => cmd::bench::run(command).await,
         Command::Gen(args) => cmd::gen::run(args).await,
         Command::Run(args) => cmd::run::run(*args).await,

@@ -471,6 +471,92 @@ fn acls_deny_then_allow_then_deny_again() {
     // The plaintext listener is not checked: 5 records from alice's accepted run are there.
     assert_eq!(end_offsets(&plain, "acl-t").iter().sum::<i64>(), 5);
 
+    // Users online (KIP-554): the super user adds carol, who can then log in; alice (no ACL)
+    // and an unauthenticated plaintext client cannot add users; removed, carol cannot log in.
+    const CAROL: &str = "Pa55-carol-0b9d3e";
+    let with_stdin = |args: &[String], input: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let sasl = |user: &str, pw: &str, brokers: &str| -> Vec<String> {
+        vec![
+            "--brokers".into(),
+            brokers.to_string(),
+            "-X".into(),
+            "security.protocol=SASL_SSL".into(),
+            "-X".into(),
+            "sasl.mechanism=SCRAM-SHA-512".into(),
+            "-X".into(),
+            format!("sasl.username={user}"),
+            "-X".into(),
+            format!("sasl.password={pw}"),
+            "-X".into(),
+            ca.clone(),
+        ]
+    };
+    let add_carol = |who: Vec<String>| {
+        let mut a: Vec<String> = [
+            "users",
+            "add",
+            "carol",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--password-stdin",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(who);
+        with_stdin(&a, CAROL)
+    };
+    let out = add_carol(sasl("alice", BOB_PASSWORD, &secure));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ClusterAuthorizationFailed"));
+    let out = add_carol(vec!["--brokers".into(), plain.clone()]);
+    assert!(
+        !out.status.success(),
+        "an unauthenticated client added a user"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ClusterAuthorizationFailed"));
+    let out = add_carol(sasl("admin", PASSWORD, &secure));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ok(
+        &admin(&["users", "list"], &mut outputs),
+        "users list online",
+    );
+    assert!(
+        listed.contains("carol  SCRAM-SHA-512 (iterations 4096)"),
+        "{listed}"
+    );
+    let carol_lists = |o: &mut Vec<String>| {
+        let mut a: Vec<String> = vec!["topics".into(), "list".into()];
+        a.extend(sasl("carol", CAROL, &secure));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        cli(&a, o)
+    };
+    ok(&carol_lists(&mut outputs), "carol logs in");
+    ok(
+        &admin(&["users", "remove", "carol"], &mut outputs),
+        "users remove online",
+    );
+    assert!(
+        !carol_lists(&mut outputs).status.success(),
+        "carol still logs in"
+    );
+    let users_file = std::fs::read_to_string(data.join("users.json")).unwrap();
+    assert!(!users_file.contains("carol") && !users_file.contains(CAROL));
+
     let stopped = stop_child(&mut broker, "TERM", WAIT);
     assert!(stopped.is_some_and(|s| s.success()));
     // ACLs are durable: the file has the DENY left.

@@ -1,5 +1,7 @@
 //! CreateAcls v0–3: adds ACL bindings (`acl.rs`), stored before the answer. Needs Alter on the
-//! cluster; each creation is validated on its own, the valid ones stored together.
+//! cluster from an authenticated principal (also on listeners whose other requests are not
+//! checked: anyone reaching a plaintext port must not grant itself access); each creation is
+//! validated on its own, the valid ones stored together.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
@@ -46,7 +48,7 @@ fn binding(
 
 pub(crate) fn handle(ctx: RequestContext, req: CreateAclsRequest) -> Reply {
     let mut resp = CreateAclsResponse::default();
-    if !ctx.allowed(Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
+    if !ctx.allowed_authenticated(Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
         resp.results = req
             .creations
             .iter()

@@ -1,5 +1,6 @@
 //! DeleteAcls v0–3: removes the bindings each filter matches, stored before the answer, and
-//! returns them. Needs Alter on the cluster.
+//! returns them. Needs Alter on the cluster from an authenticated principal (also on listeners
+//! whose other requests are not checked).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_acls_response::{
@@ -21,7 +22,7 @@ pub(crate) fn handle(ctx: RequestContext, req: DeleteAclsRequest) -> Reply {
         r.error_message = msg.map(StrBytes::from_string);
         r
     };
-    if !ctx.allowed(Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
+    if !ctx.allowed_authenticated(Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
         resp.filter_results = req
             .filters
             .iter()

@@ -1,5 +1,6 @@
 //! DescribeAcls v0–3: the ACL bindings a filter matches, grouped by resource. Needs Describe on
-//! the cluster.
+//! the cluster from an authenticated principal (also on listeners whose other requests are
+//! not checked).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
@@ -55,7 +56,7 @@ pub(crate) fn filter(
 
 pub(crate) fn handle(ctx: RequestContext, req: DescribeAclsRequest) -> Reply {
     let mut resp = DescribeAclsResponse::default();
-    if !ctx.allowed(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+    if !ctx.allowed_authenticated(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
         resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return Reply::now(resp);
     }

@@ -50,6 +50,20 @@ impl RequestContext {
         )
     }
 
+    /// Like [`RequestContext::allowed`], but unauthenticated connections are checked too (as
+    /// `User:ANONYMOUS`, so denied unless an ACL names it): for what changes who may do what —
+    /// ACLs and SCRAM credentials — which must not be open on a plaintext port.
+    pub fn allowed_authenticated(&self, op: Operation, rtype: ResourceType, name: &str) -> bool {
+        self.broker.authorizer.allows(
+            true,
+            &self.session.principal(),
+            self.peer.ip(),
+            op,
+            rtype,
+            name,
+        )
+    }
+
     /// `Ok` when `op` is allowed on every named resource; else the resource type's
     /// authorisation error for the whole request (admin requests are allowed or refused whole).
     pub fn authorize_each<'a>(
@@ -123,6 +137,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod admin;
 mod alter_configs;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod create_acls;
 mod create_partitions;
@@ -133,6 +148,7 @@ mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -196,6 +212,10 @@ pub(crate) fn handle(ctx: RequestContext, body: RequestKind) -> Reply {
         RequestKind::ListTransactions(r) => list_transactions::handle(ctx, r),
         RequestKind::SaslHandshake(r) => sasl_handshake::handle(ctx, r),
         RequestKind::CreateAcls(r) => create_acls::handle(ctx, r),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            describe_user_scram_credentials::handle(ctx, r)
+        }
+        RequestKind::AlterUserScramCredentials(r) => alter_user_scram_credentials::handle(ctx, r),
         RequestKind::DescribeAcls(r) => describe_acls::handle(ctx, r),
         RequestKind::DeleteAcls(r) => delete_acls::handle(ctx, r),
         RequestKind::SaslAuthenticate(r) => sasl_authenticate::handle(ctx, r),

@@ -1,8 +1,9 @@
-//! `rivulet users add|list|remove --data-dir DIR`: the SCRAM users of a Rivulet broker's data
-//! directory, edited offline (the way `kafka-storage format --add-scram` bootstraps Kafka's
-//! first user). A running broker sees the change at the next login. Passwords are read from
-//! standard input only, never from the command line (where `ps` would show them), and are not
-//! stored: the store keeps a salted, iterated SCRAM credential.
+//! `rivulet users add|list|remove`: SCRAM users, either of a Rivulet broker's data directory
+//! (`--data-dir`, offline: the way `kafka-storage format --add-scram` bootstraps Kafka's first
+//! user; a running broker sees the change at the next login) or of any Kafka cluster online
+//! (`--brokers` with client properties, KIP-554: the client sends a salted password). Passwords
+//! are read from standard input only, never from the command line (where `ps` would show them),
+//! and are not stored: the store keeps a salted, iterated SCRAM credential.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -22,6 +23,12 @@ pub struct UsersArgs {
         default_value = "./data"
     )]
     data_dir: PathBuf,
+    /// Manage the users of this cluster online instead of a data directory (needs Alter or
+    /// Describe on the cluster: a super user).
+    #[arg(long, global = true)]
+    brokers: Option<String>,
+    #[command(flatten)]
+    client: super::connection::ClientConfigArgs,
     #[command(subcommand)]
     command: UsersCommand,
 }
@@ -61,7 +68,80 @@ fn mechanism(name: &str) -> Result<Mechanism> {
     })
 }
 
-pub fn run(args: UsersArgs) -> Result<()> {
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!("the password on standard input is empty");
+    }
+    Ok(password)
+}
+
+/// Against a cluster (`--brokers`).
+async fn online(args: UsersArgs, brokers: String) -> Result<()> {
+    let conn = args.client.connection(&brokers)?;
+    match args.command {
+        UsersCommand::Add {
+            name,
+            mechanism: m,
+            password_stdin,
+            iterations,
+        } => {
+            let m = mechanism(&m)?;
+            if !password_stdin {
+                bail!("give the password on standard input with --password-stdin");
+            }
+            if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+                bail!("--iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}");
+            }
+            let password = read_password()?;
+            rivulet_client::users::upsert(&conn, &name, m, &password, iterations).await?;
+            println!(
+                "user {} ({m}, {iterations} iterations) stored on {brokers}",
+                name.escape_debug()
+            );
+        }
+        UsersCommand::List => {
+            let users = rivulet_client::users::list(&conn).await?;
+            if users.is_empty() {
+                println!("no users on {brokers}");
+            }
+            for (u, infos) in users {
+                let mechs: Vec<String> = infos
+                    .iter()
+                    .map(|(m, i)| format!("{m} (iterations {i})"))
+                    .collect();
+                println!("{}  {}", u.escape_debug(), mechs.join(", "));
+            }
+        }
+        UsersCommand::Remove { name, mechanism: m } => {
+            let mechs: Vec<Mechanism> = match m.as_deref() {
+                Some(m) => vec![mechanism(m)?],
+                None => Mechanism::ALL.to_vec(),
+            };
+            let mut removed = 0;
+            for m in mechs {
+                if rivulet_client::users::delete(&conn, &name, m).await.is_ok() {
+                    removed += 1;
+                }
+            }
+            if removed == 0 {
+                bail!("no such user on {brokers}: {}", name.escape_debug());
+            }
+            println!("removed {}", name.escape_debug());
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(args: UsersArgs) -> Result<()> {
+    if let Some(brokers) = args.brokers.clone() {
+        return online(args, brokers).await;
+    }
     let mut store = CredentialStore::open(&args.data_dir)?;
     match args.command {
         UsersCommand::Add {
@@ -77,16 +157,8 @@ pub fn run(args: UsersArgs) -> Result<()> {
             if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
                 bail!("--iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}");
             }
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("reading the password from standard input")?;
-            let password = line.trim_end_matches(['\n', '\r']);
-            if password.is_empty() {
-                bail!("the password on standard input is empty");
-            }
-            let credential = ScramCredential::new(m, password, iterations)?;
+            let password = read_password()?;
+            let credential = ScramCredential::new(m, &password, iterations)?;
             store.upsert(&name, m, credential)?;
             println!(
                 "user {} ({m}, {iterations} iterations) stored in {}",
