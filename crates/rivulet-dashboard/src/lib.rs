@@ -28,6 +28,7 @@ pub mod results;
 pub mod sampler;
 pub mod server;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -67,9 +68,19 @@ impl Dashboard {
         let (s, c) = (self.shared.clone(), cancel.clone());
         let cluster = tokio::task::spawn_blocking(move || sampler::run_cluster(s, c));
         let app = server::router(self.shared.clone(), cancel.clone());
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.clone().cancelled_owned())
-            .await;
+        let served = match self.shared.tls.clone() {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                    .await
+            }
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config, cancel.clone())?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                    .await
+            }
+        };
         // The server also returns when it fails: stop the refreshes in either case.
         cancel.cancel();
         let joined = (counters.await, cluster.await);

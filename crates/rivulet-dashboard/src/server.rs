@@ -144,8 +144,13 @@ async fn login(
             let mut r = StatusCode::SEE_OTHER.into_response();
             r.headers_mut()
                 .insert(header::LOCATION, HeaderValue::from_static("/"));
+            let secure = if app.shared.tls.is_some() {
+                "; Secure"
+            } else {
+                ""
+            };
             let cookie = format!(
-                "{}={session}; Path=/; HttpOnly; SameSite=Strict",
+                "{}={session}; Path=/; HttpOnly; SameSite=Strict{secure}",
                 crate::access::COOKIE
             );
             if let Ok(v) = HeaderValue::from_str(&cookie) {

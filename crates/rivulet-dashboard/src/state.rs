@@ -51,6 +51,8 @@ pub struct DashboardConfig {
     pub max_keys: usize,
     /// Who may see it (`--dashboard-token`); open when it has no token.
     pub access: crate::access::Access,
+    /// HTTPS (`--dashboard-tls-cert/--dashboard-tls-key`); plain HTTP when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl DashboardConfig {
@@ -65,6 +67,7 @@ impl DashboardConfig {
             max_windows: 60,
             max_keys: 10_000,
             access: crate::access::Access::default(),
+            tls: None,
         }
     }
 }
@@ -234,6 +237,7 @@ pub(crate) struct Shared {
     generator: Option<Arc<GenStats>>,
     pub(crate) max_windows: usize,
     pub(crate) access: crate::access::Access,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) state: Mutex<State>,
 }
 
@@ -265,6 +269,7 @@ impl Shared {
             generator: config.generator,
             max_windows: config.max_windows.max(1),
             access: config.access.clone(),
+            tls: config.tls.clone(),
             state: Mutex::new(State {
                 query,
                 results,

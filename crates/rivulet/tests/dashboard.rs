@@ -769,3 +769,95 @@ fn a_dashboard_token_guards_every_page_and_api_request() {
     );
     assert!(outputs.contains("wrong token"), "{outputs}");
 }
+
+/// One HTTPS request (the test kit's CA trusted), read to the end; status and text.
+fn https_request(addr: &str, ca: &std::path::Path, head: &str, body: &str) -> (u16, String) {
+    let config = rivulet_auth::tls::client_config(Some(ca), None).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "{head}\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// Issue 15: `--dashboard-tls-cert/--dashboard-tls-key` serve the dashboard over HTTPS, with the
+/// token; the session cookie is then `Secure`; plain HTTP on that port gets no page.
+#[test]
+fn the_dashboard_over_https() {
+    const TOKEN: &str = "tok-https-5d1c9b0e2a";
+    let pki = rivulet_testkit::TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--no-query",
+            "--no-generator",
+            "--listen",
+            "127.0.0.1:0",
+            "--dashboard-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--dashboard-tls-cert")
+        .arg(pki.cert("server"))
+        .arg("--dashboard-tls-key")
+        .arg(pki.key("server"))
+        .env("RIVULET_DASHBOARD_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut p = Proc {
+        lines: lines_of(child.stdout.take().unwrap()),
+        child,
+        seen: Vec::new(),
+    };
+    let addr = p.wait_line("rivulet dashboard at https://");
+    let ca = pki.cert("ca");
+    let (status, _) = https_request(&addr, &ca, "GET /api/queries HTTP/1.1", "");
+    assert_eq!(status, 401);
+    let (status, text) = https_request(
+        &addr,
+        &ca,
+        &format!("GET /api/queries HTTP/1.1\r\nAuthorization: Bearer {TOKEN}"),
+        "",
+    );
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = https_request(
+        &addr,
+        &ca,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        &format!("token={TOKEN}"),
+    );
+    assert_eq!(status, 303, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("samesite=strict; secure"),
+        "{text}"
+    );
+    // Plain HTTP on the HTTPS port: no page.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(!String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"));
+    p.stop();
+}

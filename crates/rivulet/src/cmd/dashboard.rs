@@ -30,6 +30,20 @@ pub struct DashboardArgs {
     /// environment variable: a command line is visible to every user of the machine.
     #[arg(long, env = "RIVULET_DASHBOARD_TOKEN", hide_env_values = true)]
     pub dashboard_token: Option<String>,
+    /// Serve the dashboard over HTTPS with this PEM certificate chain (and --dashboard-tls-key).
+    #[arg(
+        long,
+        env = "RIVULET_DASHBOARD_TLS_CERT",
+        requires = "dashboard_tls_key"
+    )]
+    pub dashboard_tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --dashboard-tls-cert.
+    #[arg(
+        long,
+        env = "RIVULET_DASHBOARD_TLS_KEY",
+        requires = "dashboard_tls_cert"
+    )]
+    pub dashboard_tls_key: Option<std::path::PathBuf>,
 }
 
 /// Shortest token accepted: a guessable token is no protection.
@@ -50,6 +64,14 @@ impl DashboardArgs {
             self.dashboard_token.clone(),
         ))
     }
+
+    /// The HTTPS configuration, if asked for.
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.dashboard_tls_cert, &self.dashboard_tls_key) {
+            (Some(c), Some(k)) => Ok(Some(rivulet_auth::tls::server_config(c, k, None)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Binds the dashboard's listener and prints its address (tests parse this line; with port 0
@@ -57,6 +79,11 @@ impl DashboardArgs {
 /// Refuses an address beyond loopback without a token, before binding it.
 pub async fn bind(args: &DashboardArgs) -> Result<TcpListener> {
     args.access()?;
+    let scheme = if args.tls()?.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let listen = args.dashboard_listen.as_str();
     let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(listen)
         .await
@@ -73,7 +100,7 @@ pub async fn bind(args: &DashboardArgs) -> Result<TcpListener> {
         .await
         .with_context(|| format!("binding the dashboard to --dashboard-listen {listen}"))?;
     let addr = listener.local_addr()?;
-    println!("rivulet dashboard at http://{addr}");
+    println!("rivulet dashboard at {scheme}://{addr}");
     Ok(listener)
 }
 

@@ -116,6 +116,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
         config.plan = dashboard::plan(&job);
         config.access = args.dashboard_args.access()?;
+        config.tls = args.dashboard_args.tls()?;
         let d = rivulet_dashboard::Dashboard::new(config);
         observer = Some(d.observer());
         dashboard = Some((d, listener));

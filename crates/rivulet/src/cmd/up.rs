@@ -150,6 +150,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         let mut config = rivulet_dashboard::DashboardConfig::new(brokers.clone());
         config.connection = connection.clone();
         config.access = args.dashboard.access()?;
+        config.tls = args.dashboard.tls()?;
         config.plan = (!args.no_query).then(|| dashboard::plan(&job)).flatten();
         config.broker = broker.as_ref().map(|b| b.stats());
         config.generator = (!args.no_generator).then(|| gen_stats.clone());
