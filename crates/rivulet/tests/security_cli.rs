@@ -247,6 +247,57 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
         outputs.push(std::fs::read_to_string(&log).unwrap());
         progress_files.push(progress);
     }
+    // The SQL shell over SASL_SSL: a SELECT prints the topic's rows, Ctrl-C stops it, \q.
+    {
+        let mut sh = Command::new(BIN)
+            .args([
+                "sql",
+                "--brokers",
+                &secure,
+                "--client-config-file",
+                &props,
+                "--topic",
+                "ev",
+                "--from-beginning",
+            ])
+            .env("RIVULET_TEST_SECRET", PASSWORD)
+            .env("RIVULET_SQL_HISTORY", tmp.path().join("history"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out_lines = lines_of(sh.stdout.take().unwrap());
+        let err_lines = lines_of(sh.stderr.take().unwrap());
+        let mut stdin = sh.stdin.take().unwrap();
+        writeln!(stdin, "SELECT id, value FROM events WHERE id >= 0;").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while seen.len() < 20 && Instant::now() < deadline {
+            if let Ok(l) = out_lines.recv_timeout(Duration::from_millis(200)) {
+                seen.push(l);
+            }
+        }
+        let errs: Vec<String> = err_lines.try_iter().collect();
+        assert!(
+            seen.len() >= 20,
+            "the shell printed {} lines over SASL_SSL: {seen:?} {errs:?}",
+            seen.len()
+        );
+        send_signal(sh.id(), "INT");
+        std::thread::sleep(Duration::from_millis(500));
+        writeln!(stdin, "\\q").unwrap();
+        drop(stdin);
+        let status = wait_exit(&mut sh, WAIT);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "sql shell exit: {status:?}"
+        );
+        seen.extend(out_lines.try_iter());
+        seen.extend(errs);
+        seen.extend(err_lines.try_iter());
+        outputs.push(seen.join("\n"));
+    }
     let txns = ok(
         &run(sec(&["transactions", "list"]), &mut outputs),
         "transactions list",

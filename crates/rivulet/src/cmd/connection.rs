@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use rivulet_client::KafkaConnection;
 
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct ClientConfigArgs {
     /// A Kafka client property, e.g. `-X security.protocol=SASL_SSL -X
     /// sasl.mechanism=SCRAM-SHA-512`; values may use `${ENV_VAR}` so secrets stay out of the

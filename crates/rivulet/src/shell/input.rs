@@ -264,6 +264,7 @@ mod tests {
             topic: String::new(),
             from_beginning: false,
             history: Some(PathBuf::from("/tmp/h")),
+            client: Default::default(),
         };
         assert_eq!(history_path(&args), Some(PathBuf::from("/tmp/h")));
     }

@@ -37,6 +37,10 @@ pub struct ShellArgs {
     /// Bootstrap servers of the Kafka-compatible cluster the queries read.
     #[arg(long, env = "RIVULET_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
+    /// Client properties of the queries' sources (TLS, SASL); kept out of the SQL text, so no
+    /// listing shows them.
+    #[command(flatten)]
+    pub client: crate::cmd::connection::ClientConfigArgs,
     /// Topic of the pre-declared source `events` (the generator's schema: id, value,
     /// timestamp with a 5 s watermark).
     #[arg(long, env = "RIVULET_TOPIC", default_value = "events")]
@@ -88,6 +92,7 @@ pub async fn run(args: ShellArgs) -> Result<()> {
     let mut signals = Signals::install()?;
     let mut reader = LineReader::open(&args, tty)?;
     let mut session = Session::new(&args);
+    session.client_properties = args.client.connection(&args.brokers)?.properties;
     if tty {
         println!(
             "rivulet sql: source `events` reads topic {} on {} from the {}. `help` lists commands; \
@@ -216,6 +221,7 @@ async fn run_select(session: &Session, text: &str, signals: &mut Signals) -> Res
     if !session.source_sets_startup(&compiled.source_name) {
         kafka::set_starting_offsets(&mut plan.source, session.startup);
     }
+    kafka::set_properties(&mut plan.source, &session.client_properties);
     let dir = tempfile::Builder::new()
         .prefix("rivulet-sql-")
         .tempdir()

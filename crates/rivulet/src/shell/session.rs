@@ -15,6 +15,8 @@ pub(super) struct Session {
     /// (key, statement text) of the `SET`s the SQL front end reads.
     sets: Vec<(String, String)>,
     pub(super) startup: StartingOffsets,
+    /// `-X` / `--client-config-file` properties, added to each query's source.
+    pub(super) client_properties: std::collections::BTreeMap<String, String>,
 }
 
 /// `'text'` as a SQL string literal.
@@ -40,6 +42,7 @@ impl Session {
             } else {
                 StartingOffsets::Latest
             },
+            client_properties: Default::default(),
         }
     }
 
@@ -179,6 +182,7 @@ mod tests {
             topic: "it's".into(),
             from_beginning: false,
             history: None,
+            client: Default::default(),
         };
         let mut s = Session::new(&args);
         let c = rivulet_sql::compile_select(&s.decls(), "SELECT * FROM events WHERE value > 90")
