@@ -27,6 +27,6 @@ mod util;
 pub mod wire;
 
 pub use connection::{
-    is_secret_property, parse_property, read_properties_file, KafkaConnection, REDACTED,
+    expand_env, is_secret_property, parse_property, read_properties_file, KafkaConnection, REDACTED,
 };
 pub use error::ClientError;

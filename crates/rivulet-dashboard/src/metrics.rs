@@ -129,6 +129,30 @@ pub fn render(h: &Health, cluster: &ClusterView) -> String {
             "Transactions the embedded broker aborted (asked, fenced or timed out).",
             b.transactions_aborted_total,
         ),
+        (
+            "rivulet_broker_authentications_total",
+            "counter",
+            "SASL authentications the embedded broker accepted.",
+            b.authentications_total,
+        ),
+        (
+            "rivulet_broker_authentication_failures_total",
+            "counter",
+            "SASL authentications the embedded broker refused (password, user, mechanism, message).",
+            b.authentication_failures_total,
+        ),
+        (
+            "rivulet_broker_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed on the embedded broker's TLS listeners.",
+            b.tls_handshake_failures_total,
+        ),
+        (
+            "rivulet_broker_unauthenticated_requests_total",
+            "counter",
+            "Connections the embedded broker closed for a request before authentication.",
+            b.unauthenticated_requests_total,
+        ),
     ] {
         if let Some(v) = value {
             o.one(name, kind, help, &[], v as f64);

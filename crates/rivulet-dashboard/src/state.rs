@@ -468,6 +468,12 @@ pub struct BrokerHealth {
     pub transactions_open: Option<u64>,
     pub transactions_committed_total: Option<u64>,
     pub transactions_aborted_total: Option<u64>,
+    /// Authentication (embedded broker only): SASL logins that succeeded and failed, failed
+    /// TLS handshakes, connections closed for a request before authenticating.
+    pub authentications_total: Option<u64>,
+    pub authentication_failures_total: Option<u64>,
+    pub tls_handshake_failures_total: Option<u64>,
+    pub unauthenticated_requests_total: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -708,6 +714,22 @@ impl Shared {
                 .broker
                 .as_ref()
                 .map(|b| b.transactions_aborted.load(Ordering::Relaxed)),
+            authentications_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.authentications.load(Ordering::Relaxed)),
+            authentication_failures_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.authentication_failures.load(Ordering::Relaxed)),
+            tls_handshake_failures_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.tls_handshake_failures.load(Ordering::Relaxed)),
+            unauthenticated_requests_total: self
+                .broker
+                .as_ref()
+                .map(|b| b.unauthenticated_requests.load(Ordering::Relaxed)),
             bytes_out_total: self
                 .broker
                 .as_ref()

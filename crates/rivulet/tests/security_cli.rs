@@ -155,6 +155,9 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
     );
     let listed = ok(&run(sec(&["topics", "list"]), &mut outputs), "topics list");
     assert!(listed.contains("ev"), "{listed}");
+    // Three records that are not JSON: each query writes them to the dead-letter topic
+    // `ev.dlq` over SASL_SSL.
+    produce_records(&plain, "ev", (0..3).map(|_| (Some(0), None, "not json")));
 
     // The query with each source client: source and Kafka sink over SASL_SSL.
     let query = |client: &str, sink: &str, extra: &[&str]| {
@@ -246,6 +249,84 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
         );
         outputs.push(std::fs::read_to_string(&log).unwrap());
         progress_files.push(progress);
+        let dead: i64 = end_offsets(&plain, "ev.dlq").iter().sum();
+        assert_eq!(
+            dead,
+            3 * progress_files.len() as i64,
+            "{client}: dead letters over SASL_SSL"
+        );
+    }
+    // `rivulet up --brokers` over SASL_SSL with its dashboard: results arrive, and no page,
+    // API answer or metric shows the password.
+    {
+        let up_log = tmp.path().join("up.log");
+        let mut up = Command::new(BIN)
+            .args([
+                "up",
+                "--brokers",
+                &secure,
+                "--client-config-file",
+                &props,
+                "--no-generator",
+                "--topic",
+                "ev",
+            ])
+            .args(["--dashboard-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("up-data"))
+            .env("RIVULET_TEST_SECRET", PASSWORD)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(append_log(&up_log, "===== up =====")))
+            .spawn()
+            .unwrap();
+        let up_lines = lines_of(up.stdout.take().unwrap());
+        let mut dash = None;
+        let deadline = Instant::now() + WAIT;
+        while dash.is_none() && Instant::now() < deadline {
+            if let Ok(l) = up_lines.recv_timeout(Duration::from_millis(200)) {
+                dash = l
+                    .trim()
+                    .strip_prefix("rivulet dashboard at http://")
+                    .map(str::to_string);
+            }
+        }
+        let dash = dash.expect("dashboard line");
+        let get = |path: &str| -> String {
+            let mut s = std::net::TcpStream::connect(&dash).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            let _ = std::io::Read::read_to_string(&mut s, &mut out);
+            out
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut results = String::new();
+        while !results.contains("window_start") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            results = get("/api/queries/stats/results");
+        }
+        assert!(
+            results.contains("window_start"),
+            "no results from up --brokers over SASL_SSL: {results}"
+        );
+        for path in [
+            "/api/queries",
+            "/api/queries/stats",
+            "/api/health",
+            "/api/topics",
+            "/api/groups",
+            "/metrics",
+        ] {
+            outputs.push(get(path));
+        }
+        let status = stop_child(&mut up, "INT", WAIT);
+        assert!(status.is_some_and(|s| s.success()), "up exit: {status:?}");
+        outputs.extend(up_lines.try_iter());
+        outputs.push(std::fs::read_to_string(&up_log).unwrap());
     }
     // The SQL shell over SASL_SSL: a SELECT prints the topic's rows, Ctrl-C stops it, \q.
     {

@@ -91,7 +91,14 @@ use rivulet_client::{is_secret_property as is_secret, REDACTED};
 fn connection(r: &mut OptionReader<'_>) -> Option<KafkaConnection> {
     let servers = r.text(BROKERS);
     // After the two `properties.` aliases above, so they are not taken for client properties.
-    let properties = r.prefixed(PROPERTIES);
+    let mut properties = r.prefixed(PROPERTIES);
+    // `${ENV_VAR}` in values, so secrets stay out of pipeline and SQL files.
+    for (k, v) in properties.iter_mut() {
+        match rivulet_client::expand_env(v, k) {
+            Ok(x) => *v = x,
+            Err(e) => r.problem(PROPERTIES, e),
+        }
+    }
     if servers.is_none() && properties.is_empty() {
         return None;
     }
@@ -575,6 +582,46 @@ mod tests {
             s.set(*k, *v);
         }
         SourceOptions::parse(&s)
+    }
+
+    /// Issue 15: `${ENV_VAR}` in client property values; what the native client cannot speak
+    /// is refused at plan time, naming the property.
+    #[test]
+    fn property_values_take_environment_variables() {
+        std::env::set_var("RIVULET_TEST_KAFKA_PW_7", "from-env");
+        let s = source(&[
+            ("topic", "t"),
+            ("properties.security.protocol", "SASL_PLAINTEXT"),
+            ("properties.sasl.mechanism", "PLAIN"),
+            ("properties.sasl.username", "u"),
+            ("properties.sasl.password", "${RIVULET_TEST_KAFKA_PW_7}"),
+        ])
+        .unwrap();
+        assert_eq!(s.connection.properties["sasl.password"], "from-env");
+        let p = source(&[
+            ("topic", "t"),
+            ("properties.sasl.password", "${RIVULET_TEST_UNSET_9}"),
+        ])
+        .unwrap_err();
+        assert!(p[0].contains("RIVULET_TEST_UNSET_9 is not set"), "{p:?}");
+        let p = source(&[
+            ("topic", "t"),
+            ("properties.security.protocol", "SASL_SSL"),
+            ("properties.sasl.mechanism", "GSSAPI"),
+        ])
+        .unwrap_err();
+        assert!(
+            p[0].contains("GSSAPI") && p[0].contains("librdkafka"),
+            "{p:?}"
+        );
+        // librdkafka takes what the native client cannot.
+        assert!(source(&[
+            ("topic", "t"),
+            ("client", "librdkafka"),
+            ("properties.security.protocol", "SASL_SSL"),
+            ("properties.sasl.mechanism", "GSSAPI"),
+        ])
+        .is_ok());
     }
 
     #[test]
