@@ -144,6 +144,8 @@ impl ClientSecurity {
 /// One SASL exchange from the client's side: [`SaslClient::first`], then
 /// [`SaslClient::next`] with each server answer until it returns `None`.
 pub struct SaslClient {
+    mechanism: String,
+    username: String,
     plain: Option<Vec<u8>>,
     scram: Option<ScramClient>,
     /// SCRAM steps done: 0 before server-first, 1 before server-final.
@@ -162,11 +164,15 @@ impl SaslClient {
     pub fn new(c: &SaslCredentials) -> SaslClient {
         match Mechanism::from_name(&c.mechanism) {
             Some(m) => SaslClient {
+                mechanism: c.mechanism.clone(),
+                username: c.username.clone(),
                 plain: None,
                 scram: Some(ScramClient::new(m, &c.username, &c.password)),
                 step: 0,
             },
             None => SaslClient {
+                mechanism: c.mechanism.clone(),
+                username: c.username.clone(),
                 plain: Some(PlainMessage::encode(&c.username, &c.password)),
                 scram: None,
                 step: 0,
@@ -182,6 +188,50 @@ impl SaslClient {
             (None, None) => Vec::new(),
         }
     }
+
+    /// The mechanism to ask for in SaslHandshake.
+    pub fn mechanism(&self) -> &str {
+        &self.mechanism
+    }
+
+    /// Checks a SaslHandshake answer from `addr`: `error_code` and the mechanisms it offers.
+    pub fn on_handshake(
+        &self,
+        addr: &str,
+        error_code: i16,
+        offered: &[&str],
+    ) -> Result<(), String> {
+        if error_code == 0 {
+            return Ok(());
+        }
+        Err(format!(
+            "broker {addr} does not offer SASL mechanism {} (it offers {})",
+            self.mechanism,
+            offered.join(", ")
+        ))
+    }
+
+    /// One SaslAuthenticate answer from `addr`: the next token, `None` when authenticated.
+    pub fn on_authenticate(
+        &mut self,
+        addr: &str,
+        error_code: i16,
+        error_message: Option<&str>,
+        auth_bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>, String> {
+        if error_code != 0 {
+            return Err(format!(
+                "SASL authentication with {addr} as {} failed: {}",
+                self.username.escape_debug(),
+                error_message.unwrap_or("no reason given").escape_debug()
+            ));
+        }
+        self.next(auth_bytes)
+            .map_err(|e| format!("with {addr}: {e}"))
+    }
+
+    /// PLAIN takes one round, SCRAM two: more means a confused server.
+    pub const MAX_ROUNDS: usize = 3;
 
     /// The next token for the server's answer, or `None` when authenticated.
     pub fn next(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, AuthError> {

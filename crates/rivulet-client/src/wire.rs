@@ -207,42 +207,29 @@ impl WireClient {
         &mut self,
         creds: &rivulet_auth::client::SaslCredentials,
     ) -> Result<(), ClientError> {
-        let mut hs = SaslHandshakeRequest::default();
-        hs.mechanism = StrBytes::from_string(creds.mechanism.clone());
-        let r: SaslHandshakeResponse = self.call(ApiKey::SaslHandshake, 1, &hs).await?;
-        if r.error_code != 0 {
-            let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
-            return Err(ClientError::InvalidArgument(format!(
-                "broker {} does not offer SASL mechanism {} (it offers {})",
-                self.addr,
-                creds.mechanism,
-                offered.join(", ")
-            )));
-        }
         let mut sasl = SaslClient::new(creds);
+        let mut hs = SaslHandshakeRequest::default();
+        hs.mechanism = StrBytes::from_string(sasl.mechanism().to_string());
+        let r: SaslHandshakeResponse = self.call(ApiKey::SaslHandshake, 1, &hs).await?;
+        let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+        sasl.on_handshake(&self.addr, r.error_code, &offered)
+            .map_err(ClientError::InvalidArgument)?;
         let mut token = Some(sasl.first());
-        // PLAIN takes one round, SCRAM two; a third would be a confused server.
-        for _ in 0..3 {
+        for _ in 0..SaslClient::MAX_ROUNDS {
             let Some(t) = token.take() else {
                 return Ok(());
             };
             let mut req = SaslAuthenticateRequest::default();
             req.auth_bytes = Bytes::from(t);
             let r: SaslAuthenticateResponse = self.call(ApiKey::SaslAuthenticate, 1, &req).await?;
-            if r.error_code != 0 {
-                return Err(ClientError::InvalidArgument(format!(
-                    "SASL authentication with {} as {} failed: {}",
-                    self.addr,
-                    creds.username.escape_debug(),
-                    r.error_message
-                        .as_ref()
-                        .map_or("no reason given", |m| m.as_str())
-                        .escape_debug()
-                )));
-            }
             token = sasl
-                .next(&r.auth_bytes)
-                .map_err(|e| ClientError::InvalidArgument(format!("with {}: {e}", self.addr)))?;
+                .on_authenticate(
+                    &self.addr,
+                    r.error_code,
+                    r.error_message.as_deref(),
+                    &r.auth_bytes,
+                )
+                .map_err(ClientError::InvalidArgument)?;
         }
         Err(ClientError::Protocol(format!(
             "SASL with {} did not end after three rounds",

@@ -81,6 +81,26 @@ fn read_password() -> Result<String> {
     Ok(password)
 }
 
+/// `users add`'s mechanism and password (from stdin), checked.
+fn to_add(
+    m: &str,
+    name: &str,
+    password_stdin: bool,
+    iterations: u32,
+) -> Result<(Mechanism, String)> {
+    let m = mechanism(m)?;
+    if !password_stdin {
+        bail!(
+            "give the password on standard input with --password-stdin (e.g. `echo \"$PASSWORD\" | rivulet users add {} --password-stdin`)",
+            name.escape_debug()
+        );
+    }
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+        bail!("--iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}");
+    }
+    Ok((m, read_password()?))
+}
+
 /// Against a cluster (`--brokers`).
 async fn online(args: UsersArgs, brokers: String) -> Result<()> {
     let conn = args.client.connection(&brokers)?;
@@ -91,14 +111,7 @@ async fn online(args: UsersArgs, brokers: String) -> Result<()> {
             password_stdin,
             iterations,
         } => {
-            let m = mechanism(&m)?;
-            if !password_stdin {
-                bail!("give the password on standard input with --password-stdin");
-            }
-            if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
-                bail!("--iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}");
-            }
-            let password = read_password()?;
+            let (m, password) = to_add(&m, &name, password_stdin, iterations)?;
             rivulet_client::users::upsert(&conn, &name, m, &password, iterations).await?;
             println!(
                 "user {} ({m}, {iterations} iterations) stored on {brokers}",
@@ -150,14 +163,7 @@ pub async fn run(args: UsersArgs) -> Result<()> {
             password_stdin,
             iterations,
         } => {
-            let m = mechanism(&m)?;
-            if !password_stdin {
-                bail!("give the password on standard input with --password-stdin (e.g. `echo \"$PASSWORD\" | rivulet users add {name} --password-stdin`)");
-            }
-            if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
-                bail!("--iterations must be between {MIN_ITERATIONS} and {MAX_ITERATIONS}");
-            }
-            let password = read_password()?;
+            let (m, password) = to_add(&m, &name, password_stdin, iterations)?;
             let credential = ScramCredential::new(m, &password, iterations)?;
             store.upsert(&name, m, credential)?;
             println!(

@@ -158,39 +158,25 @@ impl Conn {
     /// SaslHandshake v1, then SaslAuthenticate v1 until the mechanism is done.
     fn authenticate(&mut self, creds: &rivulet_auth::client::SaslCredentials) -> NetResult<()> {
         let addr = self.addr.clone();
-        let hs = SaslHandshakeRequest::default()
-            .with_mechanism(StrBytes::from_string(creds.mechanism.clone()));
-        let r = self.call(1, &hs)?;
-        if r.error_code != 0 {
-            let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
-            return Err(format!(
-                "broker {addr} does not offer SASL mechanism {} (it offers {})",
-                creds.mechanism,
-                offered.join(", ")
-            ));
-        }
         let mut sasl = SaslClient::new(creds);
+        let hs = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(sasl.mechanism().to_string()));
+        let r = self.call(1, &hs)?;
+        let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+        sasl.on_handshake(&addr, r.error_code, &offered)?;
         let mut token = Some(sasl.first());
-        // PLAIN takes one round, SCRAM two.
-        for _ in 0..3 {
+        for _ in 0..SaslClient::MAX_ROUNDS {
             let Some(t) = token.take() else {
                 return Ok(());
             };
             let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(t));
             let r = self.call(1, &req)?;
-            if r.error_code != 0 {
-                return Err(format!(
-                    "SASL authentication with {addr} as {} failed: {}",
-                    creds.username.escape_debug(),
-                    r.error_message
-                        .as_ref()
-                        .map_or("no reason given", |m| m.as_str())
-                        .escape_debug()
-                ));
-            }
-            token = sasl
-                .next(&r.auth_bytes)
-                .map_err(|e| format!("with {addr}: {e}"))?;
+            token = sasl.on_authenticate(
+                &addr,
+                r.error_code,
+                r.error_message.as_deref(),
+                &r.auth_bytes,
+            )?;
         }
         Err(format!("SASL with {addr} did not end after three rounds"))
     }
