@@ -89,6 +89,10 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
             // ACLs are the other test's subject: these users may do everything.
             "--super-users",
             "User:alice,User:bob",
+            // Its counters on /metrics.
+            "--dashboard",
+            "--dashboard-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(&data)
@@ -103,13 +107,18 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
         .unwrap();
     let lines = lines_of(broker.stdout.take().unwrap());
     let mut addrs = Vec::new();
-    while addrs.len() < 2 {
+    let mut broker_dash = None;
+    while addrs.len() < 2 || broker_dash.is_none() {
         let line = lines.recv_timeout(WAIT).expect("broker listening lines");
         if let Some(a) = line.trim().strip_prefix(BROKER_LISTENING) {
             addrs.push(a.to_string());
         }
+        if let Some(a) = line.trim().strip_prefix("rivulet dashboard at http://") {
+            broker_dash = Some(a.to_string());
+        }
     }
     let (plain, secure) = (addrs[0].clone(), addrs[1].clone());
+    let broker_dash = broker_dash.unwrap_or_default();
 
     let props = tmp.path().join("client.properties");
     std::fs::write(
@@ -394,6 +403,34 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error"), "{err}");
+    // The broker's own dashboard counts logins and the refusal on /metrics.
+    let metrics = {
+        let mut s = std::net::TcpStream::connect(&broker_dash).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        out
+    };
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert!(
+        value("rivulet_broker_authentication_failures_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        value("rivulet_broker_authentications_total") >= 5.0,
+        "{metrics}"
+    );
+    outputs.push(metrics.clone());
 
     // A user added offline while the broker runs can log in at once.
     let added = users_add(&data, "bob", "SCRAM-SHA-256", BOB_PASSWORD);

@@ -71,6 +71,13 @@ pub struct BrokerArgs {
     /// request needs an ACL (`rivulet acls add`); PLAINTEXT listeners are not checked.
     #[arg(long, env = "RIVULET_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
     allow_everyone_if_no_acl_found: bool,
+    /// Serve the dashboard beside the broker: its counters (connections, refused requests,
+    /// authentications, transactions) on the page, `/api/health` and `/metrics`, and its
+    /// topics and groups (see --dashboard-listen).
+    #[arg(long)]
+    dashboard: bool,
+    #[command(flatten)]
+    dashboard_args: super::dashboard::DashboardArgs,
     /// Partitions of auto-created topics (Kafka's num.partitions).
     #[arg(long, env = "RIVULET_DEFAULT_PARTITIONS", default_value_t = 1)]
     default_partitions: i32,
@@ -178,6 +185,11 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
         Some("shutting down (press Ctrl-C again to exit at once)"),
         "second signal: exiting without a clean shutdown",
     )?;
+    // Bound first, so a taken port fails the start before the broker opens its storage.
+    let dashboard_listener = match args.dashboard {
+        true => Some(super::dashboard::bind(&args.dashboard_args).await?),
+        false => None,
+    };
     let (listeners, listener_addresses, listener_protocols) = match &args.listeners {
         Some(spec) => {
             bind_listeners(
@@ -200,6 +212,7 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
     };
     let mut config = BrokerConfig::new(&args.data_dir, host, port);
     config.listener_addresses = listener_addresses;
+    let listener_kinds = listener_protocols.clone();
     config.listener_protocols = listener_protocols;
     config.super_users = args
         .super_users
@@ -278,6 +291,30 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
         // Machine-readable readiness line on stdout (logs go to stderr); tests and the bench
         // wait for it.
         println!("rivulet broker listening on {addr}");
+    }
+    if let Some(listener) = dashboard_listener {
+        // Topics and groups are read through the first plaintext listener (the dashboard's
+        // admin client has no credentials of its own).
+        let plain = handle
+            .local_addrs()
+            .iter()
+            .zip(
+                listener_kinds
+                    .iter()
+                    .chain(std::iter::repeat(&SecurityProtocol::Plaintext)),
+            )
+            .find(|(_, p)| **p == SecurityProtocol::Plaintext)
+            .map(|(a, _)| a.to_string())
+            .unwrap_or_default();
+        let mut config = rivulet_dashboard::DashboardConfig::new(plain);
+        config.broker = Some(handle.stats());
+        config.access = args.dashboard_args.access()?;
+        config.tls = args.dashboard_args.tls()?;
+        super::dashboard::start(
+            &mut shutdown,
+            rivulet_dashboard::Dashboard::new(config),
+            listener,
+        );
     }
     shutdown.start("broker", |stop| async move {
         stop.cancelled().await;
