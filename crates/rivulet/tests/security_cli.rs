@@ -69,6 +69,20 @@ fn ok(out: &Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// One plain HTTP GET, read to the end (status line, headers and body).
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut out);
+    out
+}
+
 #[test]
 fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
     let pki = TestPki::new();
@@ -300,18 +314,7 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
             }
         }
         let dash = dash.expect("dashboard line");
-        let get = |path: &str| -> String {
-            let mut s = std::net::TcpStream::connect(&dash).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut out = String::new();
-            let _ = std::io::Read::read_to_string(&mut s, &mut out);
-            out
-        };
+        let get = |path: &str| http_get(&dash, path);
         let deadline = Instant::now() + Duration::from_secs(90);
         let mut results = String::new();
         while !results.contains("window_start") && Instant::now() < deadline {
@@ -404,18 +407,7 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error"), "{err}");
     // The broker's own dashboard counts logins and the refusal on /metrics.
-    let metrics = {
-        let mut s = std::net::TcpStream::connect(&broker_dash).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        let _ = std::io::Read::read_to_string(&mut s, &mut out);
-        out
-    };
+    let metrics = http_get(&broker_dash, "/metrics");
     let value = |name: &str| -> f64 {
         metrics
             .lines()
