@@ -519,11 +519,10 @@ fn acls_deny_then_allow_then_deny_again() {
     }
     let (plain, secure) = (addrs[0].clone(), addrs[1].clone());
     let ca = format!("ssl.ca.location={}", pki.cert("ca").display());
-    let as_user = |user: &str, pw: &str, args: &[&str], outputs: &mut Vec<String>| {
-        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        for x in [
-            "--brokers".to_string(),
-            secure.clone(),
+    let sasl = |user: &str, pw: &str, brokers: &str| -> Vec<String> {
+        vec![
+            "--brokers".into(),
+            brokers.to_string(),
             "-X".into(),
             "security.protocol=SASL_SSL".into(),
             "-X".into(),
@@ -534,9 +533,11 @@ fn acls_deny_then_allow_then_deny_again() {
             format!("sasl.password={pw}"),
             "-X".into(),
             ca.clone(),
-        ] {
-            a.push(x);
-        }
+        ]
+    };
+    let as_user = |user: &str, pw: &str, args: &[&str], outputs: &mut Vec<String>| {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.extend(sasl(user, pw, &secure));
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         cli(&a, outputs)
     };
@@ -645,22 +646,6 @@ fn acls_deny_then_allow_then_deny_again() {
             .unwrap();
         writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
         child.wait_with_output().unwrap()
-    };
-    let sasl = |user: &str, pw: &str, brokers: &str| -> Vec<String> {
-        vec![
-            "--brokers".into(),
-            brokers.to_string(),
-            "-X".into(),
-            "security.protocol=SASL_SSL".into(),
-            "-X".into(),
-            "sasl.mechanism=SCRAM-SHA-512".into(),
-            "-X".into(),
-            format!("sasl.username={user}"),
-            "-X".into(),
-            format!("sasl.password={pw}"),
-            "-X".into(),
-            ca.clone(),
-        ]
     };
     let add_carol = |who: Vec<String>| {
         let mut a: Vec<String> = [
