@@ -30,14 +30,20 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        Proc::of(
+            Command::new(BIN)
+                .args(args)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// A child spawned with a piped stdout.
+    fn of(mut child: Child) -> Proc {
         let lines = lines_of(child.stdout.take().unwrap());
         Proc {
             child,
@@ -670,7 +676,7 @@ fn a_dashboard_token_guards_every_page_and_api_request() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
 
     let log = dir.path().join("up.log");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(base)
         .args(["--dashboard-listen", "127.0.0.1:0"])
         .env("RIVULET_DASHBOARD_TOKEN", TOKEN)
@@ -680,11 +686,7 @@ fn a_dashboard_token_guards_every_page_and_api_request() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut p = Proc {
-        lines: lines_of(child.stdout.take().unwrap()),
-        child,
-        seen: Vec::new(),
-    };
+    let mut p = Proc::of(child);
     let addr = p.wait_line(DASHBOARD_AT);
     let t = Duration::from_secs(10);
     for path in [
@@ -802,7 +804,7 @@ fn the_dashboard_over_https() {
     const TOKEN: &str = "tok-https-5d1c9b0e2a";
     let pki = rivulet_testkit::TestPki::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "up",
             "--no-query",
@@ -824,11 +826,7 @@ fn the_dashboard_over_https() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut p = Proc {
-        lines: lines_of(child.stdout.take().unwrap()),
-        child,
-        seen: Vec::new(),
-    };
+    let mut p = Proc::of(child);
     let addr = p.wait_line("rivulet dashboard at https://");
     let ca = pki.cert("ca");
     let (status, _) = https_request(&addr, &ca, "GET /api/queries HTTP/1.1", "");

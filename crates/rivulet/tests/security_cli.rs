@@ -19,25 +19,35 @@ const PASSWORD: &str = "Pa55-alice-9f3e1c";
 const BOB_PASSWORD: &str = "Pa55-bob-77d2aa";
 const WRONG: &str = "Wr0ng-guess-41b8";
 
-fn users_add(data: &Path, name: &str, mechanism: &str, password: &str) -> Output {
+/// Runs `rivulet args…` with `input` as its first line of standard input.
+fn with_stdin(args: &[String], input: &str) -> Output {
     let mut child = Command::new(BIN)
-        .args([
-            "users",
-            "add",
-            name,
-            "--mechanism",
-            mechanism,
-            "--password-stdin",
-            "--data-dir",
-        ])
-        .arg(data)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `rivulet users add` offline, the password on stdin.
+fn users_add(data: &Path, name: &str, mechanism: &str, password: &str) -> Output {
+    let args: Vec<String> = [
+        "users",
+        "add",
+        name,
+        "--mechanism",
+        mechanism,
+        "--password-stdin",
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([data.display().to_string()])
+    .collect();
+    let out = with_stdin(&args, password);
     assert!(
         out.status.success(),
         "users add: {}",
@@ -636,17 +646,6 @@ fn acls_deny_then_allow_then_deny_again() {
     // Users online (KIP-554): the super user adds carol, who can then log in; alice (no ACL)
     // and an unauthenticated plaintext client cannot add users; removed, carol cannot log in.
     const CAROL: &str = "Pa55-carol-0b9d3e";
-    let with_stdin = |args: &[String], input: &str| {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
-        child.wait_with_output().unwrap()
-    };
     let add_carol = |who: Vec<String>| {
         let mut a: Vec<String> = [
             "users",
