@@ -36,7 +36,7 @@ pub(crate) async fn ensure_topic(
     topic: &str,
     partitions: i32,
 ) -> Result<usize, BenchError> {
-    rivulet_client::admin::ensure_topic(brokers, topic, partitions).await?;
+    rivulet_client::admin::ensure_topic(brokers, topic, partitions, &[]).await?;
     let (n, _) = topic_offsets(brokers, topic).await?;
     Ok(n)
 }

@@ -441,8 +441,13 @@ fn add_durations(report: &mut Report, progress: &[QueryProgress]) {
 }
 
 async fn create_topic(brokers: &str, topic: &str) -> Result<(), BenchError> {
-    rivulet_client::admin::ensure_topic(&rivulet_client::KafkaConnection::new(brokers), topic, 1)
-        .await?;
+    rivulet_client::admin::ensure_topic(
+        &rivulet_client::KafkaConnection::new(brokers),
+        topic,
+        1,
+        &[],
+    )
+    .await?;
     Ok(())
 }
 
@@ -855,6 +860,8 @@ fn sink_throughput_blocking(
     let dir = temp_dir()?;
     let plan = bench_plan("127.0.0.1:9", "unused", dir.path(), args)?;
     let run_id = format!("bench-{}", std::process::id());
+    let writers =
+        rivulet_runtime::sinks::kafka::WriterScope::local(dir.path(), &plan.name, &run_id);
     let ctx = SinkContext {
         plan: &plan,
         schema: &schema,
@@ -862,6 +869,7 @@ fn sink_throughput_blocking(
         query_name: &plan.name,
         query_id: &run_id,
         last_committed: None,
+        writers: &writers,
     };
     let sink_err = |e: rivulet_runtime::RuntimeError| BenchError::Worker(format!("sink: {e}"));
     let mut sinks: Vec<(&'static str, Box<dyn Sink>, Option<std::path::PathBuf>)> = vec![

@@ -264,13 +264,15 @@ pub async fn set_topic_configs(
     first_refusal(results, ctx)
 }
 
-/// Creates `name` unless it exists already; true when it was created. Used by `rivulet up`.
+/// Creates `name` with the given config overrides unless it exists already; true when it was
+/// created. Used by `rivulet up` and the query's checkpoint topic.
 pub async fn ensure_topic(
     brokers: &KafkaConnection,
     name: &str,
     partitions: i32,
+    config: &[(String, String)],
 ) -> Result<bool, ClientError> {
-    match create_topic_inner(brokers, name, partitions, &[]).await {
+    match create_topic_inner(brokers, name, partitions, config).await {
         Ok(()) => Ok(true),
         Err(ClientError::Broker {
             code: rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,

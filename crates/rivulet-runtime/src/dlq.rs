@@ -10,13 +10,13 @@
 //! records hiding another's.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
 use crate::connectors::kafka::{KafkaConnection, SourceOptions};
 use crate::rows::row_json;
-use crate::sinks::kafka::{EpochProducer, OutRecord, Writer};
+pub use crate::sinks::kafka::WriterScope;
+use crate::sinks::kafka::{EpochProducer, OutRecord};
 use crate::Result;
 
 pub const ERROR_HEADER: &str = "rivulet.error";
@@ -54,22 +54,6 @@ impl DeadRecord {
                 ),
             ],
         }
-    }
-}
-
-/// The query whose dead letters and late rows these are.
-#[derive(Debug, Clone)]
-pub struct WriterScope {
-    /// The checkpoint directory.
-    pub dir: PathBuf,
-    pub query_name: String,
-    /// The checkpoint's id.
-    pub checkpoint_id: String,
-}
-
-impl WriterScope {
-    fn writer(&self, role: &str) -> Writer {
-        Writer::new(&self.dir, &self.query_name, &self.checkpoint_id, role)
     }
 }
 

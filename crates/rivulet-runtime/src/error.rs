@@ -45,6 +45,10 @@ pub enum RuntimeError {
     /// The query thread panicked or could not be joined.
     #[error("query thread failed: {0}")]
     Thread(String),
+    /// Another process took this query over (checkpoints in Kafka): a newer producer with one of
+    /// its transactional ids fenced this one, which must stop without writing anything more.
+    #[error("fenced: another process took over this query and fenced {0}; this one stops without writing")]
+    Fenced(String),
     /// A test fail point fired (simulated crash).
     #[error("simulated crash at {0}")]
     FailPoint(String),

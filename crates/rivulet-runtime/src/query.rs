@@ -47,11 +47,11 @@ use arrow::record_batch::RecordBatch;
 use rivulet_engine::chain::{Chain, Emitted};
 use rivulet_engine::job::Job;
 use rivulet_engine::operator::{Message, Operator};
-use rivulet_engine::plan::{columns, OutputMode, Plan, TriggerSpec};
+use rivulet_engine::plan::{columns, CheckpointStoreKind, OutputMode, Plan, TriggerSpec};
 use rivulet_engine::watermark::{split_late, WatermarkState, WatermarkTracker};
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{now_ms, Checkpoint, EpochOffsets, EpochState, OffsetRange};
+use crate::checkpoint::{now_ms, Checkpoint, EpochOffsets, EpochState, KafkaStore, OffsetRange};
 use crate::connectors::{self, kafka::SourceOptions};
 use crate::decode_pool::DecodePool;
 use crate::dlq::{DeadLetters, DeadRecord, WriterScope};
@@ -98,6 +98,8 @@ pub struct RunOptions {
     pub retain_epochs: Option<usize>,
     /// Override of the plan's checkpoint directory.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Override of the plan's `checkpoint.store`.
+    pub checkpoint_store: Option<CheckpointStoreKind>,
     /// Told every committed epoch's results and progress (the live dashboard).
     pub observer: Option<Arc<dyn crate::observer::QueryObserver>>,
     #[doc(hidden)]
@@ -320,14 +322,33 @@ impl Query {
             .clone()
             .or_else(|| plan.checkpoint.dir.clone())
             .unwrap_or_else(|| PathBuf::from("checkpoints").join(&plan.name));
-        let mut checkpoint = Checkpoint::open(&dir, &plan.name)?;
+        let source_options = SourceOptions::of(&plan.source)?;
+        let store = opts.checkpoint_store.unwrap_or(plan.checkpoint.store);
+        let mut checkpoint = match store {
+            CheckpointStoreKind::Dir => Checkpoint::open(&dir, &plan.name)?,
+            CheckpointStoreKind::Kafka => {
+                connectors::check_kafka_checkpoint(&job)?;
+                Checkpoint::with_store(
+                    Box::new(KafkaStore::open(&source_options.connection, &plan.name)?),
+                    &plan.name,
+                )?
+            }
+        };
         if let Some(n) = opts.retain_epochs {
             checkpoint = checkpoint.with_retain(n);
         }
         let pipeline = Pipeline::build(&job, &plan)?;
-        let source_options = SourceOptions::of(&plan.source)?;
         let source = connectors::open_source(&plan)?;
         let last_committed = checkpoint.latest_committed()?;
+        let writers = WriterScope {
+            dir: dir.clone(),
+            query_name: plan.name.clone(),
+            checkpoint_id: checkpoint.metadata().id.clone(),
+            // The recovery files live beside a directory checkpoint; with Kafka they are
+            // only hints on this machine.
+            fresh: store.is_dir() || checkpoint.latest_offsets()?.is_none(),
+            transactional: !store.is_dir(),
+        };
         let mut sinks = Vec::with_capacity(job.branches.len());
         for (branch, chain) in job.branches.iter().zip(&pipeline.chains) {
             sinks.push(connectors::open_sinks(&SinkContext {
@@ -337,16 +358,10 @@ impl Query {
                 query_name: &plan.name,
                 query_id: &checkpoint.metadata().id,
                 last_committed,
+                writers: &writers,
             })?);
         }
-        let dead = DeadLetters::connect(
-            WriterScope {
-                dir: dir.clone(),
-                query_name: plan.name.clone(),
-                checkpoint_id: checkpoint.metadata().id.clone(),
-            },
-            &source_options,
-        )?;
+        let dead = DeadLetters::connect(writers.clone(), &source_options)?;
         let progress = match &opts.progress_json {
             Some(p) => Some(ProgressWriter::open(p)?),
             None => None,

@@ -163,6 +163,19 @@ async fn ground_truth_append_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_across_crashes() {
+    exactly_once_across_crashes_in("dir").await;
+}
+
+/// The same with the checkpoint in a Kafka changelog topic (`checkpoint.store = "kafka"`):
+/// the same exact results, and nothing of the checkpoint on the local disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_across_crashes_checkpointed_in_kafka() {
+    exactly_once_across_crashes_in("kafka").await;
+}
+
+/// Crashes at random points of the epoch protocol, then a clean run to the end: the file and
+/// Kafka sinks equal the ground truth, each row once. `store` is `checkpoint.store`.
+async fn exactly_once_across_crashes_in(store: &str) {
     let mut broker = TestBroker::with_partitions(3).await;
     let dir = tempfile::tempdir().unwrap();
     let events = produce_gen_events(
@@ -185,7 +198,12 @@ async fn exactly_once_across_crashes() {
         dir.path(),
         &sinks,
         "late_topic = \"late\"",
+    )
+    .replace(
+        "[checkpoint]\n",
+        &format!("[checkpoint]\nstore = \"{store}\"\n"),
     );
+    assert!(text.contains(&format!("store = \"{store}\"")));
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = |n: u64| {
         rng ^= rng << 13;
@@ -256,6 +274,11 @@ async fn exactly_once_across_crashes() {
     files.sort();
     kafka_norm.sort();
     assert_eq!(kafka_norm, files);
+    let local = dir.path().join("checkpoint").join("commits").exists();
+    assert_eq!(local, store == "dir", "a local checkpoint exists: {local}");
+    if store == "kafka" {
+        assert!(!read_topic(&broker.bootstrap(), "eo-changelog").is_empty());
+    }
     broker.shutdown().await;
 }
 

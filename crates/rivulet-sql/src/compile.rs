@@ -866,10 +866,19 @@ fn compile_query(
                     .map_err(|e| SqlError::at(o.pos, format!("{}: {e}", o.key)))?;
             }
             "checkpoint.dir" => plan.checkpoint.dir = Some(PathBuf::from(&o.value)),
+            "checkpoint.store" => {
+                plan.checkpoint.store = o
+                    .value
+                    .parse()
+                    .map_err(|e| SqlError::at(o.pos, format!("checkpoint.store: {e}")))?;
+            }
             other => {
                 return Err(SqlError::at(
                     o.pos,
-                    format!("unknown setting `{other}` (name, trigger, checkpoint.dir)"),
+                    format!(
+                        "unknown setting `{other}` (name, trigger, checkpoint.dir, \
+                         checkpoint.store)"
+                    ),
                 ))
             }
         }

@@ -55,6 +55,13 @@ pub fn explain(script: &Script) -> String {
 }
 
 fn checkpoint_dir(p: &Plan, name: &str) -> String {
+    if !p.checkpoint.store.is_dir() {
+        return format!(
+            "Kafka topic {} (transactional id {})",
+            rivulet_runtime::checkpoint::kafka::changelog_topic(name),
+            rivulet_runtime::checkpoint::kafka::transactional_id(name)
+        );
+    }
     p.checkpoint.dir.as_ref().map_or_else(
         || format!("./checkpoints/{name}"),
         |d| d.display().to_string(),

@@ -234,13 +234,15 @@ pub async fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<Owned
         .expect("reader thread panicked")
 }
 
-/// A record's value and headers (values as lossy UTF-8).
-pub type Record = (Vec<u8>, Vec<(String, String)>);
-
-/// Every record of every partition of `topic`, from the beginning up to the current end
-/// (partitions interleaved as they arrive). Blocking, bounded.
-pub fn read_records(bootstrap: &str, topic: &str) -> Vec<Record> {
-    let c: BaseConsumer = plain_consumer_config(bootstrap).create().expect("consumer");
+/// Every message of every partition of `topic`, from the beginning up to the current end
+/// (partitions interleaved as they arrive), as a read_committed consumer sees them: records of
+/// aborted transactions and transaction markers are skipped, so the end is the partition-EOF
+/// event rather than a count. Blocking, bounded.
+pub fn read_messages(bootstrap: &str, topic: &str) -> Vec<OwnedMessage> {
+    let c: BaseConsumer = plain_consumer_config(bootstrap)
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
     let n = partition_count(bootstrap, topic).expect("topic metadata");
     let mut tpl = TopicPartitionList::new();
     let mut want = HashMap::new();
@@ -262,8 +264,34 @@ pub fn read_records(bootstrap: &str, topic: &str) -> Vec<Record> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !want.is_empty() {
         assert!(Instant::now() < deadline, "timed out reading {topic}");
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
+        match c.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                want.remove(&p);
+            }
+            Some(Err(e)) => panic!("consume error on {topic}: {e}"),
+            Some(Ok(m)) => {
+                if want
+                    .get(&m.partition())
+                    .is_some_and(|hi| m.offset() + 1 >= *hi)
+                {
+                    want.remove(&m.partition());
+                }
+                out.push(m.detach());
+            }
+        }
+    }
+    out
+}
+
+/// A record's value and headers (values as lossy UTF-8).
+pub type Record = (Vec<u8>, Vec<(String, String)>);
+
+/// Every record of every partition of `topic` ([`read_messages`]) as value and headers.
+pub fn read_records(bootstrap: &str, topic: &str) -> Vec<Record> {
+    read_messages(bootstrap, topic)
+        .into_iter()
+        .map(|m| {
             let headers = m
                 .headers()
                 .map(|h| {
@@ -277,16 +305,9 @@ pub fn read_records(bootstrap: &str, topic: &str) -> Vec<Record> {
                         .collect()
                 })
                 .unwrap_or_default();
-            out.push((m.payload().unwrap_or_default().to_vec(), headers));
-            if want
-                .get(&m.partition())
-                .is_some_and(|hi| m.offset() + 1 >= *hi)
-            {
-                want.remove(&m.partition());
-            }
-        }
-    }
-    out
+            (m.payload().unwrap_or_default().to_vec(), headers)
+        })
+        .collect()
 }
 
 /// Every record value of `topic`, from the beginning up to the current end. Blocking.

@@ -362,9 +362,53 @@ impl From<ByteSize> for String {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointSpec {
-    /// Directory for offsets/, state/, commits/; default `./checkpoints/<query name>`.
+    /// Directory for offsets/, state/, commits/; default `./checkpoints/<query name>`. With
+    /// the `kafka` store it holds only the Kafka writers' recovery hints (caches).
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// Where the offsets, operator state and epoch markers live.
+    #[serde(default, skip_serializing_if = "CheckpointStoreKind::is_dir")]
+    pub store: CheckpointStoreKind,
+}
+
+/// `checkpoint.store`: the local directory (the default), or a compacted topic
+/// `<name>-changelog` in the source's Kafka cluster, written through Kafka transactions, so
+/// the query can resume on any machine that reaches the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointStoreKind {
+    #[default]
+    Dir,
+    Kafka,
+}
+
+impl CheckpointStoreKind {
+    pub fn is_dir(&self) -> bool {
+        *self == CheckpointStoreKind::Dir
+    }
+}
+
+impl std::str::FromStr for CheckpointStoreKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dir" => Ok(CheckpointStoreKind::Dir),
+            "kafka" => Ok(CheckpointStoreKind::Kafka),
+            other => Err(format!(
+                "unknown checkpoint store `{}`: expected `dir` or `kafka`",
+                other.escape_debug()
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for CheckpointStoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckpointStoreKind::Dir => "dir",
+            CheckpointStoreKind::Kafka => "kafka",
+        })
+    }
 }
 
 /// Timezone of every timestamp column the engine produces.

@@ -178,6 +178,10 @@ pub fn redact_url(url: &str) -> String {
 pub struct Postgres;
 
 impl SinkConnector for Postgres {
+    fn spools_locally(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -154,6 +154,14 @@ pub struct Writer {
     pub id: String,
     /// The recovery file holding this writer's floors.
     pub recovery_file: PathBuf,
+    /// A missing recovery file means this writer never sent anything: true when the files
+    /// live beside the checkpoint (a local directory, the default) or the checkpoint never
+    /// recorded an epoch. False for a checkpoint in Kafka resumed where the file is not (another
+    /// machine): a missing file then means "floors unknown", and whole partitions are read.
+    pub fresh: bool,
+    /// With a checkpoint in Kafka: each epoch's records go out in one Kafka transaction under
+    /// this id, so a process that took the query over fences this writer of an earlier one.
+    pub transactional_id: Option<String>,
 }
 
 impl Writer {
@@ -177,6 +185,59 @@ impl Writer {
         Writer {
             id,
             recovery_file: dir.join("sinks").join(file),
+            fresh: true,
+            transactional_id: None,
+        }
+    }
+
+    /// Sets [`Writer::fresh`].
+    pub fn fresh(mut self, fresh: bool) -> Writer {
+        self.fresh = fresh;
+        self
+    }
+
+    /// Writes each epoch in one transaction as `rivulet-<query name>-<role>` (checkpoints in
+    /// Kafka).
+    pub fn transactional(mut self, query_name: &str, role: &str) -> Writer {
+        self.transactional_id = Some(format!("rivulet-{query_name}-{role}"));
+        self
+    }
+}
+
+/// The query whose Kafka writers (sinks, dead letters, late rows) these are.
+#[derive(Debug, Clone)]
+pub struct WriterScope {
+    /// The checkpoint directory (the writers' recovery files go under `<dir>/sinks/`).
+    pub dir: PathBuf,
+    pub query_name: String,
+    /// The checkpoint's id.
+    pub checkpoint_id: String,
+    /// See [`Writer::fresh`].
+    pub fresh: bool,
+    /// Each epoch in one Kafka transaction (checkpoints in Kafka; see [`Writer::transactional`]).
+    pub transactional: bool,
+}
+
+impl WriterScope {
+    /// The writers of a query checkpointed in the local directory `dir`.
+    pub fn local(dir: &Path, query_name: &str, checkpoint_id: &str) -> WriterScope {
+        WriterScope {
+            dir: dir.to_path_buf(),
+            query_name: query_name.to_string(),
+            checkpoint_id: checkpoint_id.to_string(),
+            fresh: true,
+            transactional: false,
+        }
+    }
+
+    /// The query's writer `role` (`sink/<branch>/<topic>`, `dlq/<topic>`, `late/<topic>`).
+    pub fn writer(&self, role: &str) -> Writer {
+        let w =
+            Writer::new(&self.dir, &self.query_name, &self.checkpoint_id, role).fresh(self.fresh);
+        if self.transactional {
+            w.transactional(&self.query_name, role)
+        } else {
+            w
         }
     }
 }
@@ -264,8 +325,17 @@ fn watermarks(
 }
 
 fn plain_consumer(connection: &KafkaConnection, what: &str) -> Result<BaseConsumer> {
+    consumer_with(connection, what, "read_uncommitted")
+}
+
+fn consumer_with(
+    connection: &KafkaConnection,
+    what: &str,
+    isolation: &str,
+) -> Result<BaseConsumer> {
     connection
         .client_config()
+        .set("isolation.level", isolation)
         .set("group.id", format!("rivulet-tail-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -275,13 +345,16 @@ fn plain_consumer(connection: &KafkaConnection, what: &str) -> Result<BaseConsum
 }
 
 /// Reads `[from, high)` of the given partitions of `topic` and returns, per partition, the
-/// highest `(epoch, seq)` among the records whose `rivulet.writer` header is `writer`.
-/// Gives up only when no record arrives for `TAIL_READ_TIMEOUT`.
+/// highest `(epoch, seq)` among the records whose `rivulet.writer` header is `writer`; only
+/// committed records count when `committed` (a transactional writer: what an aborted or
+/// fenced transaction sent was never written). Gives up only when no record arrives for
+/// `TAIL_READ_TIMEOUT`.
 pub fn read_tails(
     connection: &KafkaConnection,
     topic: &str,
     writer: &str,
     ranges: &BTreeMap<i32, (i64, i64)>,
+    committed: bool,
 ) -> Result<HashMap<i32, (u64, u64)>> {
     let mut tails = HashMap::new();
     let mut tpl = TopicPartitionList::new();
@@ -296,7 +369,12 @@ pub fn read_tails(
     if want.is_empty() {
         return Ok(tails);
     }
-    let consumer = plain_consumer(connection, "creating the tail reader")?;
+    let isolation = if committed {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
+    let consumer = consumer_with(connection, "creating the tail reader", isolation)?;
     consumer
         .assign(&tpl)
         .map_err(|e| RuntimeError::kafka("assigning the tail reader", e))?;
@@ -357,14 +435,27 @@ impl EpochProducer {
         writer: Writer,
     ) -> Result<EpochProducer> {
         let delivery = Arc::new(Delivery::default());
-        let producer: ThreadedProducer<DeliveryContext> = connection
-            .client_config()
+        let mut config = connection.client_config();
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", "30000");
+        if let Some(id) = &writer.transactional_id {
+            config
+                .set("transactional.id", id)
+                .set("transaction.timeout.ms", "60000");
+        }
+        let producer: ThreadedProducer<DeliveryContext> = config
             .create_with_context(DeliveryContext(delivery.clone()))
             .map_err(|e| RuntimeError::kafka(format!("creating the producer for `{topic}`"), e))?;
+        if writer.transactional_id.is_some() {
+            // Fences an earlier process's writer of the same role and aborts what it left
+            // open, before the read-back below looks at what is committed.
+            producer
+                .init_transactions(FLUSH_TIMEOUT)
+                .map_err(|e| txn_error(&writer, topic, "initialising the transactions of", e))?;
+        }
         let partitions = topic_partitions(producer.client(), topic)?;
         let consumer = plain_consumer(connection, "creating the offset reader")?;
         let marks = watermarks(&consumer, topic, partitions)?;
@@ -372,7 +463,8 @@ impl EpochProducer {
         // partition the file does not know (added since, or the file was unreadable) is read
         // from its start. Without a file this writer never sent anything: today's ends.
         let floors: BTreeMap<i32, i64> = match read_floors(&writer, topic)? {
-            None => marks.iter().map(|(&p, &(_, high))| (p, high)).collect(),
+            None if writer.fresh => marks.iter().map(|(&p, &(_, high))| (p, high)).collect(),
+            None => marks.iter().map(|(&p, &(low, _))| (p, low)).collect(),
             Some(saved) => marks
                 .iter()
                 .map(|(&p, &(low, _))| (p, saved.get(&p).map_or(low, |&f| f.max(low))))
@@ -382,7 +474,13 @@ impl EpochProducer {
             .iter()
             .map(|(&p, &(_, high))| (p, (floors.get(&p).copied().unwrap_or(high), high)))
             .collect();
-        let tail = read_tails(connection, topic, &writer.id, &ranges)?;
+        let tail = read_tails(
+            connection,
+            topic,
+            &writer.id,
+            &ranges,
+            writer.transactional_id.is_some(),
+        )?;
         let mut p = EpochProducer {
             producer,
             delivery,
@@ -441,6 +539,27 @@ impl EpochProducer {
     /// Produces `records` as the output of `epoch` (seq = index), skipping those already in the
     /// topic, and waits until all are acknowledged. Returns how many were sent.
     pub fn send_epoch(&mut self, epoch: u64, records: &[OutRecord]) -> Result<u64> {
+        let mut begun = false;
+        let result = self.send_records(epoch, records, &mut begun);
+        if !begun {
+            return result;
+        }
+        let done = result.and_then(|n| {
+            self.producer
+                .commit_transaction(FLUSH_TIMEOUT)
+                .map(|()| n)
+                .map_err(|e| txn_error(&self.writer, &self.topic, "committing to", e))
+        });
+        if done.is_err() {
+            // Nothing of the epoch becomes visible; a fenced producer cannot abort.
+            let _ = self.producer.abort_transaction(FLUSH_TIMEOUT);
+        }
+        done
+    }
+
+    /// Sends what is left of the epoch; a transactional writer's transaction begins with the
+    /// first record sent (`begun`).
+    fn send_records(&mut self, epoch: u64, records: &[OutRecord], begun: &mut bool) -> Result<u64> {
         let failed_before = self.delivery.failed.load(Ordering::Relaxed);
         let mut sent = 0u64;
         let mut last: HashMap<i32, (u64, u64)> = HashMap::new();
@@ -486,6 +605,12 @@ impl EpochProducer {
             }
             if let Some(v) = &r.value {
                 rec = rec.payload(v.as_slice());
+            }
+            if self.writer.transactional_id.is_some() && !*begun {
+                self.producer.begin_transaction().map_err(|e| {
+                    txn_error(&self.writer, &self.topic, "beginning a transaction on", e)
+                })?;
+                *begun = true;
             }
             let deadline = Instant::now() + FLUSH_TIMEOUT;
             loop {
@@ -550,6 +675,18 @@ impl EpochProducer {
         }
         self.save_floors(floors, false)
     }
+}
+
+/// A transactional writer's error: fencing (another process took the query over) said
+/// plainly.
+fn txn_error(writer: &Writer, topic: &str, what: &str, e: KafkaError) -> RuntimeError {
+    if crate::checkpoint::kafka::is_fenced(&e) {
+        return RuntimeError::Fenced(format!(
+            "writer `{}` of `{topic}`",
+            writer.transactional_id.as_deref().unwrap_or_default()
+        ));
+    }
+    RuntimeError::kafka(format!("{what} `{topic}`"), e)
 }
 
 /// This writer's saved floors for `topic`; `None` when it never wrote there under this

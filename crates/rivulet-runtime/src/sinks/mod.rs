@@ -45,12 +45,14 @@ pub struct SinkContext<'a> {
     /// The checkpoint's latest committed epoch at open: spooled epochs up to it must still be
     /// delivered, later ones are replayed by the driver.
     pub last_committed: Option<u64>,
+    /// Who the query's Kafka writers are.
+    pub writers: &'a kafka::WriterScope,
 }
 
 impl SinkContext<'_> {
     /// The identity of this query's Kafka writer `role` (see [`kafka::Writer`]).
     pub fn kafka_writer(&self, role: &str) -> kafka::Writer {
-        kafka::Writer::new(self.checkpoint_dir, self.query_name, self.query_id, role)
+        self.writers.writer(role)
     }
 }
 

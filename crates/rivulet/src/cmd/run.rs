@@ -35,6 +35,12 @@ pub struct RunArgs {
     /// Checkpoint directory, overriding the pipeline's `checkpoint.dir`.
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
+    /// Where offsets, state and epoch markers live, overriding the pipeline's
+    /// `checkpoint.store`: `dir` (the checkpoint directory) or `kafka` (topic
+    /// `<name>-changelog` in the source's cluster, written through Kafka transactions; a
+    /// process started later with the same --name, on any machine, takes the query over).
+    #[arg(long, value_name = "dir|kafka")]
+    checkpoint_store: Option<rivulet_engine::plan::CheckpointStoreKind>,
     /// Append a JSON progress record per micro-batch to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
@@ -124,6 +130,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let opts = rivulet_runtime::RunOptions {
         progress_json: args.progress_json,
         checkpoint_dir: args.checkpoint_dir,
+        checkpoint_store: args.checkpoint_store,
         observer,
         ..rivulet_runtime::RunOptions::default()
     };

@@ -63,6 +63,10 @@ pub struct UpArgs {
     /// Append a JSON progress record per micro-batch to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
+    /// Where the query's offsets, state and epoch markers live: `dir` (under --data-dir) or
+    /// `kafka` (see `rivulet run --help`).
+    #[arg(long, value_name = "dir|kafka")]
+    checkpoint_store: Option<rivulet_engine::plan::CheckpointStoreKind>,
     #[command(flatten)]
     dashboard: DashboardArgs,
     /// Do not serve the dashboard.
@@ -126,7 +130,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         anyhow::bail!("client properties (-X, --client-config-file) are for a cluster given with --brokers; the embedded broker is plaintext on loopback");
     }
     let connection = args.client.connection(&brokers)?;
-    rivulet_client::admin::ensure_topic(&connection, &args.topic, args.partitions)
+    rivulet_client::admin::ensure_topic(&connection, &args.topic, args.partitions, &[])
         .await
         .with_context(|| format!("creating topic {} on {brokers}", args.topic))?;
 
@@ -181,6 +185,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         let opts = rivulet_runtime::RunOptions {
             progress_json: args.progress_json.clone(),
             checkpoint_dir: Some(data_dir.join("checkpoints").join(&job.name)),
+            checkpoint_store: args.checkpoint_store,
             observer,
             ..rivulet_runtime::RunOptions::default()
         };

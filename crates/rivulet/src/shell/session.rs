@@ -133,7 +133,7 @@ impl Session {
                     .map_err(|e| anyhow::anyhow!("trigger: {e}"))?;
                 self.keep_set("trigger", text);
             }
-            "name" | "pipeline.name" | "checkpoint.dir" => {
+            "name" | "pipeline.name" | "checkpoint.dir" | "checkpoint.store" => {
                 anyhow::bail!(
                     "`{key}` has no meaning in the shell: every query runs as `{QUERY_NAME}` \
                      with a temporary checkpoint"

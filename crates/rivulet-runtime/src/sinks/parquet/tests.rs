@@ -51,6 +51,7 @@ fn open_as(root: &Path, query_id: &str, last: Option<u64>, compact: Option<u32>)
         ..ParquetOptions::at(root)
     };
     let schema = schema();
+    let writers = crate::sinks::kafka::WriterScope::local(root, "q", query_id);
     let ctx = SinkContext {
         plan: &plan,
         schema: &schema,
@@ -58,6 +59,7 @@ fn open_as(root: &Path, query_id: &str, last: Option<u64>, compact: Option<u32>)
         query_name: "q",
         query_id,
         last_committed: last,
+        writers: &writers,
     };
     Dataset::open(&spec, &ctx).unwrap()
 }

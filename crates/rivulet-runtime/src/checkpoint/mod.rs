@@ -1,4 +1,7 @@
-//! The checkpoint directory: a write-ahead log of micro-batches, laid out like Spark's.
+//! The checkpoint: a write-ahead log of micro-batches, laid out like Spark's. It lives in a
+//! directory ([`DirStore`], the default) or in a compacted Kafka topic ([`KafkaStore`],
+//! `checkpoint.store = "kafka"`: the same entries as records, see its docs); the protocol
+//! below is [`Checkpoint`]'s, the same over both ([`CheckpointStore`]). In a directory:
 //!
 //! ```text
 //! <dir>/metadata          {"id":"<query uuid>","name":"stats","createdMs":…}   written once
@@ -14,6 +17,8 @@
 //! One running query at a time: a second run on the same directory (two `rivulet run`s of
 //! one query name in one working directory, say) is refused at open with a clear error
 //! instead of both writing the same epochs. The lock goes with the process, also on kill -9.
+//! In Kafka a second process *takes over* instead (the first may be on a machine that died):
+//! it fences the first through the query's transactional id.
 //!
 //! The protocol for epoch `N` (the driver follows it in this order):
 //!
@@ -31,18 +36,24 @@
 //! ranges, watermark and batch timestamp, which reproduces the same output, and the idempotent
 //! sinks make the replay invisible.
 //!
-//! Every file is written atomically: a temporary file in the same directory, fsync, rename over
-//! the final name, fsync of the directory. Only the last [`Checkpoint::retain`] committed epochs
+//! Every entry is written atomically: in a directory a temporary file, fsync, rename over the
+//! final name, fsync of the directory; in Kafka one transaction. Only the last [`Checkpoint::retain`] committed epochs
 //! are kept.
 
 use std::fs;
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
 use crate::Result;
+
+mod dir;
+pub mod kafka;
+
+pub use dir::DirStore;
+pub use kafka::KafkaStore;
 
 /// Default number of committed epochs kept.
 pub const DEFAULT_RETAIN: usize = 100;
@@ -119,69 +130,64 @@ pub struct CommitRecord {
     pub committed_ms: i64,
 }
 
-/// A checkpoint directory.
+/// Where a checkpoint's entries live: a directory ([`DirStore`], the default) or a compacted
+/// Kafka topic ([`KafkaStore`], `checkpoint.store = "kafka"`). Entries are named like the
+/// directory's files (`metadata`, `offsets/<epoch>`, `state/<epoch>`, `commits/<epoch>`);
+/// [`Checkpoint`] holds the protocol, written once for both.
+///
+/// Every `put` is atomic and durable when it returns: a reader after a crash sees the whole
+/// value or the one before, never a part.
+pub trait CheckpointStore: Send + std::fmt::Debug {
+    /// The value of `key`, if present.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn put(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Removes the keys (absent ones are no error).
+    fn delete(&self, keys: &[String]) -> Result<()>;
+    /// The names present under `prefix/` (without the prefix), in no particular order.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Where the entries are, for messages (`checkpoints/q`, `kafka topic q-changelog`).
+    fn location(&self) -> String;
+}
+
+/// A query's checkpoint: the epoch protocol of the module docs over a [`CheckpointStore`].
 #[derive(Debug)]
 pub struct Checkpoint {
-    dir: PathBuf,
+    store: Box<dyn CheckpointStore>,
     retain: usize,
     metadata: Metadata,
-    /// Holds the directory's lock while open.
-    _lock: fs::File,
 }
 
 const OFFSETS: &str = "offsets";
 const STATE: &str = "state";
 const COMMITS: &str = "commits";
+const METADATA: &str = "metadata";
 
 impl Checkpoint {
     /// Opens (creating when absent) the checkpoint directory of query `name`.
     pub fn open(dir: impl Into<PathBuf>, name: &str) -> Result<Checkpoint> {
-        let dir = dir.into();
-        for sub in [OFFSETS, STATE, COMMITS] {
-            let p = dir.join(sub);
-            fs::create_dir_all(&p).map_err(|e| RuntimeError::io("creating", &p, e))?;
-        }
-        let lock_path = dir.join("lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| RuntimeError::io("opening", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(RuntimeError::Checkpoint(format!(
-                    "{} is in use by another running query (it holds {}); give this run its \
-                     own checkpoint directory or query name",
-                    dir.display(),
-                    lock_path.display()
-                )))
+        Checkpoint::with_store(Box::new(DirStore::open(dir)?), name)
+    }
+
+    /// Opens the checkpoint of query `name` in `store`, writing its metadata when absent.
+    pub fn with_store(store: Box<dyn CheckpointStore>, name: &str) -> Result<Checkpoint> {
+        let metadata = match store.get(METADATA)? {
+            Some(text) => serde_json::from_slice(&text).map_err(|e| {
+                RuntimeError::Checkpoint(format!("{} metadata: {e}", store.location()))
+            })?,
+            None => {
+                let m = Metadata {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    name: name.to_string(),
+                    created_ms: now_ms(),
+                };
+                store.put(METADATA, &serde_json::to_vec(&m)?)?;
+                m
             }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(RuntimeError::io("locking", &lock_path, e))
-            }
-        }
-        let meta_path = dir.join("metadata");
-        let metadata = if meta_path.exists() {
-            let text =
-                fs::read(&meta_path).map_err(|e| RuntimeError::io("reading", &meta_path, e))?;
-            serde_json::from_slice(&text)
-                .map_err(|e| RuntimeError::Checkpoint(format!("{}: {e}", meta_path.display())))?
-        } else {
-            let m = Metadata {
-                id: uuid::Uuid::new_v4().to_string(),
-                name: name.to_string(),
-                created_ms: now_ms(),
-            };
-            write_atomic(&meta_path, &serde_json::to_vec(&m)?)?;
-            m
         };
         Ok(Checkpoint {
-            dir,
+            store,
             retain: DEFAULT_RETAIN,
             metadata,
-            _lock: lock,
         })
     }
 
@@ -195,31 +201,41 @@ impl Checkpoint {
         self.retain
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the checkpoint lives, for messages.
+    pub fn location(&self) -> String {
+        self.store.location()
     }
 
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
     }
 
-    fn path(&self, sub: &str, epoch: u64) -> PathBuf {
-        self.dir.join(sub).join(epoch.to_string())
+    fn key(sub: &str, epoch: u64) -> String {
+        format!("{sub}/{epoch}")
+    }
+
+    fn read(&self, sub: &str, epoch: u64) -> Result<Vec<u8>> {
+        let key = Checkpoint::key(sub, epoch);
+        self.store.get(&key)?.ok_or_else(|| {
+            RuntimeError::Checkpoint(format!("{}: {key} is missing", self.store.location()))
+        })
+    }
+
+    fn corrupt(&self, sub: &str, epoch: u64, what: impl std::fmt::Display) -> RuntimeError {
+        RuntimeError::Checkpoint(format!("{}: {sub}/{epoch}: {what}", self.store.location()))
     }
 
     /// Writes `offsets/<epoch>` (durably, before the epoch's output).
     pub fn write_offsets(&self, offsets: &EpochOffsets) -> Result<()> {
-        write_atomic(
-            &self.path(OFFSETS, offsets.epoch),
+        self.store.put(
+            &Checkpoint::key(OFFSETS, offsets.epoch),
             &serde_json::to_vec(offsets)?,
         )
     }
 
     pub fn read_offsets(&self, epoch: u64) -> Result<EpochOffsets> {
-        let p = self.path(OFFSETS, epoch);
-        let bytes = fs::read(&p).map_err(|e| RuntimeError::io("reading", &p, e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| RuntimeError::Checkpoint(format!("{}: {e}", p.display())))
+        let bytes = self.read(OFFSETS, epoch)?;
+        serde_json::from_slice(&bytes).map_err(|e| self.corrupt(OFFSETS, epoch, e))
     }
 
     /// Writes `state/<epoch>`.
@@ -241,26 +257,34 @@ impl Checkpoint {
         for (_, b) in &state.operators {
             buf.extend_from_slice(b);
         }
-        write_atomic(&self.path(STATE, state.epoch), &buf)
+        self.store.put(&Checkpoint::key(STATE, state.epoch), &buf)
     }
 
     pub fn read_state(&self, epoch: u64) -> Result<EpochState> {
-        let p = self.path(STATE, epoch);
-        let corrupt = |what: String| RuntimeError::Checkpoint(format!("{}: {what}", p.display()));
-        let f = fs::File::open(&p).map_err(|e| RuntimeError::io("opening", &p, e))?;
-        let mut r = std::io::BufReader::new(f);
+        let bytes = self.read(STATE, epoch)?;
+        let mut r = bytes.as_slice();
         let mut line = Vec::new();
         r.read_until(b'\n', &mut line)
-            .map_err(|e| RuntimeError::io("reading", &p, e))?;
+            .map_err(|e| self.corrupt(STATE, epoch, e))?;
         let header: StateHeader =
-            serde_json::from_slice(&line).map_err(|e| corrupt(e.to_string()))?;
+            serde_json::from_slice(&line).map_err(|e| self.corrupt(STATE, epoch, e))?;
         let mut operators = Vec::with_capacity(header.operators.len());
         for b in header.operators {
-            let len = usize::try_from(b.len).map_err(|e| corrupt(e.to_string()))?;
-            let mut blob = vec![0u8; len];
-            r.read_exact(&mut blob)
-                .map_err(|e| corrupt(format!("operator `{}` snapshot: {e}", b.name)))?;
-            operators.push((b.name, blob));
+            let len = usize::try_from(b.len).map_err(|e| self.corrupt(STATE, epoch, e))?;
+            if len > r.len() {
+                return Err(self.corrupt(
+                    STATE,
+                    epoch,
+                    format!(
+                        "operator `{}` snapshot: {len} bytes, {} left",
+                        b.name,
+                        r.len()
+                    ),
+                ));
+            }
+            let (blob, rest) = r.split_at(len);
+            operators.push((b.name, blob.to_vec()));
+            r = rest;
         }
         Ok(EpochState {
             epoch: header.epoch,
@@ -275,25 +299,19 @@ impl Checkpoint {
             epoch,
             committed_ms: now_ms(),
         };
-        write_atomic(&self.path(COMMITS, epoch), &serde_json::to_vec(&c)?)?;
+        self.store
+            .put(&Checkpoint::key(COMMITS, epoch), &serde_json::to_vec(&c)?)?;
         self.purge()
     }
 
     fn epochs(&self, sub: &str) -> Result<Vec<u64>> {
-        let d = self.dir.join(sub);
-        let rd = fs::read_dir(&d).map_err(|e| RuntimeError::io("listing", &d, e))?;
-        let mut v = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| RuntimeError::io("listing", &d, e))?;
-            // Temporary files (`.N.tmp`) and anything else non-numeric are ignored.
-            if let Some(n) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                v.push(n);
-            }
-        }
+        // Temporary files (`.N.tmp`) and anything else non-numeric are ignored.
+        let mut v: Vec<u64> = self
+            .store
+            .list(sub)?
+            .iter()
+            .filter_map(|s| s.parse::<u64>().ok())
+            .collect();
         v.sort_unstable();
         Ok(v)
     }
@@ -303,7 +321,7 @@ impl Checkpoint {
         Ok(self.epochs(COMMITS)?.last().copied())
     }
 
-    /// The latest epoch with an offsets file.
+    /// The latest epoch with an offsets entry.
     pub fn latest_offsets(&self) -> Result<Option<u64>> {
         Ok(self.epochs(OFFSETS)?.last().copied())
     }
@@ -337,20 +355,19 @@ impl Checkpoint {
             return Ok(());
         };
         let keep_from = latest.saturating_sub(self.retain as u64 - 1);
+        let mut old = Vec::new();
         for sub in [OFFSETS, STATE, COMMITS] {
-            for e in self.epochs(sub)? {
-                if e >= keep_from {
-                    break;
-                }
-                let p = self.path(sub, e);
-                match fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(RuntimeError::io("removing", &p, err)),
-                }
-            }
+            old.extend(
+                self.epochs(sub)?
+                    .into_iter()
+                    .take_while(|&e| e < keep_from)
+                    .map(|e| Checkpoint::key(sub, e)),
+            );
         }
-        Ok(())
+        if old.is_empty() {
+            return Ok(());
+        }
+        self.store.delete(&old)
     }
 }
 
@@ -391,122 +408,4 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn offsets(epoch: u64, start: i64, end: i64) -> EpochOffsets {
-        EpochOffsets {
-            epoch,
-            batch_timestamp_ms: 1000 + epoch as i64,
-            watermark_ms: Some(5),
-            ranges: vec![OffsetRange {
-                topic: "events".into(),
-                partition: 0,
-                start,
-                end,
-            }],
-        }
-    }
-
-    #[test]
-    fn metadata_is_stable_across_opens() {
-        let d = tempfile::tempdir().unwrap();
-        let a = Checkpoint::open(d.path(), "q").unwrap().metadata().clone();
-        let b = Checkpoint::open(d.path(), "q").unwrap();
-        assert_eq!(&a, b.metadata());
-        assert!(d.path().join("metadata").is_file());
-    }
-
-    /// Regression (issue 11): two runs on one checkpoint directory would write the same
-    /// epochs; the second is refused while the first holds the directory.
-    #[test]
-    fn one_open_at_a_time() {
-        let d = tempfile::tempdir().unwrap();
-        let a = Checkpoint::open(d.path(), "q").unwrap();
-        let e = Checkpoint::open(d.path(), "q").unwrap_err().to_string();
-        assert!(e.contains("in use by another running query"), "{e}");
-        drop(a);
-        Checkpoint::open(d.path(), "q").unwrap();
-    }
-
-    #[test]
-    fn pending_epoch_detection() {
-        let d = tempfile::tempdir().unwrap();
-        let c = Checkpoint::open(d.path(), "q").unwrap();
-        assert_eq!(c.pending().unwrap(), None);
-        assert_eq!(c.latest_committed().unwrap(), None);
-        c.write_offsets(&offsets(0, 0, 10)).unwrap();
-        assert_eq!(c.pending().unwrap(), Some(offsets(0, 0, 10)));
-        c.write_commit(0).unwrap();
-        assert_eq!(c.pending().unwrap(), None);
-        assert_eq!(c.latest_committed().unwrap(), Some(0));
-        c.write_offsets(&offsets(1, 10, 20)).unwrap();
-        // A crash after the state but before the commit still leaves the epoch pending.
-        c.write_state(&EpochState {
-            epoch: 1,
-            watermark_tracker: serde_json::Value::Null,
-            operators: vec![],
-        })
-        .unwrap();
-        assert_eq!(c.pending().unwrap(), Some(offsets(1, 10, 20)));
-        // A gap is corruption, not silently skipped.
-        c.write_offsets(&offsets(3, 30, 40)).unwrap();
-        assert!(c.pending().is_err());
-    }
-
-    #[test]
-    fn state_roundtrip_with_binary_blobs() {
-        let d = tempfile::tempdir().unwrap();
-        let c = Checkpoint::open(d.path(), "q").unwrap();
-        let s = EpochState {
-            epoch: 4,
-            watermark_tracker: serde_json::json!({"partitions": {"0": 12}}),
-            operators: vec![
-                ("filter".into(), vec![]),
-                ("window".into(), vec![0, 10, 13, 255, b'\n', 0]),
-            ],
-        };
-        c.write_state(&s).unwrap();
-        assert_eq!(c.read_state(4).unwrap(), s);
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(d.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("f")]);
-        // A leftover temp file from a crash is ignored by the epoch listing.
-        let c = Checkpoint::open(d.path().join("cp"), "q").unwrap();
-        fs::write(d.path().join("cp/offsets/.3.tmp"), b"{").unwrap();
-        assert_eq!(c.latest_offsets().unwrap(), None);
-    }
-
-    #[test]
-    fn retention_keeps_last_n() {
-        let d = tempfile::tempdir().unwrap();
-        let c = Checkpoint::open(d.path(), "q").unwrap().with_retain(2);
-        for e in 0..5 {
-            c.write_offsets(&offsets(e, e as i64 * 10, e as i64 * 10 + 10))
-                .unwrap();
-            c.write_state(&EpochState {
-                epoch: e,
-                watermark_tracker: serde_json::Value::Null,
-                operators: vec![],
-            })
-            .unwrap();
-            c.write_commit(e).unwrap();
-        }
-        assert_eq!(c.epochs(OFFSETS).unwrap(), vec![3, 4]);
-        assert_eq!(c.epochs(STATE).unwrap(), vec![3, 4]);
-        assert_eq!(c.epochs(COMMITS).unwrap(), vec![3, 4]);
-        assert_eq!(c.read_offsets(4).unwrap().ranges[0].end, 50);
-    }
-}
+mod tests;

@@ -1,0 +1,205 @@
+//! A query whose checkpoint lives in Kafka (`--checkpoint-store kafka`) moves between
+//! processes: a second `rivulet run` of the same `--name`, started in another working
+//! directory (as on another machine), takes the query over from the changelog topic and fences
+//! the first. The first, paused with SIGSTOP meanwhile (a zombie: a long GC-like pause, a
+//! network partition), is resumed with SIGCONT: it must stop with a "fenced" error and none of
+//! its late writes may appear — the sink topic and the dead-letter topic hold every result and
+//! dead letter exactly once under read_committed. Real broker process, real processes.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::message::Message;
+use rdkafka::Offset;
+use rivulet_gen::EventKind;
+use rivulet_testkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
+const COUNT: i64 = 2000;
+const WAIT: Duration = Duration::from_secs(120);
+
+fn cli(args: &[&str]) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "rivulet {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn query_flags(brokers: &str) -> Vec<String> {
+    [
+        "run",
+        "--brokers",
+        brokers,
+        "--topic",
+        "r",
+        "--name",
+        "z",
+        "--checkpoint-store",
+        "kafka",
+        "--schema",
+        "id:bigint,value:double,timestamp:timestamp",
+        "--event-time",
+        "timestamp",
+        "--lateness",
+        "0s",
+        "--window",
+        "tumbling:1s",
+        "--group-by",
+        "id",
+        "--agg",
+        "count",
+        "--agg",
+        "avg:value",
+        "--agg",
+        "min:value",
+        "--agg",
+        "max:value",
+        "--mode",
+        "append",
+        // Many small epochs, so the first process is paused in the middle of the topic.
+        "--trigger",
+        "300ms",
+        "--max-records-per-trigger",
+        "100",
+        "--sink",
+        "kafka:out",
+        "--starting-offsets",
+        "earliest",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn spawn(dir: &Path, args: &[String]) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = append_log(&dir.join("run.log"), "===== rivulet run =====");
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
+/// The offset of `r` the query's consumer group holds (committed after each epoch).
+fn group_offset(brokers: &str) -> i64 {
+    match committed_offsets(brokers, "rivulet-z", "r", 1)[0] {
+        Offset::Offset(o) => o,
+        _ => 0,
+    }
+}
+
+fn wait_for_offset(brokers: &str, child: &mut Child, dir: &Path, at_least: i64) {
+    let deadline = Instant::now() + WAIT;
+    while group_offset(brokers) < at_least {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("query exited ({st}):\n{}", log_tail(&dir.join("run.log")));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offset {at_least} not committed in time:\n{}",
+            log_tail(&dir.join("run.log"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_paused_process_is_fenced_when_another_takes_the_query_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(
+        BIN,
+        &tmp.path().join("data"),
+        &tmp.path().join("broker.log"),
+        "always",
+    );
+    let b = broker.bootstrap();
+    cli(&[
+        "topics",
+        "--brokers",
+        &b,
+        "create",
+        "r",
+        "--partitions",
+        "1",
+    ]);
+    cli(&[
+        "gen",
+        "--brokers",
+        &b,
+        "--topic",
+        "r",
+        "--rate",
+        "0",
+        "--count",
+        "2000",
+        "--keys",
+        "5",
+        "--seed",
+        "5",
+        "--start-time",
+        "2026-11-24T10:00:00Z",
+        "--bad-fraction",
+        "0.05",
+    ]);
+    let flags = query_flags(&b);
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+
+    let mut a = spawn(&dir_a, &flags);
+    wait_for_offset(&b, &mut a, &dir_a, 1);
+    send_signal(a.id(), "STOP");
+    let first_stop = group_offset(&b);
+    assert!(
+        first_stop < COUNT,
+        "the first process read everything before its pause"
+    );
+
+    let mut second = spawn(&dir_b, &flags);
+    wait_for_offset(&b, &mut second, &dir_b, COUNT);
+    send_signal(a.id(), "CONT");
+    // The zombie goes on with its next epoch, finds itself fenced and stops, writing nothing.
+    let st = wait_exit(&mut a, WAIT).expect("the fenced process exits on its own");
+    assert!(!st.success(), "a fenced process fails");
+    let log_a = std::fs::read_to_string(dir_a.join("run.log")).unwrap();
+    assert!(log_a.contains("fenced"), "{log_a}");
+    let st = stop_child(&mut second, "INT", WAIT).expect("the second process stops on SIGINT");
+    assert!(st.success(), "{}", log_tail(&dir_b.join("run.log")));
+    // Neither working directory holds a checkpoint: it is in the cluster.
+    for d in [&dir_a, &dir_b] {
+        assert!(!d.join("checkpoints/z/commits").exists());
+        assert!(!d.join("checkpoints/z/offsets").exists());
+    }
+    assert!(partition_count(&b, "z-changelog") == Some(1));
+
+    let events = expected_events(&quick_config(&b, "r", 5, COUNT as u64, 5, Mix::bad(0.05)));
+    let good = well_formed(&events);
+    let truth = truth_fixed(&good, tumbling(1000));
+    let watermark = good.iter().map(|e| e.ts).max().unwrap();
+    let rows: Vec<serde_json::Value> = read_messages(&b, "out")
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
+        .collect();
+    check_append(&rows, &truth, watermark);
+    // Every dead letter once: the bad events' payloads, nothing doubled by the takeover.
+    let mut want: Vec<Vec<u8>> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Bad)
+        .map(|e| e.payload.clone())
+        .collect();
+    let mut got: Vec<Vec<u8>> = read_messages(&b, "r.dlq")
+        .iter()
+        .map(|m| m.payload().unwrap_or_default().to_vec())
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the dead letters differ");
+    broker.stop_with("TERM");
+}
