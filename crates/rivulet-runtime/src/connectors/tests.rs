@@ -270,3 +270,37 @@ fn shorthands() {
         .unwrap_err()
         .contains("expected console, file:DIR"));
 }
+
+#[test]
+fn a_checkpoint_in_kafka_refuses_sinks_that_spool_locally() {
+    let text = with(
+        "[[sinks]]\ntype = \"console\"",
+        "[[sinks]]\ntype = \"console\"\n[[sinks]]\ntype = \"kafka\"\ntopic = \"out\"\n\
+         [[sinks]]\ntype = \"file\"\npath = \"out\"\n[checkpoint]\nstore = \"kafka\"",
+    );
+    let plan = load_toml(&text).unwrap();
+    assert_eq!(
+        plan.checkpoint.store,
+        rivulet_engine::plan::CheckpointStoreKind::Kafka
+    );
+    check_kafka_checkpoint(&Job::single(plan.clone())).unwrap();
+    for spooled in [
+        ConnectorSpec::new("parquet").with("path", "p"),
+        ConnectorSpec::new("postgres").with("url", "postgres://u@127.0.0.1/db"),
+    ] {
+        let mut p = plan.clone();
+        p.sinks.push(spooled.clone());
+        let e = check_kafka_checkpoint(&Job::single(p))
+            .unwrap_err()
+            .to_string();
+        assert_contains(
+            &e,
+            &format!(
+                "the {} sink keeps epochs on the local disk",
+                spooled.connector
+            ),
+        );
+    }
+    let e = problem(&text.replace("store = \"kafka\"", "store = \"zookeeper\""));
+    assert_contains(&e, "zookeeper");
+}
