@@ -4,10 +4,11 @@
 //! operators of `rivulet-engine` → sinks). The runtime is the "driver" Spark Structured
 //! Streaming provides around its operators: it turns an endless topic into numbered
 //! micro-batches (*epochs*), runs each through the engine's operators, hands the result to the
-//! sinks and records every step in a checkpoint directory so that a restart — clean or after a
-//! crash — produces every result exactly once.
+//! sinks and records every step in a checkpoint (a directory, or a Kafka topic) so that a
+//! restart — clean or after a crash — produces every result exactly once.
 //!
-//! - [`checkpoint`]: the on-disk write-ahead log (`offsets/`, `state/`, `commits/`).
+//! - [`checkpoint`]: the write-ahead log (`offsets/`, `state/`, `commits/`) in a directory or a
+//!   compacted Kafka topic.
 //! - [`source`]: the Kafka source (native kafka-protocol fetcher or librdkafka; manual
 //!   assignment, own offsets), and `decode_pool`: JSON decoding on every core.
 //! - [`sinks`]: console, JSON-lines files and Kafka, each exactly-once for replayed epochs.
