@@ -184,6 +184,10 @@ pub struct PipelineArgs {
     /// --fsync of the broker the bench starts.
     #[arg(long, default_value = "always")]
     pub fsync: String,
+    /// Where the query's checkpoint lives (`dir` or `kafka`: the cost of a checkpoint in
+    /// Kafka, one transaction per write, against the local directory).
+    #[arg(long, default_value = "dir", value_name = "dir|kafka")]
+    pub checkpoint_store: rivulet_engine::plan::CheckpointStoreKind,
     /// Give up on each phase after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
@@ -249,6 +253,7 @@ pub(crate) async fn run(args: PipelineArgs, launcher: Arc<dyn Launcher>) -> Resu
             report.add("broker_fsync", args.fsync.clone());
         }
     }
+    report.add("checkpoint_store", args.checkpoint_store.to_string());
     report.add("keys", args.keys);
     report.add("seed", args.seed);
     report.add(
@@ -356,6 +361,7 @@ fn bench_plan(
         }
     }];
     plan.checkpoint.dir = Some(dir.join("checkpoint"));
+    plan.checkpoint.store = args.checkpoint_store;
     Ok(plan)
 }
 
