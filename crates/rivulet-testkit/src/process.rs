@@ -54,6 +54,17 @@ pub fn run_cli(bin: &str, args: &[&str]) -> std::process::Output {
         .expect("runs rivulet")
 }
 
+/// [`run_cli`], asserting that it succeeds (its stderr in the failure message).
+pub fn run_cli_ok(bin: &str, args: &[&str]) -> std::process::Output {
+    let out = run_cli(bin, args);
+    assert!(
+        out.status.success(),
+        "rivulet {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Sends `SIG<signal>` (`"TERM"`, `"INT"`, ...) to process `pid` with kill(1).
 pub fn send_signal(pid: u32, signal: &str) {
     let st = Command::new("kill")

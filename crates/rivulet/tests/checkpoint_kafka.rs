@@ -21,12 +21,7 @@ const COUNT: i64 = 2000;
 const WAIT: Duration = Duration::from_secs(120);
 
 fn cli(args: &[&str]) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "rivulet {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_cli_ok(BIN, args);
 }
 
 fn query_flags(brokers: &str) -> Vec<String> {

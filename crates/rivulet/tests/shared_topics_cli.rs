@@ -66,12 +66,7 @@ fn common_flags(brokers: &str) -> Vec<String> {
 }
 
 fn cli(args: &[&str]) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "rivulet {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_cli_ok(BIN, args);
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Child {

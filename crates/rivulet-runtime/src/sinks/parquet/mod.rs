@@ -73,7 +73,7 @@ use serde::{Deserialize, Serialize};
 
 use super::spool::Spool;
 use super::{Sink, SinkContext};
-use crate::checkpoint::write_atomic;
+use crate::checkpoint::{sync_dir, write_atomic};
 use crate::error::RuntimeError;
 use crate::rows::rfc3339_ms;
 use crate::Result;
@@ -208,18 +208,6 @@ fn remove_if_exists(p: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(RuntimeError::io("removing", p, e)),
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let d = fs::File::open(dir).map_err(|e| RuntimeError::io("opening", dir, e))?;
-        d.sync_all()
-            .map_err(|e| RuntimeError::io("fsyncing", dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 /// Renames `from` to `to` (creating `to`'s directory), unless `from` is gone (done before).
