@@ -153,6 +153,13 @@ impl KafkaStore {
                     }
                 }
             }
+            // Delivered before the commit, served here in short polls: the client library's
+            // own flush inside commit_transaction waits on a 100 ms poll, which made every
+            // checkpoint write cost 100 ms (docs/BENCHMARKS.md).
+            let deadline = Instant::now() + TIMEOUT;
+            while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+                self.producer.poll(Duration::from_millis(1));
+            }
             self.producer
                 .commit_transaction(TIMEOUT)
                 .map_err(|e| fail("committing", e))
