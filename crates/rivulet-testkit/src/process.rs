@@ -65,6 +65,50 @@ pub fn run_cli_ok(bin: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// A broker process (data and log under `dir`, `--fsync always`) whose topic `r` (one
+/// partition) holds the events of the issue-11 report: `rivulet gen` of 2,000 events over 5
+/// ids, seed 5, from 2026-11-24T10:00:00Z, 5 % malformed — `quick_config(.., "r", 5, 2000,
+/// 5, Mix::bad(0.05))` gives the same events.
+pub fn broker_with_report_events(bin: &str, dir: &Path) -> BrokerProcess {
+    let broker = BrokerProcess::start(bin, &dir.join("data"), &dir.join("broker.log"), "always");
+    let b = broker.bootstrap();
+    run_cli_ok(
+        bin,
+        &[
+            "topics",
+            "--brokers",
+            &b,
+            "create",
+            "r",
+            "--partitions",
+            "1",
+        ],
+    );
+    run_cli_ok(
+        bin,
+        &[
+            "gen",
+            "--brokers",
+            &b,
+            "--topic",
+            "r",
+            "--rate",
+            "0",
+            "--count",
+            "2000",
+            "--keys",
+            "5",
+            "--seed",
+            "5",
+            "--start-time",
+            "2026-11-24T10:00:00Z",
+            "--bad-fraction",
+            "0.05",
+        ],
+    );
+    broker
+}
+
 /// Sends `SIG<signal>` (`"TERM"`, `"INT"`, ...) to process `pid` with kill(1).
 pub fn send_signal(pid: u32, signal: &str) {
     let st = Command::new("kill")

@@ -20,10 +20,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 const COUNT: i64 = 2000;
 const WAIT: Duration = Duration::from_secs(120);
 
-fn cli(args: &[&str]) {
-    run_cli_ok(BIN, args);
-}
-
 fn query_flags(brokers: &str) -> Vec<String> {
     [
         "run",
@@ -109,41 +105,8 @@ fn wait_for_offset(brokers: &str, child: &mut Child, dir: &Path, at_least: i64) 
 #[test]
 fn a_paused_process_is_fenced_when_another_takes_the_query_over() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::start(
-        BIN,
-        &tmp.path().join("data"),
-        &tmp.path().join("broker.log"),
-        "always",
-    );
+    let mut broker = broker_with_report_events(BIN, tmp.path());
     let b = broker.bootstrap();
-    cli(&[
-        "topics",
-        "--brokers",
-        &b,
-        "create",
-        "r",
-        "--partitions",
-        "1",
-    ]);
-    cli(&[
-        "gen",
-        "--brokers",
-        &b,
-        "--topic",
-        "r",
-        "--rate",
-        "0",
-        "--count",
-        "2000",
-        "--keys",
-        "5",
-        "--seed",
-        "5",
-        "--start-time",
-        "2026-11-24T10:00:00Z",
-        "--bad-fraction",
-        "0.05",
-    ]);
     let flags = query_flags(&b);
     let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
 

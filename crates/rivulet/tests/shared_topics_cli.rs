@@ -19,20 +19,6 @@ use rivulet_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 const COUNT: i64 = 2000;
-const GEN: [&str; 12] = [
-    "--rate",
-    "0",
-    "--count",
-    "2000",
-    "--keys",
-    "5",
-    "--seed",
-    "5",
-    "--start-time",
-    "2026-11-24T10:00:00Z",
-    "--bad-fraction",
-    "0.05",
-];
 /// Bound on one query's wait for its input to be read (loaded 2-core machine).
 const READ_WAIT: Duration = Duration::from_secs(120);
 
@@ -63,10 +49,6 @@ fn common_flags(brokers: &str) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-fn cli(args: &[&str]) {
-    run_cli_ok(BIN, args);
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Child {
@@ -162,25 +144,8 @@ fn per_query(brokers: &str, topic: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
 #[test]
 fn three_queries_share_a_sink_topic_and_the_dlq() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::start(
-        BIN,
-        &tmp.path().join("data"),
-        &tmp.path().join("broker.log"),
-        "always",
-    );
+    let mut broker = broker_with_report_events(BIN, tmp.path());
     let b = broker.bootstrap();
-    cli(&[
-        "topics",
-        "--brokers",
-        &b,
-        "create",
-        "r",
-        "--partitions",
-        "1",
-    ]);
-    let mut gen = vec!["gen", "--brokers", &b, "--topic", "r"];
-    gen.extend(GEN);
-    cli(&gen);
     let queries = [
         ("a", "id:bigint,value:double,timestamp:timestamp", "count"),
         (
