@@ -65,6 +65,24 @@ pub fn run_cli_ok(bin: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// The header [`spawn_in`] writes to `run.log` before each run.
+pub const RUN_LOG_HEADER: &str = "===== rivulet run =====";
+
+/// Starts `bin args` in working directory `dir` (created when missing), its stderr appended to
+/// `<dir>/run.log` after [`RUN_LOG_HEADER`], stdin and stdout closed.
+pub fn spawn_in(bin: &str, dir: &Path, args: &[String]) -> Child {
+    std::fs::create_dir_all(dir).expect("creating the working directory");
+    let log = append_log(&dir.join("run.log"), RUN_LOG_HEADER);
+    Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawning rivulet")
+}
+
 /// A broker process (data and log under `dir`, `--fsync always`) whose topic `r` (one
 /// partition) holds the events of the issue-11 report: `rivulet gen` of 2,000 events over 5
 /// ids, seed 5, from 2026-11-24T10:00:00Z, 5 % malformed — `quick_config(.., "r", 5, 2000,

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::Message;
@@ -67,16 +67,7 @@ fn query_flags(brokers: &str) -> Vec<String> {
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Child {
-    std::fs::create_dir_all(dir).unwrap();
-    let log = append_log(&dir.join("run.log"), "===== rivulet run =====");
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap()
+    spawn_in(BIN, dir, args)
 }
 
 /// The offset of `r` the query's consumer group holds (committed after each epoch).

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Headers, Message};
@@ -52,15 +52,7 @@ fn common_flags(brokers: &str) -> Vec<String> {
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Child {
-    let log = append_log(&dir.join("run.log"), "===== rivulet run =====");
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap()
+    spawn_in(BIN, dir, args)
 }
 
 /// The end offset of partition 0 of `r` in the latest committed epoch of `dir`'s checkpoint.
