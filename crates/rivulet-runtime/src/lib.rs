@@ -16,6 +16,7 @@
 //! - [`progress`]: Spark-style `StreamingQueryProgress` records.
 //! - [`observer`]: [`QueryObserver`], the hook the live dashboard watches a query through.
 //! - [`query`]: the driver, [`run_query`].
+//! - [`group`]: a query checkpointed in Kafka spread over processes, a task per partition.
 //! - [`args`]: the `rivulet run` flags equivalent to a pipeline file ([`PlanArgs`]).
 
 pub mod args;
@@ -24,6 +25,7 @@ pub mod connectors;
 mod decode_pool;
 pub mod dlq;
 pub mod error;
+pub mod group;
 pub mod observer;
 pub mod progress;
 pub mod query;

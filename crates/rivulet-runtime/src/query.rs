@@ -51,6 +51,7 @@ use rivulet_engine::plan::{columns, CheckpointStoreKind, OutputMode, Plan, Trigg
 use rivulet_engine::watermark::{split_late, WatermarkState, WatermarkTracker};
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::kafka::Changelog;
 use crate::checkpoint::{now_ms, Checkpoint, EpochOffsets, EpochState, KafkaStore, OffsetRange};
 use crate::connectors::{self, kafka::SourceOptions};
 use crate::decode_pool::DecodePool;
@@ -102,8 +103,21 @@ pub struct RunOptions {
     pub checkpoint_store: Option<CheckpointStoreKind>,
     /// Told every committed epoch's results and progress (the live dashboard).
     pub observer: Option<Arc<dyn crate::observer::QueryObserver>>,
+    /// Run as one task of a query spread over processes (set by [`crate::group`]).
+    pub task: Option<TaskSpec>,
     #[doc(hidden)]
     pub fail_point: Option<FailPoint>,
+}
+
+/// One task of a query spread over processes: the input partitions numbered `task` of its
+/// topics, its checkpoint in changelog partition `task` (see [`crate::group`]).
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    pub task: i32,
+    /// The query's task count (the changelog's partitions when Rivulet creates it).
+    pub tasks: i32,
+    /// Where each committed epoch's end offsets go (the group coordinator commits them).
+    pub committed: std::sync::mpsc::Sender<BTreeMap<TopicPartition, i64>>,
 }
 
 /// What a run did.
@@ -143,12 +157,29 @@ pub async fn run_job(
     opts: RunOptions,
     cancel: CancellationToken,
 ) -> Result<QuerySummary, RuntimeError> {
+    let store = opts.checkpoint_store.unwrap_or(
+        job.primary()
+            .map_or(CheckpointStoreKind::Dir, |p| p.checkpoint.store),
+    );
     tokio::task::spawn_blocking(move || {
-        let mut q = Query::open(job, opts, cancel)?;
-        q.run()
+        if !store.is_dir() && opts.task.is_none() {
+            // A checkpoint in Kafka: this process is one member of the query's group.
+            return crate::group::run(job, opts, cancel);
+        }
+        run_task(job, opts, cancel)
     })
     .await
     .map_err(|e| RuntimeError::Thread(e.to_string()))?
+}
+
+/// Runs `job` (or one task of it, [`RunOptions::task`]) on this thread.
+pub(crate) fn run_task(
+    job: Job,
+    opts: RunOptions,
+    cancel: CancellationToken,
+) -> Result<QuerySummary, RuntimeError> {
+    let mut q = Query::open(job, opts, cancel)?;
+    q.run()
 }
 
 /// The shared decode and watermark tracker, and one operator chain per branch.
@@ -316,20 +347,32 @@ impl Query {
         let mut plan = job.primary().cloned().ok_or_else(|| {
             rivulet_engine::EngineError::Plan("a job needs at least one branch".into())
         })?;
-        plan.name = job.name.clone();
+        plan.name = match &opts.task {
+            Some(t) => crate::checkpoint::kafka::task_label(&job.name, t.task),
+            None => job.name.clone(),
+        };
         let dir = opts
             .checkpoint_dir
             .clone()
             .or_else(|| plan.checkpoint.dir.clone())
-            .unwrap_or_else(|| PathBuf::from("checkpoints").join(&plan.name));
+            .unwrap_or_else(|| PathBuf::from("checkpoints").join(&job.name));
+        // A task's local files (its writers' floors) go in a directory of its own.
+        let dir = match &opts.task {
+            Some(t) => dir.join(format!("task-{}", t.task)),
+            None => dir,
+        };
         let source_options = SourceOptions::of(&plan.source)?;
         let store = opts.checkpoint_store.unwrap_or(plan.checkpoint.store);
         let mut checkpoint = match store {
             CheckpointStoreKind::Dir => Checkpoint::open(&dir, &plan.name)?,
             CheckpointStoreKind::Kafka => {
                 connectors::check_kafka_checkpoint(&job)?;
+                let changelog = match &opts.task {
+                    Some(t) => Changelog::task(&job.name, t.task, t.tasks),
+                    None => Changelog::task(&job.name, 0, 1),
+                };
                 Checkpoint::with_store(
-                    Box::new(KafkaStore::open(&source_options.connection, &plan.name)?),
+                    Box::new(KafkaStore::open(&source_options.connection, &changelog)?),
                     &plan.name,
                 )?
             }
@@ -338,7 +381,10 @@ impl Query {
             checkpoint = checkpoint.with_retain(n);
         }
         let pipeline = Pipeline::build(&job, &plan)?;
-        let source = connectors::open_source(&plan)?;
+        let mut source = connectors::open_source(&plan)?;
+        if let Some(t) = &opts.task {
+            source.retain_partitions(&std::collections::BTreeSet::from([t.task]));
+        }
         let last_committed = checkpoint.latest_committed()?;
         let writers = WriterScope {
             dir: dir.clone(),
@@ -699,7 +745,10 @@ impl Query {
                 )
             })
             .collect();
-        if let Err(e) = self.source.commit_to_group(&ends) {
+        if let Some(task) = &self.opts.task {
+            // The group's members are the processes; their coordinator commits for the task.
+            let _ = task.committed.send(ends.clone());
+        } else if let Err(e) = self.source.commit_to_group(&ends) {
             tracing::warn!(
                 "committing offsets to group `{}`: {e}",
                 self.source.group_id()

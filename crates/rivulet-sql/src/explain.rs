@@ -56,10 +56,12 @@ pub fn explain(script: &Script) -> String {
 
 fn checkpoint_dir(p: &Plan, name: &str) -> String {
     if !p.checkpoint.store.is_dir() {
+        // One task per input partition number, spread over the processes of consumer
+        // group rivulet-<name> (rivulet_runtime::group).
         return format!(
-            "Kafka topic {} (transactional id {})",
+            "Kafka topic {}, partition <p> for task <p> (transactional ids {}), tasks shared by the processes of consumer group rivulet-{name}",
             rivulet_runtime::checkpoint::kafka::changelog_topic(name),
-            rivulet_runtime::checkpoint::kafka::transactional_id(name)
+            rivulet_runtime::checkpoint::kafka::transactional_id(&format!("{name}:<p>"))
         );
     }
     p.checkpoint.dir.as_ref().map_or_else(

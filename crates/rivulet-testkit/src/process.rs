@@ -188,6 +188,22 @@ pub fn append_log(path: &Path, header: &str) -> File {
     f
 }
 
+/// Waits (polling, bounded by `within`) until the log at `path` contains one of `needles`;
+/// returns the one it found.
+pub fn wait_for_log<'a>(path: &Path, needles: &[&'a str], within: Duration) -> Option<&'a str> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(n) = needles.iter().find(|n| text.contains(**n)) {
+            return Some(n);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The last 8 KB of a log file (empty when it cannot be read).
 pub fn log_tail(path: &Path) -> String {
     let mut bytes = Vec::new();

@@ -231,3 +231,37 @@ pub fn file_rows(dir: &Path) -> Vec<serde_json::Value> {
     }
     rows
 }
+
+/// [`check_append`] for a query run as one task per input partition (a checkpoint in Kafka,
+/// `rivulet_runtime::group`): event time is tracked per task, so each partition's windows are
+/// closed up to its own largest event time. Every id must live in one partition (`events`
+/// carry their partitions).
+pub fn check_append_per_partition(
+    rows: &[serde_json::Value],
+    events: &[Ev],
+    windows: impl Fn(i64) -> Vec<(i64, i64)>,
+) {
+    let mut by_partition: BTreeMap<i32, Vec<Ev>> = BTreeMap::new();
+    let mut home: HashMap<i64, i32> = HashMap::new();
+    for e in events {
+        let p = *home.entry(e.id).or_insert(e.partition);
+        assert_eq!(
+            p, e.partition,
+            "id {} is in partitions {p} and {}",
+            e.id, e.partition
+        );
+        by_partition.entry(p).or_default().push(e.clone());
+    }
+    let mut checked = 0;
+    for (p, evs) in by_partition {
+        let watermark = evs.iter().map(|e| e.ts).max().unwrap_or(i64::MIN);
+        let part: Vec<serde_json::Value> = rows
+            .iter()
+            .filter(|r| home.get(&r["id"].as_i64().unwrap_or(-1)) == Some(&p))
+            .cloned()
+            .collect();
+        checked += part.len();
+        check_append(&part, &truth_fixed(&evs, &windows), watermark);
+    }
+    assert_eq!(checked, rows.len(), "rows for ids that are in no partition");
+}

@@ -2,14 +2,18 @@
 //! offsets, operator state and commit markers live in the cluster, not on a local disk, so
 //! the query can be restarted on any machine that reaches the cluster.
 //!
-//! One topic per query, `<name>-changelog` (one partition, `cleanup.policy=compact`, created
-//! when missing). Each entry of [`Checkpoint`](super::Checkpoint) is one or more records keyed
+//! One topic per query, `<name>-changelog` (`cleanup.policy=compact`, created when missing),
+//! one partition per task: a query spread over processes (`crate::group`) runs a task per
+//! input partition number, and task `p` keeps its checkpoint in changelog partition `p`, so a
+//! task restored on another process reads its own state only (Kafka Streams' changelog
+//! layout). Each entry of [`Checkpoint`](super::Checkpoint) is one or more records keyed
 //! by its name: a value is cut into chunks of at most [`CHUNK`] bytes (keys `<name>#0`,
 //! `<name>#1`, ...) followed by a small header record under `<name>` saying how many chunks and
 //! bytes make it. A removed entry is a tombstone for each of its keys, so compaction keeps the
 //! topic at the size of the retained epochs.
 //!
-//! Every `put` and `delete` is one Kafka transaction (transactional id `rivulet-<name>`), so a
+//! Every `put` and `delete` is one Kafka transaction (transactional id `rivulet-<name>:<p>`, one
+//! per task), so a
 //! reader under read_committed sees an entry whole or not at all, exactly like the directory
 //! store's atomic rename. Opening the store initialises that transactional id, which aborts
 //! whatever an earlier process of the query left open and *fences* that process: if it is
@@ -51,9 +55,38 @@ pub fn changelog_topic(name: &str) -> String {
     format!("{name}-changelog")
 }
 
-/// The transactional id query `name`'s checkpoint writes use.
-pub fn transactional_id(name: &str) -> String {
-    format!("rivulet-{name}")
+/// The transactional id the checkpoint writes of task `label` (`<query name>:<task>`) use.
+pub fn transactional_id(label: &str) -> String {
+    format!("rivulet-{label}")
+}
+
+/// The name of task `task` of query `name` in logs, progress records and transactional ids.
+pub fn task_label(name: &str, task: i32) -> String {
+    format!("{name}:{task}")
+}
+
+/// Where one task's checkpoint lives: a partition of its query's changelog topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changelog {
+    pub topic: String,
+    /// The task's partition of the topic.
+    pub partition: i32,
+    /// The topic's partition count when Rivulet creates it: the query's task count.
+    pub partitions: i32,
+    /// The task's name (`<query name>:<task>`): its transactional id is `rivulet-<label>`.
+    pub label: String,
+}
+
+impl Changelog {
+    /// Task `task` (of `tasks`) of query `name`.
+    pub fn task(name: &str, task: i32, tasks: i32) -> Changelog {
+        Changelog {
+            topic: changelog_topic(name),
+            partition: task,
+            partitions: tasks.max(1),
+            label: task_label(name, task),
+        }
+    }
 }
 
 /// The record under an entry's own key: how to put its chunks back together.
@@ -66,6 +99,8 @@ struct Header {
 /// A query's checkpoint in its changelog topic; see the module docs.
 pub struct KafkaStore {
     topic: String,
+    partition: i32,
+    /// The task's label (`<query>:<task>`).
     query: String,
     producer: BaseProducer,
     /// Every live entry, assembled: what the topic holds under read_committed.
@@ -76,16 +111,23 @@ impl std::fmt::Debug for KafkaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaStore")
             .field("topic", &self.topic)
+            .field("partition", &self.partition)
             .finish_non_exhaustive()
     }
 }
 
 impl KafkaStore {
-    /// Opens query `name`'s checkpoint topic through `connection`: creates the topic when
-    /// missing, fences any earlier process of the query and reads the topic.
-    pub fn open(connection: &KafkaConnection, name: &str) -> Result<KafkaStore> {
-        let topic = changelog_topic(name);
-        ensure_changelog(connection, &topic)?;
+    /// Opens a task's checkpoint (`changelog`) through `connection`: creates the topic when
+    /// missing, fences any earlier process of the task and reads the task's partition.
+    pub fn open(connection: &KafkaConnection, changelog: &Changelog) -> Result<KafkaStore> {
+        let Changelog {
+            topic,
+            partition,
+            partitions,
+            label: name,
+        } = changelog.clone();
+        let name = name.as_str();
+        ensure_changelog(connection, &topic, partitions)?;
         let producer: BaseProducer = connection
             .client_config()
             .set("transactional.id", transactional_id(name))
@@ -95,6 +137,15 @@ impl KafkaStore {
             .set("linger.ms", "0")
             .create()
             .map_err(|e| RuntimeError::kafka(format!("creating the producer for `{topic}`"), e))?;
+        let have = crate::sinks::kafka::topic_partitions(producer.client(), &topic)?;
+        if have <= partition {
+            // The source grew after the changelog was made: tasks and changelog partitions
+            // correspond one to one.
+            return Err(RuntimeError::Checkpoint(format!(
+                "checkpoint topic `{topic}` has {have} partition(s), task {partition} needs \
+                 partition {partition}: the source topic grew; add partitions to `{topic}` to match"
+            )));
+        }
         producer.init_transactions(TIMEOUT).map_err(|e| {
             RuntimeError::kafka(
                 format!(
@@ -104,13 +155,14 @@ impl KafkaStore {
                 e,
             )
         })?;
-        let entries = read_changelog(connection, &topic)?;
+        let entries = read_changelog(connection, &topic, partition)?;
         tracing::info!(
-            "checkpoint of query `{name}` in topic `{topic}`: {} entries",
+            "checkpoint of task `{name}` in topic `{topic}` partition {partition}: {} entries",
             entries.len()
         );
         Ok(KafkaStore {
             topic,
+            partition,
             query: name.to_string(),
             producer,
             entries: Mutex::new(entries),
@@ -133,8 +185,9 @@ impl KafkaStore {
             .map_err(|e| fail("beginning a transaction", e))?;
         let sent = (|| {
             for (key, value) in records {
-                let mut rec: BaseRecord<'_, str, [u8]> =
-                    BaseRecord::to(&self.topic).key(key.as_str()).partition(0);
+                let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(&self.topic)
+                    .key(key.as_str())
+                    .partition(self.partition);
                 if let Some(v) = value {
                     rec = rec.payload(v);
                 }
@@ -175,7 +228,7 @@ impl KafkaStore {
     fn txn_error(&self, what: &str, e: KafkaError) -> RuntimeError {
         if is_fenced(&e) {
             return RuntimeError::Fenced(format!(
-                "the checkpoint of query `{}` (transactional id `{}`)",
+                "the checkpoint of task `{}` (transactional id `{}`)",
                 self.query,
                 transactional_id(&self.query)
             ));
@@ -259,12 +312,12 @@ impl CheckpointStore for KafkaStore {
     }
 
     fn location(&self) -> String {
-        format!("kafka topic `{}`", self.topic)
+        format!("kafka topic `{}` partition {}", self.topic, self.partition)
     }
 }
 
-/// Creates the changelog topic unless it exists.
-fn ensure_changelog(connection: &KafkaConnection, topic: &str) -> Result<()> {
+/// Creates the changelog topic with `partitions` partitions unless it exists.
+fn ensure_changelog(connection: &KafkaConnection, topic: &str, partitions: i32) -> Result<()> {
     let configs: Vec<(String, String)> = TOPIC_CONFIGS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -278,7 +331,7 @@ fn ensure_changelog(connection: &KafkaConnection, topic: &str) -> Result<()> {
                 .build()
                 .map_err(|e| RuntimeError::Source(format!("starting a runtime: {e}")))?;
             rt.block_on(rivulet_client::admin::ensure_topic(
-                connection, topic, 1, &configs,
+                connection, topic, partitions, &configs,
             ))
             .map_err(|e| RuntimeError::Source(format!("creating topic `{topic}`: {e}")))
         })
@@ -286,14 +339,20 @@ fn ensure_changelog(connection: &KafkaConnection, topic: &str) -> Result<()> {
         .map_err(|_| RuntimeError::Thread("topic creation panicked".into()))?
     })?;
     if created {
-        tracing::info!("created checkpoint topic `{topic}` (cleanup.policy=compact)");
+        tracing::info!(
+            "created checkpoint topic `{topic}` with {partitions} partition(s) (cleanup.policy=compact)"
+        );
     }
     Ok(())
 }
 
-/// Reads `topic` (partition 0) from its start to its end under read_committed and assembles
+/// Reads `partition` of `topic` from its start to its end under read_committed and assembles
 /// the live entries.
-fn read_changelog(connection: &KafkaConnection, topic: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+fn read_changelog(
+    connection: &KafkaConnection,
+    topic: &str,
+    partition: i32,
+) -> Result<BTreeMap<String, Vec<u8>>> {
     let consumer: BaseConsumer = connection
         .client_config()
         .set(
@@ -307,12 +366,12 @@ fn read_changelog(connection: &KafkaConnection, topic: &str) -> Result<BTreeMap<
         .create()
         .map_err(|e| RuntimeError::kafka("creating the changelog reader", e))?;
     let (low, high) = consumer
-        .fetch_watermarks(topic, 0, TIMEOUT)
+        .fetch_watermarks(topic, partition, TIMEOUT)
         .map_err(|e| RuntimeError::kafka(format!("reading the offsets of `{topic}`"), e))?;
     let mut raw: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     if high > low {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(low))
+        tpl.add_partition_offset(topic, partition, Offset::Offset(low))
             .map_err(|e| RuntimeError::kafka("building the assignment", e))?;
         consumer
             .assign(&tpl)

@@ -4,6 +4,7 @@
 
 use std::fs;
 
+use super::kafka::Changelog;
 use super::*;
 use crate::connectors::kafka::KafkaConnection;
 
@@ -130,7 +131,8 @@ async fn kafka_store_conformance() {
             let topic_name = format!("case{n}");
             let connection = connection.clone();
             Box::new(move || {
-                let store = KafkaStore::open(&connection, &topic_name).unwrap();
+                let store =
+                    KafkaStore::open(&connection, &Changelog::task(&topic_name, 0, 1)).unwrap();
                 Checkpoint::with_store(Box::new(store), "q").unwrap()
             })
         });
@@ -147,8 +149,8 @@ async fn kafka_store_fences_an_earlier_process() {
     let connection = KafkaConnection::new(broker.bootstrap());
     tokio::task::spawn_blocking(move || {
         let open = || {
-            Checkpoint::with_store(Box::new(KafkaStore::open(&connection, "z").unwrap()), "z")
-                .unwrap()
+            let store = KafkaStore::open(&connection, &Changelog::task("z", 1, 3)).unwrap();
+            Checkpoint::with_store(Box::new(store), "z").unwrap()
         };
         let first = open();
         first.write_offsets(&offsets(0, 0, 10)).unwrap();
@@ -159,13 +161,56 @@ async fn kafka_store_fences_an_earlier_process() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("another process took over this query"), "{e}");
-        assert!(e.contains("query `z`"), "{e}");
+        assert!(e.contains("task `z:1`"), "{e}");
         assert_eq!(second.metadata(), first.metadata());
         assert_eq!(second.latest_committed().unwrap(), Some(0));
         assert_eq!(second.pending().unwrap(), None);
         second.write_offsets(&offsets(1, 10, 20)).unwrap();
         drop((first, second));
         assert_eq!(open().pending().unwrap(), Some(offsets(1, 10, 20)));
+    })
+    .await
+    .unwrap();
+}
+
+/// Tasks of one query keep their checkpoints in their own changelog partitions: each reads
+/// back only its own entries, and reopening one task fences that task only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_keep_their_checkpoints_apart() {
+    let broker = rivulet_testkit::TestBroker::start().await;
+    let connection = KafkaConnection::new(broker.bootstrap());
+    let bootstrap = broker.bootstrap();
+    tokio::task::spawn_blocking(move || {
+        let open = |task| {
+            let store = KafkaStore::open(&connection, &Changelog::task("t", task, 3)).unwrap();
+            Checkpoint::with_store(Box::new(store), "t").unwrap()
+        };
+        let zero = open(0);
+        let two = open(2);
+        zero.write_offsets(&offsets(0, 0, 10)).unwrap();
+        zero.write_commit(0).unwrap();
+        two.write_offsets(&offsets(0, 0, 5)).unwrap();
+        two.write_commit(0).unwrap();
+        two.write_offsets(&offsets(1, 5, 7)).unwrap();
+        assert_ne!(
+            zero.metadata().id,
+            two.metadata().id,
+            "one checkpoint per task"
+        );
+        // Reopening task 2 fences the old task 2 only.
+        let two_again = open(2);
+        assert!(two.write_commit(1).is_err());
+        zero.write_offsets(&offsets(1, 10, 12)).unwrap();
+        assert_eq!(two_again.latest_committed().unwrap(), Some(0));
+        assert_eq!(two_again.pending().unwrap(), Some(offsets(1, 5, 7)));
+        drop((zero, two, two_again));
+        let zero = open(0);
+        assert_eq!(zero.latest_committed().unwrap(), Some(0));
+        assert_eq!(zero.pending().unwrap(), Some(offsets(1, 10, 12)));
+        assert_eq!(
+            rivulet_testkit::partition_count(&bootstrap, "t-changelog"),
+            Some(3)
+        );
     })
     .await
     .unwrap();

@@ -104,6 +104,8 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
 #[derive(Default)]
 struct Delivery {
     failed: AtomicU64,
+    /// A delivery failed because a newer producer of the same transactional id fenced this one.
+    fenced: std::sync::atomic::AtomicBool,
     first_error: Mutex<Option<String>>,
     /// Highest offset delivered per partition (for the recovery floors).
     delivered: Mutex<HashMap<i32, i64>>,
@@ -125,6 +127,9 @@ impl ProducerContext for DeliveryContext {
             }
             Err((e, _)) => {
                 self.0.failed.fetch_add(1, Ordering::Relaxed);
+                if crate::checkpoint::kafka::is_fenced(e) {
+                    self.0.fenced.store(true, Ordering::Relaxed);
+                }
                 if let Ok(mut g) = self.0.first_error.lock() {
                     g.get_or_insert_with(|| e.to_string());
                 }
@@ -644,6 +649,9 @@ impl EpochProducer {
             .flush(FLUSH_TIMEOUT)
             .map_err(|e| RuntimeError::kafka(format!("flushing `{}`", self.topic), e))?;
         let failed = self.delivery.failed.load(Ordering::Relaxed) - failed_before;
+        if failed > 0 && self.delivery.fenced.load(Ordering::Relaxed) {
+            return Err(fenced(&self.writer, &self.topic));
+        }
         if failed > 0 {
             let first = self
                 .delivery
@@ -688,12 +696,16 @@ impl EpochProducer {
 /// plainly.
 fn txn_error(writer: &Writer, topic: &str, what: &str, e: KafkaError) -> RuntimeError {
     if crate::checkpoint::kafka::is_fenced(&e) {
-        return RuntimeError::Fenced(format!(
-            "writer `{}` of `{topic}`",
-            writer.transactional_id.as_deref().unwrap_or_default()
-        ));
+        return fenced(writer, topic);
     }
     RuntimeError::kafka(format!("{what} `{topic}`"), e)
+}
+
+fn fenced(writer: &Writer, topic: &str) -> RuntimeError {
+    RuntimeError::Fenced(format!(
+        "writer `{}` of `{topic}`",
+        writer.transactional_id.as_deref().unwrap_or_default()
+    ))
 }
 
 /// This writer's saved floors for `topic`; `None` when it never wrote there under this

@@ -127,6 +127,11 @@ impl Source for KafkaSource {
         &self.positions
     }
 
+    fn retain_partitions(&mut self, partitions: &std::collections::BTreeSet<i32>) {
+        self.positions
+            .retain(|tp, _| partitions.contains(&tp.partition));
+    }
+
     /// First start: positions from `starting` (earliest, latest or by timestamp).
     fn start_fresh(&mut self, starting: StartingOffsets) -> Result<()> {
         let mut pos = BTreeMap::new();

@@ -77,6 +77,10 @@ pub trait Source: Send {
     /// Next offset to read per partition (-1 before a start).
     fn positions(&self) -> &BTreeMap<TopicPartition, i64>;
 
+    /// Narrows the source to the partitions numbered `partitions` of its topics (one task of a
+    /// query spread over processes, `crate::group`). Before a start.
+    fn retain_partitions(&mut self, partitions: &std::collections::BTreeSet<i32>);
+
     /// First start: positions from `starting` (earliest, latest or by timestamp).
     fn start_fresh(&mut self, starting: StartingOffsets) -> Result<()>;
 

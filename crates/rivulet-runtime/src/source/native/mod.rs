@@ -144,6 +144,11 @@ impl Source for NativeSource {
         &self.positions
     }
 
+    fn retain_partitions(&mut self, partitions: &std::collections::BTreeSet<i32>) {
+        self.positions
+            .retain(|tp, _| partitions.contains(&tp.partition));
+    }
+
     fn start_fresh(&mut self, starting: StartingOffsets) -> Result<()> {
         let pos = match starting {
             StartingOffsets::Earliest => self.list_offsets(-2)?,

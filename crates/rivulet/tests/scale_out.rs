@@ -1,0 +1,212 @@
+//! One query spread over several `rivulet run` processes (`--checkpoint-store kafka`, issue
+//! 16): they form the consumer group `rivulet-<name>` and share its tasks, one per input
+//! partition. Three processes over a 6-partition topic; one is killed with -9 midway and a
+//! fourth joins; the survivors take the dead one's tasks from their changelog partitions.
+//! The Kafka sink must hold every window exactly once and the dead-letter topic every bad
+//! record once, under read_committed. Real broker process, real processes, each in its own
+//! working directory (as on its own machine).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use rdkafka::message::Message;
+use rdkafka::Offset;
+use rivulet_testkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
+const PARTITIONS: i32 = 6;
+const EVENTS: usize = 6000;
+const IDS: i64 = 24;
+const WAIT: Duration = Duration::from_secs(150);
+
+fn query_flags(brokers: &str) -> Vec<String> {
+    [
+        "run",
+        "--brokers",
+        brokers,
+        "--topic",
+        "ev",
+        "--name",
+        "s",
+        "--checkpoint-store",
+        "kafka",
+        "--schema",
+        "id:bigint,value:double,timestamp:timestamp",
+        "--event-time",
+        "timestamp",
+        "--lateness",
+        "0s",
+        "--window",
+        "tumbling:1s",
+        "--group-by",
+        "id",
+        "--agg",
+        "count",
+        "--agg",
+        "avg:value",
+        "--agg",
+        "min:value",
+        "--agg",
+        "max:value",
+        "--mode",
+        "append",
+        // Small epochs, so the processes are still busy when one dies and one joins.
+        "--trigger",
+        "200ms",
+        "--max-records-per-trigger",
+        "60",
+        "--sink",
+        "kafka:out",
+        "--starting-offsets",
+        "earliest",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Records the group holds as done (the tasks' committed offsets, summed over partitions).
+fn committed(brokers: &str) -> i64 {
+    committed_offsets(brokers, "rivulet-s", "ev", PARTITIONS)
+        .into_iter()
+        .map(|o| match o {
+            Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn wait_for_committed(brokers: &str, procs: &mut [(Child, PathBuf)], at_least: i64) {
+    let deadline = Instant::now() + WAIT;
+    while committed(brokers) < at_least {
+        for (child, dir) in procs.iter_mut() {
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!(
+                    "a member exited ({st}):\n{}",
+                    log_tail(&dir.join("run.log"))
+                );
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at_least} records not committed in time (have {}):\n{}",
+            committed(brokers),
+            log_tail(&procs[0].1.join("run.log"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Well-formed events in time order, each id in partition `id % 6` (keyed by id, as the
+/// generator does), and every 97th record a malformed one.
+fn events() -> (Vec<Ev>, Vec<(i32, String)>) {
+    let mut rng = Rng::new(16);
+    let good: Vec<Ev> = (0..EVENTS)
+        .map(|i| {
+            let id = rng.range(0, IDS as u64) as i64;
+            Ev {
+                partition: (id % i64::from(PARTITIONS)) as i32,
+                id,
+                ts: START_MS + i as i64 * 5,
+                value: rng.value(),
+            }
+        })
+        .collect();
+    let bad: Vec<(i32, String)> = (0..EVENTS / 97)
+        .map(|i| {
+            (
+                (i as i32) % PARTITIONS,
+                format!("{{\"id\": {i}, \"value\": oops"),
+            )
+        })
+        .collect();
+    (good, bad)
+}
+
+fn spawn(root: &Path, name: &str, flags: &[String]) -> (Child, PathBuf) {
+    let dir = root.join(name);
+    (spawn_in(BIN, &dir, flags), dir)
+}
+
+#[test]
+fn three_processes_share_a_query_through_a_kill_and_a_join() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(
+        BIN,
+        &tmp.path().join("data"),
+        &tmp.path().join("broker.log"),
+        "always",
+    );
+    let b = broker.bootstrap();
+    run_cli_ok(
+        BIN,
+        &[
+            "topics",
+            "--brokers",
+            &b,
+            "create",
+            "ev",
+            "--partitions",
+            "6",
+        ],
+    );
+    let (good, bad) = events();
+    produce(&b, "ev", &good);
+    produce_records(
+        &b,
+        "ev",
+        bad.iter().map(|(p, v)| (Some(*p), None, v.as_str())),
+    );
+    let total = end_offsets(&b, "ev").iter().sum::<i64>();
+    assert_eq!(total, (good.len() + bad.len()) as i64);
+
+    let flags = query_flags(&b);
+    let mut procs: Vec<(Child, PathBuf)> = ["a", "b", "c"]
+        .iter()
+        .map(|n| spawn(tmp.path(), n, &flags))
+        .collect();
+    wait_for_committed(&b, &mut procs, total / 5);
+    // kill -9 of one member in the middle of its epochs: its tasks stall until its session
+    // times out, then move, restored from their changelog partitions.
+    let (mut killed, killed_dir) = procs.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(
+        committed(&b) < total,
+        "everything was read before the kill: the test proves nothing"
+    );
+    procs.push(spawn(tmp.path(), "d", &flags));
+    wait_for_committed(&b, &mut procs, total);
+    for (child, dir) in procs.iter_mut() {
+        let st = stop_child(child, "INT", WAIT).expect("a member stops on SIGINT");
+        assert!(st.success(), "{}", log_tail(&dir.join("run.log")));
+    }
+    // Every member ran tasks, and the newcomer took some over.
+    for d in ["a", "c", "d"] {
+        let log = std::fs::read_to_string(tmp.path().join(d).join("run.log")).unwrap();
+        assert!(log.contains("starts here"), "{d} ran no task:\n{log}");
+    }
+    let killed_log = std::fs::read_to_string(killed_dir.join("run.log")).unwrap();
+    assert!(killed_log.contains("starts here"), "{killed_log}");
+    assert_eq!(
+        partition_count(&b, "s-changelog"),
+        Some(PARTITIONS as usize)
+    );
+
+    let rows: Vec<serde_json::Value> = read_messages(&b, "out")
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
+        .collect();
+    check_append_per_partition(&rows, &good, tumbling(1000));
+    let mut got: Vec<String> = read_messages(&b, "ev.dlq")
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+        .collect();
+    let mut want: Vec<String> = bad.iter().map(|(_, v)| v.clone()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "every dead letter exactly once");
+    broker.stop_with("TERM");
+}
