@@ -1,5 +1,5 @@
 //! The processes a bench measures from outside itself: its own broker when no `--brokers` is
-//! given, and `rivulet up` for `bench pipeline --parts rss`.
+//! given, `rivulet up` for `bench pipeline --parts rss`, the query processes of `bench scale`.
 //!
 //! They run as separate processes, so their memory (`/proc/<pid>/status`) and CPU
 //! (`/proc/<pid>/stat`) are theirs alone and the figures in docs/BENCHMARKS.md keep meaning the
@@ -34,6 +34,10 @@ pub trait Launcher: Send + Sync {
     /// its data in `data_dir`, generator at `rate` events/s, the default query and the
     /// dashboard (on a free port).
     fn up(&self, data_dir: &Path, rate: u64) -> Command;
+
+    /// `rivulet run` with `flags` (the flags start with `run`): a query process of
+    /// `bench scale`.
+    fn run(&self, flags: &[String]) -> Command;
 }
 
 /// Resident memory of the broker process, in KiB, from `/proc/<pid>/status`.

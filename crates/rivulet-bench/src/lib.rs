@@ -23,6 +23,7 @@ mod payload;
 mod pipeline;
 mod raw;
 mod report;
+mod scale;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,10 @@ pub enum BenchCommand {
     /// The whole pipeline: engine alone over a pre-filled topic, generator + broker + engine,
     /// latency at a fixed rate, RSS of `rivulet up` (see `bench::pipeline`).
     Pipeline(pipeline::PipelineArgs),
+    /// One query spread over processes (a checkpoint in Kafka): events/s with 1, 2, …
+    /// processes, restore time against state size, the pause of a failover and of a join
+    /// (see `bench::scale`).
+    Scale(scale::ScaleArgs),
 }
 
 /// Flags shared by both benches (the consume bench produces with them when it pre-fills).
@@ -272,6 +277,7 @@ impl BenchCommand {
             BenchCommand::Consume(a) => ("consume", &a.common),
             BenchCommand::Pipeline(a) => return pipeline::run(a.clone(), launcher).await,
             BenchCommand::Compaction(a) => return compaction::run(a.clone(), launcher).await,
+            BenchCommand::Scale(a) => return scale::run(a.clone(), launcher).await,
         };
         if common.count == 0 {
             return Err(BenchError::InvalidArgument(
@@ -325,7 +331,9 @@ impl BenchCommand {
         let result = match self {
             BenchCommand::Produce(a) => produce_bench(&conn, a.common, &mut report).await,
             BenchCommand::Consume(a) => consume_bench(&conn, a.common, &mut report).await,
-            BenchCommand::Pipeline(_) | BenchCommand::Compaction(_) => Ok(()),
+            BenchCommand::Pipeline(_) | BenchCommand::Compaction(_) | BenchCommand::Scale(_) => {
+                Ok(())
+            }
         };
         if let Some(b) = own {
             let Rss {

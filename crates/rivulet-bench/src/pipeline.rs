@@ -365,6 +365,27 @@ fn bench_plan(
     Ok(plan)
 }
 
+/// The default query (pipeline file form) named `name` over `topic`, checkpointed in Kafka
+/// (`bench scale`), its JSON-lines sink in `dir/out`.
+pub(crate) fn default_plan(
+    brokers: &str,
+    topic: &str,
+    name: &str,
+    dir: &Path,
+) -> Result<Plan, BenchError> {
+    let mut plan = connectors::load_toml(DEFAULT_PIPELINE)
+        .map_err(|e| BenchError::InvalidArgument(format!("the default pipeline: {e}")))?;
+    plan.name = name.to_string();
+    kafka::set_brokers(&mut plan.source, brokers);
+    kafka::set_topics(&mut plan.source, &[topic.to_string()]);
+    kafka::set_max_records_per_trigger(&mut plan.source, Some(1_000_000));
+    plan.sinks = vec![connectors::file::spec(dir.join("out"))];
+    plan.checkpoint.dir = Some(dir.join("checkpoint"));
+    plan.checkpoint.store = rivulet_engine::plan::CheckpointStoreKind::Kafka;
+    plan.output.trigger = TriggerSpec::OnArrival;
+    Ok(plan)
+}
+
 fn temp_dir() -> Result<tempfile::TempDir, BenchError> {
     tempfile::Builder::new()
         .prefix("rivulet-bench-pipeline-")

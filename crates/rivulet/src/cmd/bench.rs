@@ -38,4 +38,10 @@ impl Launcher for SelfLauncher {
             .args(["--dashboard-listen", "127.0.0.1:0"]);
         c
     }
+
+    fn run(&self, flags: &[String]) -> Command {
+        let mut c = Command::new(&self.exe);
+        c.args(flags);
+        c
+    }
 }
