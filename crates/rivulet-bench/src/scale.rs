@@ -17,11 +17,13 @@
 //!   transactional id, read its changelog partition under read_committed — and read its last
 //!   state, with the state's size; and the wall time of a whole restart that finds nothing new
 //!   (group join included).
-//! - `failover`: two processes, throttled (`--failover-records-per-trigger` per task epoch,
+//! - `failover`: `--failover-processes` (2) processes, throttled (`--failover-records-per-trigger` per task epoch,
 //!   trigger 200 ms) over a pre-filled topic; one is killed with SIGKILL; per partition the
 //!   longest gap between two advances of its committed offset around the kill (the moved
 //!   partitions wait for the session timeout, then restore; the others should not stop), and
-//!   the same when a third process joins (cooperative rebalancing moves some partitions).
+//!   the same when another process joins (cooperative rebalancing moves some partitions).
+//!   With many partitions and processes (`--partitions 64 --failover-processes 16`) this is
+//!   the simulation of a large group docs/SCALING.md reports.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -98,6 +100,10 @@ pub struct ScaleArgs {
     /// (failover) records per task epoch (every 200 ms), so the run outlasts the failover.
     #[arg(long, default_value_t = 2000)]
     pub failover_records_per_trigger: u64,
+    /// (failover) processes running before one is killed (then one joins). With many
+    /// partitions and records throttled, a simulation of a large group on one machine.
+    #[arg(long, default_value_t = 2)]
+    pub failover_processes: usize,
     /// Generator seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -601,7 +607,9 @@ async fn failover(
             flags.extend(["--trigger".to_string(), "200ms".to_string()]);
             Member::start(&l, &dir, &flags, None)
         };
-        let mut members = vec![start(0)?, start(1)?];
+        let mut members = (0..a.failover_processes.max(2))
+            .map(start)
+            .collect::<Result<Vec<_>, _>>()?;
         // Every task running somewhere before the kill.
         let t = Instant::now();
         while offsets.read().contains(&0) {
@@ -617,7 +625,7 @@ async fn failover(
         let victim = members.remove(1);
         drop(victim); // SIGKILL
         let kill = longest_gaps(&offsets, Duration::from_secs(30), &mut members)?;
-        members.push(start(2)?);
+        members.push(start(a.failover_processes.max(2))?);
         let join = longest_gaps(&offsets, Duration::from_secs(20), &mut members)?;
         let total: i64 = offsets.read().iter().sum();
         if total >= i64::try_from(a.count).unwrap_or(i64::MAX) {

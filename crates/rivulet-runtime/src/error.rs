@@ -47,7 +47,7 @@ pub enum RuntimeError {
     Thread(String),
     /// Another process took this query over (checkpoints in Kafka): a newer producer with one of
     /// its transactional ids fenced this one, which must stop without writing anything more.
-    #[error("fenced: another process took over this query and fenced {0}; this one stops without writing")]
+    #[error("fenced: another process took over this query's task and fenced {0}; this one stops it without writing")]
     Fenced(String),
     /// A test fail point fired (simulated crash).
     #[error("simulated crash at {0}")]

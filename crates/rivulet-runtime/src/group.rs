@@ -107,6 +107,16 @@ pub(crate) fn run(job: Job, opts: RunOptions, cancel: CancellationToken) -> Resu
         )));
     }
     lock(&tasks).tasks = n;
+    if n > 1 && job.branches.iter().any(|b| !b.group_by.is_empty()) {
+        // No repartition topic yet: a group whose records are spread over partitions would
+        // be aggregated in pieces by several tasks.
+        tracing::warn!(
+            "query `{}` runs as {n} tasks, each aggregating its own partition: results are \
+             exact when all records of a group are in one partition (the topic keyed by the \
+             GROUP BY key, as `rivulet gen` keys by id)",
+            job.name
+        );
+    }
     // Membership follows the first topic's partitions; task p reads partition p of every topic.
     let first = source.topics.first().cloned().unwrap_or_default();
     consumer

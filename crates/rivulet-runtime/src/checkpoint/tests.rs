@@ -160,7 +160,10 @@ async fn kafka_store_fences_an_earlier_process() {
             .write_offsets(&offsets(1, 10, 20))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("another process took over this query"), "{e}");
+        assert!(
+            e.contains("another process took over this query's task"),
+            "{e}"
+        );
         assert!(e.contains("task `z:1`"), "{e}");
         assert_eq!(second.metadata(), first.metadata());
         assert_eq!(second.latest_committed().unwrap(), Some(0));

@@ -37,8 +37,9 @@ pub struct RunArgs {
     checkpoint_dir: Option<PathBuf>,
     /// Where offsets, state and epoch markers live, overriding the pipeline's
     /// `checkpoint.store`: `dir` (the checkpoint directory) or `kafka` (topic
-    /// `<name>-changelog` in the source's cluster, written through Kafka transactions; a
-    /// process started later with the same --name, on any machine, takes the query over).
+    /// `<name>-changelog` in the source's cluster, written through Kafka transactions; all
+    /// processes started with the same --name, on any machines, share its tasks — one per
+    /// input partition — as the consumer group `rivulet-<name>`; see README).
     #[arg(long, value_name = "dir|kafka")]
     checkpoint_store: Option<rivulet_engine::plan::CheckpointStoreKind>,
     /// Append a JSON progress record per micro-batch to this file.
