@@ -435,7 +435,7 @@ fn parse_ms(s: &str) -> Option<i64> {
 }
 
 /// User + system CPU seconds of a process so far (0 when /proc cannot be read).
-fn cpu_secs(pid: Option<u32>) -> f64 {
+pub(crate) fn cpu_secs(pid: Option<u32>) -> f64 {
     let path = match pid {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".to_string(),

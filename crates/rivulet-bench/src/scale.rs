@@ -18,7 +18,7 @@
 //!   state, with the state's size; and the wall time of a whole restart that finds nothing new
 //!   (group join included).
 //! - `failover`: `--failover-processes` (2) processes, throttled (`--failover-records-per-trigger` per task epoch,
-//!   trigger 200 ms) over a pre-filled topic; one is killed with SIGKILL; per partition the
+//!   trigger `--failover-trigger`, 200 ms) over a pre-filled topic; one is killed with SIGKILL; per partition the
 //!   longest gap between two advances of its committed offset around the kill (the moved
 //!   partitions wait for the session timeout, then restore; the others should not stop), and
 //!   the same when another process joins (cooperative rebalancing moves some partitions).
@@ -104,6 +104,9 @@ pub struct ScaleArgs {
     /// partitions and records throttled, a simulation of a large group on one machine.
     #[arg(long, default_value_t = 2)]
     pub failover_processes: usize,
+    /// (failover) the query's trigger interval.
+    #[arg(long, default_value = "200ms")]
+    pub failover_trigger: String,
     /// Generator seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -148,7 +151,8 @@ pub(crate) async fn run(args: ScaleArgs, launcher: Arc<dyn Launcher>) -> Result<
     for part in args.parts.clone() {
         let r = match part {
             ScalePart::Throughput => {
-                throughput(&brokers, &args, &launcher, work.path(), &mut report).await
+                let pid = own.as_ref().map(BenchBroker::pid);
+                throughput(&brokers, pid, &args, &launcher, work.path(), &mut report).await
             }
             ScalePart::Restore => restore(&brokers, &args, work.path(), &mut report).await,
             ScalePart::Failover => {
@@ -400,6 +404,7 @@ impl GroupOffsets {
 
 async fn throughput(
     brokers: &str,
+    broker_pid: Option<u32>,
     args: &ScaleArgs,
     launcher: &Arc<dyn Launcher>,
     work: &Path,
@@ -422,7 +427,8 @@ async fn throughput(
         .await?;
         let (b, a, w) = (brokers.to_string(), args.clone(), work.to_path_buf());
         let l = launcher.clone();
-        let (wall, first) = blocking(move || {
+        let broker_cpu = crate::pipeline::cpu_secs(broker_pid);
+        let (wall, first, cpu) = blocking(move || {
             let name = format!("scale{n}p");
             let offsets = GroupOffsets::new(&b, &format!("rivulet-{name}"), &topic, a.partitions)?;
             let t = Instant::now();
@@ -454,14 +460,31 @@ async fn throughput(
                 std::thread::sleep(SAMPLE);
             }
             let wall = t.elapsed();
+            let cpu: f64 = members
+                .iter()
+                .map(|m| crate::pipeline::cpu_secs(Some(m.child.id())))
+                .sum();
             for m in members {
                 m.stop();
             }
-            Ok((wall, first.unwrap_or(wall)))
+            Ok((wall, first.unwrap_or(wall), cpu))
         })
         .await?;
         let secs = wall.as_secs_f64().max(1e-9);
         let key = format!("throughput_{n}_processes");
+        // CPU per million events: whether splitting the query costs work (with more cores,
+        // throughput grows as far as this stays flat and the broker keeps up).
+        let per_m = 1e6 / args.count as f64;
+        report.add(
+            format!("{key}_query_cpu_secs_per_million"),
+            round2(cpu * per_m),
+        );
+        if broker_pid.is_some() {
+            report.add(
+                format!("{key}_broker_cpu_secs_per_million"),
+                round2((crate::pipeline::cpu_secs(broker_pid) - broker_cpu) * per_m),
+            );
+        }
         report.add(format!("{key}_wall_secs"), round2(secs));
         report.add(
             format!("{key}_first_commit_secs"),
@@ -604,7 +627,7 @@ async fn failover(
         let start = |i: usize| {
             let dir = w.join(format!("{name}-{i}"));
             let mut flags = query_flags(&b, &topic, name, &dir, a.failover_records_per_trigger);
-            flags.extend(["--trigger".to_string(), "200ms".to_string()]);
+            flags.extend(["--trigger".to_string(), a.failover_trigger.clone()]);
             Member::start(&l, &dir, &flags, None)
         };
         let mut members = (0..a.failover_processes.max(2))
@@ -647,6 +670,11 @@ async fn failover(
         "failover_records_per_trigger",
         args.failover_records_per_trigger,
     );
+    report.add("failover_trigger", args.failover_trigger.clone());
+    report.add("failover_processes", args.failover_processes.max(2));
+    let stalled = |g: &[f64]| g.iter().filter(|x| **x > 2.0).count();
+    report.add("failover_kill_partitions_paused_over_2s", stalled(&kill));
+    report.add("failover_join_partitions_paused_over_2s", stalled(&join));
     report.add("failover_kill_gaps", gap_list(&kill));
     report.add("failover_kill_longest_pause_secs", round2(max(&kill)));
     report.add("failover_kill_shortest_pause_secs", round2(min(&kill)));

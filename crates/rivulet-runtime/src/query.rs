@@ -379,6 +379,8 @@ impl Query {
         };
         if let Some(n) = opts.retain_epochs {
             checkpoint = checkpoint.with_retain(n);
+        } else if !store.is_dir() {
+            checkpoint = checkpoint.with_retain(crate::checkpoint::kafka::DEFAULT_RETAIN);
         }
         let pipeline = Pipeline::build(&job, &plan)?;
         let mut source = connectors::open_source(&plan)?;

@@ -278,6 +278,22 @@ async fn exactly_once_across_crashes_in(store: &str) {
     assert_eq!(local, store == "dir", "a local checkpoint exists: {local}");
     if store == "kafka" {
         assert!(!read_topic(&broker.bootstrap(), "eo-changelog").is_empty());
+        // One task per partition, each keeping only its last epochs' state (the store holds
+        // its entries in memory and a restore reads them all).
+        use rivulet_runtime::checkpoint::{kafka::Changelog, CheckpointStore, KafkaStore};
+        let conn = rivulet_runtime::connectors::kafka::KafkaConnection::new(broker.bootstrap());
+        tokio::task::spawn_blocking(move || {
+            for task in 0..3 {
+                let s = KafkaStore::open(&conn, &Changelog::task("eo", task, 3)).unwrap();
+                let states = s.list("state").unwrap().len();
+                assert!(
+                    (1..=rivulet_runtime::checkpoint::kafka::DEFAULT_RETAIN).contains(&states),
+                    "task {task} keeps {states} states"
+                );
+            }
+        })
+        .await
+        .unwrap();
     }
     broker.shutdown().await;
 }

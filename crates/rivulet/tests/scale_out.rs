@@ -168,6 +168,24 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
         .map(|n| spawn(tmp.path(), n, &flags))
         .collect();
     wait_for_committed(&b, &mut procs, total / 5);
+    // `rivulet groups describe` shows the three members, each with the partitions (tasks) it
+    // runs, assigned cooperatively.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = run_cli_ok(BIN, &["groups", "--brokers", &b, "describe", "rivulet-s"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let assigned: usize = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("assignment: ev["))
+            .map(|l| l.trim_end_matches(']').split(',').count())
+            .sum();
+        if text.contains("members: 3") && assigned == PARTITIONS as usize {
+            assert!(text.contains("protocol: cooperative-sticky"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // kill -9 of one member in the middle of its epochs: its tasks stall until its session
     // times out, then move, restored from their changelog partitions.
     let (mut killed, killed_dir) = procs.remove(1);

@@ -38,6 +38,12 @@ use crate::connectors::kafka::KafkaConnection;
 use crate::error::RuntimeError;
 use crate::Result;
 
+/// Committed epochs a task keeps in its changelog partition unless told otherwise: the store
+/// holds its live entries in memory and a restore reads them all, so each retained epoch costs
+/// a copy of the state in RAM and in restore time (the directory store keeps
+/// [`super::DEFAULT_RETAIN`], on disk).
+pub const DEFAULT_RETAIN: usize = 2;
+
 /// Largest chunk of a value in one record: well under Kafka's default `max.message.bytes`
 /// (1 MiB), whatever the cluster.
 pub const CHUNK: usize = 512 * 1024;
@@ -363,6 +369,9 @@ fn read_changelog(
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
+        // The end of the partition is known only when a fetch comes back empty; librdkafka's
+        // default makes that last fetch wait 500 ms, on every restore.
+        .set("fetch.wait.max.ms", "10")
         .create()
         .map_err(|e| RuntimeError::kafka("creating the changelog reader", e))?;
     let (low, high) = consumer
