@@ -81,7 +81,7 @@ const SQL_RATIOS: [&str; 6] = [
 /// Records per pre-fill batch (~0.7 MB of ~70-byte events).
 const PREFILL_BATCH: usize = 10_000;
 /// Produce requests in flight while pre-filling.
-const PREFILL_IN_FLIGHT: usize = 8;
+pub(crate) const PREFILL_IN_FLIGHT: usize = 8;
 /// Event-time rate of the pre-filled stream (events per second of event time).
 const PREFILL_EVENT_RATE: u64 = 100_000;
 /// Event time of the first pre-filled event: 2026-11-24T00:00:00Z (fixed, reproducible).
@@ -365,6 +365,52 @@ fn bench_plan(
     Ok(plan)
 }
 
+/// The generator's stream the benches pre-fill topics with: seeded, `keys` ids, uniform values
+/// in [0, 100) with two decimals, no late or bad events, [`PREFILL_EVENT_RATE`] events per
+/// second of event time from `start_ms`.
+pub(crate) fn bench_stream(seed: u64, start_ms: i64, keys: u64) -> Result<EventStream, BenchError> {
+    EventStream::new(StreamConfig {
+        seed,
+        start_ms,
+        rate: PREFILL_EVENT_RATE,
+        keys,
+        dist: ValueDist::Uniform {
+            min: 0.0,
+            max: 100.0,
+        },
+        decimals: 2,
+        late_fraction: 0.0,
+        late_by_ms: 0,
+        bad_fraction: 0.0,
+    })
+    .map_err(|e| BenchError::InvalidArgument(format!("event stream: {e}")))
+}
+
+/// `events` as record batches of [`PREFILL_BATCH`] keyed records for `raw::produce_batches`,
+/// encoded lazily.
+pub(crate) fn raw_batches(
+    mut events: impl Iterator<Item = rivulet_gen::Event>,
+) -> impl Iterator<Item = Result<(Bytes, u64), BenchError>> {
+    std::iter::from_fn(move || {
+        let chunk: Vec<raw::RawRecord> = events
+            .by_ref()
+            .take(PREFILL_BATCH)
+            .map(|e| {
+                (
+                    Some(Bytes::from(e.key.into_bytes())),
+                    Bytes::from(e.payload),
+                    e.timestamp_ms,
+                )
+            })
+            .collect();
+        if chunk.is_empty() {
+            return None;
+        }
+        let n = chunk.len() as u64;
+        Some(raw::encode_records(&chunk).map(|b| (b, n)))
+    })
+}
+
 /// The default query (pipeline file form) named `name` over `topic`, checkpointed in Kafka
 /// (`bench scale`), its JSON-lines sink in `dir/out`.
 pub(crate) fn default_plan(
@@ -498,41 +544,9 @@ async fn engine_alone(
     }
     let timeout = Duration::from_secs(args.timeout_secs);
     if existing == 0 {
-        let config = StreamConfig {
-            seed: args.seed,
-            start_ms: PREFILL_START_MS,
-            rate: PREFILL_EVENT_RATE,
-            keys: args.keys,
-            dist: ValueDist::Uniform {
-                min: 0.0,
-                max: 100.0,
-            },
-            decimals: 2,
-            late_fraction: 0.0,
-            late_by_ms: 0,
-            bad_fraction: 0.0,
-        };
-        let stream = EventStream::new(config)
-            .map_err(|e| BenchError::InvalidArgument(format!("event stream: {e}")))?;
-        let mut events = stream.take(usize::try_from(args.count).unwrap_or(usize::MAX));
-        let batches = std::iter::from_fn(move || {
-            let chunk: Vec<raw::RawRecord> = events
-                .by_ref()
-                .take(PREFILL_BATCH)
-                .map(|e| {
-                    (
-                        Some(Bytes::from(e.key.into_bytes())),
-                        Bytes::from(e.payload),
-                        e.timestamp_ms,
-                    )
-                })
-                .collect();
-            if chunk.is_empty() {
-                return None;
-            }
-            let n = chunk.len() as u64;
-            Some(raw::encode_records(&chunk).map(|b| (b, n)))
-        });
+        let events = bench_stream(args.seed, PREFILL_START_MS, args.keys)?
+            .take(usize::try_from(args.count).unwrap_or(usize::MAX));
+        let batches = raw_batches(events);
         let t = Instant::now();
         let out =
             raw::produce_batches(brokers, topic, 0, 1, PREFILL_IN_FLIGHT, timeout, batches).await?;

@@ -30,11 +30,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use rivulet_client::KafkaConnection;
-use rivulet_gen::{EventStream, StreamConfig, ValueDist};
 use rivulet_runtime::checkpoint::kafka::Changelog;
 use rivulet_runtime::checkpoint::{Checkpoint, KafkaStore};
 use tokio_util::sync::CancellationToken;
@@ -45,10 +43,6 @@ use crate::raw;
 use crate::report::{round2, Report};
 use crate::{BenchError, Launcher};
 
-/// Event-time rate of the pre-filled streams (events per second of event time).
-const EVENT_RATE: u64 = 100_000;
-const BATCH: usize = 10_000;
-const IN_FLIGHT: usize = 8;
 const SAMPLE: Duration = Duration::from_millis(100);
 
 /// What `bench scale` runs.
@@ -186,49 +180,25 @@ async fn prefill(
     timeout: Duration,
 ) -> Result<(), BenchError> {
     ensure_topic(&KafkaConnection::new(brokers), topic, partitions).await?;
+    // Event time from a minute ago: a fixed date in the past would let the broker's
+    // time-based retention (7 days) delete the topic's segments under a long run.
     let start_ms = rivulet_time::now_ms() - 60_000;
     for p in 0..partitions {
-        // Event time from a minute ago: a fixed date in the past would let the broker's
-        // time-based retention (7 days) delete the topic's segments under a long run.
-        let config = StreamConfig {
-            seed,
-            start_ms,
-            rate: EVENT_RATE,
-            keys,
-            dist: ValueDist::Uniform {
-                min: 0.0,
-                max: 100.0,
-            },
-            decimals: 2,
-            late_fraction: 0.0,
-            late_by_ms: 0,
-            bad_fraction: 0.0,
-        };
-        let stream = EventStream::new(config)
-            .map_err(|e| BenchError::InvalidArgument(format!("event stream: {e}")))?;
         let n = u64::try_from(partitions).unwrap_or(1);
-        let mut events = stream
+        let events = crate::pipeline::bench_stream(seed, start_ms, keys)?
             .take(usize::try_from(count).unwrap_or(usize::MAX))
             .filter(move |e| e.id % n == u64::try_from(p).unwrap_or(0));
-        let batches = std::iter::from_fn(move || {
-            let chunk: Vec<raw::RawRecord> = events
-                .by_ref()
-                .take(BATCH)
-                .map(|e| {
-                    (
-                        Some(Bytes::from(e.key.into_bytes())),
-                        Bytes::from(e.payload),
-                        e.timestamp_ms,
-                    )
-                })
-                .collect();
-            if chunk.is_empty() {
-                return None;
-            }
-            let n = chunk.len() as u64;
-            Some(raw::encode_records(&chunk).map(|b| (b, n)))
-        });
-        raw::produce_batches(brokers, topic, p, 1, IN_FLIGHT, timeout, batches).await?;
+        let batches = crate::pipeline::raw_batches(events);
+        raw::produce_batches(
+            brokers,
+            topic,
+            p,
+            1,
+            crate::pipeline::PREFILL_IN_FLIGHT,
+            timeout,
+            batches,
+        )
+        .await?;
     }
     Ok(())
 }

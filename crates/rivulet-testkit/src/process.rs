@@ -410,3 +410,59 @@ impl Drop for BrokerProcess {
         self.kill9();
     }
 }
+
+/// `rivulet run` flags of a query checkpointed in Kafka (`--checkpoint-store kafka`) named
+/// `name` over `topic`: 1 s tumbling windows per id with count, avg, min and max of `value`, no
+/// lateness, append mode, from the earliest offsets, into Kafka topic `out`, with small epochs
+/// (`trigger`, `records` per epoch) so a test can act in the middle of the topic.
+pub fn kafka_checkpointed_query_flags(
+    brokers: &str,
+    topic: &str,
+    name: &str,
+    trigger: &str,
+    records: u64,
+) -> Vec<String> {
+    let records = records.to_string();
+    [
+        "run",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--name",
+        name,
+        "--checkpoint-store",
+        "kafka",
+        "--schema",
+        "id:bigint,value:double,timestamp:timestamp",
+        "--event-time",
+        "timestamp",
+        "--lateness",
+        "0s",
+        "--window",
+        "tumbling:1s",
+        "--group-by",
+        "id",
+        "--agg",
+        "count",
+        "--agg",
+        "avg:value",
+        "--agg",
+        "min:value",
+        "--agg",
+        "max:value",
+        "--mode",
+        "append",
+        "--trigger",
+        trigger,
+        "--max-records-per-trigger",
+        &records,
+        "--sink",
+        "kafka:out",
+        "--starting-offsets",
+        "earliest",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}

@@ -22,49 +22,8 @@ const COUNT: i64 = 2000;
 const WAIT: Duration = Duration::from_secs(120);
 
 fn query_flags(brokers: &str) -> Vec<String> {
-    [
-        "run",
-        "--brokers",
-        brokers,
-        "--topic",
-        "r",
-        "--name",
-        "z",
-        "--checkpoint-store",
-        "kafka",
-        "--schema",
-        "id:bigint,value:double,timestamp:timestamp",
-        "--event-time",
-        "timestamp",
-        "--lateness",
-        "0s",
-        "--window",
-        "tumbling:1s",
-        "--group-by",
-        "id",
-        "--agg",
-        "count",
-        "--agg",
-        "avg:value",
-        "--agg",
-        "min:value",
-        "--agg",
-        "max:value",
-        "--mode",
-        "append",
-        // Many small epochs, so the first process is paused in the middle of the topic.
-        "--trigger",
-        "300ms",
-        "--max-records-per-trigger",
-        "100",
-        "--sink",
-        "kafka:out",
-        "--starting-offsets",
-        "earliest",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    // Many small epochs, so the first process is paused in the middle of the topic.
+    kafka_checkpointed_query_flags(brokers, "r", "z", "300ms", 100)
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Child {

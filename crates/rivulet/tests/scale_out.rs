@@ -22,49 +22,8 @@ const IDS: i64 = 24;
 const WAIT: Duration = Duration::from_secs(150);
 
 fn query_flags(brokers: &str) -> Vec<String> {
-    [
-        "run",
-        "--brokers",
-        brokers,
-        "--topic",
-        "ev",
-        "--name",
-        "s",
-        "--checkpoint-store",
-        "kafka",
-        "--schema",
-        "id:bigint,value:double,timestamp:timestamp",
-        "--event-time",
-        "timestamp",
-        "--lateness",
-        "0s",
-        "--window",
-        "tumbling:1s",
-        "--group-by",
-        "id",
-        "--agg",
-        "count",
-        "--agg",
-        "avg:value",
-        "--agg",
-        "min:value",
-        "--agg",
-        "max:value",
-        "--mode",
-        "append",
-        // Small epochs, so the processes are still busy when one dies and one joins.
-        "--trigger",
-        "200ms",
-        "--max-records-per-trigger",
-        "60",
-        "--sink",
-        "kafka:out",
-        "--starting-offsets",
-        "earliest",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    // Small epochs, so the processes are still busy when one dies and one joins.
+    kafka_checkpointed_query_flags(brokers, "ev", "s", "200ms", 60)
 }
 
 /// Records the group holds as done (the tasks' committed offsets, summed over partitions).
