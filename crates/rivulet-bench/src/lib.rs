@@ -13,7 +13,8 @@
 //!
 //! `--client raw` swaps librdkafka for the minimal client in `raw.rs` (pre-encoded batches,
 //! batch-header-only fetch parsing) so that the broker, not the client, is the bottleneck on a
-//! small machine; see there. `rivulet bench pipeline` is `pipeline.rs`.
+//! small machine; see there. `rivulet bench pipeline` is `pipeline.rs`, `rivulet bench scale` `scale.rs`,
+//! `rivulet bench compaction` `compaction.rs`.
 
 mod broker;
 pub mod compaction;
