@@ -174,6 +174,7 @@
     renderResults(snap.results);
     renderRates();
     renderLag(h.engine);
+    renderInstance(h.instance);
     renderTopics(snap.cluster);
     renderGroups(snap.cluster);
     const foot = $('last-update');
@@ -450,6 +451,38 @@
       return tr;
     }));
     if (rows.length === 0) body.append(emptyRow(5, e ? 'no epoch yet' : 'no query'));
+  }
+
+  // A query spread over processes: which share of it this page shows, its tasks, the group's
+  // latest events here.
+  const EVENT_WORDS = {
+    tasksAssigned: 'assigned', tasksRevoked: 'moved away', tasksLost: 'lost',
+    tasksStopped: 'stopped', taskFenced: 'fenced', taskFailed: 'failed',
+  };
+  function renderInstance(i) {
+    const scope = $('instance-scope');
+    const panel = $('instance-panel');
+    scope.hidden = !i;
+    panel.hidden = !i;
+    if (!i) return;
+    setText('instance-scope', i.scope);
+    scope.setAttribute('data-whole', String(i.whole_query));
+    setText('instance-group', 'group ' + i.group + (i.members !== null ? ' · ' + i.members + ' members' : ''));
+    const body = $('instance-tasks').tBodies[0];
+    body.replaceChildren(...i.tasks.map((t) => {
+      const tr = el('tr', { 'data-task': String(t.task) });
+      tr.append(el('td', { class: 'num' }, String(t.task)),
+        el('td', { class: 'num' }, t.last_epoch === null ? '–' : String(t.last_epoch)),
+        el('td', { class: 'num' }, num(t.lag)),
+        el('td', null, t.watermark_ms ? clock(t.watermark_ms) : '–'),
+        el('td', { class: 'num' }, num(t.state_rows)),
+        el('td', { class: 'num' }, bytes(t.state_memory_bytes)));
+      return tr;
+    }));
+    if (i.tasks.length === 0) body.append(emptyRow(6, 'no task runs here'));
+    $('instance-events').replaceChildren(...i.events.slice(-5).reverse().map((e) =>
+      el('li', { 'data-event': e.event }, e.timestamp.slice(11, 19) + ' · task' +
+        (e.tasks.length === 1 ? ' ' : 's ') + e.tasks.join(', ') + ' ' + (EVENT_WORDS[e.event] || e.event))));
   }
 
   function emptyRow(span, text) {

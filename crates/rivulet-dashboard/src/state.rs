@@ -3,7 +3,7 @@
 //! broker, engine, process memory; taken by [`crate::sampler`] every second) and the cluster's
 //! topics and groups (read through the admin client). Every buffer is bounded.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +15,7 @@ use rivulet_client::admin::{GroupOverview, TopicOverview};
 use rivulet_engine::plan::{OutputMode, Plan, TriggerSpec, WindowSpec};
 use rivulet_gen::GenStats;
 use rivulet_runtime::connectors;
-use rivulet_runtime::progress::QueryProgress;
+use rivulet_runtime::progress::{GroupEvent, QueryProgress};
 use rivulet_runtime::rows::rfc3339_ms;
 use rivulet_runtime::QueryObserver;
 use serde::Serialize;
@@ -25,6 +25,8 @@ use crate::results::{KeyWeight, ResultShape, ResultStore, WindowRow};
 
 /// Progress records kept (`/api/queries/<name>/progress`).
 pub const PROGRESS_HISTORY: usize = 600;
+/// Group events kept (tasks assigned, revoked, …), for a query spread over processes.
+pub const GROUP_EVENT_HISTORY: usize = 50;
 /// Counter samples kept, one per second (the throughput chart's span).
 pub const SAMPLE_HISTORY: usize = 300;
 /// Rates are averaged over this many samples (seconds), so one-second triggers do not make
@@ -190,6 +192,49 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
+/// One task of a query spread over processes, as its last progress record said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    pub task: i32,
+    /// None until the task's first epoch here.
+    pub last_epoch: Option<u64>,
+    pub watermark_ms: Option<i64>,
+    pub lag: i64,
+    pub state_rows: u64,
+    pub state_memory_bytes: u64,
+    /// Wall time its last epoch was committed.
+    pub last_commit_ms: Option<i64>,
+    #[serde(skip)]
+    partitions: Vec<PartitionLag>,
+}
+
+impl TaskView {
+    fn new(task: i32) -> TaskView {
+        TaskView {
+            task,
+            last_epoch: None,
+            watermark_ms: None,
+            lag: 0,
+            state_rows: 0,
+            state_memory_bytes: 0,
+            last_commit_ms: None,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+/// This process's share of a query spread over processes (`checkpoint.store = "kafka"`).
+#[derive(Debug, Clone, Default)]
+struct Instance {
+    group: String,
+    owner: String,
+    /// The query's task count.
+    of: i32,
+    /// The tasks running here, by number.
+    tasks: BTreeMap<i32, TaskView>,
+    events: VecDeque<GroupEvent>,
+}
+
 /// One reading of the counters.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 struct Sample {
@@ -224,6 +269,8 @@ pub(crate) struct State {
     engine: EngineTotals,
     samples: VecDeque<Sample>,
     cluster: ClusterView,
+    /// Set once the query runs as tasks of a group.
+    instance: Option<Instance>,
 }
 
 /// Shared by the server, the sampler and the observer.
@@ -280,6 +327,7 @@ impl Shared {
                     brokers: config.brokers,
                     ..ClusterView::default()
                 },
+                instance: None,
             }),
         }
     }
@@ -343,6 +391,24 @@ impl Shared {
         }
     }
 
+    /// Tasks came or went: the instance keeps the running ones' figures only.
+    fn on_group_event(&self, ev: &GroupEvent) {
+        let mut st = self.state.lock();
+        let i = st.instance.get_or_insert_with(Instance::default);
+        i.group.clone_from(&ev.group);
+        i.owner.clone_from(&ev.owner);
+        i.of = ev.of;
+        i.tasks.retain(|t, _| ev.running.contains(t));
+        for t in &ev.running {
+            i.tasks.entry(*t).or_insert_with(|| TaskView::new(*t));
+        }
+        i.events.push_back(ev.clone());
+        while i.events.len() > GROUP_EVENT_HISTORY {
+            i.events.pop_front();
+        }
+        st.merge_tasks();
+    }
+
     fn on_progress(&self, p: &QueryProgress) {
         let mut st = self.state.lock();
         if let Some(q) = st.query.as_mut() {
@@ -363,13 +429,57 @@ impl Shared {
             .and_then(|w| rivulet_gen::time::parse_rfc3339(w).ok())
             .filter(|w| *w > 0);
         e.last_commit_ms = Some(now_ms());
-        e.state_rows = p.state_operators.iter().map(|o| o.num_rows_total).sum();
-        e.state_bytes = p.state_operators.iter().map(|o| o.memory_used_bytes).sum();
-        e.partitions = partition_lags(p);
+        let state_rows = p.state_operators.iter().map(|o| o.num_rows_total).sum();
+        let state_bytes = p.state_operators.iter().map(|o| o.memory_used_bytes).sum();
+        let partitions = partition_lags(p);
+        let (watermark, committed) = (e.watermark_ms, e.last_commit_ms);
+        match &p.task {
+            None => {
+                e.state_rows = state_rows;
+                e.state_bytes = state_bytes;
+                e.partitions = partitions;
+            }
+            Some(t) => {
+                // One task's record: the engine's figures are this process's tasks together.
+                let i = st.instance.get_or_insert_with(Instance::default);
+                i.group.clone_from(&t.group);
+                i.owner.clone_from(&t.owner);
+                i.of = t.of;
+                let v = i.tasks.entry(t.id).or_insert_with(|| TaskView::new(t.id));
+                v.last_epoch = Some(p.batch_id);
+                v.watermark_ms = watermark;
+                v.lag = partitions.iter().map(|l| l.lag).sum();
+                v.state_rows = state_rows;
+                v.state_memory_bytes = state_bytes;
+                v.last_commit_ms = committed;
+                v.partitions = partitions;
+                st.merge_tasks();
+            }
+        }
         st.progress.push_back(p.clone());
         while st.progress.len() > PROGRESS_HISTORY {
             st.progress.pop_front();
         }
+    }
+}
+
+impl State {
+    /// The engine's watermark, state and lag from the tasks running here: the smallest
+    /// watermark (a window is final only when every task passed it), summed state, every
+    /// task's partitions.
+    fn merge_tasks(&mut self) {
+        let Some(i) = &self.instance else { return };
+        let e = &mut self.engine;
+        e.watermark_ms = i.tasks.values().filter_map(|t| t.watermark_ms).min();
+        e.state_rows = i.tasks.values().map(|t| t.state_rows).sum();
+        e.state_bytes = i.tasks.values().map(|t| t.state_memory_bytes).sum();
+        e.partitions = i
+            .tasks
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect();
+        e.partitions
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     }
 }
 
@@ -421,6 +531,10 @@ impl QueryObserver for DashboardObserver {
     fn on_progress(&self, progress: &QueryProgress) {
         self.0.on_progress(progress);
     }
+
+    fn on_group_event(&self, event: &GroupEvent) {
+        self.0.on_group_event(event);
+    }
 }
 
 // ---- views served as JSON -------------------------------------------------------------------
@@ -438,7 +552,32 @@ pub struct Health {
     pub generator: Option<GeneratorHealth>,
     pub broker: BrokerHealth,
     pub engine: Option<EngineHealth>,
+    /// For a query spread over processes: what share of it this dashboard shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceHealth>,
     pub process: ProcessHealth,
+}
+
+/// This process's share of a query spread over processes. The engine figures above are its
+/// tasks' only.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceHealth {
+    pub group: String,
+    /// This process, `<host>:<pid>` (its member's client id in the group).
+    pub owner: String,
+    /// The query's task count (input partitions).
+    pub tasks_total: i32,
+    /// The tasks running here, with their figures.
+    pub tasks: Vec<TaskView>,
+    /// The group's members at the last cluster refresh (None before it, or when the group
+    /// was not found).
+    pub members: Option<usize>,
+    /// Whether this dashboard shows the whole query (one process runs every task).
+    pub whole_query: bool,
+    /// The same, in words for the page.
+    pub scope: String,
+    /// The latest group events, oldest first.
+    pub events: Vec<GroupEvent>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -778,7 +917,44 @@ impl Shared {
                 lag: e.partitions.clone(),
             }
         });
+        let instance = st.instance.as_ref().map(|i| {
+            let members = st
+                .cluster
+                .groups
+                .iter()
+                .find(|g| g.group == i.group)
+                .map(|g| g.members.len());
+            let running: Vec<String> = i.tasks.keys().map(ToString::to_string).collect();
+            let whole_query = members == Some(1) && i.tasks.len() == i.of.max(0) as usize;
+            let scope = if whole_query {
+                format!(
+                    "This dashboard shows the whole query: this process ({}) runs all {} tasks of group {}.",
+                    i.owner, i.of, i.group
+                )
+            } else {
+                format!(
+                    "This dashboard shows one instance of {}: this process ({}) runs task{} {} of {}; \
+                     the other tasks' figures are on the other instances' dashboards.",
+                    members.map_or_else(|| "several".to_string(), |m| m.to_string()),
+                    i.owner,
+                    if running.len() == 1 { "" } else { "s" },
+                    if running.is_empty() { "none".to_string() } else { running.join(", ") },
+                    i.of
+                )
+            };
+            InstanceHealth {
+                group: i.group.clone(),
+                owner: i.owner.clone(),
+                tasks_total: i.of,
+                tasks: i.tasks.values().cloned().collect(),
+                members,
+                whole_query,
+                scope,
+                events: i.events.iter().cloned().collect(),
+            }
+        });
         let mut h = Health {
+            instance,
             server_id: self.server_id.clone(),
             now_ms: now,
             uptime_seconds: self.started.elapsed().as_secs_f64(),
@@ -877,11 +1053,12 @@ fn assess(h: &Health, st: &State) -> (&'static str, Vec<String>) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use arrow::array::{Float64Array, Int64Array, TimestampMillisecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    use rivulet_runtime::progress::{SinkProgress, SourceProgress, StateOperatorProgress};
+    use rivulet_runtime::progress::{
+        GroupEventKind, SinkProgress, SourceProgress, StateOperatorProgress,
+    };
 
     use super::*;
 
@@ -955,7 +1132,151 @@ mod tests {
             branches: Vec::new(),
             num_dead_letters: 3,
             num_late_rows: 1,
+            task: None,
         }
+    }
+
+    /// Task `task`'s record: it reads partition `task` of `events`, `lag` behind.
+    fn task_progress(task: i32, epoch: u64, watermark_ms: i64, lag: i64) -> QueryProgress {
+        let p = task.to_string();
+        let mut r = progress(epoch, watermark_ms, 0, 0);
+        r.sources[0].end_offset = serde_json::json!({"events": {p.clone(): 100}});
+        r.sources[0].latest_offset = serde_json::json!({"events": {p: 100 + lag}});
+        r.state_operators[0].memory_used_bytes = 1000 * (task as u64 + 1);
+        r.task = Some(rivulet_runtime::progress::TaskProgress {
+            id: task,
+            of: 4,
+            owner: "host-a:7".into(),
+            group: "rivulet-stats".into(),
+        });
+        r
+    }
+
+    fn group_event(kind: GroupEventKind, tasks: Vec<i32>, running: Vec<i32>) -> GroupEvent {
+        GroupEvent {
+            event: kind,
+            timestamp: rfc3339_ms(now_ms()),
+            name: "stats".into(),
+            group: "rivulet-stats".into(),
+            owner: "host-a:7".into(),
+            tasks,
+            running,
+            of: 4,
+        }
+    }
+
+    fn members(n: usize) -> Vec<GroupOverview> {
+        vec![GroupOverview {
+            group: "rivulet-stats".into(),
+            state: "Stable".into(),
+            protocol_type: "consumer".into(),
+            protocol: "cooperative-sticky".into(),
+            members: (0..n)
+                .map(|m| rivulet_client::admin::GroupMember {
+                    member_id: format!("m{m}"),
+                    client_id: format!("host-{m}:7"),
+                    host: "/127.0.0.1".into(),
+                    assignment: Vec::new(),
+                    assignment_error: None,
+                })
+                .collect(),
+            offsets: Vec::new(),
+        }]
+    }
+
+    /// Issue 16: a process running some tasks of a query shows their figures together (the
+    /// smallest watermark, summed state, each task's lag), drops a task's figures when it
+    /// moves away, and says plainly that it shows one instance of N.
+    #[test]
+    fn an_instance_shows_its_tasks_and_says_it_is_one_of_n() {
+        let mut config = DashboardConfig::new("127.0.0.1:9");
+        config.plan = Some(Plan::from_toml(PLAN).unwrap());
+        let shared = Arc::new(Shared::new(config));
+        let obs = DashboardObserver(shared.clone());
+        let b = now_ms() / 10_000 * 10_000 - 20_000;
+        obs.on_group_event(&group_event(
+            GroupEventKind::TasksAssigned,
+            vec![0, 2, 3],
+            vec![0, 2, 3],
+        ));
+        obs.on_progress(&task_progress(0, 5, b + 4_000, 10));
+        obs.on_progress(&task_progress(2, 9, b + 2_000, 20));
+        obs.on_progress(&task_progress(3, 1, b + 6_000, 30));
+        shared.set_cluster(Ok((Vec::new(), members(3))));
+        let h = shared.health(&shared.state.lock());
+        let e = h.engine.as_ref().unwrap();
+        assert_eq!(
+            e.watermark_ms,
+            Some(b + 2_000),
+            "the smallest task watermark"
+        );
+        assert_eq!(e.state_memory_bytes, 1000 + 3000 + 4000);
+        assert_eq!(e.lag_total, 60);
+        let parts: Vec<i32> = e.lag.iter().map(|l| l.partition).collect();
+        assert_eq!(parts, [0, 2, 3]);
+        let i = h.instance.as_ref().unwrap();
+        assert_eq!(
+            (i.group.as_str(), i.owner.as_str()),
+            ("rivulet-stats", "host-a:7")
+        );
+        assert_eq!(i.tasks_total, 4);
+        assert_eq!(i.members, Some(3));
+        assert!(!i.whole_query);
+        assert_eq!(
+            i.scope,
+            "This dashboard shows one instance of 3: this process (host-a:7) runs tasks 0, 2, 3 \
+             of 4; the other tasks' figures are on the other instances' dashboards."
+        );
+        let t2 = i.tasks.iter().find(|t| t.task == 2).unwrap();
+        assert_eq!(
+            (
+                t2.last_epoch,
+                t2.lag,
+                t2.watermark_ms,
+                t2.state_memory_bytes
+            ),
+            (Some(9), 20, Some(b + 2_000), 3000)
+        );
+
+        // Task 2 moves away: its watermark no longer holds the instance's back.
+        obs.on_group_event(&group_event(
+            GroupEventKind::TasksRevoked,
+            vec![2],
+            vec![0, 3],
+        ));
+        let h = shared.health(&shared.state.lock());
+        let e = h.engine.as_ref().unwrap();
+        assert_eq!(e.watermark_ms, Some(b + 4_000));
+        assert_eq!(e.state_memory_bytes, 1000 + 4000);
+        let i = h.instance.unwrap();
+        assert_eq!(i.tasks.iter().map(|t| t.task).collect::<Vec<_>>(), [0, 3]);
+        let kinds: Vec<GroupEventKind> = i.events.iter().map(|e| e.event).collect();
+        assert_eq!(
+            kinds,
+            [GroupEventKind::TasksAssigned, GroupEventKind::TasksRevoked]
+        );
+        assert!(i.scope.contains("runs tasks 0, 3 of 4"), "{}", i.scope);
+
+        // Alone in the group with every task: the whole query.
+        obs.on_group_event(&group_event(
+            GroupEventKind::TasksAssigned,
+            vec![1, 2],
+            vec![0, 1, 2, 3],
+        ));
+        shared.set_cluster(Ok((Vec::new(), members(1))));
+        let i = shared.health(&shared.state.lock()).instance.unwrap();
+        assert!(i.whole_query);
+        assert!(
+            i.scope.starts_with("This dashboard shows the whole query"),
+            "{}",
+            i.scope
+        );
+        let json = serde_json::to_value(shared.health(&shared.state.lock())).unwrap();
+        assert_eq!(json["instance"]["tasks"][1]["task"], 1);
+        assert!(
+            json["instance"]["tasks"][1]["last_epoch"].is_null(),
+            "{json}"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connectors::{self, kafka::SourceOptions};
 use crate::error::RuntimeError;
+use crate::progress::{GroupEvent, GroupEventKind, ProgressWriter};
 use crate::query::{run_task, QuerySummary, RunOptions, TaskSpec};
 use crate::sinks::kafka::topic_partitions;
 use crate::source::TopicPartition;
@@ -65,8 +66,20 @@ pub(crate) fn run(job: Job, opts: RunOptions, cancel: CancellationToken) -> Resu
             config.set(key, value);
         }
     }
+    let owner = owner();
+    if config.get("client.id").is_none() {
+        // `rivulet groups describe` then names each member as its progress records do.
+        config.set("client.id", &owner);
+    }
+    let progress = match &opts.progress_json {
+        Some(p) => Some(ProgressWriter::open(p)?),
+        None => None,
+    };
     let (committed_tx, committed_rx) = channel();
     let tasks = Arc::new(Mutex::new(Tasks {
+        group: group.clone(),
+        owner,
+        progress,
         job: job.clone(),
         opts,
         cancel: cancel.clone(),
@@ -193,8 +206,22 @@ fn lock(tasks: &Mutex<Tasks>) -> MutexGuard<'_, Tasks> {
     tasks.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// This process as the progress records and group events name it: `<host>:<pid>`.
+fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}:{}", std::process::id())
+}
+
 /// The tasks this process runs, and what the stopped ones did.
 struct Tasks {
+    group: String,
+    owner: String,
+    /// `--progress-json`: the group events go there too.
+    progress: Option<ProgressWriter>,
     job: Job,
     opts: RunOptions,
     cancel: CancellationToken,
@@ -217,8 +244,43 @@ struct Running {
 }
 
 impl Tasks {
+    /// Tells the log's readers, the observer and the progress file what changed.
+    fn event(&mut self, event: GroupEventKind, tasks: Vec<i32>) {
+        if tasks.is_empty() {
+            return;
+        }
+        let e = GroupEvent {
+            event,
+            timestamp: rivulet_time::rfc3339_ms(rivulet_time::now_ms()),
+            name: self.job.name.clone(),
+            group: self.group.clone(),
+            owner: self.owner.clone(),
+            tasks,
+            running: self.running.keys().copied().collect(),
+            of: self.tasks,
+        };
+        tracing::info!(
+            "query `{}` on {}: {:?} {:?}, running {:?} of {}",
+            e.name,
+            e.owner,
+            e.event,
+            e.tasks,
+            e.running,
+            e.of
+        );
+        if let Some(o) = &self.opts.observer {
+            o.on_group_event(&e);
+        }
+        if let Some(w) = self.progress.as_mut() {
+            if let Err(err) = w.write(&e) {
+                tracing::warn!("progress file: {err}");
+            }
+        }
+    }
+
     fn start(&mut self, partitions: Vec<i32>) {
         self.assigned_once = true;
+        let mut started = Vec::new();
         for p in partitions {
             if self.running.contains_key(&p) || self.failed.is_some() {
                 continue;
@@ -229,6 +291,8 @@ impl Tasks {
                     task: p,
                     tasks: self.tasks,
                     committed: self.committed.clone(),
+                    owner: self.owner.clone(),
+                    group: self.group.clone(),
                 }),
                 ..self.opts.clone()
             };
@@ -240,32 +304,39 @@ impl Tasks {
                 Ok(handle) => {
                     tracing::info!("query `{}`: task {p} starts here", self.job.name);
                     self.running.insert(p, Running { cancel, handle });
+                    started.push(p);
                 }
                 Err(e) => {
                     self.failed = Some(RuntimeError::Thread(format!("starting task {p}: {e}")));
                 }
             }
         }
+        self.event(GroupEventKind::TasksAssigned, started);
     }
 
-    /// Stops the tasks of `partitions` (revoked; `lost`: the group moved them while this
-    /// process was away, so they may already be running elsewhere) and waits for them.
-    fn stop(&mut self, partitions: Vec<i32>, lost: bool) {
+    /// Stops the tasks of `partitions` and waits for them: `why` is revoked (they move),
+    /// lost (the group moved them while this process was away, so they may already be running
+    /// elsewhere) or stopped (the process leaves).
+    fn stop(&mut self, partitions: Vec<i32>, why: GroupEventKind) {
+        let mut stopped = Vec::new();
         for p in partitions {
             if let Some(r) = self.running.remove(&p) {
+                stopped.push(p);
                 tracing::info!(
                     "query `{}`: task {p} {} here",
                     self.job.name,
-                    if lost {
-                        "was lost (the group moved it while this process was away); it stops"
-                    } else {
-                        "moves; it stops"
+                    match why {
+                        GroupEventKind::TasksLost =>
+                            "was lost (the group moved it while this process was away); it stops",
+                        GroupEventKind::TasksRevoked => "moves; it stops",
+                        _ => "stops",
                     }
                 );
                 r.cancel.cancel();
                 self.finished(p, r.handle.join());
             }
         }
+        self.event(why, stopped);
     }
 
     fn stop_all(&mut self) {
@@ -273,10 +344,11 @@ impl Tasks {
         for r in self.running.values() {
             r.cancel.cancel();
         }
-        self.stop(all, false);
+        self.stop(all, GroupEventKind::TasksStopped);
     }
 
-    /// Takes in the tasks that ended by themselves (bounded runs, errors).
+    /// Takes in the tasks that ended by themselves (bounded runs, the process's cancellation,
+    /// errors).
     fn reap(&mut self) {
         let done: Vec<i32> = self
             .running
@@ -284,16 +356,25 @@ impl Tasks {
             .filter(|(_, r)| r.handle.is_finished())
             .map(|(p, _)| *p)
             .collect();
+        let mut stopped = Vec::new();
         for p in done {
             if let Some(r) = self.running.remove(&p) {
-                self.finished(p, r.handle.join());
+                if self.finished(p, r.handle.join()) {
+                    stopped.push(p);
+                }
             }
         }
+        self.event(GroupEventKind::TasksStopped, stopped);
     }
 
-    fn finished(&mut self, p: i32, joined: std::thread::Result<Result<QuerySummary>>) {
+    /// Takes in a task's end; whether it ended well (its events are the caller's to tell,
+    /// a fenced or failed task's are told here).
+    fn finished(&mut self, p: i32, joined: std::thread::Result<Result<QuerySummary>>) -> bool {
         match joined {
-            Ok(Ok(s)) => self.add(s),
+            Ok(Ok(s)) => {
+                self.add(s);
+                return true;
+            }
             Ok(Err(RuntimeError::Fenced(what))) => {
                 // A zombie's task: another process owns it now and wrote past it.
                 tracing::warn!(
@@ -301,18 +382,22 @@ impl Tasks {
                      decides who runs it",
                     self.job.name
                 );
+                self.event(GroupEventKind::TaskFenced, vec![p]);
             }
             Ok(Err(e)) => {
                 tracing::error!("query `{}`: task {p} failed: {e}", self.job.name);
                 self.cancel.cancel();
                 self.failed.get_or_insert(e);
+                self.event(GroupEventKind::TaskFailed, vec![p]);
             }
             Err(_) => {
                 self.cancel.cancel();
                 self.failed
                     .get_or_insert(RuntimeError::Thread(format!("task {p} panicked")));
+                self.event(GroupEventKind::TaskFailed, vec![p]);
             }
         }
+        false
     }
 
     fn add(&mut self, s: QuerySummary) {
@@ -346,7 +431,12 @@ impl ConsumerContext for Membership {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             // Before the process rejoins: the next owner starts from a committed epoch.
-            lock(&self.tasks).stop(numbers(tpl), consumer.assignment_lost());
+            let why = if consumer.assignment_lost() {
+                GroupEventKind::TasksLost
+            } else {
+                GroupEventKind::TasksRevoked
+            };
+            lock(&self.tasks).stop(numbers(tpl), why);
         }
     }
 

@@ -4,7 +4,7 @@
 
 use arrow::record_batch::RecordBatch;
 
-use crate::progress::QueryProgress;
+use crate::progress::{GroupEvent, QueryProgress};
 
 /// Receives what each epoch produced. Both methods are called after the epoch is durable
 /// (sinks written, `commits/<epoch>` on disk), so an observer never shows a result that a
@@ -20,4 +20,9 @@ pub trait QueryObserver: Send + Sync + std::fmt::Debug {
     }
     /// The epoch's progress record (the same one logged and written to `--progress-json`).
     fn on_progress(&self, progress: &QueryProgress);
+    /// A change in this process's share of a query spread over processes (tasks assigned,
+    /// revoked, lost, fenced, failed); called from the group member's thread.
+    fn on_group_event(&self, event: &GroupEvent) {
+        let _ = event;
+    }
 }

@@ -57,6 +57,62 @@ pub struct QueryProgress {
     pub branches: Vec<BranchProgress>,
     pub num_dead_letters: u64,
     pub num_late_rows: u64,
+    /// The task the record is about, in a query spread over processes (left out otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskProgress>,
+}
+
+/// Which task of a query spread over processes (`checkpoint.store = "kafka"`) a progress
+/// record is about, and which process runs it. The task's lag, watermark and state size are
+/// the record's `sources[].metrics.lag`, `eventTime.watermark` and `stateOperators`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskProgress {
+    /// The task: its input partition number.
+    pub id: i32,
+    /// The query's task count.
+    pub of: i32,
+    /// The process running it: `<host>:<pid>`, also the start of its group member's client id.
+    pub owner: String,
+    /// The consumer group the processes share.
+    pub group: String,
+}
+
+/// What changed in a process's share of a query spread over processes; logged, handed to the
+/// observer and written to `--progress-json` next to the progress records, as a line with an
+/// `event` field (a progress record has none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupEvent {
+    pub event: GroupEventKind,
+    /// When it happened, RFC 3339.
+    pub timestamp: String,
+    pub name: String,
+    pub group: String,
+    pub owner: String,
+    /// The tasks it is about.
+    pub tasks: Vec<i32>,
+    /// The tasks this process runs after it.
+    pub running: Vec<i32>,
+    /// The query's task count.
+    pub of: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupEventKind {
+    /// The group gave this process the tasks; they restore and start.
+    TasksAssigned,
+    /// The group moved the tasks away; they finished their epoch and stopped.
+    TasksRevoked,
+    /// The group moved the tasks while this process was away (it may be a zombie).
+    TasksLost,
+    /// The process leaves the group (stopped, or a bounded run is done).
+    TasksStopped,
+    /// Another process took the task over and fenced this one's writes.
+    TaskFenced,
+    /// The task failed; the process stops.
+    TaskFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,7 +280,9 @@ impl ProgressWriter {
         })
     }
 
-    pub fn write(&mut self, p: &QueryProgress) -> Result<()> {
+    /// Appends one record (a [`QueryProgress`] or a [`GroupEvent`]) as one line, in one write:
+    /// a query's tasks share the file.
+    pub fn write<T: Serialize>(&mut self, p: &T) -> Result<()> {
         let mut line = serde_json::to_vec(p)?;
         line.push(b'\n');
         self.file
@@ -253,6 +311,7 @@ pub(crate) struct EpochReport<'a, P> {
     /// Per branch, in job order.
     pub branches: Vec<BranchState<'a>>,
     pub counts: ProgressCounts,
+    pub task: Option<TaskProgress>,
 }
 
 /// A branch as the progress record shows it.
@@ -419,6 +478,7 @@ where
         branches,
         num_dead_letters: c.num_dead,
         num_late_rows: c.num_late,
+        task: r.task.clone(),
     }
 }
 
@@ -472,7 +532,43 @@ mod tests {
             branches: Vec::new(),
             num_dead_letters: 1,
             num_late_rows: 0,
+            task: None,
         }
+    }
+
+    #[test]
+    fn a_task_record_names_its_task_and_owner_and_events_are_told_apart() {
+        let plain = serde_json::to_value(sample()).unwrap();
+        assert!(plain.get("task").is_none(), "{plain}");
+        let mut p = sample();
+        p.task = Some(TaskProgress {
+            id: 2,
+            of: 6,
+            owner: "host-a:41".into(),
+            group: "rivulet-stats".into(),
+        });
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            v["task"],
+            serde_json::json!({"id": 2, "of": 6, "owner": "host-a:41", "group": "rivulet-stats"})
+        );
+        assert_eq!(serde_json::from_value::<QueryProgress>(v).unwrap(), p);
+        let e = GroupEvent {
+            event: GroupEventKind::TasksRevoked,
+            timestamp: rfc3339_ms(1_795_514_400_000),
+            name: "stats".into(),
+            group: "rivulet-stats".into(),
+            owner: "host-a:41".into(),
+            tasks: vec![1],
+            running: vec![0, 2],
+            of: 3,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["event"], "tasksRevoked");
+        assert_eq!(v["running"], serde_json::json!([0, 2]));
+        // A reader of the progress file tells the two kinds of line apart by `event`.
+        assert!(serde_json::to_value(&p).unwrap().get("event").is_none());
+        assert_eq!(serde_json::from_value::<GroupEvent>(v).unwrap(), e);
     }
 
     #[test]

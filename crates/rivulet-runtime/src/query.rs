@@ -118,6 +118,10 @@ pub struct TaskSpec {
     pub tasks: i32,
     /// Where each committed epoch's end offsets go (the group coordinator commits them).
     pub committed: std::sync::mpsc::Sender<BTreeMap<TopicPartition, i64>>,
+    /// The process running it (`<host>:<pid>`) and the group it is a member of, for the
+    /// progress records.
+    pub owner: String,
+    pub group: String,
 }
 
 /// What a run did.
@@ -822,6 +826,12 @@ impl Query {
             watermark: self.pipeline.tracker.current(),
             branches,
             counts: c,
+            task: self.opts.task.as_ref().map(|t| progress::TaskProgress {
+                id: t.task,
+                of: t.tasks,
+                owner: t.owner.clone(),
+                group: t.group.clone(),
+            }),
         });
         tracing::info!("{}", p.summary_line());
         if let Some(o) = &self.opts.observer {

@@ -69,7 +69,8 @@ pub fn run_cli_ok(bin: &str, args: &[&str]) -> std::process::Output {
 pub const RUN_LOG_HEADER: &str = "===== rivulet run =====";
 
 /// Starts `bin args` in working directory `dir` (created when missing), its stderr appended to
-/// `<dir>/run.log` after [`RUN_LOG_HEADER`], stdin and stdout closed.
+/// `<dir>/run.log` after [`RUN_LOG_HEADER`], its stdout to `<dir>/stdout.log` (where the
+/// dashboard prints its address), stdin closed.
 pub fn spawn_in(bin: &str, dir: &Path, args: &[String]) -> Child {
     std::fs::create_dir_all(dir).expect("creating the working directory");
     let log = append_log(&dir.join("run.log"), RUN_LOG_HEADER);
@@ -77,7 +78,10 @@ pub fn spawn_in(bin: &str, dir: &Path, args: &[String]) -> Child {
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(append_log(
+            &dir.join("stdout.log"),
+            RUN_LOG_HEADER,
+        )))
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawning rivulet")

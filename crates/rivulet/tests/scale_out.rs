@@ -4,7 +4,9 @@
 //! fourth joins; the survivors take the dead one's tasks from their changelog partitions.
 //! The Kafka sink must hold every window exactly once and the dead-letter topic every bad
 //! record once, under read_committed. Real broker process, real processes, each in its own
-//! working directory (as on its own machine).
+//! working directory (as on its own machine). Each member's dashboard says which tasks it runs
+//! and that it shows one instance of three; each member's progress file names the owner of
+//! every task record and holds the group events (the dead member's tasks assigned elsewhere).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -14,16 +16,106 @@ use std::time::{Duration, Instant};
 use rdkafka::message::Message;
 use rdkafka::Offset;
 use rivulet_testkit::*;
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 const PARTITIONS: i32 = 6;
 const EVENTS: usize = 6000;
 const IDS: i64 = 24;
 const WAIT: Duration = Duration::from_secs(150);
+const DASHBOARD_AT: &str = "rivulet dashboard at http://";
 
 fn query_flags(brokers: &str) -> Vec<String> {
     // Small epochs, so the processes are still busy when one dies and one joins.
-    kafka_checkpointed_query_flags(brokers, "ev", "s", "200ms", 60)
+    let mut flags = kafka_checkpointed_query_flags(brokers, "ev", "s", "200ms", 60);
+    flags.extend(
+        [
+            "--progress-json",
+            "progress.jsonl",
+            "--dashboard",
+            "--dashboard-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
+    flags
+}
+
+/// The address of the dashboard a member started (it prints it on stdout).
+fn dashboard_of(dir: &Path) -> String {
+    let out = dir.join("stdout.log");
+    assert!(
+        wait_for_log(&out, &[DASHBOARD_AT], WAIT).is_some(),
+        "no dashboard address:\n{}",
+        log_tail(&dir.join("run.log"))
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let addr = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(DASHBOARD_AT));
+    addr.unwrap().trim().to_string()
+}
+
+/// Each member's dashboard shows its own tasks, together all six once, and says that it shows
+/// one instance of three; returns the members' owner names.
+fn dashboards_show_one_instance_of_three(dirs: &[&Path]) -> Vec<String> {
+    let addrs: Vec<String> = dirs.iter().map(|d| dashboard_of(d)).collect();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let hs: Vec<Value> = addrs.iter().map(|a| get_json(a, "/api/health")).collect();
+        let mut tasks: Vec<i64> = hs
+            .iter()
+            .filter_map(|h| h["instance"]["tasks"].as_array())
+            .flatten()
+            .filter_map(|t| t["task"].as_i64())
+            .collect();
+        tasks.sort_unstable();
+        let settled = hs.iter().all(|h| {
+            let i = &h["instance"];
+            i["members"] == 3 && i["tasks_total"] == PARTITIONS && i["whole_query"] == false
+        }) && tasks == (0..i64::from(PARTITIONS)).collect::<Vec<_>>();
+        if settled {
+            for h in &hs {
+                let i = &h["instance"];
+                let scope = i["scope"].as_str().unwrap();
+                assert!(
+                    scope.starts_with("This dashboard shows one instance of 3")
+                        && scope.contains(i["owner"].as_str().unwrap()),
+                    "{scope}"
+                );
+                assert_eq!(i["group"], "rivulet-s");
+                // The engine's lag table holds this instance's partitions only.
+                let mine: Vec<i64> = i["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|t| t["task"].as_i64())
+                    .collect();
+                for l in h["engine"]["lag"].as_array().unwrap() {
+                    assert!(mine.contains(&l["partition"].as_i64().unwrap()), "{h}");
+                }
+            }
+            return hs
+                .iter()
+                .map(|h| h["instance"]["owner"].as_str().unwrap().to_string())
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboards never showed the three members' tasks: {:?}",
+            hs.iter().map(|h| &h["instance"]).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A member's progress file: its progress records and its group events.
+fn progress_of(dir: &Path) -> (Vec<Value>, Vec<Value>) {
+    let text = std::fs::read_to_string(dir.join("progress.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .partition(|v| v.get("event").is_none())
 }
 
 /// Records the group holds as done (the tasks' committed offsets, summed over partitions).
@@ -145,6 +237,14 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
         assert!(Instant::now() < deadline, "{text}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let dirs: Vec<&Path> = procs.iter().map(|(_, d)| d.as_path()).collect();
+    let owners = dashboards_show_one_instance_of_three(&dirs);
+    // The group names each member by its owner, as the progress records and dashboards do.
+    let out = run_cli_ok(BIN, &["groups", "--brokers", &b, "describe", "rivulet-s"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for o in &owners {
+        assert!(text.contains(&format!("client-id: {o}")), "{o}: {text}");
+    }
     // kill -9 of one member in the middle of its epochs: its tasks stall until its session
     // times out, then move, restored from their changelog partitions.
     let (mut killed, killed_dir) = procs.remove(1);
@@ -185,5 +285,73 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
     got.sort();
     want.sort();
     assert_eq!(got, want, "every dead letter exactly once");
+
+    // The progress files: every task record names its task and owner; the events say which
+    // tasks each member ran, and the dead member's tasks were assigned elsewhere after it.
+    let mut ran = std::collections::BTreeSet::new();
+    let (_, dead_events) = progress_of(&killed_dir);
+    let dead_last = dead_events
+        .last()
+        .expect("the killed member's events")
+        .clone();
+    let mut taken_over = std::collections::BTreeSet::new();
+    for d in ["a", "c", "d"] {
+        let (records, events) = progress_of(&tmp.path().join(d));
+        let owner = events[0]["owner"].as_str().unwrap().to_string();
+        assert!(!records.is_empty(), "{d} wrote no progress record");
+        for r in &records {
+            let t = &r["task"];
+            assert_eq!(
+                (&t["owner"], &t["of"], &t["group"]),
+                (
+                    &Value::from(owner.clone()),
+                    &Value::from(PARTITIONS),
+                    &Value::from("rivulet-s")
+                ),
+                "{r}"
+            );
+            assert!(r["eventTime"].get("watermark").is_some(), "{r}");
+            assert!(r["sources"][0]["metrics"].get("lag").is_some(), "{r}");
+            ran.insert(t["id"].as_i64().unwrap());
+        }
+        for e in &events {
+            assert_eq!(e["owner"], owner.as_str(), "{e}");
+            if e["event"] == "tasksAssigned"
+                && e["timestamp"].as_str() > dead_last["timestamp"].as_str()
+            {
+                taken_over.extend(
+                    e["tasks"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(Value::as_i64),
+                );
+            }
+        }
+        // Stopped with SIGINT: by its last event the member runs no task any more (it
+        // stopped them, or a rebalance moved them away before).
+        let last = events.last().unwrap();
+        assert!(
+            ["tasksStopped", "tasksRevoked"].contains(&last["event"].as_str().unwrap()),
+            "{d}: {last}"
+        );
+        assert_eq!(last["running"], serde_json::json!([]), "{d}: {last}");
+    }
+    assert_eq!(
+        ran.len(),
+        PARTITIONS as usize,
+        "tasks with records: {ran:?}"
+    );
+    for t in dead_last["running"].as_array().unwrap() {
+        let t = t.as_i64().unwrap();
+        assert!(
+            taken_over.contains(&t),
+            "the killed member's task {t} was not assigned elsewhere after it: {taken_over:?}"
+        );
+    }
+    assert!(
+        !dead_last["running"].as_array().unwrap().is_empty(),
+        "{dead_last}"
+    );
     broker.stop_with("TERM");
 }
