@@ -58,7 +58,7 @@ def require_browser():
 class Up:
     """A `rivulet up` process with its dashboard address."""
 
-    def __init__(self, data_dir: Path, dashboard_listen="127.0.0.1:0", env=None):
+    def __init__(self, data_dir: Path, dashboard_listen="127.0.0.1:0", env=None, args=()):
         binary = rivulet_bin()
         if not binary.exists():
             raise RuntimeError(f"rivulet binary not found at {binary} (build it or set RIVULET_BIN)")
@@ -66,7 +66,7 @@ class Up:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(binary), "up", "--listen", "127.0.0.1:0", "--dashboard-listen", dashboard_listen,
-             "--rate", "2000", "--data-dir", str(data_dir)],
+             "--rate", "2000", "--data-dir", str(data_dir), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, text=True,
             env={**os.environ, **(env or {})},
         )
@@ -98,6 +98,7 @@ class Up:
             elif line.startswith(BROKER_AT):
                 broker = line[len(BROKER_AT):].strip()
         assert self.addr.startswith("127.0.0.1:"), self.addr
+        self.broker = broker
         self.url = f"http://{self.addr}"
 
     def log_tail(self, n=40) -> str:
@@ -364,3 +365,59 @@ def test_dashboard_asks_for_its_token_once(browser, tmp_path):
         code = up.stop()
     assert code == 0, up.log_tail()
     assert token not in up.log_path.read_text(errors="replace")
+
+
+# The page's view of a query spread over processes: the scope line, the task rows, the events.
+READ_INSTANCE = """
+const scope = document.getElementById('instance-scope');
+return { hidden: scope.hidden, scope: scope.textContent,
+         tasks: [...document.querySelectorAll('#instance-tasks tbody tr[data-task]')].map(tr => Number(tr.dataset.task)),
+         events: [...document.querySelectorAll('#instance-events li')].map(li => li.dataset.event) };
+"""
+
+
+def test_dashboard_of_a_query_spread_over_processes(browser, tmp_path):
+    """Issue 16: `rivulet up --checkpoint-store kafka` over a 2-partition topic runs the query
+    as two tasks; its page says it shows the whole query. A second process of the same query
+    (`rivulet run`, same name) joins the group and takes a task over: the first page then says
+    plainly that it shows one instance of 2, lists its one task and the move."""
+    d = browser
+    up = Up(tmp_path / "data", args=("--checkpoint-store", "kafka", "--partitions", "2"))
+    run = None
+    run_log = open(tmp_path / "run.log", "wb")
+    try:
+        d.set_window_size(1280, 900)
+        d.get(up.url + "/?theme=light")
+        whole = wait_until(lambda: (lambda p: p if not p["hidden"] and p["tasks"] == [0, 1]
+                                    and "shows the whole query" in p["scope"] else None)(
+            d.execute_script(READ_INSTANCE)), RESULTS_TIMEOUT_S, "the whole query on one page")
+        assert "runs all 2 tasks of group rivulet-stats" in whole["scope"], whole
+
+        pipeline = REPO_ROOT / "examples" / "pipeline.toml"
+        run = subprocess.Popen(
+            [str(rivulet_bin()), "run", "--pipeline", str(pipeline), "--brokers", up.broker,
+             "--checkpoint-store", "kafka", "--checkpoint-dir", str(tmp_path / "run-checkpoints"),
+             "--dashboard", "--dashboard-listen", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=run_log)
+        one = wait_until(lambda: (lambda p: p if len(p["tasks"]) == 1
+                                  and "shows one instance of 2" in p["scope"] else None)(
+            d.execute_script(READ_INSTANCE)), RESULTS_TIMEOUT_S, "one instance of two on the page")
+        owner = api(up, "/api/health")["instance"]["owner"]
+        assert f"this process ({owner}) runs task {one['tasks'][0]} of 2" in one["scope"], one
+        assert one["events"][0] == "tasksRevoked", one
+        assert "tasksAssigned" in one["events"], one
+        screenshot(d, artifacts_dir() / "dashboard-instance.png", 1280)
+        severe = [e for e in d.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not severe, severe
+    finally:
+        if run is not None and run.poll() is None:
+            run.send_signal(signal.SIGINT)
+            try:
+                run.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait(timeout=STOP_TIMEOUT_S)
+        run_log.close()
+        code = up.stop()
+    assert run.returncode == 0, (tmp_path / "run.log").read_text(errors="replace")[-4000:]
+    assert code == 0, up.log_tail()

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::state::{ClusterView, Health};
+use crate::state::{ClusterView, Health, InstanceHealth, TaskView};
 
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -254,6 +254,9 @@ pub fn render(h: &Health, cluster: &ClusterView) -> String {
             );
         }
     }
+    if let (Some(i), Some(e)) = (&h.instance, &h.engine) {
+        instance(&mut o, e.query.as_str(), i);
+    }
     o.family(
         "rivulet_topic_partition_start_offset",
         "gauge",
@@ -341,6 +344,71 @@ pub fn render(h: &Health, cluster: &ClusterView) -> String {
         if h.status == "healthy" { 1.0 } else { 0.0 },
     );
     o.text
+}
+
+/// A query spread over processes: this process's tasks, each with its figures.
+fn instance(o: &mut Out, query: &str, i: &InstanceHealth) {
+    o.one(
+        "rivulet_query_tasks",
+        "gauge",
+        "The query's task count (input partitions) and how many run in this process.",
+        &[
+            ("query", query),
+            ("group", i.group.as_str()),
+            ("where", "all"),
+        ],
+        f64::from(i.tasks_total),
+    );
+    o.sample(
+        "rivulet_query_tasks",
+        &[
+            ("query", query),
+            ("group", i.group.as_str()),
+            ("where", "here"),
+        ],
+        i.tasks.len() as f64,
+    );
+    if let Some(m) = i.members {
+        o.one(
+            "rivulet_query_group_members",
+            "gauge",
+            "Processes in the query's consumer group, at the last cluster refresh.",
+            &[("query", query), ("group", i.group.as_str())],
+            m as f64,
+        );
+    }
+    type Figure = fn(&TaskView) -> Option<f64>;
+    let figures: [(&str, &str, Figure); 4] = [
+        (
+            "rivulet_task_lag_records",
+            "Records the task is behind its partitions' ends.",
+            |t| Some(t.lag as f64),
+        ),
+        (
+            "rivulet_task_watermark_timestamp_seconds",
+            "The task's event-time watermark, seconds since the Unix epoch.",
+            |t| t.watermark_ms.map(|w| w as f64 / 1000.0),
+        ),
+        (
+            "rivulet_task_state_memory_bytes",
+            "Estimated memory of the task's state.",
+            |t| Some(t.state_memory_bytes as f64),
+        ),
+        (
+            "rivulet_task_last_epoch",
+            "The task's last committed epoch.",
+            |t| t.last_epoch.map(|e| e as f64),
+        ),
+    ];
+    for (name, help, f) in figures {
+        o.family(name, "gauge", help);
+        for t in &i.tasks {
+            if let Some(v) = f(t) {
+                let task = t.task.to_string();
+                o.sample(name, &[("query", query), ("task", task.as_str())], v);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -114,6 +114,8 @@ struct KeySeries {
     weight: f64,
     /// Latest window end seen (eviction order).
     last_end: i64,
+    /// The task that emitted it last, in a query spread over processes.
+    task: Option<i32>,
 }
 
 /// A key and its rank weight, for the key selector.
@@ -163,15 +165,26 @@ impl ResultStore {
     /// Takes in one epoch's result rows. Columns are found by name; a batch without the
     /// expected columns (a plan the dashboard does not understand) adds nothing.
     pub fn ingest(&mut self, epoch: u64, batches: &[RecordBatch]) {
+        self.ingest_from(None, epoch, batches);
+    }
+
+    /// [`Self::ingest`] of task `task`'s epoch, in a query spread over processes.
+    pub fn ingest_from(&mut self, task: Option<i32>, epoch: u64, batches: &[RecordBatch]) {
         for batch in batches {
-            self.ingest_batch(epoch, batch);
+            self.ingest_batch(task, epoch, batch);
         }
         if self.keys.len() > self.max_keys {
             self.evict_keys();
         }
     }
 
-    fn ingest_batch(&mut self, epoch: u64, batch: &RecordBatch) {
+    /// Forgets the keys last emitted by a task that `keep` refuses (it moved to another
+    /// process, whose dashboard shows its rows from now on; here they would stay frozen).
+    pub fn forget_tasks(&mut self, keep: impl Fn(i32) -> bool) {
+        self.keys.retain(|_, s| s.task.is_none_or(&keep));
+    }
+
+    fn ingest_batch(&mut self, task: Option<i32>, epoch: u64, batch: &RecordBatch) {
         let col = |name: &str| batch.column_by_name(name).cloned();
         let key_cols: Option<Vec<(String, ArrayRef)>> = self
             .shape
@@ -216,7 +229,7 @@ impl ResultStore {
                 epoch,
             };
             self.rows_seen += 1;
-            self.upsert(key, key_values, row);
+            self.upsert(key, key_values, row, task);
         }
     }
 
@@ -227,7 +240,13 @@ impl ResultStore {
         }
     }
 
-    fn upsert(&mut self, key: String, key_values: Map<String, Value>, row: WindowRow) {
+    fn upsert(
+        &mut self,
+        key: String,
+        key_values: Map<String, Value>,
+        row: WindowRow,
+        task: Option<i32>,
+    ) {
         let w = self.weight_of(&row);
         let slot = row.window_start_ms.unwrap_or(i64::MIN);
         let end = row.window_end_ms.unwrap_or(i64::MIN);
@@ -242,7 +261,9 @@ impl ResultStore {
             windows: BTreeMap::new(),
             weight: 0.0,
             last_end: i64::MIN,
+            task,
         });
+        series.task = task;
         if let Some(old) = series.windows.insert(slot, row) {
             series.weight -= weight(&old);
         }

@@ -384,10 +384,10 @@ impl Shared {
         }
     }
 
-    fn on_results(&self, epoch: u64, rows: &[RecordBatch]) {
+    fn on_results(&self, task: Option<i32>, epoch: u64, rows: &[RecordBatch]) {
         let mut st = self.state.lock();
         if let Some(r) = st.results.as_mut() {
-            r.ingest(epoch, rows);
+            r.ingest_from(task, epoch, rows);
         }
     }
 
@@ -405,6 +405,9 @@ impl Shared {
         i.events.push_back(ev.clone());
         while i.events.len() > GROUP_EVENT_HISTORY {
             i.events.pop_front();
+        }
+        if let Some(r) = st.results.as_mut() {
+            r.forget_tasks(|t| ev.running.contains(&t));
         }
         st.merge_tasks();
     }
@@ -525,7 +528,11 @@ pub struct DashboardObserver(pub(crate) Arc<Shared>);
 
 impl QueryObserver for DashboardObserver {
     fn on_results(&self, epoch: u64, rows: &[RecordBatch]) {
-        self.0.on_results(epoch, rows);
+        self.0.on_results(None, epoch, rows);
+    }
+
+    fn on_task_results(&self, task: i32, epoch: u64, rows: &[RecordBatch]) {
+        self.0.on_results(Some(task), epoch, rows);
     }
 
     fn on_progress(&self, progress: &QueryProgress) {
@@ -1199,6 +1206,8 @@ mod tests {
             vec![0, 2, 3],
             vec![0, 2, 3],
         ));
+        obs.on_task_results(0, 5, &[batch(10, b, 5, 2.0)]);
+        obs.on_task_results(2, 9, &[batch(12, b, 9, 3.0)]);
         obs.on_progress(&task_progress(0, 5, b + 4_000, 10));
         obs.on_progress(&task_progress(2, 9, b + 2_000, 20));
         obs.on_progress(&task_progress(3, 1, b + 6_000, 30));
@@ -1227,6 +1236,16 @@ mod tests {
             "This dashboard shows one instance of 3: this process (host-a:7) runs tasks 0, 2, 3 \
              of 4; the other tasks' figures are on the other instances' dashboards."
         );
+        let text = crate::metrics::render(&h, &shared.state.lock().cluster);
+        for line in [
+            "rivulet_task_lag_records{query=\"stats\",task=\"2\"} 20",
+            "rivulet_task_state_memory_bytes{query=\"stats\",task=\"3\"} 4000",
+            "rivulet_task_last_epoch{query=\"stats\",task=\"0\"} 5",
+            "rivulet_query_group_members{query=\"stats\",group=\"rivulet-stats\"} 3",
+            "rivulet_query_tasks{query=\"stats\",group=\"rivulet-stats\",where=\"here\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
         let t2 = i.tasks.iter().find(|t| t.task == 2).unwrap();
         assert_eq!(
             (
@@ -1238,12 +1257,28 @@ mod tests {
             (Some(9), 20, Some(b + 2_000), 3000)
         );
 
-        // Task 2 moves away: its watermark no longer holds the instance's back.
+        let keys = |shared: &Shared| -> Vec<String> {
+            let st = shared.state.lock();
+            let mut k: Vec<String> = st
+                .results(&ResultsQuery::default())
+                .unwrap()
+                .top_keys
+                .into_iter()
+                .map(|k| k.key)
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&shared), ["10", "12"]);
+
+        // Task 2 moves away: its watermark no longer holds the instance's back, and its keys'
+        // rows, which the new owner's dashboard shows from now on, are not kept frozen here.
         obs.on_group_event(&group_event(
             GroupEventKind::TasksRevoked,
             vec![2],
             vec![0, 3],
         ));
+        assert_eq!(keys(&shared), ["10"]);
         let h = shared.health(&shared.state.lock());
         let e = h.engine.as_ref().unwrap();
         assert_eq!(e.watermark_ms, Some(b + 4_000));

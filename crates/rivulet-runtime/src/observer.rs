@@ -18,6 +18,12 @@ pub trait QueryObserver: Send + Sync + std::fmt::Debug {
     fn on_branch_results(&self, branch: &str, epoch: u64, rows: &[RecordBatch]) {
         let _ = (branch, epoch, rows);
     }
+    /// [`Self::on_results`] of one task of a query spread over processes (its epochs are
+    /// numbered per task), so that an observer can forget a task's rows when it moves away.
+    fn on_task_results(&self, task: i32, epoch: u64, rows: &[RecordBatch]) {
+        let _ = task;
+        self.on_results(epoch, rows);
+    }
     /// The epoch's progress record (the same one logged and written to `--progress-json`).
     fn on_progress(&self, progress: &QueryProgress);
     /// A change in this process's share of a query spread over processes (tasks assigned,

@@ -735,7 +735,10 @@ impl Query {
                 o.on_branch_results(&plan.name, epoch, result);
             }
             if let Some(first) = results.first() {
-                o.on_results(epoch, first);
+                match &self.opts.task {
+                    Some(t) => o.on_task_results(t.task, epoch, first),
+                    None => o.on_results(epoch, first),
+                }
             }
         }
         let ends: BTreeMap<TopicPartition, i64> = offsets
