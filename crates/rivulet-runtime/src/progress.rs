@@ -11,6 +11,11 @@
 //! and its own `sink` (description and output rows). A single query's record has neither
 //! `branch` nor `branches`, as in Spark. A trigger that finds no data produces no epoch; the query's
 //! [`QueryStatus`] then says "Waiting for data to arrive", and the log says so once.
+//!
+//! A query spread over processes (`checkpoint.store = "kafka"`) writes one record per task
+//! epoch, with a `task` object (its number, the task count, the owning process, the group);
+//! the group member writes [`GroupEvent`]s (tasks assigned, revoked, …) to the same file, as
+//! lines with an `event` field, which progress records never have.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -3,7 +3,8 @@
 //! partition. Three processes over a 6-partition topic; one is killed with -9 midway and a
 //! fourth joins; the survivors take the dead one's tasks from their changelog partitions.
 //! The Kafka sink must hold every window exactly once and the dead-letter topic every bad
-//! record once, under read_committed. Real broker process, real processes, each in its own
+//! record once, under read_committed, and the Parquet dataset the members share the same
+//! windows, each once. Real broker process, real processes, each in its own
 //! working directory (as on its own machine). Each member's dashboard says which tasks it runs
 //! and that it shows one instance of three; each member's progress file names the owner of
 //! every task record and holds the group events (the dead member's tasks assigned elsewhere).
@@ -25,11 +26,15 @@ const IDS: i64 = 24;
 const WAIT: Duration = Duration::from_secs(150);
 const DASHBOARD_AT: &str = "rivulet dashboard at http://";
 
-fn query_flags(brokers: &str) -> Vec<String> {
+/// The query every member runs: a Kafka sink, and a Parquet dataset at `lake` that the
+/// members share (as on a shared filesystem), whose spool a task's next owner finishes.
+fn query_flags(brokers: &str, lake: &Path) -> Vec<String> {
     // Small epochs, so the processes are still busy when one dies and one joins.
     let mut flags = kafka_checkpointed_query_flags(brokers, "ev", "s", "200ms", 60);
     flags.extend(
         [
+            "--sink",
+            &format!("parquet:{}", lake.display()),
             "--progress-json",
             "progress.jsonl",
             "--dashboard",
@@ -213,7 +218,8 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
     let total = end_offsets(&b, "ev").iter().sum::<i64>();
     assert_eq!(total, (good.len() + bad.len()) as i64);
 
-    let flags = query_flags(&b);
+    let lake = tmp.path().join("lake");
+    let flags = query_flags(&b, &lake);
     let mut procs: Vec<(Child, PathBuf)> = ["a", "b", "c"]
         .iter()
         .map(|n| spawn(tmp.path(), n, &flags))
@@ -277,6 +283,34 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
         .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
         .collect();
     check_append_per_partition(&rows, &good, tumbling(1000));
+    // The Parquet dataset holds the same windows, each once: the killed member's spooled
+    // epochs were finished by the task's next owner.
+    let finished_spool = ["a", "c", "d"].iter().any(|d| {
+        std::fs::read_to_string(tmp.path().join(d).join("run.log"))
+            .unwrap()
+            .contains("finishing the committed epochs a previous run left in its spool")
+    });
+    assert!(
+        finished_spool,
+        "no member finished the killed member's spool: the test proves nothing"
+    );
+    let read = rivulet_testkit::storage::read_parquet(&lake);
+    check_append_per_partition(&read.rows, &good, tumbling(1000));
+    let key = |r: &Value| {
+        (
+            r["id"].to_string(),
+            r["window_start"].to_string(),
+            r["count"].to_string(),
+        )
+    };
+    let mut in_kafka: Vec<_> = rows.iter().map(key).collect();
+    let mut in_parquet: Vec<_> = read.rows.iter().map(key).collect();
+    in_kafka.sort();
+    in_parquet.sort();
+    assert_eq!(
+        in_parquet, in_kafka,
+        "the Parquet dataset and the Kafka sink differ"
+    );
     let mut got: Vec<String> = read_messages(&b, "ev.dlq")
         .iter()
         .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
@@ -333,7 +367,8 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
         let last = events.last().unwrap();
         assert!(
             ["tasksStopped", "tasksRevoked"].contains(&last["event"].as_str().unwrap()),
-            "{d}: {last}"
+            "{d}: {last}\n{}",
+            log_tail(&tmp.path().join(d).join("run.log"))
         );
         assert_eq!(last["running"], serde_json::json!([]), "{d}: {last}");
     }

@@ -289,8 +289,10 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
             "{client}: dead letters over SASL_SSL"
         );
     }
-    // `rivulet up --brokers` over SASL_SSL with its dashboard: results arrive, and no page,
-    // API answer or metric shows the password.
+    // `rivulet up --brokers` over SASL_SSL with its dashboard and its checkpoint in the
+    // cluster (`--checkpoint-store kafka`: the group member, the changelog and the
+    // transactional writers all log in): results arrive, and no log line, page, API answer or
+    // metric shows the password.
     {
         let up_log = tmp.path().join("up.log");
         let mut up = Command::new(BIN)
@@ -303,6 +305,8 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
                 "--no-generator",
                 "--topic",
                 "ev",
+                "--checkpoint-store",
+                "kafka",
             ])
             .args(["--dashboard-listen", "127.0.0.1:0", "--data-dir"])
             .arg(tmp.path().join("up-data"))
@@ -335,10 +339,15 @@ fn rivulet_over_sasl_ssl_end_to_end_without_printing_secrets() {
             results.contains("window_start"),
             "no results from up --brokers over SASL_SSL: {results}"
         );
+        let health = get("/api/health");
+        assert!(
+            health.contains("\"instance\"") && health.contains("rivulet-stats"),
+            "up with its checkpoint in Kafka runs as a group member: {health}"
+        );
+        outputs.push(health);
         for path in [
             "/api/queries",
             "/api/queries/stats",
-            "/api/health",
             "/api/topics",
             "/api/groups",
             "/metrics",

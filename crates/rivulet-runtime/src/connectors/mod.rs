@@ -72,9 +72,11 @@ pub trait SinkConnector: Sync {
     /// Builds the sink.
     fn open(&self, spec: &ConnectorSpec, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>>;
 
-    /// Whether the sink keeps epochs on the local disk that a restart must still deliver (a
-    /// write-ahead spool): such a sink cannot yet follow a checkpoint kept in Kafka to another
-    /// machine.
+    /// Whether the sink keeps epochs that a restart must still deliver (a write-ahead spool)
+    /// on the local disk, beside the checkpoint directory: such a sink cannot yet follow a
+    /// checkpoint kept in Kafka to another machine. (Parquet's spool lives in the dataset,
+    /// `_rivulet/<query id>/spool/`, per task: a process that takes a task over finishes the
+    /// epochs the task's last owner spooled, as long as the processes share the dataset.)
     fn spools_locally(&self) -> bool {
         false
     }
@@ -267,8 +269,8 @@ pub fn check_kafka_checkpoint(job: &Job) -> std::result::Result<(), EngineError>
                 return Err(EngineError::Plan(format!(
                     "branch `{}`: the {} sink keeps epochs on the local disk until they are \
                      delivered, so it cannot follow a checkpoint kept in Kafka to another \
-                     machine yet; use checkpoint.store = \"dir\" with it, or a kafka, file or \
-                     console sink",
+                     machine yet; use checkpoint.store = \"dir\" with it, or a kafka, parquet, \
+                     file or console sink",
                     b.name, s.connector
                 )));
             }

@@ -123,10 +123,6 @@ pub fn spec(path: impl Into<PathBuf>) -> ConnectorSpec {
 pub struct Parquet;
 
 impl SinkConnector for Parquet {
-    fn spools_locally(&self) -> bool {
-        true
-    }
-
     fn name(&self) -> &'static str {
         NAME
     }
