@@ -907,6 +907,7 @@ fn sink_throughput_blocking(
         plan: &plan,
         schema: &schema,
         checkpoint_dir: dir.path(),
+        checkpoint_is_local: true,
         query_name: &plan.name,
         query_id: &run_id,
         last_committed: None,

@@ -51,7 +51,6 @@ const HEARTBEAT_MS: &str = "1000";
 /// it was given has stopped by itself); see the module docs.
 pub(crate) fn run(job: Job, opts: RunOptions, cancel: CancellationToken) -> Result<QuerySummary> {
     connectors::check_job(&job)?;
-    connectors::check_kafka_checkpoint(&job)?;
     let plan = job.primary().ok_or_else(|| {
         rivulet_engine::EngineError::Plan("a job needs at least one branch".into())
     })?;

@@ -370,7 +370,6 @@ impl Query {
         let mut checkpoint = match store {
             CheckpointStoreKind::Dir => Checkpoint::open(&dir, &plan.name)?,
             CheckpointStoreKind::Kafka => {
-                connectors::check_kafka_checkpoint(&job)?;
                 let changelog = match &opts.task {
                     Some(t) => Changelog::task(&job.name, t.task, t.tasks),
                     None => Changelog::task(&job.name, 0, 1),
@@ -407,6 +406,7 @@ impl Query {
                 plan: branch,
                 schema: &chain.output_schema(),
                 checkpoint_dir: &dir,
+                checkpoint_is_local: store == CheckpointStoreKind::Dir,
                 query_name: &plan.name,
                 query_id: &checkpoint.metadata().id,
                 last_committed,

@@ -530,6 +530,43 @@ async fn postgres_sink_errors_are_clear_at_start() {
     broker.shutdown().await;
 }
 
+/// Regression (issue 16): several writers preparing one new table at once, as the tasks of a
+/// query spread over processes do, all succeed. PostgreSQL's CREATE TABLE IF NOT EXISTS fails
+/// when another session creates the same name concurrently; the sink prepares under an
+/// advisory lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sinks_prepare_one_new_table_at_once() {
+    let pg = PgServer::start();
+    let mut broker = TestBroker::with_partitions(1).await;
+    create_topic(&broker.bootstrap(), "events", 1, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = (0..8)
+        .map(|i| {
+            let text = plan(
+                &format!("pg-race-{i}"),
+                &broker.bootstrap(),
+                &dir.path().join(i.to_string()),
+                "update",
+                &postgres_sink(&pg.url(), "raced"),
+            );
+            let opts = RunOptions {
+                stop_when_caught_up: true,
+                ..RunOptions::default()
+            };
+            tokio::spawn(run_query(
+                Plan::from_toml(&text).unwrap(),
+                opts,
+                CancellationToken::new(),
+            ))
+        })
+        .collect();
+    for r in runs {
+        r.await.unwrap().unwrap();
+    }
+    assert!(pg.rows("raced").is_empty());
+    broker.shutdown().await;
+}
+
 /// Counts the rows of `table` over TLS (the server takes TLS connections only).
 fn tls_row_count(url: &str, table: &str) -> i64 {
     let (url, tls) = rivulet_runtime::sinks::pg_tls::split_tls(url).unwrap();

@@ -3,8 +3,8 @@
 //! partition. Three processes over a 6-partition topic; one is killed with -9 midway and a
 //! fourth joins; the survivors take the dead one's tasks from their changelog partitions.
 //! The Kafka sink must hold every window exactly once and the dead-letter topic every bad
-//! record once, under read_committed, and the Parquet dataset the members share the same
-//! windows, each once. Real broker process, real processes, each in its own
+//! record once, under read_committed, and the Parquet dataset the members share and the
+//! PostgreSQL table the same windows, each once. Real broker process, real processes, each in its own
 //! working directory (as on its own machine). Each member's dashboard says which tasks it runs
 //! and that it shows one instance of three; each member's progress file names the owner of
 //! every task record and holds the group events (the dead member's tasks assigned elsewhere).
@@ -26,15 +26,18 @@ const IDS: i64 = 24;
 const WAIT: Duration = Duration::from_secs(150);
 const DASHBOARD_AT: &str = "rivulet dashboard at http://";
 
-/// The query every member runs: a Kafka sink, and a Parquet dataset at `lake` that the
-/// members share (as on a shared filesystem), whose spool a task's next owner finishes.
-fn query_flags(brokers: &str, lake: &Path) -> Vec<String> {
+/// The query every member runs: a Kafka sink, a Parquet dataset at `lake` that the members
+/// share (as on a shared filesystem), whose spool a task's next owner finishes, and the
+/// PostgreSQL table `windows` at `pg`.
+fn query_flags(brokers: &str, lake: &Path, pg: &str) -> Vec<String> {
     // Small epochs, so the processes are still busy when one dies and one joins.
     let mut flags = kafka_checkpointed_query_flags(brokers, "ev", "s", "200ms", 60);
     flags.extend(
         [
             "--sink",
             &format!("parquet:{}", lake.display()),
+            "--sink",
+            &format!("{pg}?table=windows"),
             "--progress-json",
             "progress.jsonl",
             "--dashboard",
@@ -219,7 +222,8 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
     assert_eq!(total, (good.len() + bad.len()) as i64);
 
     let lake = tmp.path().join("lake");
-    let flags = query_flags(&b, &lake);
+    let pg = rivulet_testkit::storage::PgServer::start();
+    let flags = query_flags(&b, &lake, &pg.url());
     let mut procs: Vec<(Child, PathBuf)> = ["a", "b", "c"]
         .iter()
         .map(|n| spawn(tmp.path(), n, &flags))
@@ -310,6 +314,16 @@ fn three_processes_share_a_query_through_a_kill_and_a_join() {
     assert_eq!(
         in_parquet, in_kafka,
         "the Parquet dataset and the Kafka sink differ"
+    );
+    // PostgreSQL: each task applies its epochs itself (no local spool with the checkpoint in
+    // Kafka), and a re-run epoch is a no-op through the epochs table.
+    let table = pg.rows("windows");
+    check_append_per_partition(&table, &good, tumbling(1000));
+    let mut in_pg: Vec<_> = table.iter().map(key).collect();
+    in_pg.sort();
+    assert_eq!(
+        in_pg, in_kafka,
+        "the PostgreSQL table and the Kafka sink differ"
     );
     let mut got: Vec<String> = read_messages(&b, "ev.dlq")
         .iter()

@@ -71,15 +71,6 @@ pub trait SinkConnector: Sync {
 
     /// Builds the sink.
     fn open(&self, spec: &ConnectorSpec, ctx: &SinkContext<'_>) -> Result<Box<dyn Sink>>;
-
-    /// Whether the sink keeps epochs that a restart must still deliver (a write-ahead spool)
-    /// on the local disk, beside the checkpoint directory: such a sink cannot yet follow a
-    /// checkpoint kept in Kafka to another machine. (Parquet's spool lives in the dataset,
-    /// `_rivulet/<query id>/spool/`, per task: a process that takes a task over finishes the
-    /// epochs the task's last owner spooled, as long as the processes share the dataset.)
-    fn spools_locally(&self) -> bool {
-        false
-    }
 }
 
 /// A source connector (see the module docs).
@@ -250,28 +241,6 @@ pub fn check_job(job: &Job) -> std::result::Result<(), EngineError> {
                 return Err(EngineError::Plan(format!(
                     "branch `{}`: {target} is already written by another sink of the job",
                     b.name
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The job can keep its checkpoint in Kafka (`checkpoint.store = "kafka"`): no sink spools
-/// epochs on the local disk.
-pub fn check_kafka_checkpoint(job: &Job) -> std::result::Result<(), EngineError> {
-    for b in &job.branches {
-        for s in &b.sinks {
-            if sink(&s.connector)
-                .map_err(EngineError::Plan)?
-                .spools_locally()
-            {
-                return Err(EngineError::Plan(format!(
-                    "branch `{}`: the {} sink keeps epochs on the local disk until they are \
-                     delivered, so it cannot follow a checkpoint kept in Kafka to another \
-                     machine yet; use checkpoint.store = \"dir\" with it, or a kafka, parquet, \
-                     file or console sink",
-                    b.name, s.connector
                 )));
             }
         }

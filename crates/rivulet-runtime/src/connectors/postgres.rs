@@ -178,10 +178,6 @@ pub fn redact_url(url: &str) -> String {
 pub struct Postgres;
 
 impl SinkConnector for Postgres {
-    fn spools_locally(&self) -> bool {
-        true
-    }
-
     fn name(&self) -> &'static str {
         NAME
     }

@@ -38,6 +38,10 @@ pub struct SinkContext<'a> {
     /// The query's checkpoint directory (sinks keep their own recovery files under
     /// `<dir>/sinks/`).
     pub checkpoint_dir: &'a Path,
+    /// Whether the checkpoint itself lives in that directory. Not with the checkpoint in
+    /// Kafka: the directory then stays behind when a task moves to another process, so it
+    /// may hold hints only, nothing a restart needs.
+    pub checkpoint_is_local: bool,
     /// The query's (job's) name.
     pub query_name: &'a str,
     /// The query's identity across restarts (checkpoint metadata).

@@ -27,6 +27,18 @@
 //! holds the rest). A wrong password, an unreachable server or an incompatible table fail the
 //! query at start; an error the server reports for the data itself (not a connection
 //! problem) fails it at the next epoch.
+//!
+//! **With the checkpoint in Kafka** there is no spool: the checkpoint directory stays behind
+//! when a task moves to another process, so nothing a restart needs may wait there. Each
+//! epoch is applied in `write_epoch`, before the checkpoint commits it, retried with
+//! back-off for up to a minute while the server is unreachable (the task waits; then it
+//! fails). Applying before the commit is safe because a task that re-runs the epoch reads
+//! the same offsets (`offsets/<epoch>` is written first) from the same restored state, so it
+//! makes the same rows, and the epochs table turns the second apply into a no-op.
+//!
+//! **Preparing** the tables runs under a transaction-scoped advisory lock: the tasks of a
+//! query (or several queries) may create one table at once, which PostgreSQL's CREATE TABLE
+//! IF NOT EXISTS does not survive.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -60,6 +72,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `close` waits for the spool to drain before leaving it to the next start.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an epoch is retried against an unreachable server when there is no spool (the
+/// checkpoint in Kafka) before the task fails with the error.
+const DIRECT_RETRY: Duration = Duration::from_secs(60);
 
 /// The full text of a client error: the server's message (with detail and hint) for a
 /// server error, the cause chain otherwise (`tokio_postgres` prints only "db error" and
@@ -274,6 +289,22 @@ impl Target {
     /// Creates the tables when missing, or checks that the existing one fits.
     fn prepare(&self, client: &mut Client) -> Result<(), String> {
         let err = |e: postgres::Error| pg_error_text(&e);
+        // Several writers may prepare the same tables at once (the tasks of a query spread
+        // over processes, queries sharing a database), and PostgreSQL's CREATE TABLE IF NOT
+        // EXISTS fails on the catalog's unique index when another session creates the same
+        // name concurrently: one writer at a time, under a transaction-scoped advisory lock.
+        let mut tx = client.transaction().map_err(err)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('rivulet sink prepare'))",
+            &[],
+        )
+        .map_err(err)?;
+        self.prepare_in(&mut tx)?;
+        tx.commit().map_err(err)
+    }
+
+    fn prepare_in(&self, client: &mut impl postgres::GenericClient) -> Result<(), String> {
+        let err = |e: postgres::Error| pg_error_text(&e);
         let exists: Option<String> = client
             .query_one("SELECT to_regclass($1)::text", &[&self.sql_name])
             .map_err(err)?
@@ -303,7 +334,7 @@ impl Target {
         Ok(())
     }
 
-    fn check_existing(&self, client: &mut Client) -> Result<(), String> {
+    fn check_existing(&self, client: &mut impl postgres::GenericClient) -> Result<(), String> {
         let err = |e: postgres::Error| pg_error_text(&e);
         let rows = client
             .query(
@@ -535,13 +566,74 @@ impl Shared {
     }
 }
 
-/// The background thread: applies committed spooled epochs in order, reconnecting with
-/// back-off.
-struct Writer {
+/// A connection to the server and the table it writes: applies one epoch's rows.
+struct Conn {
     config: Config,
     tls: Option<super::pg_tls::MakeRustls>,
     client: Option<Client>,
     target: Target,
+    desc: String,
+}
+
+impl Conn {
+    /// Applies an epoch's rows (connecting first when needed); `Err((transient, message))`.
+    fn apply_rows(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<(), (bool, String)> {
+        if self.client.is_none() {
+            let c = connect(&self.config, self.tls.as_ref())
+                .map_err(|e| (true, format!("cannot connect: {}", pg_error_text(&e))))?;
+            self.client = Some(c);
+        }
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| (true, "no connection".to_string()))?;
+        match self.target.apply(client, epoch, batches) {
+            Ok(applied) => {
+                if !applied {
+                    tracing::debug!("{}: epoch {epoch} was applied before", self.desc);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if is_transient(&e) {
+                    self.client = None;
+                }
+                Err((
+                    is_transient(&e),
+                    format!("epoch {epoch}: {}", pg_error_text(&e)),
+                ))
+            }
+        }
+    }
+
+    /// [`Self::apply_rows`] in the query's thread, retrying a connection problem with back-off
+    /// for up to [`DIRECT_RETRY`]: without a spool there is nowhere to hold the epoch.
+    fn apply_now(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
+        let started = Instant::now();
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match self.apply_rows(epoch, batches) {
+                Ok(()) => return Ok(()),
+                Err((true, msg)) if started.elapsed() < DIRECT_RETRY => {
+                    tracing::warn!("{}: {msg}; retrying in {backoff:?}", self.desc);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err((_, msg)) => {
+                    return Err(RuntimeError::Sink {
+                        sink: self.desc.clone(),
+                        reason: msg,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// The background thread: applies committed spooled epochs in order, reconnecting with
+/// back-off.
+struct Writer {
+    conn: Conn,
     spool: Arc<Spool>,
     shared: Arc<Shared>,
     desc: String,
@@ -582,7 +674,7 @@ impl Writer {
                     self.shared.changed.notify_all();
                 }
                 Err((true, msg)) => {
-                    self.client = None;
+                    self.conn.client = None;
                     if down_since.is_none() {
                         down_since = Some(Instant::now());
                         tracing::warn!(
@@ -616,28 +708,7 @@ impl Writer {
             .spool
             .read(epoch)
             .map_err(|e| (false, format!("reading the spool: {e}")))?;
-        if self.client.is_none() {
-            let c = connect(&self.config, self.tls.as_ref())
-                .map_err(|e| (true, format!("cannot connect: {}", pg_error_text(&e))))?;
-            self.client = Some(c);
-        }
-        let client = self
-            .client
-            .as_mut()
-            .ok_or_else(|| (true, "no connection".to_string()))?;
-        match self.target.apply(client, epoch, &batches) {
-            Ok(applied) => {
-                if !applied {
-                    tracing::debug!("{}: epoch {epoch} was applied before", self.desc);
-                }
-            }
-            Err(e) => {
-                return Err((
-                    is_transient(&e),
-                    format!("epoch {epoch}: {}", pg_error_text(&e)),
-                ))
-            }
-        }
+        self.conn.apply_rows(epoch, &batches)?;
         self.spool
             .remove(epoch)
             .map_err(|e| (false, format!("removing the spool file: {e}")))
@@ -647,10 +718,24 @@ impl Writer {
 pub struct PostgresSink {
     desc: String,
     schema: SchemaRef,
-    spool: Arc<Spool>,
-    shared: Arc<Shared>,
-    max_pending: usize,
-    writer: Option<JoinHandle<()>>,
+    delivery: Delivery,
+}
+
+/// How epochs reach the server.
+enum Delivery {
+    /// Spooled under the checkpoint directory, applied after the commit by a thread.
+    Spooled {
+        spool: Arc<Spool>,
+        shared: Arc<Shared>,
+        max_pending: usize,
+        writer: Option<JoinHandle<()>>,
+    },
+    /// With the checkpoint in Kafka the checkpoint directory does not follow a task to another
+    /// process, so nothing a restart needs may wait there: each epoch is applied in
+    /// `write_epoch`, before the checkpoint commits it. A task that re-runs the epoch after a
+    /// crash reads the same records from the same state, so it produces the same rows, and
+    /// the epochs table makes the second apply a no-op.
+    Direct(Box<Conn>),
 }
 
 impl std::fmt::Debug for PostgresSink {
@@ -735,6 +820,20 @@ impl PostgresSink {
         let mut client = connect(&config, tls.connector.as_ref())
             .map_err(|e| fail(format!("cannot connect: {}", pg_error_text(&e))))?;
         target.prepare(&mut client).map_err(fail)?;
+        let conn = Conn {
+            config,
+            tls: tls.connector,
+            client: Some(client),
+            target,
+            desc: desc.clone(),
+        };
+        if !ctx.checkpoint_is_local {
+            return Ok(PostgresSink {
+                desc,
+                schema: ctx.schema.clone(),
+                delivery: Delivery::Direct(Box::new(conn)),
+            });
+        }
         let dir: PathBuf = ctx
             .checkpoint_dir
             .join("sinks")
@@ -753,10 +852,7 @@ impl PostgresSink {
             }
         }
         let writer = Writer {
-            config,
-            tls: tls.connector,
-            client: Some(client),
-            target,
+            conn,
             spool: spool.clone(),
             shared: shared.clone(),
             desc: desc.clone(),
@@ -768,10 +864,12 @@ impl PostgresSink {
         Ok(PostgresSink {
             desc,
             schema: ctx.schema.clone(),
-            spool,
-            shared,
-            max_pending: spec.max_pending_epochs.max(1) as usize,
-            writer: Some(handle),
+            delivery: Delivery::Spooled {
+                spool,
+                shared,
+                max_pending: spec.max_pending_epochs.max(1) as usize,
+                writer: Some(handle),
+            },
         })
     }
 
@@ -787,8 +885,11 @@ impl PostgresSink {
 
     /// Waits until every committed epoch is in the database (or `timeout`); true when so.
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
+        let Delivery::Spooled { shared, .. } = &self.delivery else {
+            return Ok(true);
+        };
         let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
+        let mut st = shared.lock();
         loop {
             self.fatal(&st)?;
             if st.next_ready().is_none() {
@@ -798,9 +899,7 @@ impl PostgresSink {
             if left.is_zero() {
                 return Ok(false);
             }
-            st = self
-                .shared
-                .wait_timeout(st, left.min(Duration::from_millis(200)));
+            st = shared.wait_timeout(st, left.min(Duration::from_millis(200)));
         }
     }
 }
@@ -812,14 +911,29 @@ impl Sink for PostgresSink {
 
     fn write_epoch(&mut self, epoch: u64, batches: &[RecordBatch]) -> Result<()> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let (spool, shared, max_pending) = match &mut self.delivery {
+            Delivery::Direct(conn) => {
+                return if rows == 0 {
+                    Ok(())
+                } else {
+                    conn.apply_now(epoch, batches)
+                };
+            }
+            Delivery::Spooled {
+                spool,
+                shared,
+                max_pending,
+                ..
+            } => (spool.clone(), shared.clone(), *max_pending),
+        };
         {
             // Bounded hold: beyond max_pending epochs the query waits for the server.
-            let mut st = self.shared.lock();
+            let mut st = shared.lock();
             let mut warned = Instant::now();
             loop {
                 self.fatal(&st)?;
                 let pending = st.spooled.iter().filter(|e| **e != epoch).count();
-                if pending < self.max_pending || rows == 0 {
+                if pending < max_pending || rows == 0 {
                     break;
                 }
                 if warned.elapsed() >= Duration::from_secs(10) {
@@ -829,52 +943,64 @@ impl Sink for PostgresSink {
                     );
                     warned = Instant::now();
                 }
-                st = self.shared.wait_timeout(st, Duration::from_millis(500));
+                st = shared.wait_timeout(st, Duration::from_millis(500));
             }
         }
         if rows == 0 {
-            self.spool.remove(epoch)?;
-            self.shared.lock().spooled.remove(&epoch);
+            spool.remove(epoch)?;
+            shared.lock().spooled.remove(&epoch);
             return Ok(());
         }
-        self.spool.write(epoch, &self.schema, batches)?;
-        self.shared.lock().spooled.insert(epoch);
+        spool.write(epoch, &self.schema, batches)?;
+        shared.lock().spooled.insert(epoch);
         Ok(())
     }
 
     fn commit(&mut self, epoch: u64) -> Result<()> {
-        let mut st = self.shared.lock();
+        let Delivery::Spooled { shared, .. } = &self.delivery else {
+            return Ok(());
+        };
+        let mut st = shared.lock();
         self.fatal(&st)?;
         st.committed = Some(epoch);
-        self.shared.changed.notify_all();
+        shared.changed.notify_all();
         Ok(())
     }
 
     fn close(&mut self) -> Result<()> {
         let drained = self.flush(CLOSE_TIMEOUT);
+        let Delivery::Spooled {
+            spool,
+            shared,
+            writer,
+            ..
+        } = &mut self.delivery
+        else {
+            return Ok(());
+        };
         {
-            let mut st = self.shared.lock();
+            let mut st = shared.lock();
             st.closing = true;
             if !matches!(drained, Ok(true)) {
                 st.abort = true;
             }
-            self.shared.changed.notify_all();
+            shared.changed.notify_all();
         }
         match drained {
             Ok(true) => {
-                if let Some(h) = self.writer.take() {
+                if let Some(h) = writer.take() {
                     let _ = h.join();
                 }
                 Ok(())
             }
             Ok(false) => {
                 // The thread may be inside a connect attempt; it exits on its own.
-                self.writer.take();
+                writer.take();
                 tracing::warn!(
                     "{}: server still unavailable after {CLOSE_TIMEOUT:?}; the held epochs \
                      stay in {} and are delivered at the next start",
                     self.desc,
-                    self.spool.dir().display()
+                    spool.dir().display()
                 );
                 Ok(())
             }
@@ -885,9 +1011,10 @@ impl Sink for PostgresSink {
 
 impl Drop for PostgresSink {
     fn drop(&mut self) {
-        let mut st = self.shared.lock();
-        st.abort = true;
-        self.shared.changed.notify_all();
+        if let Delivery::Spooled { shared, .. } = &self.delivery {
+            shared.lock().abort = true;
+            shared.changed.notify_all();
+        }
     }
 }
 

@@ -56,6 +56,7 @@ fn open_as(root: &Path, query_id: &str, last: Option<u64>, compact: Option<u32>)
         plan: &plan,
         schema: &schema,
         checkpoint_dir: root,
+        checkpoint_is_local: true,
         query_name: "q",
         query_id,
         last_committed: last,
