@@ -5,7 +5,10 @@
 //! SIGSTOP meanwhile (a zombie: a long GC-like pause, a network partition), is resumed with
 //! SIGCONT: its task must stop as fenced (or lost) and none of its late writes may appear —
 //! the sink topic and the dead-letter topic hold every result and
-//! dead letter exactly once under read_committed. Real broker process, real processes.
+//! dead letter exactly once under read_committed, and the PostgreSQL table every window once
+//! (the zombie's late apply of an epoch is the epoch the new owner applied, skipped). The
+//! zombie's progress file tells that its task was fenced or lost. Real broker process, real
+//! processes, real PostgreSQL server.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -21,9 +24,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 const COUNT: i64 = 2000;
 const WAIT: Duration = Duration::from_secs(120);
 
-fn query_flags(brokers: &str) -> Vec<String> {
+fn query_flags(brokers: &str, pg: &str) -> Vec<String> {
     // Many small epochs, so the first process is paused in the middle of the topic.
-    kafka_checkpointed_query_flags(brokers, "r", "z", "300ms", 100)
+    let mut flags = kafka_checkpointed_query_flags(brokers, "r", "z", "300ms", 100);
+    flags.extend([
+        "--sink".to_string(),
+        format!("{pg}?table=zombie_windows"),
+        "--progress-json".to_string(),
+        "progress.jsonl".to_string(),
+    ]);
+    flags
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Child {
@@ -58,7 +68,8 @@ fn a_paused_process_is_fenced_when_another_takes_its_task_over() {
     let tmp = tempfile::tempdir().unwrap();
     let mut broker = broker_with_report_events(BIN, tmp.path());
     let b = broker.bootstrap();
-    let flags = query_flags(&b);
+    let pg = rivulet_testkit::storage::PgServer::start();
+    let flags = query_flags(&b, &pg.url());
     let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
 
     let mut a = spawn(&dir_a, &flags);
@@ -98,6 +109,20 @@ fn a_paused_process_is_fenced_when_another_takes_its_task_over() {
         .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
         .collect();
     check_append(&rows, &truth, watermark);
+    check_append(&pg.rows("zombie_windows"), &truth, watermark);
+    // The zombie's progress file: its task was fenced, or lost to the group.
+    let progress = std::fs::read_to_string(dir_a.join("progress.jsonl")).unwrap();
+    let group_events: Vec<serde_json::Value> = progress
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("event").is_some())
+        .collect();
+    assert!(
+        group_events
+            .iter()
+            .any(|e| e["event"] == "taskFenced" || e["event"] == "tasksLost"),
+        "{group_events:?}"
+    );
     // Every dead letter once: the bad events' payloads, nothing doubled by the takeover.
     let mut want: Vec<Vec<u8>> = events
         .iter()
