@@ -12,7 +12,7 @@
 //!   from the processes' start (join, restore and all); `..._after_first_commit` leaves the
 //!   start-up out.
 //! - `restore`: per entry of `--state-keys` (K), a one-partition topic with 2·K events over K
-//!   ids in one window, run to the end in this process (the query's one task keeps ~0.86·K
+//!   ids in one 24 h window, run to the end in this process (the query's one task keeps ~0.86·K
 //!   accumulators); then the time to open the task's checkpoint — initialise its
 //!   transactional id, read its changelog partition under read_committed — and read its last
 //!   state, with the state's size; and the wall time of a whole restart that finds nothing new
@@ -472,6 +472,9 @@ async fn throughput(
     Ok(())
 }
 
+/// The restore part's window: longer than its pre-fill's event times at any K.
+const RESTORE_WINDOW_MS: i64 = 24 * 3_600_000;
+
 async fn restore(
     brokers: &str,
     args: &ScaleArgs,
@@ -484,7 +487,16 @@ async fn restore(
         let name = format!("restore{k}");
         prefill(brokers, &topic, 1, 2 * k, k, args.seed, timeout).await?;
         let dir = work.join(&name);
-        let plan_for = || crate::pipeline::default_plan(brokers, &topic, &name, &dir);
+        let plan_for = || {
+            let mut plan = crate::pipeline::default_plan(brokers, &topic, &name, &dir)?;
+            // One window longer than the pre-fill's event times, so the state holds every id:
+            // the restore is measured against K keys of state (with the default 10 s windows
+            // it would hold the last window's ids only, whatever K is).
+            plan.window = Some(rivulet_engine::plan::WindowSpec::Tumbling {
+                size: rivulet_engine::plan::DurationMs(RESTORE_WINDOW_MS),
+            });
+            Ok::<_, BenchError>(plan)
+        };
         let opts = rivulet_runtime::RunOptions {
             stop_when_caught_up: true,
             ..rivulet_runtime::RunOptions::default()
