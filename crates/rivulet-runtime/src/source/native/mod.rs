@@ -109,8 +109,7 @@ impl NativeSource {
             queue_bytes,
         )
         .map_err(spawn)?;
-        let committer = Committer::start(&spec.connection.bootstrap_servers, security, &group_id)
-            .map_err(spawn)?;
+        let committer = Committer::new(&spec.connection.bootstrap_servers, security, &group_id);
         Ok(NativeSource {
             group_id,
             brokers: spec.connection.bootstrap_servers.clone(),
@@ -265,22 +264,43 @@ impl Source for NativeSource {
 }
 
 /// The committer thread: commits the newest positions it was given, dropping older ones
-/// still waiting (only the latest matters for lag tools). Finishes the last commit when the
-/// source is dropped.
+/// still waiting (only the latest matters for lag tools). Started by the first commit: a task
+/// of a query spread over processes never commits (its group member does), so it costs no
+/// idle thread and connection. Finishes the last commit when the source is dropped.
 struct Committer {
-    tx: Option<mpsc::Sender<BTreeMap<TopicPartition, i64>>>,
-    thread: Option<JoinHandle<()>>,
+    brokers: String,
+    security: Arc<rivulet_auth::client::ClientSecurity>,
+    group: String,
+    running: Mutex<Option<CommitThread>>,
+}
+
+struct CommitThread {
+    tx: mpsc::Sender<BTreeMap<TopicPartition, i64>>,
+    thread: JoinHandle<()>,
 }
 
 impl Committer {
-    fn start(
+    fn new(
         brokers: &str,
         security: Arc<rivulet_auth::client::ClientSecurity>,
         group: &str,
-    ) -> std::io::Result<Committer> {
+    ) -> Committer {
+        Committer {
+            brokers: brokers.to_string(),
+            security,
+            group: group.to_string(),
+            running: Mutex::new(None),
+        }
+    }
+
+    fn start(&self) -> std::io::Result<CommitThread> {
         let (tx, rx) = mpsc::channel::<BTreeMap<TopicPartition, i64>>();
-        let mut cluster = Cluster::new(brokers, Duration::from_secs(10), security);
-        let group = group.to_string();
+        let mut cluster = Cluster::new(
+            &self.brokers,
+            Duration::from_secs(10),
+            self.security.clone(),
+        );
+        let group = self.group.clone();
         let thread = std::thread::Builder::new()
             .name("rivulet-commit".into())
             .spawn(move || {
@@ -303,25 +323,41 @@ impl Committer {
                     }
                 }
             })?;
-        Ok(Committer {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
+        Ok(CommitThread { tx, thread })
     }
 
     fn commit(&self, positions: BTreeMap<TopicPartition, i64>) {
-        if let Some(tx) = &self.tx {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.is_none() {
+            match self.start() {
+                Ok(t) => *running = Some(t),
+                Err(e) => {
+                    // Visibility only (lag tools): the query goes on without it.
+                    tracing::warn!(
+                        "starting the offset committer of group `{}`: {e}",
+                        self.group
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(t) = running.as_ref() {
             // The thread only stops when `tx` is dropped, so this cannot fail before that.
-            let _ = tx.send(positions);
+            let _ = t.tx.send(positions);
         }
     }
 }
 
 impl Drop for Committer {
     fn drop(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let running = self
+            .running
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(CommitThread { tx, thread }) = running {
+            drop(tx);
+            let _ = thread.join();
         }
     }
 }
