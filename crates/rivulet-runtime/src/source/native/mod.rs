@@ -3,7 +3,7 @@
 //! Three threads, each with its own connections (`conn.rs`): the query thread (metadata,
 //! ListOffsets), the prefetch thread (`fetcher.rs`: Fetch, record batch parsing) and a committer
 //! thread (FindCoordinator, OffsetCommit of each committed epoch's end offsets, coalesced, so a
-//! slow coordinator never delays a micro-batch). Offsets are committed as a standalone
+//! slow coordinator never delays a micro-batch; started by the first commit). Offsets are committed as a standalone
 //! consumer does (generation -1, no member id), exactly what librdkafka sends for a manually
 //! assigned consumer.
 //!
