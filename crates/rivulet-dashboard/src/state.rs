@@ -394,10 +394,7 @@ impl Shared {
     /// Tasks came or went: the instance keeps the running ones' figures only.
     fn on_group_event(&self, ev: &GroupEvent) {
         let mut st = self.state.lock();
-        let i = st.instance.get_or_insert_with(Instance::default);
-        i.group.clone_from(&ev.group);
-        i.owner.clone_from(&ev.owner);
-        i.of = ev.of;
+        let i = st.instance(&ev.group, &ev.owner, ev.of);
         i.tasks.retain(|t, _| ev.running.contains(t));
         for t in &ev.running {
             i.tasks.entry(*t).or_insert_with(|| TaskView::new(*t));
@@ -426,28 +423,26 @@ impl Shared {
         e.late_rows += p.num_late_rows;
         e.dead_letters += p.num_dead_letters;
         // The progress record says 1970-01-01 while there is no watermark yet.
-        e.watermark_ms = p
+        let watermark = p
             .event_time
             .get("watermark")
             .and_then(|w| rivulet_gen::time::parse_rfc3339(w).ok())
             .filter(|w| *w > 0);
-        e.last_commit_ms = Some(now_ms());
+        let committed = Some(now_ms());
+        e.last_commit_ms = committed;
         let state_rows = p.state_operators.iter().map(|o| o.num_rows_total).sum();
         let state_bytes = p.state_operators.iter().map(|o| o.memory_used_bytes).sum();
         let partitions = partition_lags(p);
-        let (watermark, committed) = (e.watermark_ms, e.last_commit_ms);
         match &p.task {
             None => {
+                e.watermark_ms = watermark;
                 e.state_rows = state_rows;
                 e.state_bytes = state_bytes;
                 e.partitions = partitions;
             }
             Some(t) => {
                 // One task's record: the engine's figures are this process's tasks together.
-                let i = st.instance.get_or_insert_with(Instance::default);
-                i.group.clone_from(&t.group);
-                i.owner.clone_from(&t.owner);
-                i.of = t.of;
+                let i = st.instance(&t.group, &t.owner, t.of);
                 let v = i.tasks.entry(t.id).or_insert_with(|| TaskView::new(t.id));
                 v.last_epoch = Some(p.batch_id);
                 v.watermark_ms = watermark;
@@ -467,6 +462,16 @@ impl Shared {
 }
 
 impl State {
+    /// This process's share of the query, named by a task's record or a group event (the
+    /// first of them creates it).
+    fn instance(&mut self, group: &str, owner: &str, of: i32) -> &mut Instance {
+        let i = self.instance.get_or_insert_with(Instance::default);
+        group.clone_into(&mut i.group);
+        owner.clone_into(&mut i.owner);
+        i.of = of;
+        i
+    }
+
     /// The engine's watermark, state and lag from the tasks running here: the smallest
     /// watermark (a window is final only when every task passed it), summed state, every
     /// task's partitions.
