@@ -636,7 +636,6 @@ struct Writer {
     conn: Conn,
     spool: Arc<Spool>,
     shared: Arc<Shared>,
-    desc: String,
 }
 
 impl Writer {
@@ -664,7 +663,7 @@ impl Writer {
                     if let Some(t) = down_since.take() {
                         tracing::info!(
                             "{}: server back after {:.1}s, delivering held epochs",
-                            self.desc,
+                            self.conn.desc,
                             t.elapsed().as_secs_f64()
                         );
                     }
@@ -674,15 +673,14 @@ impl Writer {
                     self.shared.changed.notify_all();
                 }
                 Err((true, msg)) => {
-                    self.conn.client = None;
                     if down_since.is_none() {
                         down_since = Some(Instant::now());
                         tracing::warn!(
                             "{}: {msg}; holding results and reconnecting with back-off",
-                            self.desc
+                            self.conn.desc
                         );
                     } else {
-                        tracing::debug!("{}: still failing: {msg}", self.desc);
+                        tracing::debug!("{}: still failing: {msg}", self.conn.desc);
                     }
                     let st = self.shared.lock();
                     if st.abort {
@@ -692,7 +690,7 @@ impl Writer {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err((false, msg)) => {
-                    tracing::error!("{}: {msg}", self.desc);
+                    tracing::error!("{}: {msg}", self.conn.desc);
                     let mut st = self.shared.lock();
                     st.fatal = Some(msg);
                     self.shared.changed.notify_all();
@@ -855,7 +853,6 @@ impl PostgresSink {
             conn,
             spool: spool.clone(),
             shared: shared.clone(),
-            desc: desc.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("postgres-sink".into())
