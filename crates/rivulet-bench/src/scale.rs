@@ -226,6 +226,9 @@ fn query_flags(brokers: &str, topic: &str, name: &str, dir: &Path, records: u64)
         "tumbling:10s",
         "--group-by",
         "id",
+        // Keyed by id (as `rivulet gen` keys), so grouped where read: no repartition topic.
+        "--key-field",
+        "id",
         "--agg",
         "count",
         "--agg",

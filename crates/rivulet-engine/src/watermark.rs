@@ -101,6 +101,18 @@ impl WatermarkTracker {
         p.last_seen_ms = p.last_seen_ms.max(now_ms);
     }
 
+    /// Records that `input` (an upstream task behind a repartition topic, which sent its own
+    /// watermark in-band) is at `watermark_ms`: as if it had delivered rows up to the
+    /// watermark plus the allowed lateness, so the combined watermark is the minimum over the
+    /// inputs (Flink's watermark alignment over a shuffle), with the same idleness rules.
+    pub fn observe_watermark(&mut self, input: i32, watermark_ms: i64, now_ms: i64) {
+        self.observe(
+            input,
+            watermark_ms.saturating_add(self.allowed_lateness_ms),
+            now_ms,
+        );
+    }
+
     /// Observes every partition of a decoded batch (its `_partition` and `_event_time` columns).
     /// Rows with a null partition or event time are ignored.
     pub fn observe_batch(&mut self, batch: &RecordBatch, now_ms: i64) -> Result<()> {

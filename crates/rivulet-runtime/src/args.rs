@@ -42,6 +42,10 @@ pub struct PlanArgs {
     /// Kafka client of the source: native (Rivulet's fetcher) or librdkafka [default: native].
     #[arg(long, value_name = "native|librdkafka")]
     pub source_client: Option<String>,
+    /// A field the topic's records are keyed by (repeatable; `source.key_fields`): with the
+    /// checkpoint in Kafka, a GROUP BY that includes them all needs no repartition topic.
+    #[arg(long = "key-field", value_name = "FIELD")]
+    pub key_fields: Vec<String>,
     /// JSON fields: `name:type,...` with type bigint, int, double, string, boolean or
     /// timestamp; `name:type?` for a nullable field.
     #[arg(long, value_name = "NAME:TYPE,...")]
@@ -145,6 +149,12 @@ impl PlanArgs {
                 kafka::set_client(&mut plan.source, c)
                     .map_err(|m| flag_err("--source-client", m))?,
                 "--source-client",
+            ));
+        }
+        if !self.key_fields.is_empty() {
+            source_flags.push((
+                kafka::set_key_fields(&mut plan.source, &self.key_fields),
+                "--key-field",
             ));
         }
         if let Some(s) = &self.schema {

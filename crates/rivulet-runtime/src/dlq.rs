@@ -41,6 +41,7 @@ impl DeadRecord {
             key: self.key.clone(),
             value: self.value.clone(),
             partition_hint: self.partition,
+            partition: None,
             headers: vec![
                 (ERROR_HEADER.into(), self.reason.clone().into_bytes()),
                 (SOURCE_TOPIC_HEADER.into(), self.topic.clone().into_bytes()),
@@ -145,6 +146,7 @@ impl DeadLetters {
                     key: None,
                     value: Some(row_json(b, i).into_bytes()),
                     partition_hint: outs.len() as i32,
+                    partition: None,
                     headers: Vec::new(),
                 });
             }

@@ -119,13 +119,18 @@ pub(crate) fn run(job: Job, opts: RunOptions, cancel: CancellationToken) -> Resu
         )));
     }
     lock(&tasks).tasks = n;
-    if n > 1 && job.branches.iter().any(|b| !b.group_by.is_empty()) {
-        // No repartition topic yet: a group whose records are spread over partitions would
-        // be aggregated in pieces by several tasks.
+    let spread = job
+        .branches
+        .iter()
+        .map(crate::repartition::needs_shuffle)
+        .collect::<Result<Vec<bool>>>()?;
+    if n > 1 && job.branches.len() > 1 && spread.contains(&true) {
+        // A job of several branches gets no repartition topic (crate::repartition): a group
+        // whose records are spread over partitions is aggregated in pieces by several tasks.
         tracing::warn!(
             "query `{}` runs as {n} tasks, each aggregating its own partition: results are \
              exact when all records of a group are in one partition (the topic keyed by the \
-             GROUP BY key, as `rivulet gen` keys by id)",
+             GROUP BY key and source.key_fields naming it, as `rivulet gen` keys by id)",
             job.name
         );
     }

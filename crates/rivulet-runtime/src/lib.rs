@@ -17,6 +17,8 @@
 //! - [`observer`]: [`QueryObserver`], the hook the live dashboard watches a query through.
 //! - [`query`]: the driver, [`run_query`].
 //! - [`group`]: a query checkpointed in Kafka spread over processes, a task per partition.
+//! - [`repartition`]: its two stages and the repartition topic when the GROUP BY is not the
+//!   input's key.
 //! - [`args`]: the `rivulet run` flags equivalent to a pipeline file ([`PlanArgs`]).
 
 pub mod args;
@@ -29,6 +31,7 @@ pub mod group;
 pub mod observer;
 pub mod progress;
 pub mod query;
+pub mod repartition;
 pub mod rows;
 pub mod sinks;
 pub mod source;

@@ -60,6 +60,7 @@ use crate::error::RuntimeError;
 use crate::progress::{
     self, BranchState, EpochReport, EventTimeStats, ProgressCounts, ProgressWriter, QueryStatus,
 };
+use crate::repartition::{Shuffle, Stage};
 use crate::rows::rfc3339_ms;
 use crate::sinks::{Sink, SinkContext};
 use crate::source::{Source, SourceBatch, TopicPartition};
@@ -105,6 +106,8 @@ pub struct RunOptions {
     pub observer: Option<Arc<dyn crate::observer::QueryObserver>>,
     /// Run as one task of a query spread over processes (set by [`crate::group`]).
     pub task: Option<TaskSpec>,
+    /// Which stage of a repartitioned query this runs (set by [`crate::repartition`]).
+    pub stage: Stage,
     #[doc(hidden)]
     pub fail_point: Option<FailPoint>,
 }
@@ -167,7 +170,13 @@ pub async fn run_job(
     );
     tokio::task::spawn_blocking(move || {
         if !store.is_dir() && opts.task.is_none() {
-            // A checkpoint in Kafka: this process is one member of the query's group.
+            // A checkpoint in Kafka: this process is one member of the query's group (of
+            // both stages' groups when its groups are spread over the partitions).
+            if opts.stage == Stage::Whole {
+                if let Some(r) = crate::repartition::plan(&job, store)? {
+                    return crate::repartition::run(job, r, opts, cancel);
+                }
+            }
             return crate::group::run(job, opts, cancel);
         }
         run_task(job, opts, cancel)
@@ -333,6 +342,8 @@ struct Query {
     source_options: SourceOptions,
     /// Per branch, its sinks.
     sinks: Vec<Vec<Box<dyn Sink>>>,
+    /// The shuffle stage's writer to its repartition topic, instead of the chains and sinks.
+    shuffle: Option<Shuffle>,
     dead: DeadLetters,
     progress: Option<ProgressWriter>,
     /// Index of each partition in the fixed order (the watermark tracker's partition id).
@@ -413,6 +424,16 @@ impl Query {
                 writers: &writers,
             })?);
         }
+        let shuffle = match &opts.stage {
+            Stage::Shuffle(r) => Some(Shuffle::connect(
+                &plan,
+                &pipeline.decoders.schema(),
+                r,
+                writers.writer(&format!("repartition/{}", r.topic)),
+                opts.task.as_ref().map_or((0, 1), |t| (t.task, t.tasks)),
+            )?),
+            _ => None,
+        };
         let dead = DeadLetters::connect(writers.clone(), &source_options)?;
         let progress = match &opts.progress_json {
             Some(p) => Some(ProgressWriter::open(p)?),
@@ -440,6 +461,7 @@ impl Query {
             source,
             source_options,
             sinks,
+            shuffle,
             dead,
             progress,
             tp_index,
@@ -500,8 +522,19 @@ impl Query {
         let registered_at = pending
             .as_ref()
             .map_or_else(now_ms, |p| p.batch_timestamp_ms);
-        for idx in self.tp_index.values() {
-            self.pipeline.tracker.register(*idx, registered_at);
+        match self.opts.stage {
+            // Behind a repartition topic the inputs are the upstream tasks, which send their
+            // watermarks in-band.
+            Stage::Aggregate { upstream } => {
+                for u in 0..upstream {
+                    self.pipeline.tracker.register(u, registered_at);
+                }
+            }
+            _ => {
+                for idx in self.tp_index.values() {
+                    self.pipeline.tracker.register(*idx, registered_at);
+                }
+            }
         }
         match pending {
             Some(pending) => {
@@ -634,10 +667,22 @@ impl Query {
             .map(|_| Emitted::default())
             .collect();
         let mut et = EventTimeStats::default();
+        let upstream = matches!(self.opts.stage, Stage::Aggregate { .. });
         for part in &records {
             let topic = &part.topic;
             let partition = part.tp.partition;
-            for decoded in self.pipeline.decoders.decode(&part.records, partition)? {
+            let data = if upstream {
+                let (marks, data) = crate::repartition::split_marks(&part.records);
+                for m in marks {
+                    self.pipeline
+                        .tracker
+                        .observe_watermark(m.task, m.watermark, now);
+                }
+                std::borrow::Cow::Owned(data)
+            } else {
+                std::borrow::Cow::Borrowed(&part.records)
+            };
+            for decoded in self.pipeline.decoders.decode(&data, partition)? {
                 dead.extend(decoded.dead_letters.into_iter().map(|d| DeadRecord {
                     topic: topic.to_string(),
                     partition: d.partition,
@@ -662,9 +707,17 @@ impl Query {
                             max = Some(max.map_or(t, |m: i64| m.max(t)));
                         }
                     }
-                    if let (Some(m), Some(idx)) = (max, self.tp_index.get(&part.tp)) {
+                    if let (Some(m), Some(idx), false) =
+                        (max, self.tp_index.get(&part.tp), upstream)
+                    {
                         self.pipeline.tracker.observe(*idx, m, now);
                     }
+                }
+                if let Some(shuffle) = self.shuffle.as_mut() {
+                    // Lateness is judged where the groups are aggregated, against every
+                    // upstream task's watermark.
+                    shuffle.route(&data, batch)?;
+                    continue;
                 }
                 let (on_time, late_rows) = split_late(&batch, offsets.watermark_ms)?;
                 if let Some(l) = late_rows {
@@ -681,6 +734,9 @@ impl Query {
             }
         }
         let wm = self.pipeline.tracker.advance(now);
+        if let Some(shuffle) = self.shuffle.as_mut() {
+            shuffle.send_epoch(epoch, self.pipeline.tracker.current())?;
+        }
         let mut results = Vec::with_capacity(outs.len());
         for ((chain, mut out), plan) in self
             .pipeline
@@ -727,6 +783,9 @@ impl Query {
         self.checkpoint.write_commit(epoch)?;
         for s in self.sinks.iter_mut().flatten() {
             s.commit(epoch)?;
+        }
+        if let Some(shuffle) = self.shuffle.as_mut() {
+            shuffle.commit()?;
         }
         self.dead.commit()?;
         // After the commit: an observer only ever sees results a restart will not take back.
@@ -803,7 +862,7 @@ impl Query {
         let latest_t = Instant::now();
         let latest = self.source.recent_latest_offsets().unwrap_or_default();
         let latest_ms = latest_t.elapsed().as_millis() as u64;
-        let branches: Vec<BranchState<'_>> = self
+        let mut branches: Vec<BranchState<'_>> = self
             .pipeline
             .chains
             .iter()
@@ -815,6 +874,9 @@ impl Query {
                 sinks: sinks.iter().map(|s| s.description()).collect(),
             })
             .collect();
+        if let (Some(shuffle), Some(b)) = (&self.shuffle, branches.first_mut()) {
+            b.sinks.push(shuffle.description());
+        }
         let p = progress::assemble(&EpochReport {
             id: &self.summary.id,
             run_id: &self.summary.run_id,

@@ -123,6 +123,45 @@ fn source(o: &mut String, p: &Plan, source_name: &str) {
     );
 }
 
+/// The shuffle stage and repartition topic of a query spread over processes whose groups
+/// are not the input's key (`rivulet_runtime::repartition`), as a step of its operators.
+fn repartition(o: &mut String, p: &Plan, n: &mut usize) {
+    let job = rivulet_engine::Job::single(p.clone());
+    match rivulet_runtime::repartition::plan(&job, p.checkpoint.store) {
+        Ok(None) => {}
+        Ok(Some(r)) => {
+            *n += 1;
+            let _ = writeln!(
+                o,
+                "  {n}. repartition by [{}] through topic {} (one partition per input \
+                 partition)",
+                r.key_columns.join(", "),
+                r.topic
+            );
+            let _ = writeln!(
+                o,
+                "     stage 1, consumer group {}: task <p> runs the steps above on input \
+                 partition <p> and forwards each record's value keyed by its group key, with its \
+                 watermark into every partition, one transaction per task epoch (checkpoint {})",
+                r.shuffle_group,
+                rivulet_runtime::checkpoint::kafka::changelog_topic(
+                    &rivulet_runtime::repartition::shuffle_name(&p.name)
+                )
+            );
+            let _ = writeln!(
+                o,
+                "     stage 2, consumer group {}: task <q> reads partition <q> read_committed, \
+                 decodes and runs the steps above again, watermark = min over the upstream \
+                 tasks' watermark records (late records are judged here), then:",
+                r.group
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(o, "  repartition: {e}");
+        }
+    }
+}
+
 /// One branch: its operators, state, emit mode and sinks, each line indented by `ind`. A
 /// single query (`ind` empty) also names its checkpoint and trigger here, as it always did.
 fn branch(o: &mut String, c: &Compiled, ind: &str) {
@@ -142,6 +181,9 @@ fn branch(o: &mut String, c: &Compiled, ind: &str) {
     for d in &p.columns {
         n += 1;
         let _ = writeln!(o, "{ind}  {n}. derive {} = {}", d.name, d.expr);
+    }
+    if single {
+        repartition(o, p, &mut n);
     }
     if !p.aggregates.is_empty() || p.window.is_some() || !p.group_by.is_empty() {
         n += 1;

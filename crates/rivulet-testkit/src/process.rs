@@ -447,6 +447,9 @@ pub fn kafka_checkpointed_query_flags(
         "tumbling:1s",
         "--group-by",
         "id",
+        // Keyed by id (as `rivulet gen` keys), so grouped where read: no repartition topic.
+        "--key-field",
+        "id",
         "--agg",
         "count",
         "--agg",

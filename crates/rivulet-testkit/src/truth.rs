@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use rivulet_time::rfc3339_ms;
+pub use rivulet_time::rfc3339_ms;
 
 use crate::kafka::produce_records;
 

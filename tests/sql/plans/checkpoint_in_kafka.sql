@@ -1,5 +1,6 @@
 -- A query whose checkpoint lives in Kafka: offsets, state and epoch markers in the compacted
 -- topic `scaled-changelog`, written through Kafka transactions; results to a Kafka topic.
+-- The topic is keyed by id (`key.fields`), so each task groups what it reads.
 SET name = 'scaled';
 SET checkpoint.store = 'kafka';
 
@@ -11,6 +12,7 @@ CREATE SOURCE events (
 ) WITH (
   connector = 'kafka',
   topic = 'events',
+  'key.fields' = 'id',
   brokers = '127.0.0.1:9092',
   format = 'json'
 );

@@ -13,7 +13,9 @@ CREATE SOURCE events (
   topic = 'events',
   brokers = '127.0.0.1:9092',
   format = 'json',
-  scan.startup.mode = 'earliest'
+  scan.startup.mode = 'earliest',
+  -- `rivulet gen` keys by id: spread over processes, each task groups what it reads.
+  key.fields = 'id'
 );
 
 CREATE SINK stats WITH (connector = 'console');

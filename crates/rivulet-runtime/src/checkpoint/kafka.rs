@@ -328,28 +328,38 @@ fn ensure_changelog(connection: &KafkaConnection, topic: &str, partitions: i32) 
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if create_topic(connection, topic, partitions, &configs)? {
+        tracing::info!(
+            "created checkpoint topic `{topic}` with {partitions} partition(s) (cleanup.policy=compact)"
+        );
+    }
+    Ok(())
+}
+
+/// Creates `topic` with `partitions` partitions and `configs` unless it exists; whether it
+/// was created.
+pub(crate) fn create_topic(
+    connection: &KafkaConnection,
+    topic: &str,
+    partitions: i32,
+    configs: &[(String, String)],
+) -> Result<bool> {
     // The admin client's calls are futures; this runs on the query's blocking thread, so a
     // small runtime of its own in a scoped thread drives them (never inside another runtime).
-    let created = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| RuntimeError::Source(format!("starting a runtime: {e}")))?;
             rt.block_on(rivulet_client::admin::ensure_topic(
-                connection, topic, partitions, &configs,
+                connection, topic, partitions, configs,
             ))
             .map_err(|e| RuntimeError::Source(format!("creating topic `{topic}`: {e}")))
         })
         .join()
         .map_err(|_| RuntimeError::Thread("topic creation panicked".into()))?
-    })?;
-    if created {
-        tracing::info!(
-            "created checkpoint topic `{topic}` with {partitions} partition(s) (cleanup.policy=compact)"
-        );
-    }
-    Ok(())
+    })
 }
 
 /// Reads `partition` of `topic` from its start to its end under read_committed and assembles

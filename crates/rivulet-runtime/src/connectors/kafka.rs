@@ -55,6 +55,8 @@ const MAX_RECORDS: &[&str] = &["max_records_per_trigger", "max.records.per.trigg
 const DLQ_TOPIC: &[&str] = &["dlq_topic", "dlq.topic"];
 const LATE_TOPIC: &[&str] = &["late_topic", "late.topic"];
 const CLIENT: &[&str] = &["client"];
+/// Flink's name for the fields a topic's records are keyed (so partitioned) by.
+const KEY_FIELDS: &[&str] = &["key_fields", "key.fields"];
 const FORMAT: &[&str] = &["format", "value.format"];
 
 /// Where a first start reads from; later starts resume from the checkpoint.
@@ -123,6 +125,10 @@ pub struct SourceOptions {
     dlq_topic: Option<String>,
     pub late_topic: Option<String>,
     pub client: SourceClient,
+    /// The schema fields the producer keys the records by (`key_fields`): a GROUP BY that
+    /// includes them all finds each group in one partition, so a query spread over processes
+    /// needs no repartition topic ([`crate::repartition`]). Empty: unknown.
+    pub key_fields: Vec<String>,
 }
 
 impl SourceOptions {
@@ -148,6 +154,7 @@ impl SourceOptions {
         let max_records_per_trigger = r.number::<u64>(MAX_RECORDS, 1);
         let dlq_topic = r.text(DLQ_TOPIC);
         let late_topic = r.text(LATE_TOPIC);
+        let key_fields = r.list(KEY_FIELDS).unwrap_or_default();
         let client = r
             .choice(
                 CLIENT,
@@ -179,6 +186,7 @@ impl SourceOptions {
             dlq_topic,
             late_topic,
             client,
+            key_fields,
         })
     }
 
@@ -233,6 +241,12 @@ impl SourceOptions {
         }
         if self.client == SourceClient::Librdkafka {
             s.set(CLIENT[0].to_string(), "librdkafka");
+        }
+        if !self.key_fields.is_empty() {
+            s.set(
+                KEY_FIELDS[0].to_string(),
+                OptionValue::List(self.key_fields.clone()),
+            );
         }
         s
     }
@@ -464,6 +478,11 @@ pub fn set_max_records_per_trigger(source: &mut ConnectorSpec, n: Option<u64>) -
             MAX_RECORDS[0]
         }
     }
+}
+
+/// Sets the fields the source's records are keyed by (`key_fields`).
+pub fn set_key_fields(source: &mut ConnectorSpec, fields: &[String]) -> &'static str {
+    replace(source, KEY_FIELDS, OptionValue::List(fields.to_vec()))
 }
 
 /// Sets the source's client (`native` or `librdkafka`).

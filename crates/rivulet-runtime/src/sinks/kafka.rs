@@ -145,6 +145,9 @@ pub struct OutRecord {
     pub value: Option<Vec<u8>>,
     /// Partition (modulo the count) for records without a key.
     pub partition_hint: i32,
+    /// This partition (modulo the count) whatever the key: a record meant for every
+    /// partition, as a repartition topic's watermark records ([`crate::repartition`]).
+    pub partition: Option<i32>,
     /// Extra headers besides writer, epoch and seq.
     pub headers: Vec<(String, Vec<u8>)>,
 }
@@ -508,6 +511,11 @@ impl EpochProducer {
         &self.topic
     }
 
+    /// The topic's partition count.
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
     /// The value of the `rivulet.writer` header on this producer's records.
     pub fn writer_id(&self) -> &str {
         &self.writer.id
@@ -570,9 +578,10 @@ impl EpochProducer {
         let mut last: HashMap<i32, (u64, u64)> = HashMap::new();
         for (seq, r) in records.iter().enumerate() {
             let seq = seq as u64;
-            let partition = match &r.key {
-                Some(k) => partition_for_key(k, self.partitions),
-                None => r.partition_hint.rem_euclid(self.partitions),
+            let partition = match (r.partition, &r.key) {
+                (Some(p), _) => p.rem_euclid(self.partitions),
+                (None, Some(k)) => partition_for_key(k, self.partitions),
+                (None, None) => r.partition_hint.rem_euclid(self.partitions),
             };
             if self
                 .tail
@@ -786,6 +795,7 @@ pub fn json_records(batches: &[RecordBatch], key_columns: &[String]) -> Vec<OutR
                 key: (!keys.is_empty()).then(|| row_json_columns(b, i, Some(&keys)).into_bytes()),
                 value: Some(row_json(b, i).into_bytes()),
                 partition_hint: n,
+                partition: None,
                 headers: Vec::new(),
             });
         }
