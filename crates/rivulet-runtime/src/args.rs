@@ -452,6 +452,8 @@ mod tests {
         "stats",
         "--topic",
         "events",
+        "--key-field",
+        "id",
         "--schema",
         "id:bigint,value:double,timestamp:timestamp",
         "--event-time",

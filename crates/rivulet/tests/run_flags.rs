@@ -29,6 +29,8 @@ const EXAMPLE_FLAGS: &[&str] = &[
     "stats",
     "--topic",
     "events",
+    "--key-field",
+    "id",
     "--schema",
     "id:bigint,value:double,timestamp:timestamp",
     "--event-time",
