@@ -209,3 +209,71 @@ async fn native_client_survives_a_broker_restart() {
     );
     broker.shutdown().await;
 }
+
+/// The native client reads under read_committed (as librdkafka does by default): records of an
+/// aborted transaction never reach the query, the committed ones around it do, and a bounded
+/// run ends because the position moves past the transaction markers to the last stable offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_client_skips_aborted_transactions() {
+    let mut broker = TestBroker::with_partitions(2).await;
+    let b = broker.bootstrap();
+    let evs = |from: usize, n: usize| -> Vec<Ev> {
+        (from..from + n)
+            .map(|i| Ev {
+                partition: (i % 2) as i32,
+                id: (i % 3) as i64,
+                ts: START_MS + i as i64 * 10,
+                value: i as f64,
+            })
+            .collect()
+    };
+    let (first, aborted, last) = (evs(0, 40), evs(40, 30), evs(70, 40));
+    let bb = b.clone();
+    let (f, a, l) = (first.clone(), aborted.clone(), last.clone());
+    tokio::task::spawn_blocking(move || {
+        let p = rivulet_testkit::txn::transactional_producer(&bb, "src-txn");
+        p.init_transactions(Duration::from_secs(30)).unwrap();
+        for (evs, commit) in [(&f, true), (&a, false), (&l, true)] {
+            p.begin_transaction().unwrap();
+            for e in evs {
+                let payload = e.payload();
+                let key = e.id.to_string();
+                p.send(
+                    BaseRecord::to("events")
+                        .partition(e.partition)
+                        .key(&key)
+                        .payload(&payload),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap();
+            }
+            p.flush(Duration::from_secs(30)).unwrap();
+            if commit {
+                p.commit_transaction(Duration::from_secs(30)).unwrap();
+            } else {
+                p.abort_transaction(Duration::from_secs(30)).unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let committed: Vec<Ev> = first.iter().chain(&last).cloned().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        stop_when_caught_up: true,
+        ..RunOptions::default()
+    };
+    let run = run_query(
+        plan("committed-native", &b, dir.path(), "native"),
+        opts,
+        CancellationToken::new(),
+    );
+    let summary = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the bounded run ends")
+        .unwrap();
+    assert_eq!(summary.input_rows, committed.len() as u64, "{summary:?}");
+    let rows = file_rows(&dir.path().join("out"));
+    check_append(&rows, &truth(&committed), summary.watermark.unwrap());
+    broker.shutdown().await;
+}

@@ -325,6 +325,8 @@ pub(crate) struct Cluster {
     /// Connection used for Metadata and FindCoordinator (any broker will do).
     any: Option<Conn>,
     leaders: HashMap<TopicPartition, i32>,
+    /// ListOffsets' latest is the last stable offset (see the fetcher's isolation).
+    pub(crate) read_committed: bool,
 }
 
 /// Partition count per topic from a metadata refresh, or why the topic is not usable yet.
@@ -350,6 +352,7 @@ impl Cluster {
             conns: HashMap::new(),
             any: None,
             leaders: HashMap::new(),
+            read_committed: false,
         }
     }
 
@@ -583,8 +586,11 @@ impl Cluster {
         tps: &[TopicPartition],
         timestamp: i64,
     ) -> NetResult<Vec<(TopicPartition, std::result::Result<i64, i16>)>> {
+        let read_committed = self.read_committed;
         let conn = self.conn(node)?;
-        let version = conn.version::<ListOffsetsRequest>(1..=7)?;
+        // v2 added the isolation level.
+        let oldest = if read_committed { 2 } else { 1 };
+        let version = conn.version::<ListOffsetsRequest>(oldest..=7)?;
         let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in tps {
             topics
@@ -594,6 +600,7 @@ impl Cluster {
         }
         let req = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
+            .with_isolation_level(i8::from(read_committed))
             .with_topics(
                 topics
                     .iter()

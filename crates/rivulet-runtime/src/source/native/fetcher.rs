@@ -12,8 +12,15 @@
 //! retention) restarts the partition at its earliest offset with a warning. Anything else
 //! (corrupt batches, authorization, old message formats) is fatal and returned by the next
 //! [`Fetcher::take`].
+//!
+//! Isolation: read_committed unless the source's `properties.isolation.level` says
+//! `read_uncommitted` (librdkafka's default, and what a query reading another query's
+//! transactional output or a repartition topic needs). The broker then answers up to the last
+//! stable offset with the transactions aborted in that range, and [`parse_fetched`] drops
+//! their batches as the Java consumer does (KIP-98); lag is measured against the last stable
+//! offset.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -92,6 +99,7 @@ impl Fetcher {
         topics: Vec<String>,
         timeout: Duration,
         max_queued_bytes: usize,
+        read_committed: bool,
     ) -> std::io::Result<Fetcher> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -106,6 +114,7 @@ impl Fetcher {
             changed: Condvar::new(),
         });
         let worker = Worker {
+            read_committed,
             shared: shared.clone(),
             cluster: Cluster::new(brokers, timeout, security),
             topics,
@@ -229,6 +238,7 @@ struct InFlight {
 }
 
 struct Worker {
+    read_committed: bool,
     shared: Arc<Shared>,
     cluster: Cluster,
     topics: Vec<String>,
@@ -547,6 +557,7 @@ impl Worker {
         }
         let req = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
+            .with_isolation_level(i8::from(self.read_committed))
             .with_max_wait_ms(FETCH_MAX_WAIT_MS)
             .with_min_bytes(1)
             .with_max_bytes(FETCH_MAX_BYTES)
@@ -574,13 +585,26 @@ impl Worker {
                 let Some(&(_, fetch_offset)) = f.parts.iter().find(|(x, _)| *x == tp) else {
                     continue;
                 };
+                // What a read_committed consumer can read up to: the last stable offset.
+                let (end, aborted) = if self.read_committed {
+                    let aborted: Vec<(i64, i64)> = p
+                        .aborted_transactions
+                        .iter()
+                        .flatten()
+                        .map(|a| (a.producer_id.0, a.first_offset))
+                        .collect();
+                    (p.last_stable_offset.max(0), Some(aborted))
+                } else {
+                    (p.high_watermark, None)
+                };
+                let records = p.records.unwrap_or_default();
                 let outcome = match p.error_code {
-                    0 => match parse_records(p.records.unwrap_or_default(), fetch_offset) {
+                    0 => match parse_fetched(records, fetch_offset, aborted.as_deref()) {
                         Ok(parsed) => Outcome::Records {
                             records: parsed.records,
                             next_offset: parsed.next_offset,
                             bytes: parsed.bytes,
-                            high_watermark: p.high_watermark,
+                            high_watermark: end,
                         },
                         Err(e) => Outcome::Fatal(format!(
                             "{}/{} at offset {fetch_offset} from broker {node}: {e}",
@@ -633,11 +657,56 @@ pub(crate) struct Parsed {
     pub bytes: usize,
 }
 
+/// [`parse_fetched`] as a read_uncommitted consumer.
+#[cfg(test)]
+pub(crate) fn parse_records(data: Bytes, fetch_offset: i64) -> Result<Parsed, String> {
+    parse_fetched(data, fetch_offset, None)
+}
+
+/// The transactions a read_committed fetch answer says were aborted, consumed in offset order
+/// as the batches go by (the Java consumer's `abortedProducerIds`).
+struct Aborted {
+    /// (first offset, producer id), the next to reach last.
+    pending: Vec<(i64, i64)>,
+    /// Producers whose open transaction, at the current batch, was aborted.
+    active: HashSet<i64>,
+}
+
+impl Aborted {
+    fn new(txns: &[(i64, i64)]) -> Aborted {
+        let mut pending: Vec<(i64, i64)> = txns.iter().map(|&(pid, first)| (first, pid)).collect();
+        pending.sort_unstable_by(|a, b| b.cmp(a));
+        Aborted {
+            pending,
+            active: HashSet::new(),
+        }
+    }
+
+    /// Whether the data batch `h` belongs to an aborted transaction.
+    fn drops(&mut self, h: &BatchHeader) -> bool {
+        while let Some(&(first, pid)) = self.pending.last() {
+            if first > h.last_offset() {
+                break;
+            }
+            self.active.insert(pid);
+            self.pending.pop();
+        }
+        h.is_transactional() && self.active.contains(&h.producer_id)
+    }
+}
+
 /// Parses the v2 record batches in `data`. A trailing partial batch (the broker cuts the
 /// response at the size limit) is left for the next fetch; batches or records below
 /// `fetch_offset` (a batch may start before the requested offset) are skipped, and so are
-/// control batches (transaction markers), whose offsets the position moves past.
-pub(crate) fn parse_records(mut data: Bytes, fetch_offset: i64) -> Result<Parsed, String> {
+/// control batches (transaction markers), whose offsets the position moves past. With
+/// `aborted` (read_committed: the answer's aborted transactions as (producer id, first
+/// offset)), the batches of those transactions are skipped too.
+pub(crate) fn parse_fetched(
+    mut data: Bytes,
+    fetch_offset: i64,
+    aborted: Option<&[(i64, i64)]>,
+) -> Result<Parsed, String> {
+    let mut aborted = aborted.map(Aborted::new);
     let mut out = Parsed {
         records: Vec::new(),
         next_offset: fetch_offset,
@@ -690,8 +759,19 @@ pub(crate) fn parse_records(mut data: Bytes, fetch_offset: i64) -> Result<Parsed
                 + r.value.as_ref().map_or(0, Bytes::len);
             out.records.push(r);
         };
-        if control {
-            // Transaction markers: not data.
+        let dropped = match aborted.as_mut() {
+            Some(a) if control => {
+                // An abort marker ends its producer's aborted transaction.
+                if rivulet_log::control_marker(&batch) == Some(false) {
+                    a.active.remove(&h.producer_id);
+                }
+                true
+            }
+            Some(a) => a.drops(&h),
+            None => false,
+        };
+        if control || dropped {
+            // Transaction markers and aborted transactions: not data.
         } else if !compressed {
             let first_timestamp = h.base_timestamp;
             let count = h.record_count;
@@ -889,6 +969,63 @@ mod tests {
         let p = parse_records(data.freeze(), 20).expect("parse");
         assert_eq!(offsets(&p), vec![22]);
         assert_eq!(p.next_offset, 23);
+    }
+
+    /// A transactional batch of `n` records from `base` by producer `pid`.
+    fn txn_batch(base: i64, n: i64, pid: i64) -> Bytes {
+        let records = (0..n).map(|i| NewRecord {
+            key: None,
+            value: Some(Bytes::from(format!("{}", base + i))),
+            timestamp: 1_000 + i,
+        });
+        let spec = BatchSpec {
+            base_offset: base,
+            producer: Some((pid, 0, 0)),
+            transactional: true,
+            ..BatchSpec::default()
+        };
+        encode_batch(records, &spec).expect("encode")
+    }
+
+    fn marker(offset: i64, pid: i64, commit: bool) -> Bytes {
+        let mut b =
+            BytesMut::from(&rivulet_log::encode_marker(pid, 0, commit, 0, 1_000).unwrap()[..]);
+        // The base offset is outside the CRC.
+        b[0..8].copy_from_slice(&offset.to_be_bytes());
+        b.freeze()
+    }
+
+    /// read_committed: the batches of an aborted transaction are dropped up to its abort
+    /// marker, another producer's interleaved transaction and the same producer's next one
+    /// are kept, and the position moves past all of it (KIP-98's consumer algorithm).
+    #[test]
+    fn read_committed_drops_aborted_transactions_only() {
+        let mut data = BytesMut::new();
+        for b in [
+            txn_batch(0, 2, 7),
+            txn_batch(2, 2, 8),
+            marker(4, 7, false),
+            marker(5, 8, true),
+            txn_batch(6, 1, 7),
+            marker(7, 7, true),
+        ] {
+            data.extend_from_slice(&b);
+        }
+        let data = data.freeze();
+        let p = parse_fetched(data.clone(), 0, Some(&[(7, 0)])).expect("parse");
+        assert_eq!(offsets(&p), vec![2, 3, 6]);
+        assert_eq!(p.next_offset, 8);
+        // Uncommitted: every data record.
+        let p = parse_fetched(data.clone(), 0, None).expect("parse");
+        assert_eq!(offsets(&p), vec![0, 1, 2, 3, 6]);
+        assert_eq!(p.next_offset, 8);
+        // Fetched from the middle of the aborted transaction: the broker still names it.
+        let p = parse_fetched(data.slice(txn_batch(0, 2, 7).len()..), 2, Some(&[(7, 0)]))
+            .expect("parse");
+        assert_eq!(offsets(&p), vec![2, 3, 6]);
+        // No aborted transactions: committed transactional data is all there.
+        let p = parse_fetched(data, 0, Some(&[])).expect("parse");
+        assert_eq!(offsets(&p), vec![0, 1, 2, 3, 6]);
     }
 
     /// The hand-written record reader never panics or reads outside the batch, whatever the

@@ -72,11 +72,18 @@ impl NativeSource {
             rivulet_auth::client::ClientSecurity::from_properties(&spec.connection.properties)
                 .map_err(|e| RuntimeError::Plan(format!("source: {e}")))?,
         );
+        // As librdkafka's default: a transaction's records only once it committed.
+        let read_committed = spec
+            .connection
+            .properties
+            .get("isolation.level")
+            .is_none_or(|v| v.trim() != "read_uncommitted");
         let mut cluster = Cluster::new(
             &spec.connection.bootstrap_servers,
             REQUEST_TIMEOUT,
             security.clone(),
         );
+        cluster.read_committed = read_committed;
         let counts = cluster
             .await_topics(&spec.topics, TOPIC_WAIT)
             .map_err(source_err(&format!(
@@ -107,6 +114,7 @@ impl NativeSource {
             spec.topics.clone(),
             REQUEST_TIMEOUT,
             queue_bytes,
+            read_committed,
         )
         .map_err(spawn)?;
         let committer = Committer::new(&spec.connection.bootstrap_servers, security, &group_id);
