@@ -168,9 +168,11 @@ pub fn stages(job: &Job, r: &Repartition) -> Result<(Job, Job)> {
     kafka_conn::set_group_id(src, &r.group);
     kafka_conn::set_starting_offsets(src, StartingOffsets::Earliest);
     kafka_conn::set_key_fields(src, &r.key_columns);
-    // librdkafka reads under read_committed: a shuffle epoch that was aborted (its task
-    // crashed or was fenced) is never aggregated. The native fetcher reads uncommitted.
-    kafka_conn::set_client(src, "librdkafka").map_err(RuntimeError::Plan)?;
+    // A shuffle epoch that was aborted (its task crashed or was fenced) is never aggregated.
+    kafka_conn::set_properties(
+        src,
+        &BTreeMap::from([("isolation.level".to_string(), "read_committed".to_string())]),
+    );
     Ok((
         Job {
             name,
