@@ -10,7 +10,10 @@
 //!   `id % partitions`; then that many processes, pinned to cores 0, 1, … with `taskset` under
 //!   `--pin`, run until the group has committed every record. events/s = count / wall time
 //!   from the processes' start (join, restore and all); `..._after_first_commit` leaves the
-//!   start-up out.
+//!   start-up out. With `--repartition` the same runs follow with the query *not* declared
+//!   keyed by id, so it goes through a shuffle stage and `<name>-repartition`; done when the
+//!   shuffle group committed every input record and the query's group committed up to the
+//!   repartition topic's end.
 //! - `restore`: per entry of `--state-keys` (K), a one-partition topic with 2·K events over K
 //!   ids in one 24 h window, run to the end in this process (the query's one task keeps ~0.86·K
 //!   accumulators); then the time to open the task's checkpoint — initialise its
@@ -85,6 +88,11 @@ pub struct ScaleArgs {
     /// (throughput) pin process i to core i (`taskset -c i`).
     #[arg(long)]
     pub pin: bool,
+    /// (throughput) also run the query through a repartition topic: the same query without
+    /// declaring that the topic is keyed by id, so a shuffle stage sends every record through
+    /// `<name>-repartition` (`rivulet_runtime::repartition`).
+    #[arg(long)]
+    pub repartition: bool,
     /// (throughput) `--max-records-per-trigger` of the query.
     #[arg(long, default_value_t = 100_000)]
     pub max_records_per_trigger: u64,
@@ -204,8 +212,16 @@ async fn prefill(
 }
 
 /// The default query as `rivulet run` flags, named `name`, over `topic`, checkpointed in
-/// Kafka, its file sink under `dir`.
-fn query_flags(brokers: &str, topic: &str, name: &str, dir: &Path, records: u64) -> Vec<String> {
+/// Kafka, its file sink under `dir`; declared keyed by id (no repartition topic) unless
+/// `repartition`.
+fn query_flags(
+    brokers: &str,
+    topic: &str,
+    name: &str,
+    dir: &Path,
+    records: u64,
+    repartition: bool,
+) -> Vec<String> {
     let mut f: Vec<String> = [
         "run",
         "--brokers",
@@ -226,9 +242,6 @@ fn query_flags(brokers: &str, topic: &str, name: &str, dir: &Path, records: u64)
         "tumbling:10s",
         "--group-by",
         "id",
-        // Keyed by id (as `rivulet gen` keys), so grouped where read: no repartition topic.
-        "--key-field",
-        "id",
         "--agg",
         "count",
         "--agg",
@@ -247,6 +260,11 @@ fn query_flags(brokers: &str, topic: &str, name: &str, dir: &Path, records: u64)
     .map(|s| s.to_string())
     .collect();
     f.push(records.to_string());
+    if !repartition {
+        // Keyed by id (as `rivulet gen` keys), so grouped where read: no repartition topic.
+        f.push("--key-field".into());
+        f.push("id".into());
+    }
     f.push("--sink".into());
     f.push(format!("file:{}", dir.join("out").display()));
     f
@@ -352,6 +370,17 @@ impl GroupOffsets {
         })
     }
 
+    /// The topic's end offsets (0 where unknown yet).
+    fn ends(&self) -> Vec<i64> {
+        (0..self.partitions)
+            .map(|p| {
+                self.consumer
+                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
+                    .map_or(0, |(_, high)| high)
+            })
+            .collect()
+    }
+
     fn read(&self) -> Vec<i64> {
         let mut tpl = TopicPartitionList::new();
         for p in 0..self.partitions {
@@ -386,8 +415,17 @@ async fn throughput(
     let timeout = Duration::from_secs(args.timeout_secs);
     report.add("throughput_events", args.count);
     report.add("throughput_pinned", args.pin);
-    for &n in &args.processes {
-        let topic = format!("bench-scale-{n}p");
+    let shapes = if args.repartition {
+        vec![false, true]
+    } else {
+        vec![false]
+    };
+    for (repartition, &n) in shapes
+        .iter()
+        .flat_map(|r| args.processes.iter().map(move |n| (*r, n)))
+    {
+        let tag = if repartition { "r" } else { "" };
+        let topic = format!("bench-scale-{n}p{tag}");
         prefill(
             brokers,
             &topic,
@@ -402,13 +440,33 @@ async fn throughput(
         let l = launcher.clone();
         let broker_cpu = crate::pipeline::cpu_secs(broker_pid);
         let (wall, first, cpu) = blocking(move || {
-            let name = format!("scale{n}p");
-            let offsets = GroupOffsets::new(&b, &format!("rivulet-{name}"), &topic, a.partitions)?;
+            let name = format!("scale{n}p{tag}");
+            // Done when the group that reads the input committed all of it and, behind a
+            // repartition topic, the aggregating group committed up to that topic's end.
+            let group = if repartition {
+                format!("rivulet-{name}-shuffle")
+            } else {
+                format!("rivulet-{name}")
+            };
+            let offsets = GroupOffsets::new(&b, &group, &topic, a.partitions)?;
+            let shuffled = GroupOffsets::new(
+                &b,
+                &format!("rivulet-{name}"),
+                &format!("{name}-repartition"),
+                a.partitions,
+            )?;
             let t = Instant::now();
             let mut members = (0..n)
                 .map(|i| {
                     let dir = w.join(format!("{name}-{i}"));
-                    let flags = query_flags(&b, &topic, &name, &dir, a.max_records_per_trigger);
+                    let flags = query_flags(
+                        &b,
+                        &topic,
+                        &name,
+                        &dir,
+                        a.max_records_per_trigger,
+                        repartition,
+                    );
                     Member::start(&l, &dir, &flags, a.pin.then_some(i))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -419,7 +477,12 @@ async fn throughput(
                 if done > 0 && first.is_none() {
                     first = Some(t.elapsed());
                 }
-                if done >= total {
+                if done >= total
+                    && (!repartition || {
+                        let ends: i64 = shuffled.ends().iter().sum();
+                        ends > 0 && shuffled.read().iter().sum::<i64>() >= ends
+                    })
+                {
                     break;
                 }
                 for m in &mut members {
@@ -444,7 +507,11 @@ async fn throughput(
         })
         .await?;
         let secs = wall.as_secs_f64().max(1e-9);
-        let key = format!("throughput_{n}_processes");
+        let key = if repartition {
+            format!("throughput_repartition_{n}_processes")
+        } else {
+            format!("throughput_{n}_processes")
+        };
         // CPU per million events: whether splitting the query costs work (with more cores,
         // throughput grows as far as this stays flat and the broker keeps up).
         let per_m = 1e6 / args.count as f64;
@@ -611,7 +678,14 @@ async fn failover(
         let offsets = GroupOffsets::new(&b, "rivulet-failover", &topic, a.partitions)?;
         let start = |i: usize| {
             let dir = w.join(format!("{name}-{i}"));
-            let mut flags = query_flags(&b, &topic, name, &dir, a.failover_records_per_trigger);
+            let mut flags = query_flags(
+                &b,
+                &topic,
+                name,
+                &dir,
+                a.failover_records_per_trigger,
+                false,
+            );
             flags.extend(["--trigger".to_string(), a.failover_trigger.clone()]);
             Member::start(&l, &dir, &flags, None)
         };
