@@ -371,8 +371,9 @@ pub(crate) fn run(
         r.shuffle_group,
         r.group
     );
+    // Its progress records and group events go to the same file, named `<name>-shuffle:<p>`
+    // (the input's lag is theirs); the dashboard watches the query's results.
     let shuffle_opts = RunOptions {
-        progress_json: None,
         observer: None,
         checkpoint_dir: opts
             .checkpoint_dir
