@@ -163,7 +163,12 @@ pub fn stages(job: &Job, r: &Repartition) -> Result<(Job, Job)> {
     }
     kafka_conn::set_group_id(&mut shuffle.source, &r.shuffle_group);
     let mut aggregate = p.clone();
+    let input = SourceOptions::of(&p.source)?;
     let src = &mut aggregate.source;
+    // A record that fails to decode there (it decoded in the shuffle, so only if the schema
+    // changed between the stages) is the input's dead letter.
+    let dlq = input.dlq_topic_for(input.topics.first().map_or("", String::as_str));
+    kafka_conn::set_dlq_topic(src, &dlq);
     kafka_conn::set_topics(src, std::slice::from_ref(&r.topic));
     kafka_conn::set_group_id(src, &r.group);
     kafka_conn::set_starting_offsets(src, StartingOffsets::Earliest);
@@ -445,6 +450,95 @@ fn ensure_topic(source: &SourceOptions, topic: &str, partitions: i32) -> Result<
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    fn job(edits: &[(&str, &str)]) -> Job {
+        let text = rivulet_testkit::small_plan_with(edits);
+        Job::single(Plan::from_toml(&text).unwrap())
+    }
+
+    const KAFKA: CheckpointStoreKind = CheckpointStoreKind::Kafka;
+    const BY_BUCKET: (&str, &str) = (
+        "group_by = [\"id\"]",
+        "columns = [{ name = \"bucket\", expr = \"id % 4\" }]\ngroup_by = [\"bucket\"]",
+    );
+    const KEYED_BY_ID: (&str, &str) = (
+        "topics = [\"events\"]",
+        "topics = [\"events\"]\nkey_fields = [\"id\"]",
+    );
+
+    #[test]
+    fn only_groups_spread_over_partitions_are_repartitioned() {
+        // One process reads every partition: never.
+        assert_eq!(
+            plan(&job(&[BY_BUCKET]), CheckpointStoreKind::Dir).unwrap(),
+            None
+        );
+        // Keyed by what is grouped: no.
+        assert_eq!(plan(&job(&[KEYED_BY_ID]), KAFKA).unwrap(), None);
+        // Keyed by id, grouped by id % 4, or keyed by nothing said: yes.
+        for j in [job(&[BY_BUCKET, KEYED_BY_ID]), job(&[])] {
+            let r = plan(&j, KAFKA).unwrap().expect("repartitioned");
+            assert_eq!(r.topic, "stats-repartition");
+            assert_eq!(r.group, "rivulet-stats");
+            assert_eq!(r.shuffle_group, "rivulet-stats-shuffle");
+        }
+        let r = plan(&job(&[BY_BUCKET]), KAFKA).unwrap().unwrap();
+        assert_eq!(r.key_columns, vec!["bucket".to_string()]);
+        // What the repartition topic would change the meaning of is refused, by name.
+        let e = plan(
+            &job(&[
+                BY_BUCKET,
+                ("[source]", "filter = \"_partition = 1\"\n[source]"),
+            ]),
+            KAFKA,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`_partition`") && e.contains("stats-repartition"),
+            "{e}"
+        );
+        let e = plan(
+            &job(&[(
+                "topics = [\"events\"]",
+                "topics = [\"events\"]\nkey_fields = [\"nope\"]",
+            )]),
+            KAFKA,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("key_fields: `nope`"), "{e}");
+    }
+
+    #[test]
+    fn the_stages_read_and_write_the_repartition_topic() {
+        let j = job(&[BY_BUCKET, KEYED_BY_ID]);
+        let r = plan(&j, KAFKA).unwrap().unwrap();
+        let (shuffle, aggregate) = stages(&j, &r).unwrap();
+        assert_eq!(shuffle.name, "stats-shuffle");
+        let s = shuffle.as_single().unwrap();
+        assert!(s.sinks.is_empty());
+        let so = SourceOptions::of(&s.source).unwrap();
+        assert_eq!(so.topics, vec!["events".to_string()]);
+        assert_eq!(so.group_id("stats-shuffle"), "rivulet-stats-shuffle");
+        assert_eq!(aggregate.name, "stats");
+        let a = aggregate.as_single().unwrap();
+        assert_eq!(a.sinks, j.as_single().unwrap().sinks);
+        let ao = SourceOptions::of(&a.source).unwrap();
+        assert_eq!(ao.topics, vec!["stats-repartition".to_string()]);
+        assert_eq!(ao.group_id("stats"), "rivulet-stats");
+        assert_eq!(ao.key_fields, vec!["bucket".to_string()]);
+        assert_eq!(ao.dlq_topic(), Some("events.dlq"));
+        assert_eq!(
+            ao.connection
+                .properties
+                .get("isolation.level")
+                .map(String::as_str),
+            Some("read_committed")
+        );
+        // Co-partitioned by construction: the aggregating stage is not split again.
+        assert_eq!(plan(&aggregate, KAFKA).unwrap(), None);
+    }
 
     #[test]
     fn engine_columns_are_found_as_words_only() {

@@ -480,6 +480,11 @@ pub fn set_max_records_per_trigger(source: &mut ConnectorSpec, n: Option<u64>) -
     }
 }
 
+/// Sets the dead-letter topic.
+pub fn set_dlq_topic(source: &mut ConnectorSpec, topic: &str) -> &'static str {
+    replace(source, DLQ_TOPIC, topic.into())
+}
+
 /// Sets the fields the source's records are keyed by (`key_fields`).
 pub fn set_key_fields(source: &mut ConnectorSpec, fields: &[String]) -> &'static str {
     replace(source, KEY_FIELDS, OptionValue::List(fields.to_vec()))
