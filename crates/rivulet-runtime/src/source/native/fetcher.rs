@@ -988,8 +988,9 @@ mod tests {
     }
 
     fn marker(offset: i64, pid: i64, commit: bool) -> Bytes {
-        let mut b =
-            BytesMut::from(&rivulet_log::encode_marker(pid, 0, commit, 0, 1_000).unwrap()[..]);
+        let mut b = BytesMut::from(
+            &rivulet_log::encode_marker(pid, 0, commit, 0, 1_000).expect("marker")[..],
+        );
         // The base offset is outside the CRC.
         b[0..8].copy_from_slice(&offset.to_be_bytes());
         b.freeze()
