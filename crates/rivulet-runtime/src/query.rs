@@ -429,7 +429,9 @@ impl Query {
                 &plan,
                 &pipeline.decoders.schema(),
                 r,
-                writers.writer(&format!("repartition/{}", r.topic)),
+                writers
+                    .writer(&format!("repartition/{}", r.topic))
+                    .tagging_last_only(),
                 opts.task.as_ref().map_or((0, 1), |t| (t.task, t.tasks)),
             )?),
             _ => None,

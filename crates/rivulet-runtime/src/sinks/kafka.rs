@@ -170,6 +170,9 @@ pub struct Writer {
     /// With a checkpoint in Kafka: each epoch's records go out in one Kafka transaction under
     /// this id, so a process that took the query over fences this writer of an earlier one.
     pub transactional_id: Option<String>,
+    /// Only the last record of each partition in an epoch carries the headers, when the
+    /// writer is transactional (an internal topic: [`Writer::tagging_last_only`]).
+    pub tag_last_only: bool,
 }
 
 impl Writer {
@@ -195,7 +198,19 @@ impl Writer {
             recovery_file: dir.join("sinks").join(file),
             fresh: true,
             transactional_id: None,
+            tag_last_only: false,
         }
+    }
+
+    /// A transaction makes an epoch's records visible all at once, so the read-back only
+    /// needs the last record of each partition to say who wrote it and where it stands. For
+    /// an internal topic (the repartition topic) the others go without the headers: with
+    /// millions of small records per epoch, their allocations and bytes were most of the
+    /// producer's work. Sinks keep them on every record (README: a shared topic's records
+    /// name their writer).
+    pub fn tagging_last_only(mut self) -> Writer {
+        self.tag_last_only = true;
+        self
     }
 
     /// Sets [`Writer::fresh`].
@@ -570,29 +585,19 @@ impl EpochProducer {
         done
     }
 
-    /// Sends what is left of the epoch; a transactional writer's transaction begins with the
-    /// first record sent (`begun`).
-    fn send_records(&mut self, epoch: u64, records: &[OutRecord], begun: &mut bool) -> Result<u64> {
-        let failed_before = self.delivery.failed.load(Ordering::Relaxed);
-        let mut sent = 0u64;
-        let mut last: HashMap<i32, (u64, u64)> = HashMap::new();
-        for (seq, r) in records.iter().enumerate() {
-            let seq = seq as u64;
-            let partition = match (r.partition, &r.key) {
-                (Some(p), _) => p.rem_euclid(self.partitions),
-                (None, Some(k)) => partition_for_key(k, self.partitions),
-                (None, None) => r.partition_hint.rem_euclid(self.partitions),
-            };
-            if self
-                .tail
-                .get(&partition)
-                .is_some_and(|t| (epoch, seq) <= *t)
-            {
-                continue;
-            }
+    /// A record's headers: this writer's identity (`identity`) and the record's own.
+    fn headers(
+        &self,
+        epoch: u64,
+        seq: u64,
+        identity: bool,
+        own: &[(String, Vec<u8>)],
+    ) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new_with_capacity(if identity { 3 } else { 0 } + own.len());
+        if identity {
             let epoch_s = epoch.to_string();
             let seq_s = seq.to_string();
-            let mut headers = OwnedHeaders::new_with_capacity(3 + r.headers.len())
+            headers = headers
                 .insert(Header {
                     key: WRITER_HEADER,
                     value: Some(self.writer.id.as_bytes()),
@@ -605,15 +610,54 @@ impl EpochProducer {
                     key: SEQ_HEADER,
                     value: Some(seq_s.as_bytes()),
                 });
-            for (k, v) in &r.headers {
-                headers = headers.insert(Header {
-                    key: k.as_str(),
-                    value: Some(v.as_slice()),
-                });
+        }
+        for (k, v) in own {
+            headers = headers.insert(Header {
+                key: k.as_str(),
+                value: Some(v.as_slice()),
+            });
+        }
+        headers
+    }
+
+    /// Sends what is left of the epoch; a transactional writer's transaction begins with the
+    /// first record sent (`begun`).
+    fn send_records(&mut self, epoch: u64, records: &[OutRecord], begun: &mut bool) -> Result<u64> {
+        let failed_before = self.delivery.failed.load(Ordering::Relaxed);
+        let mut sent = 0u64;
+        let mut last: HashMap<i32, (u64, u64)> = HashMap::new();
+        let partitions: Vec<i32> = records
+            .iter()
+            .map(|r| match (r.partition, &r.key) {
+                (Some(p), _) => p.rem_euclid(self.partitions),
+                (None, Some(k)) => partition_for_key(k, self.partitions),
+                (None, None) => r.partition_hint.rem_euclid(self.partitions),
+            })
+            .collect();
+        // See `Writer::tagging_last_only`.
+        let last_only = self.writer.tag_last_only && self.writer.transactional_id.is_some();
+        let mut tagged: HashMap<i32, usize> = HashMap::new();
+        if last_only {
+            for (i, p) in partitions.iter().enumerate() {
+                tagged.insert(*p, i);
             }
-            let mut rec: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&self.topic)
-                .partition(partition)
-                .headers(headers);
+        }
+        for (seq, (r, &partition)) in records.iter().zip(&partitions).enumerate() {
+            let index = seq;
+            let seq = seq as u64;
+            if self
+                .tail
+                .get(&partition)
+                .is_some_and(|t| (epoch, seq) <= *t)
+            {
+                continue;
+            }
+            let identity = !last_only || tagged.get(&partition) == Some(&index);
+            let mut rec: BaseRecord<'_, [u8], [u8], ()> =
+                BaseRecord::to(&self.topic).partition(partition);
+            if identity || !r.headers.is_empty() {
+                rec = rec.headers(self.headers(epoch, seq, identity, &r.headers));
+            }
             if let Some(k) = &r.key {
                 rec = rec.key(k.as_slice());
             }
