@@ -12,8 +12,9 @@
 //!    to find each record's group key, and forwards the record's original value, keyed by the
 //!    JSON of its group key, to [`topic`] `<name>-repartition` (murmur2 of the key, so a group
 //!    lands in one partition). Each epoch's records go out in one transaction per task
-//!    ([`EpochProducer`], idempotent per (task, epoch) and fenced), and with them a
-//!    *watermark record* in every partition: key [`WATERMARK_KEY`], value
+//!    ([`EpochProducer`], idempotent per (task, epoch) and fenced; only the last record of
+//!    each partition carries the writer's headers, [`Writer::tagging_last_only`]), and with
+//!    them a *watermark record* in every partition: key [`WATERMARK_KEY`], value
 //!    `{"task":p,"of":P,"watermark":ms}`, the task's event-time watermark.
 //! 2. **Aggregate** (the query itself: consumer group, changelog and sinks as without a
 //!    shuffle): task `q` reads partition `q` of the repartition topic under read_committed,
