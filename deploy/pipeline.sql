@@ -15,7 +15,9 @@ CREATE SOURCE events (
   topic = 'events',
   brokers = 'broker:9092',
   format = 'json',
-  scan.startup.mode = 'earliest'
+  scan.startup.mode = 'earliest',
+  -- `rivulet gen` keys by id: spread over processes, each task groups what it reads.
+  key.fields = 'id'
 );
 
 CREATE SINK stats_table WITH (connector = 'console');

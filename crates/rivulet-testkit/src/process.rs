@@ -415,6 +415,27 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// A broker process under `dir` (`data/`, `broker.log`, `--fsync always`) with `topic`
+/// created through `rivulet topics create` with `partitions` partitions.
+pub fn broker_with_topic(bin: &str, dir: &Path, topic: &str, partitions: i32) -> BrokerProcess {
+    let broker = BrokerProcess::start(bin, &dir.join("data"), &dir.join("broker.log"), "always");
+    let b = broker.bootstrap();
+    let n = partitions.to_string();
+    run_cli_ok(
+        bin,
+        &[
+            "topics",
+            "--brokers",
+            &b,
+            "create",
+            topic,
+            "--partitions",
+            &n,
+        ],
+    );
+    broker
+}
+
 /// `rivulet run` flags of a query checkpointed in Kafka (`--checkpoint-store kafka`) named
 /// `name` over `topic`: 1 s tumbling windows per id with count, avg, min and max of `value`, no
 /// lateness, append mode, from the earliest offsets, into Kafka topic `out`, with small epochs

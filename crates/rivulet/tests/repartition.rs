@@ -175,25 +175,8 @@ fn events() -> Vec<Ev> {
 #[test]
 fn a_group_by_on_another_key_goes_through_a_repartition_topic_across_a_kill() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(
-        BIN,
-        &tmp.path().join("data"),
-        &tmp.path().join("broker.log"),
-        "always",
-    );
+    let broker = broker_with_topic(BIN, tmp.path(), "ev", PARTITIONS);
     let b = broker.bootstrap();
-    run_cli_ok(
-        BIN,
-        &[
-            "topics",
-            "--brokers",
-            &b,
-            "create",
-            "ev",
-            "--partitions",
-            "6",
-        ],
-    );
     let good = events();
     produce(&b, "ev", &good);
     let total = good.len() as i64;

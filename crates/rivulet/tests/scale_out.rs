@@ -192,25 +192,8 @@ fn spawn(root: &Path, name: &str, flags: &[String]) -> (Child, PathBuf) {
 #[test]
 fn three_processes_share_a_query_through_a_kill_and_a_join() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::start(
-        BIN,
-        &tmp.path().join("data"),
-        &tmp.path().join("broker.log"),
-        "always",
-    );
+    let mut broker = broker_with_topic(BIN, tmp.path(), "ev", PARTITIONS);
     let b = broker.bootstrap();
-    run_cli_ok(
-        BIN,
-        &[
-            "topics",
-            "--brokers",
-            &b,
-            "create",
-            "ev",
-            "--partitions",
-            "6",
-        ],
-    );
     let (good, bad) = events();
     produce(&b, "ev", &good);
     produce_records(
