@@ -355,6 +355,18 @@ pub fn committed_offsets(
         .collect()
 }
 
+/// The records `group` holds as done in `topic`: its committed offsets summed over partitions
+/// `0..partitions` (none counts 0). Blocking.
+pub fn committed_total(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    committed_offsets(bootstrap, group, topic, partitions)
+        .into_iter()
+        .map(|o| match o {
+            Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Headers of a message as (key, value) pairs.
 pub fn headers_of(m: &OwnedMessage) -> Vec<(String, Option<Vec<u8>>)> {
     match m.headers() {

@@ -92,20 +92,8 @@ pub fn spawn_in(bin: &str, dir: &Path, args: &[String]) -> Child {
 /// ids, seed 5, from 2026-11-24T10:00:00Z, 5 % malformed — `quick_config(.., "r", 5, 2000,
 /// 5, Mix::bad(0.05))` gives the same events.
 pub fn broker_with_report_events(bin: &str, dir: &Path) -> BrokerProcess {
-    let broker = BrokerProcess::start(bin, &dir.join("data"), &dir.join("broker.log"), "always");
+    let broker = broker_with_topic(bin, dir, "r", 1);
     let b = broker.bootstrap();
-    run_cli_ok(
-        bin,
-        &[
-            "topics",
-            "--brokers",
-            &b,
-            "create",
-            "r",
-            "--partitions",
-            "1",
-        ],
-    );
     run_cli_ok(
         bin,
         &[

@@ -15,7 +15,6 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::Message;
-use rdkafka::Offset;
 use rivulet_testkit::*;
 use serde_json::Value;
 
@@ -92,13 +91,7 @@ store = "kafka"
 
 /// Input records the shuffle group holds as done.
 fn shuffled(brokers: &str) -> i64 {
-    committed_offsets(brokers, "rivulet-r-shuffle", "ev", PARTITIONS)
-        .into_iter()
-        .map(|o| match o {
-            Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum()
+    committed_total(brokers, "rivulet-r-shuffle", "ev", PARTITIONS)
 }
 
 fn alive(procs: &mut [(Child, PathBuf)]) {

@@ -15,7 +15,6 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::Message;
-use rdkafka::Offset;
 use rivulet_testkit::*;
 use serde_json::Value;
 
@@ -128,13 +127,7 @@ fn progress_of(dir: &Path) -> (Vec<Value>, Vec<Value>) {
 
 /// Records the group holds as done (the tasks' committed offsets, summed over partitions).
 fn committed(brokers: &str) -> i64 {
-    committed_offsets(brokers, "rivulet-s", "ev", PARTITIONS)
-        .into_iter()
-        .map(|o| match o {
-            Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum()
+    committed_total(brokers, "rivulet-s", "ev", PARTITIONS)
 }
 
 fn wait_for_committed(brokers: &str, procs: &mut [(Child, PathBuf)], at_least: i64) {
