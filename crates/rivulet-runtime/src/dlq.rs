@@ -129,6 +129,14 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Whether these writers commit with the task's checkpoint ([`crate::producer`]).
+    pub fn joins_epoch_transaction(&self) -> bool {
+        self.scope
+            .joint
+            .as_ref()
+            .is_some_and(|p| p.joins(&self.connection))
+    }
+
     /// Whether late rows are sent anywhere.
     pub fn has_late_topic(&self) -> bool {
         self.late.is_some()

@@ -29,6 +29,7 @@ pub mod dlq;
 pub mod error;
 pub mod group;
 pub mod observer;
+pub mod producer;
 pub mod progress;
 pub mod query;
 pub mod repartition;

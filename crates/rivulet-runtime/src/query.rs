@@ -345,6 +345,11 @@ struct Query {
     /// The shuffle stage's writer to its repartition topic, instead of the chains and sinks.
     shuffle: Option<Shuffle>,
     dead: DeadLetters,
+    /// Each epoch's offsets are committed on their own before its output, because some
+    /// writer needs a re-run epoch to read exactly the same input ([`Sink::replays_epochs`]).
+    /// Otherwise (every writer in the task's transaction, checkpoint in Kafka) offsets, output,
+    /// state and commit marker are one transaction.
+    offsets_apart: bool,
     progress: Option<ProgressWriter>,
     /// Index of each partition in the fixed order (the watermark tracker's partition id).
     tp_index: BTreeMap<TopicPartition, i32>,
@@ -410,6 +415,7 @@ impl Query {
             // only hints on this machine.
             fresh: store.is_dir() || checkpoint.latest_offsets()?.is_none(),
             transactional: !store.is_dir(),
+            joint: checkpoint.producer(),
         };
         let mut sinks = Vec::with_capacity(job.branches.len());
         for (branch, chain) in job.branches.iter().zip(&pipeline.chains) {
@@ -437,6 +443,24 @@ impl Query {
             _ => None,
         };
         let dead = DeadLetters::connect(writers.clone(), &source_options)?;
+        let offsets_apart = sinks.iter().flatten().any(|s| s.replays_epochs())
+            || !dead.joins_epoch_transaction()
+            || shuffle
+                .as_ref()
+                .is_some_and(|s| !s.joins_epoch_transaction());
+        if checkpoint.producer().is_some() {
+            tracing::info!(
+                "query `{}`: one Kafka transaction per epoch for the checkpoint and the Kafka \
+                 writers on its cluster{}",
+                plan.name,
+                if offsets_apart {
+                    "; the epoch's input offsets are committed before it, since a sink needs \
+                     a re-run epoch to read the same input"
+                } else {
+                    ", input offsets included"
+                }
+            );
+        }
         let progress = match &opts.progress_json {
             Some(p) => Some(ProgressWriter::open(p)?),
             None => None,
@@ -465,6 +489,7 @@ impl Query {
             sinks,
             shuffle,
             dead,
+            offsets_apart,
             progress,
             tp_index,
             next_epoch: 0,
@@ -627,6 +652,9 @@ impl Query {
                 ranges,
             };
             let wal = Instant::now();
+            if !self.offsets_apart {
+                self.checkpoint.begin_epoch()?;
+            }
             self.checkpoint.write_offsets(&offsets)?;
             let wal_ms = wal.elapsed().as_millis() as u64;
             self.fail_at(FailPoint::AfterOffsets(offsets.epoch))?;
@@ -657,6 +685,9 @@ impl Query {
     ) -> Result<()> {
         let epoch = offsets.epoch;
         let now = offsets.batch_timestamp_ms;
+        // Everything the epoch writes to the checkpoint's cluster from here on commits in one
+        // transaction with its commit marker (nothing, with the checkpoint in a directory).
+        self.checkpoint.begin_epoch()?;
         let get_batch_ms =
             started.elapsed().as_millis() as u64 - wal_ms.min(started.elapsed().as_millis() as u64);
         let add = Instant::now();
@@ -783,6 +814,7 @@ impl Query {
         self.checkpoint.write_state(&state)?;
         self.fail_at(FailPoint::AfterState(epoch))?;
         self.checkpoint.write_commit(epoch)?;
+        self.checkpoint.commit_epoch()?;
         for s in self.sinks.iter_mut().flatten() {
             s.commit(epoch)?;
         }

@@ -348,6 +348,11 @@ impl Shuffle {
     pub(crate) fn commit(&mut self) -> Result<()> {
         self.producer.commit()
     }
+
+    /// Whether the forwarded records commit with the task's checkpoint ([`crate::producer`]).
+    pub(crate) fn joins_epoch_transaction(&self) -> bool {
+        self.producer.is_joint()
+    }
 }
 
 /// Runs this process's share of both stages of `job` (see the module docs): the shuffle's

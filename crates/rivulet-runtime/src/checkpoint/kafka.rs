@@ -15,27 +15,29 @@
 //! Every `put` and `delete` is one Kafka transaction (transactional id `rivulet-<name>:<p>`, one
 //! per task), so a
 //! reader under read_committed sees an entry whole or not at all, exactly like the directory
-//! store's atomic rename. Opening the store initialises that transactional id, which aborts
+//! store's atomic rename — or, while the query driver holds the epoch's transaction open
+//! ([`CheckpointStore::begin_epoch`]), part of that one transaction, which also carries the
+//! task's Kafka output ([`crate::producer`]). Opening the store initialises that transactional id, which aborts
 //! whatever an earlier process of the query left open and *fences* that process: if it is
 //! still alive (paused, cut off), its next checkpoint write fails and it stops, so two
 //! processes never both advance one query. Then the topic is read from its start to its end
 //! (read_committed) into memory: the store's reads never go to the cluster again.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::CheckpointStore;
 use crate::connectors::kafka::KafkaConnection;
 use crate::error::RuntimeError;
+use crate::producer::TaskProducer;
 use crate::Result;
 
 /// Committed epochs a task keeps in its changelog partition unless told otherwise: the store
@@ -108,7 +110,9 @@ pub struct KafkaStore {
     partition: i32,
     /// The task's label (`<query>:<task>`).
     query: String,
-    producer: BaseProducer,
+    /// The task's producer: its transactions also carry the epoch's Kafka output when the
+    /// driver holds one open ([`crate::producer`]).
+    producer: Arc<TaskProducer>,
     /// Every live entry, assembled: what the topic holds under read_committed.
     entries: Mutex<BTreeMap<String, Vec<u8>>>,
 }
@@ -134,15 +138,18 @@ impl KafkaStore {
         } = changelog.clone();
         let name = name.as_str();
         ensure_changelog(connection, &topic, partitions)?;
-        let producer: BaseProducer = connection
-            .client_config()
-            .set("transactional.id", transactional_id(name))
-            .set("transaction.timeout.ms", "60000")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .create()
-            .map_err(|e| RuntimeError::kafka(format!("creating the producer for `{topic}`"), e))?;
+        // Initialising the transactional id aborts what an earlier process of the task left
+        // open and fences that process.
+        let producer =
+            TaskProducer::connect(connection, Some(&transactional_id(name))).map_err(|e| {
+                RuntimeError::kafka(
+                    format!(
+                        "initialising transactional id `{}` for `{topic}`",
+                        transactional_id(name)
+                    ),
+                    e,
+                )
+            })?;
         let have = crate::sinks::kafka::topic_partitions(producer.client(), &topic)?;
         if have <= partition {
             // The source grew after the changelog was made: tasks and changelog partitions
@@ -152,15 +159,6 @@ impl KafkaStore {
                  partition {partition}: the source topic grew; add partitions to `{topic}` to match"
             )));
         }
-        producer.init_transactions(TIMEOUT).map_err(|e| {
-            RuntimeError::kafka(
-                format!(
-                    "initialising transactional id `{}` for `{topic}`",
-                    transactional_id(name)
-                ),
-                e,
-            )
-        })?;
         let entries = read_changelog(connection, &topic, partition)?;
         tracing::info!(
             "checkpoint of task `{name}` in topic `{topic}` partition {partition}: {} entries",
@@ -183,11 +181,14 @@ impl KafkaStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Sends `records` (key, value or tombstone) in one transaction.
+    /// Sends `records` (key, value or tombstone) in one transaction: its own, or the epoch's
+    /// when the driver holds one open ([`CheckpointStore::begin_epoch`]), which then commits
+    /// them with the epoch's other writes.
     fn transaction(&self, records: &[(String, Option<&[u8]>)]) -> Result<()> {
         let fail = |what: &str, e: KafkaError| self.txn_error(what, e);
+        let held = self.producer.is_held();
         self.producer
-            .begin_transaction()
+            .begin()
             .map_err(|e| fail("beginning a transaction", e))?;
         let sent = (|| {
             for (key, value) in records {
@@ -197,42 +198,21 @@ impl KafkaStore {
                 if let Some(v) = value {
                     rec = rec.payload(v);
                 }
-                let mut rec = rec;
-                let deadline = Instant::now() + TIMEOUT;
-                loop {
-                    match self.producer.send(rec) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
-                            if Instant::now() < deadline =>
-                        {
-                            self.producer.poll(Duration::from_millis(10));
-                            rec = r;
-                        }
-                        Err((e, _)) => return Err(fail("sending", e)),
-                    }
-                }
+                self.producer.send(rec).map_err(|e| fail("sending", e))?;
             }
-            // Delivered before the commit, served here in short polls: the client library's
-            // own flush inside commit_transaction waits on a 100 ms poll, which made every
-            // checkpoint write cost 100 ms (docs/BENCHMARKS.md).
-            let deadline = Instant::now() + TIMEOUT;
-            while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-                self.producer.poll(Duration::from_millis(1));
+            if held {
+                return Ok(());
             }
-            self.producer
-                .commit_transaction(TIMEOUT)
-                .map_err(|e| fail("committing", e))
+            self.producer.commit().map_err(|e| fail("committing", e))
         })();
         if sent.is_err() {
-            // Best effort: a fenced producer cannot abort, and an abortable error leaves
-            // nothing visible either way.
-            let _ = self.producer.abort_transaction(TIMEOUT);
+            self.producer.abort();
         }
         sent
     }
 
     fn txn_error(&self, what: &str, e: KafkaError) -> RuntimeError {
-        if is_fenced(&e) {
+        if crate::producer::is_fenced(&e) {
             return RuntimeError::Fenced(format!(
                 "the checkpoint of task `{}` (transactional id `{}`)",
                 self.query,
@@ -241,18 +221,6 @@ impl KafkaStore {
         }
         RuntimeError::kafka(format!("{what} a checkpoint write to `{}`", self.topic), e)
     }
-}
-
-/// Whether `e` says a newer producer with the same transactional id fenced this one.
-pub(crate) fn is_fenced(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::Fenced
-                | RDKafkaErrorCode::ProducerFenced
-                | RDKafkaErrorCode::InvalidProducerEpoch
-        )
-    )
 }
 
 impl CheckpointStore for KafkaStore {
@@ -319,6 +287,23 @@ impl CheckpointStore for KafkaStore {
 
     fn location(&self) -> String {
         format!("kafka topic `{}` partition {}", self.topic, self.partition)
+    }
+
+    fn begin_epoch(&self) -> Result<bool> {
+        self.producer
+            .hold()
+            .map_err(|e| self.txn_error("beginning a transaction for", e))?;
+        Ok(true)
+    }
+
+    fn commit_epoch(&self) -> Result<()> {
+        self.producer
+            .commit_held()
+            .map_err(|e| self.txn_error("committing", e))
+    }
+
+    fn producer(&self) -> Option<Arc<TaskProducer>> {
+        Some(self.producer.clone())
     }
 }
 

@@ -37,7 +37,14 @@
 //! sinks make the replay invisible.
 //!
 //! Every entry is written atomically: in a directory a temporary file, fsync, rename over the
-//! final name, fsync of the directory; in Kafka one transaction. Only the last [`Checkpoint::retain`] committed epochs
+//! final name, fsync of the directory; in Kafka one transaction.
+//!
+//! In Kafka the epoch is one transaction (Kafka Streams' exactly_once_v2): from `offsets/N`
+//! (or, when a sink needs re-runs to read the same input, from just after it) to `commits/N`,
+//! together with the output of the task's Kafka writers on the same cluster
+//! ([`crate::producer`], [`CheckpointStore::begin_epoch`]). An epoch that did not commit then
+//! left nothing anywhere, and with `offsets/N` inside it there is no pending epoch to re-run:
+//! the next owner resumes after `commits/N-1`. Only the last [`Checkpoint::retain`] committed epochs
 //! are kept.
 
 use std::fs;
@@ -147,6 +154,25 @@ pub trait CheckpointStore: Send + std::fmt::Debug {
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// Where the entries are, for messages (`checkpoints/q`, `kafka topic q-changelog`).
     fn location(&self) -> String;
+
+    /// Opens the epoch's transaction: the puts and deletes until [`CheckpointStore::commit_epoch`],
+    /// and the writes of the Kafka writers that joined the store's producer
+    /// ([`CheckpointStore::producer`]), become visible together or not at all. False (and
+    /// nothing changes: every put stays atomic on its own) for a store without transactions.
+    fn begin_epoch(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Commits the epoch's transaction (nothing when none is open).
+    fn commit_epoch(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The producer whose transactions the store writes in, for the task's Kafka writers to
+    /// join ([`crate::producer`]).
+    fn producer(&self) -> Option<std::sync::Arc<crate::producer::TaskProducer>> {
+        None
+    }
 }
 
 /// A query's checkpoint: the epoch protocol of the module docs over a [`CheckpointStore`].
@@ -208,6 +234,22 @@ impl Checkpoint {
 
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
+    }
+
+    /// See [`CheckpointStore::begin_epoch`]: whether the writes until
+    /// [`Checkpoint::commit_epoch`] now share one transaction.
+    pub fn begin_epoch(&self) -> Result<bool> {
+        self.store.begin_epoch()
+    }
+
+    /// See [`CheckpointStore::commit_epoch`].
+    pub fn commit_epoch(&self) -> Result<()> {
+        self.store.commit_epoch()
+    }
+
+    /// See [`CheckpointStore::producer`].
+    pub fn producer(&self) -> Option<std::sync::Arc<crate::producer::TaskProducer>> {
+        self.store.producer()
     }
 
     fn key(sub: &str, epoch: u64) -> String {

@@ -175,4 +175,9 @@ impl<W: Write + Send> Sink for ConsoleSink<W> {
         self.out.write_all(text.as_bytes()).map_err(fail)?;
         self.out.flush().map_err(fail)
     }
+
+    /// A screen is not idempotent anyway: a re-run epoch is printed again whatever it read.
+    fn replays_epochs(&self) -> bool {
+        false
+    }
 }

@@ -26,20 +26,22 @@
 //! partition's start. (A record that failed delivery while a later one of the same partition
 //! succeeded would be lost; the idempotent producer fails the rest of the partition's queue
 //! in that case, and the sink reports the failure, stopping the query.)
+//!
+//! With the checkpoint in Kafka a writer on the checkpoint's cluster writes in the task's
+//! transaction instead ([`crate::producer`]): its records commit with the epoch's checkpoint
+//! entries, so an epoch that did not commit left none of them, and an epoch that committed is
+//! never re-run. The read-back stays, for an epoch a run with another layout left half done.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
-use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +50,7 @@ use super::Sink;
 use crate::checkpoint::write_atomic;
 use crate::connectors::kafka::KafkaConnection;
 use crate::error::RuntimeError;
+use crate::producer::{DeliveryFailure, TaskProducer};
 use crate::rows::{row_json, row_json_columns};
 use crate::Result;
 
@@ -60,7 +63,6 @@ pub const SEQ_HEADER: &str = "rivulet.seq";
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const TOPIC_WAIT: Duration = Duration::from_secs(30);
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The read-back at start gives up after this long without a record.
 const TAIL_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -101,43 +103,6 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
 }
 
-#[derive(Default)]
-struct Delivery {
-    failed: AtomicU64,
-    /// A delivery failed because a newer producer of the same transactional id fenced this one.
-    fenced: std::sync::atomic::AtomicBool,
-    first_error: Mutex<Option<String>>,
-    /// Highest offset delivered per partition (for the recovery floors).
-    delivered: Mutex<HashMap<i32, i64>>,
-}
-
-struct DeliveryContext(Arc<Delivery>);
-
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(m) => {
-                if let Ok(mut d) = self.0.delivered.lock() {
-                    let o = d.entry(m.partition()).or_insert(m.offset());
-                    *o = (*o).max(m.offset());
-                }
-            }
-            Err((e, _)) => {
-                self.0.failed.fetch_add(1, Ordering::Relaxed);
-                if crate::checkpoint::kafka::is_fenced(e) {
-                    self.0.fenced.store(true, Ordering::Relaxed);
-                }
-                if let Ok(mut g) = self.0.first_error.lock() {
-                    g.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-    }
-}
-
 /// One record for [`EpochProducer::send_epoch`].
 #[derive(Debug, Clone, Default)]
 pub struct OutRecord {
@@ -173,6 +138,10 @@ pub struct Writer {
     /// Only the last record of each partition in an epoch carries the headers, when the
     /// writer is transactional (an internal topic: [`Writer::tagging_last_only`]).
     pub tag_last_only: bool,
+    /// The task's producer, whose epoch transaction also holds the task's checkpoint writes:
+    /// a writer on the same cluster writes in it instead of a transaction of its own
+    /// ([`crate::producer`]).
+    pub joint: Option<Arc<TaskProducer>>,
 }
 
 impl Writer {
@@ -199,6 +168,7 @@ impl Writer {
             fresh: true,
             transactional_id: None,
             tag_last_only: false,
+            joint: None,
         }
     }
 
@@ -239,6 +209,9 @@ pub struct WriterScope {
     pub fresh: bool,
     /// Each epoch in one Kafka transaction (checkpoints in Kafka; see [`Writer::transactional`]).
     pub transactional: bool,
+    /// The task's producer, whose epoch transaction the writers on its cluster join
+    /// ([`Writer::joint`]).
+    pub joint: Option<Arc<TaskProducer>>,
 }
 
 impl WriterScope {
@@ -250,6 +223,7 @@ impl WriterScope {
             checkpoint_id: checkpoint_id.to_string(),
             fresh: true,
             transactional: false,
+            joint: None,
         }
     }
 
@@ -258,7 +232,9 @@ impl WriterScope {
         let w =
             Writer::new(&self.dir, &self.query_name, &self.checkpoint_id, role).fresh(self.fresh);
         if self.transactional {
-            w.transactional(&self.query_name, role)
+            let mut w = w.transactional(&self.query_name, role);
+            w.joint = self.joint.clone();
+            w
         } else {
             w
         }
@@ -285,8 +261,10 @@ pub const FLOOR_REFRESH: Duration = Duration::from_secs(30);
 
 /// Produces an epoch's records exactly once across replays (see the module docs).
 pub struct EpochProducer {
-    producer: ThreadedProducer<DeliveryContext>,
-    delivery: Arc<Delivery>,
+    producer: Arc<TaskProducer>,
+    /// Writes in the task's epoch transaction (`Writer::joint`): the checkpoint's commit
+    /// commits this writer's records.
+    joint: bool,
     connection: KafkaConnection,
     topic: String,
     partitions: i32,
@@ -457,28 +435,24 @@ impl EpochProducer {
         topic: &str,
         writer: Writer,
     ) -> Result<EpochProducer> {
-        let delivery = Arc::new(Delivery::default());
-        let mut config = connection.client_config();
-        config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
-        if let Some(id) = &writer.transactional_id {
-            config
-                .set("transactional.id", id)
-                .set("transaction.timeout.ms", "60000");
-        }
-        let producer: ThreadedProducer<DeliveryContext> = config
-            .create_with_context(DeliveryContext(delivery.clone()))
-            .map_err(|e| RuntimeError::kafka(format!("creating the producer for `{topic}`"), e))?;
-        if writer.transactional_id.is_some() {
-            // Fences an earlier process's writer of the same role and aborts what it left
-            // open, before the read-back below looks at what is committed.
-            producer
-                .init_transactions(FLUSH_TIMEOUT)
-                .map_err(|e| txn_error(&writer, topic, "initialising the transactions of", e))?;
-        }
+        let (producer, joint) = match &writer.joint {
+            Some(task) if task.joins(connection) => (task.clone(), true),
+            _ => {
+                // Initialising the transactional id fences an earlier process's writer of the
+                // same role and aborts what it left open, before the read-back below looks at
+                // what is committed.
+                let p = TaskProducer::connect(connection, writer.transactional_id.as_deref())
+                    .map_err(|e| {
+                        txn_error(
+                            writer.transactional_id.as_deref(),
+                            topic,
+                            "creating the producer for",
+                            e,
+                        )
+                    })?;
+                (p, false)
+            }
+        };
         let partitions = topic_partitions(producer.client(), topic)?;
         let consumer = plain_consumer(connection, "creating the offset reader")?;
         let marks = watermarks(&consumer, topic, partitions)?;
@@ -502,11 +476,11 @@ impl EpochProducer {
             topic,
             &writer.id,
             &ranges,
-            writer.transactional_id.is_some(),
+            joint || writer.transactional_id.is_some(),
         )?;
         let mut p = EpochProducer {
             producer,
-            delivery,
+            joint,
             connection: connection.clone(),
             topic: topic.to_string(),
             partitions,
@@ -534,6 +508,25 @@ impl EpochProducer {
     /// The value of the `rivulet.writer` header on this producer's records.
     pub fn writer_id(&self) -> &str {
         &self.writer.id
+    }
+
+    /// Whether this writer's records commit with the task's checkpoint ([`Writer::joint`]).
+    pub fn is_joint(&self) -> bool {
+        self.joint
+    }
+
+    /// Whether each epoch goes out in a transaction (of its own or the task's).
+    fn transactional(&self) -> bool {
+        self.joint || self.writer.transactional_id.is_some()
+    }
+
+    /// The transactional id this writer's transactions run under.
+    fn txn_id(&self) -> Option<&str> {
+        if self.joint {
+            self.producer.transactional_id()
+        } else {
+            self.writer.transactional_id.as_deref()
+        }
     }
 
     fn save_floors(&mut self, floors: BTreeMap<i32, i64>, durable: bool) -> Result<()> {
@@ -566,21 +559,23 @@ impl EpochProducer {
 
     /// Produces `records` as the output of `epoch` (seq = index), skipping those already in the
     /// topic, and waits until all are acknowledged. Returns how many were sent.
+    ///
+    /// A joint writer only queues them in the task's open transaction: the checkpoint's
+    /// commit delivers and commits them with the epoch's commit marker.
     pub fn send_epoch(&mut self, epoch: u64, records: &[OutRecord]) -> Result<u64> {
         let mut begun = false;
         let result = self.send_records(epoch, records, &mut begun);
-        if !begun {
+        if !begun || self.joint {
             return result;
         }
         let done = result.and_then(|n| {
             self.producer
-                .commit_transaction(FLUSH_TIMEOUT)
+                .commit()
                 .map(|()| n)
-                .map_err(|e| txn_error(&self.writer, &self.topic, "committing to", e))
+                .map_err(|e| txn_error(self.txn_id(), &self.topic, "committing to", e))
         });
         if done.is_err() {
-            // Nothing of the epoch becomes visible; a fenced producer cannot abort.
-            let _ = self.producer.abort_transaction(FLUSH_TIMEOUT);
+            self.producer.abort();
         }
         done
     }
@@ -623,7 +618,7 @@ impl EpochProducer {
     /// Sends what is left of the epoch; a transactional writer's transaction begins with the
     /// first record sent (`begun`).
     fn send_records(&mut self, epoch: u64, records: &[OutRecord], begun: &mut bool) -> Result<u64> {
-        let failed_before = self.delivery.failed.load(Ordering::Relaxed);
+        let failed_before = self.producer.failures();
         let mut sent = 0u64;
         let mut last: HashMap<i32, (u64, u64)> = HashMap::new();
         let partitions: Vec<i32> = records
@@ -635,7 +630,7 @@ impl EpochProducer {
             })
             .collect();
         // See `Writer::tagging_last_only`.
-        let last_only = self.writer.tag_last_only && self.writer.transactional_id.is_some();
+        let last_only = self.writer.tag_last_only && self.transactional();
         let mut tagged: HashMap<i32, usize> = HashMap::new();
         if last_only {
             for (i, p) in partitions.iter().enumerate() {
@@ -664,59 +659,22 @@ impl EpochProducer {
             if let Some(v) = &r.value {
                 rec = rec.payload(v.as_slice());
             }
-            if self.writer.transactional_id.is_some() && !*begun {
-                self.producer.begin_transaction().map_err(|e| {
-                    txn_error(&self.writer, &self.topic, "beginning a transaction on", e)
+            if self.transactional() && !*begun {
+                self.producer.begin().map_err(|e| {
+                    txn_error(self.txn_id(), &self.topic, "beginning a transaction on", e)
                 })?;
                 *begun = true;
             }
-            let deadline = Instant::now() + FLUSH_TIMEOUT;
-            loop {
-                match self.producer.send(rec) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                        if Instant::now() < deadline =>
-                    {
-                        rec = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => {
-                        return Err(RuntimeError::kafka(
-                            format!("producing to `{}`", self.topic),
-                            e,
-                        ))
-                    }
-                }
-            }
+            self.producer
+                .send(rec)
+                .map_err(|e| RuntimeError::kafka(format!("producing to `{}`", self.topic), e))?;
             sent += 1;
             last.insert(partition, (epoch, seq));
         }
-        // Wait for the deliveries in short sleeps first (the producer's thread serves them):
-        // the client library's flush alone returned only on a 100 ms poll, which cost every
-        // epoch with output 100 ms (docs/BENCHMARKS.md). Then flush, which is now immediate.
-        let deadline = Instant::now() + FLUSH_TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.producer
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| RuntimeError::kafka(format!("flushing `{}`", self.topic), e))?;
-        let failed = self.delivery.failed.load(Ordering::Relaxed) - failed_before;
-        if failed > 0 && self.delivery.fenced.load(Ordering::Relaxed) {
-            return Err(fenced(&self.writer, &self.topic));
-        }
-        if failed > 0 {
-            let first = self
-                .delivery
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|g| g.clone())
-                .unwrap_or_default();
-            return Err(RuntimeError::Sink {
-                sink: format!("kafka `{}`", self.topic),
-                reason: format!("{failed} records failed delivery: {first}"),
-            });
+        if !self.joint {
+            self.producer
+                .flush(failed_before)
+                .map_err(|e| delivery_error(self.txn_id(), &self.topic, e))?;
         }
         self.tail.extend(last);
         Ok(sent)
@@ -735,11 +693,9 @@ impl EpochProducer {
             }
             self.last_refresh = Instant::now();
         }
-        if let Ok(d) = self.delivery.delivered.lock() {
-            for (&p, &o) in d.iter() {
-                let f = floors.entry(p).or_insert(o + 1);
-                *f = (*f).max(o + 1);
-            }
+        for (p, o) in self.producer.delivered(&self.topic) {
+            let f = floors.entry(p).or_insert(o + 1);
+            *f = (*f).max(o + 1);
         }
         self.save_floors(floors, false)
     }
@@ -747,17 +703,29 @@ impl EpochProducer {
 
 /// A transactional writer's error: fencing (another process took the query over) said
 /// plainly.
-fn txn_error(writer: &Writer, topic: &str, what: &str, e: KafkaError) -> RuntimeError {
-    if crate::checkpoint::kafka::is_fenced(&e) {
-        return fenced(writer, topic);
+fn txn_error(txn_id: Option<&str>, topic: &str, what: &str, e: KafkaError) -> RuntimeError {
+    if crate::producer::is_fenced(&e) {
+        return fenced(txn_id, topic);
     }
     RuntimeError::kafka(format!("{what} `{topic}`"), e)
 }
 
-fn fenced(writer: &Writer, topic: &str) -> RuntimeError {
+/// Records that did not arrive, fencing said plainly.
+fn delivery_error(txn_id: Option<&str>, topic: &str, e: DeliveryFailure) -> RuntimeError {
+    match e {
+        DeliveryFailure::Fenced => fenced(txn_id, topic),
+        DeliveryFailure::Flush(e) => RuntimeError::kafka(format!("flushing `{topic}`"), e),
+        DeliveryFailure::Failed { count, first } => RuntimeError::Sink {
+            sink: format!("kafka `{topic}`"),
+            reason: format!("{count} records failed delivery: {first}"),
+        },
+    }
+}
+
+fn fenced(txn_id: Option<&str>, topic: &str) -> RuntimeError {
     RuntimeError::Fenced(format!(
         "writer `{}` of `{topic}`",
-        writer.transactional_id.as_deref().unwrap_or_default()
+        txn_id.unwrap_or_default()
     ))
 }
 
@@ -860,6 +828,10 @@ impl Sink for KafkaSink {
 
     fn commit(&mut self, _epoch: u64) -> Result<()> {
         self.producer.commit()
+    }
+
+    fn replays_epochs(&self) -> bool {
+        !self.producer.is_joint()
     }
 }
 

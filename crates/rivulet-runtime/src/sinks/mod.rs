@@ -75,6 +75,17 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Whether a re-run of an epoch must read exactly the epoch's recorded input: true for a
+    /// sink that is idempotent per epoch number (file, Parquet, PostgreSQL, a Kafka sink
+    /// with a transaction of its own), so the epoch's offsets are committed on their own
+    /// before its output. False for a sink whose writes commit with the checkpoint (a Kafka
+    /// sink in the task's transaction: an epoch that did not commit left nothing) and for
+    /// the console; when every sink says false, the offsets go in the epoch's one
+    /// transaction too.
+    fn replays_epochs(&self) -> bool {
+        true
+    }
+
     /// The query stops: flush and release resources.
     fn close(&mut self) -> Result<()> {
         Ok(())
