@@ -19,7 +19,8 @@
 //! - `latency` (c): generator at `--latency-rate` events/s, trigger `on-arrival`; per
 //!   micro-batch, the time its result is at the sink is `timestamp` (the batch time, taken
 //!   right after the poll) + `walCommit` + `addBatch` (decode, operators and sink write) of
-//!   its progress record; the latency of an event is that minus the event's own `timestamp`
+//!   its progress record (+ `commitOffsets` for a Kafka sink with the checkpoint in Kafka,
+//!   whose records are visible once the epoch's one transaction commits); the latency of an event is that minus the event's own `timestamp`
 //!   field (the generator stamps events with their scheduled send time, and sends them when
 //!   due). A batch's oldest event (`eventTime.min`) gives an upper bound for all its events,
 //!   its newest (`eventTime.max`) a lower bound; both distributions are reported, weighted
@@ -41,8 +42,10 @@
 //! the throughput and latency figures (the bound: within 10 %).
 //!
 //! `--sink` picks the sink of the query in parts (a) to (c): `file` (default), `parquet`
-//! (a dataset in the temporary directory, default options) or `postgres` (table
-//! `rivulet_bench` on `--pg-url`), to compare the pipeline's figures across sinks.
+//! (a dataset in the temporary directory, default options), `postgres` (table
+//! `rivulet_bench` on `--pg-url`) or `kafka` (topic `<topic>-out` on the same broker: with
+//! `--checkpoint-store kafka` each epoch is then one transaction, offsets to commit marker),
+//! to compare the pipeline's figures across sinks.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -115,6 +118,9 @@ pub enum BenchSink {
     Parquet,
     /// Table `rivulet_bench` on `--pg-url`.
     Postgres,
+    /// Topic `<topic>-out` on the bench's broker (with `--checkpoint-store kafka`, in the
+    /// task's one transaction per epoch).
+    Kafka,
 }
 
 /// Where the bench's query comes from.
@@ -262,6 +268,7 @@ pub(crate) async fn run(args: PipelineArgs, launcher: Arc<dyn Launcher>) -> Resu
             BenchSink::File => "file",
             BenchSink::Parquet => "parquet",
             BenchSink::Postgres => "postgres",
+            BenchSink::Kafka => "kafka",
         },
     );
     if args.sql {
@@ -356,6 +363,7 @@ fn bench_plan(
     plan.sinks = vec![match args.sink {
         BenchSink::File => connectors::file::spec(dir.join("out")),
         BenchSink::Parquet => connectors::parquet::spec(dir.join("parquet")),
+        BenchSink::Kafka => kafka::sink_spec(&format!("{topic}-out")),
         BenchSink::Postgres => {
             PostgresOptions::new(args.pg_url.clone().unwrap_or_default(), "rivulet_bench").spec()
         }
@@ -761,6 +769,8 @@ async fn latency(
     // Microseconds would suggest precision the 1 ms progress times do not have: whole ms,
     // shifted by one so that 0 ms can be recorded.
     let (mut upper, mut lower) = (hist()?, hist()?);
+    let joint_sink = args.sink == BenchSink::Kafka
+        && args.checkpoint_store == rivulet_engine::plan::CheckpointStoreKind::Kafka;
     let from = t.start_ms + WARMUP.as_millis() as i64;
     let mut epochs = 0u64;
     for p in &t.progress {
@@ -777,7 +787,12 @@ async fn latency(
             continue;
         };
         let d = |k: &str| p.duration_ms.get(k).copied().unwrap_or(0) as i64;
-        let visible = ts + d("walCommit") + d("addBatch");
+        // A Kafka sink in the task's transaction (checkpoint in Kafka) is visible to
+        // read_committed consumers only once the epoch commits (`commitOffsets`).
+        let visible = ts
+            + d("walCommit")
+            + d("addBatch")
+            + if joint_sink { d("commitOffsets") } else { 0 };
         let rec = |h: &mut Histogram<u64>, ms: i64| {
             h.saturating_record_n(ms.max(0) as u64 + 1, p.num_input_rows);
         };

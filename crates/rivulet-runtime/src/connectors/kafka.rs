@@ -509,6 +509,11 @@ pub fn source_spec(brokers: &str, topics: &[String]) -> ConnectorSpec {
     s
 }
 
+/// A Kafka sink spec into `topic` through the source's connection.
+pub fn sink_spec(topic: &str) -> ConnectorSpec {
+    ConnectorSpec::new(NAME).with(SINK_TOPIC[0], topic)
+}
+
 /// The Kafka sink's options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkOptions {
