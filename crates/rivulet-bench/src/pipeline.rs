@@ -469,19 +469,27 @@ fn watchdog(token: &CancellationToken, timeout: Duration) -> tokio::task::JoinHa
     })
 }
 
-/// The progress records a run wrote.
+/// The progress records a run wrote (with the checkpoint in Kafka the file also holds the
+/// group's events, lines with an `event` field, which are skipped).
 fn read_progress(dir: &Path) -> Result<Vec<QueryProgress>, BenchError> {
     let path = dir.join("progress.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| BenchError::Decode {
-                what: format!("a progress record in {}", path.display()),
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+    parse_progress(&text, &path)
+}
+
+fn parse_progress(text: &str, path: &Path) -> Result<Vec<QueryProgress>, BenchError> {
+    let decode = |e: serde_json::Error| BenchError::Decode {
+        what: format!("a progress record in {}", path.display()),
+        reason: e.to_string(),
+    };
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(l).map_err(decode)?;
+        if v.get("event").is_none() {
+            out.push(serde_json::from_value(v).map_err(decode)?);
+        }
+    }
+    Ok(out)
 }
 
 fn parse_ms(s: &str) -> Option<i64> {
@@ -789,10 +797,8 @@ async fn latency(
         let d = |k: &str| p.duration_ms.get(k).copied().unwrap_or(0) as i64;
         // A Kafka sink in the task's transaction (checkpoint in Kafka) is visible to
         // read_committed consumers only once the epoch commits (`commitOffsets`).
-        let visible = ts
-            + d("walCommit")
-            + d("addBatch")
-            + if joint_sink { d("commitOffsets") } else { 0 };
+        let visible =
+            ts + d("walCommit") + d("addBatch") + if joint_sink { d("commitOffsets") } else { 0 };
         let rec = |h: &mut Histogram<u64>, ms: i64| {
             h.saturating_record_n(ms.max(0) as u64 + 1, p.num_input_rows);
         };
@@ -1012,6 +1018,16 @@ fn dir_bytes(dir: &Path) -> u64 {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    /// Regression: with the checkpoint in Kafka the progress file holds the group's events
+    /// too, which failed the bench ("missing field `id`").
+    #[test]
+    fn group_events_in_the_progress_file_are_skipped() {
+        let text = r#"{"event":"tasksAssigned","query":"stats","tasks":[0],"running":[0],"of":1}"#;
+        let got = parse_progress(&format!("{text}\n\n"), Path::new("p.jsonl")).unwrap();
+        assert!(got.is_empty());
+        assert!(parse_progress("{\"id\": 1}\n", Path::new("p.jsonl")).is_err());
+    }
 
     #[derive(Parser)]
     struct Cli {

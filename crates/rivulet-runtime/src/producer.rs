@@ -172,16 +172,7 @@ impl TaskProducer {
     /// same servers and the same client properties (credentials included), consumer-only
     /// ones aside, and this producer is transactional.
     pub fn joins(&self, connection: &KafkaConnection) -> bool {
-        let producer_side = |c: &KafkaConnection| {
-            c.properties
-                .iter()
-                .filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>()
-        };
-        self.transactional_id.is_some()
-            && connection.bootstrap_servers == self.connection.bootstrap_servers
-            && producer_side(connection) == producer_side(&self.connection)
+        self.transactional_id.is_some() && same_writer(connection, &self.connection)
     }
 
     /// Begins a transaction unless one is open.
@@ -304,5 +295,46 @@ impl TaskProducer {
             .ok()
             .and_then(|d| d.get(topic).cloned())
             .unwrap_or_default()
+    }
+}
+
+/// Whether a producer through `a` and one through `b` write as the same client to the same
+/// cluster: the same servers and the same properties, consumer-only ones aside.
+fn same_writer(a: &KafkaConnection, b: &KafkaConnection) -> bool {
+    let producer_side = |c: &KafkaConnection| {
+        c.properties
+            .iter()
+            .filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    a.bootstrap_servers == b.bootstrap_servers && producer_side(a) == producer_side(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_join_only_as_the_same_client_of_the_same_cluster() {
+        let source = KafkaConnection::new("127.0.0.1:9092")
+            .with_property("isolation.level", "read_committed")
+            .with_property("sasl.username", "app");
+        let sink = KafkaConnection::new("127.0.0.1:9092").with_property("sasl.username", "app");
+        assert!(
+            same_writer(&source, &sink),
+            "consumer-only properties count"
+        );
+        let other_user = KafkaConnection::new("127.0.0.1:9092").with_property("sasl.username", "b");
+        assert!(
+            !same_writer(&source, &other_user),
+            "another principal joined"
+        );
+        let other_cluster =
+            KafkaConnection::new("127.0.0.1:9093").with_property("sasl.username", "app");
+        assert!(
+            !same_writer(&source, &other_cluster),
+            "another cluster joined"
+        );
     }
 }

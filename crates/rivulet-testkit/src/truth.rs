@@ -30,6 +30,24 @@ impl Ev {
     }
 }
 
+/// `count` events in time order, 5 ms apart from `start_ms`, ids in `[0, ids)` and values
+/// drawn from `seed`, each id in partition `id % partitions` (keyed by id, as the generator
+/// does, so each group of a query grouping by id lives in one partition).
+pub fn keyed_events(seed: u64, count: usize, ids: i64, partitions: i32, start_ms: i64) -> Vec<Ev> {
+    let mut rng = crate::Rng::new(seed);
+    (0..count)
+        .map(|i| {
+            let id = rng.range(0, ids as u64) as i64;
+            Ev {
+                partition: (id % i64::from(partitions)) as i32,
+                id,
+                ts: start_ms + i as i64 * 5,
+                value: rng.value(),
+            }
+        })
+        .collect()
+}
+
 /// Produces `events` in order, each to its partition, keyed by its id. Blocking, bounded.
 pub fn produce(brokers: &str, topic: &str, events: &[Ev]) {
     let records: Vec<(Option<i32>, Option<String>, String)> = events

@@ -151,18 +151,7 @@ fn task_watermarks(dirs: &[PathBuf]) -> BTreeMap<i64, String> {
 
 /// Events in time order, each id in partition `id % 6` (keyed by id, as the generator does).
 fn events() -> Vec<Ev> {
-    let mut rng = Rng::new(21);
-    (0..EVENTS)
-        .map(|i| {
-            let id = rng.range(0, IDS as u64) as i64;
-            Ev {
-                partition: (id % i64::from(PARTITIONS)) as i32,
-                id,
-                ts: START_MS + i as i64 * 5,
-                value: rng.value(),
-            }
-        })
-        .collect()
+    keyed_events(21, EVENTS, IDS, PARTITIONS, START_MS)
 }
 
 #[test]

@@ -154,18 +154,7 @@ fn wait_for_committed(brokers: &str, procs: &mut [(Child, PathBuf)], at_least: i
 /// Well-formed events in time order, each id in partition `id % 6` (keyed by id, as the
 /// generator does), and every 97th record a malformed one.
 fn events() -> (Vec<Ev>, Vec<(i32, String)>) {
-    let mut rng = Rng::new(16);
-    let good: Vec<Ev> = (0..EVENTS)
-        .map(|i| {
-            let id = rng.range(0, IDS as u64) as i64;
-            Ev {
-                partition: (id % i64::from(PARTITIONS)) as i32,
-                id,
-                ts: START_MS + i as i64 * 5,
-                value: rng.value(),
-            }
-        })
-        .collect();
+    let good = keyed_events(16, EVENTS, IDS, PARTITIONS, START_MS);
     let bad: Vec<(i32, String)> = (0..EVENTS / 97)
         .map(|i| {
             (
