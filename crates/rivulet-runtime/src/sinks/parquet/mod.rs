@@ -7,6 +7,7 @@
 //! <path>/_rivulet/<query id>/compaction.json  a compaction in progress (rolled forward on start)
 //! <path>/_rivulet/<query id>/inprogress/      files being written (`*.parquet.inprogress`)
 //! <path>/_rivulet/<query id>/spool/           the epochs not yet in a finished file (Arrow IPC)
+//! <path>/_rivulet/<query id>/owner            the sink instance that last opened the bookkeeping
 //! ```
 //!
 //! The bookkeeping is per query (its checkpoint id), and file names carry the query's tag, so
@@ -40,6 +41,14 @@
 //! roll are appended again and rolled at once, and later ones are deleted (the driver replays
 //! that epoch). So a crash leaves neither a partial file (only complete files are renamed)
 //! nor a duplicate (every epoch is in exactly one finished file), and no committed row is lost.
+//!
+//! **Zombies.** With the checkpoint in Kafka a task can move to another process while the old
+//! one is paused, not dead. Each open writes a fresh token to `owner` (after the checkpoint
+//! fenced the old process, before recovery), in-progress files carry their writer's token, and
+//! a roll or compaction re-reads `owner` before its manifest and before its renames: a zombie
+//! that wakes up mid-roll stops with a "fenced" error instead of overwriting the new owner's
+//! manifest or renaming its files. (Between that check and the rename a filesystem offers no
+//! compare-and-swap; the window is the microseconds in between, not the zombie's pause.)
 //!
 //! **Compaction** (optional, `compact_min_files`): after a roll, a partition that holds at
 //! least that many small files of this query (under half of `roll_size`) gets them merged
@@ -87,6 +96,7 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 const META_DIR: &str = "_rivulet";
 const STATE_FILE: &str = "state.json";
+const OWNER_FILE: &str = "owner";
 const COMPACTION_FILE: &str = "compaction.json";
 const INPROGRESS_DIR: &str = "inprogress";
 const SPOOL_DIR: &str = "spool";
@@ -161,8 +171,10 @@ struct Dataset {
     first_open_epoch: Option<u64>,
     finalized_through: Option<u64>,
     last_committed: Option<u64>,
-    /// A roll the timer thread could not do; the next call fails with it.
-    failed: Option<String>,
+    /// A roll the timer thread could not do; the next call fails with it (`true`: fenced).
+    failed: Option<(String, bool)>,
+    /// This instance's token in `owner` (see the module docs).
+    owner: String,
     /// Tests: fail right after writing this manifest (`state.json` of a roll or
     /// `compaction.json`), as a crash would.
     #[cfg(test)]
@@ -367,7 +379,8 @@ impl ParquetSink {
         // A panic in the timer thread leaves nothing half-done that recovery cannot redo.
         let d = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match &d.failed {
-            Some(m) => Err(sink_err(&self.root, m.clone())),
+            Some((m, true)) => Err(RuntimeError::Fenced(m.clone())),
+            Some((m, false)) => Err(sink_err(&self.root, m.clone())),
             None => Ok(d),
         }
     }
@@ -404,7 +417,8 @@ fn roll_timer(inner: &Mutex<Dataset>, stop: &(Mutex<bool>, Condvar), tick: Durat
             // The open files hold committed epochs only (appended in `commit`).
             if let Err(e) = d.roll(c) {
                 tracing::error!("parquet sink {}: {e}", d.root.display());
-                d.failed = Some(format!("rolling files: {e}"));
+                let fenced = matches!(e, RuntimeError::Fenced(_));
+                d.failed = Some((format!("rolling files: {e}"), fenced));
             }
         }
     }
@@ -475,8 +489,14 @@ impl Dataset {
             fields.push(Field::new(EPOCH_COLUMN, DataType::Int64, false));
         }
         let file_schema = Arc::new(Schema::new(fields));
+        // Taken before recovery touches anything: from here on an earlier instance's rolls
+        // and compactions refuse to publish.
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        fs::create_dir_all(&meta).map_err(|e| RuntimeError::io("creating", &meta, e))?;
+        write_atomic(&meta.join(OWNER_FILE), owner.as_bytes())?;
         let mut sink = Dataset {
             failed: None,
+            owner,
             #[cfg(test)]
             crash_after: None,
             spool: Spool::open(meta.join(SPOOL_DIR))?,
@@ -507,6 +527,21 @@ impl Dataset {
 
     fn state_path(&self) -> PathBuf {
         self.meta.join(STATE_FILE)
+    }
+
+    /// Fails with [`RuntimeError::Fenced`] when another instance opened the bookkeeping since
+    /// this one did (the task moved while this process was paused).
+    fn check_owner(&self) -> Result<()> {
+        let path = self.meta.join(OWNER_FILE);
+        let now = fs::read(&path).map_err(|e| RuntimeError::io("reading", &path, e))?;
+        if now == self.owner.as_bytes() {
+            return Ok(());
+        }
+        Err(RuntimeError::Fenced(format!(
+            "parquet sink {}: another process took over `{}`; this one publishes nothing more",
+            self.root.display(),
+            rel(&self.root, &self.meta)
+        )))
     }
 
     fn recover(&mut self, last_committed: Option<u64>) -> Result<()> {
@@ -680,10 +715,10 @@ impl Dataset {
     fn open_file(&mut self, dir: &str, epoch: u64) -> Result<&mut OpenFile> {
         if !self.open.contains_key(dir) {
             let n = self.open.len();
-            let tmp = self
-                .meta
-                .join(INPROGRESS_DIR)
-                .join(format!("{epoch:020}-{n}{INPROGRESS_SUFFIX}"));
+            let tmp = self.meta.join(INPROGRESS_DIR).join(format!(
+                "{epoch:020}-{n}-{}{INPROGRESS_SUFFIX}",
+                &self.owner[..8]
+            ));
             let file = fs::File::create(&tmp).map_err(|e| RuntimeError::io("creating", &tmp, e))?;
             let writer =
                 ArrowWriter::try_new(file, self.file_schema.clone(), Some(self.props.clone()))?;
@@ -727,6 +762,7 @@ impl Dataset {
             touched.push(dir);
         }
         sync_dir(&self.meta.join(INPROGRESS_DIR))?;
+        self.check_owner()?;
         let state = RollState {
             query_id: self.query_id.clone(),
             finalized_through: Some(through),
@@ -738,6 +774,7 @@ impl Dataset {
             return Err(sink_err(&self.root, "test crash after state.json"));
         }
         let mut dirs = BTreeSet::new();
+        self.check_owner()?;
         for (tmp, fin) in &state.renames {
             rename_forward(&self.root.join(tmp), &self.root.join(fin), &mut dirs)?;
         }
@@ -787,10 +824,10 @@ impl Dataset {
             return Ok(());
         }
         inputs.sort();
-        let tmp = self
-            .meta
-            .join(INPROGRESS_DIR)
-            .join(format!("compact-{through:020}{INPROGRESS_SUFFIX}"));
+        let tmp = self.meta.join(INPROGRESS_DIR).join(format!(
+            "compact-{through:020}-{}{INPROGRESS_SUFFIX}",
+            &self.owner[..8]
+        ));
         let file = fs::File::create(&tmp).map_err(|e| RuntimeError::io("creating", &tmp, e))?;
         let mut w = ArrowWriter::try_new(file, self.file_schema.clone(), Some(self.props.clone()))?;
         for (_, _, p) in &inputs {
@@ -825,12 +862,14 @@ impl Dataset {
             inputs: inputs.iter().map(|i| rel(&self.root, &i.2)).collect(),
         };
         let cp = self.meta.join(COMPACTION_FILE);
+        self.check_owner()?;
         write_atomic(&cp, &serde_json::to_vec(&state)?)?;
         #[cfg(test)]
         if self.crash_after == Some(COMPACTION_FILE) {
             return Err(sink_err(&self.root, "test crash after compaction.json"));
         }
         let mut dirs = BTreeSet::new();
+        self.check_owner()?;
         self.recover_compaction(&mut dirs)?;
         sync_dir(&pdir)?;
         sync_dir(&self.meta)?;

@@ -153,6 +153,41 @@ fn legacy_layout_is_moved_into_the_query_dir() {
     assert!(mine.join(STATE_FILE).exists());
 }
 
+/// A zombie: the task's old owner (paused, not dead) holds open files of committed epochs
+/// when the new owner opens the same bookkeeping and finishes those epochs itself. When the
+/// old one wakes up, its roll is refused as fenced — it neither overwrites the new owner's
+/// manifest nor renames anything — and every row is in the dataset once.
+#[test]
+fn a_zombie_roll_is_fenced() {
+    let d = tempfile::tempdir().unwrap();
+    let mut old = open(d.path(), None, None);
+    for e in 0..3 {
+        old.write_epoch(e, &[rows(e)]).unwrap();
+        old.commit(e).unwrap();
+    }
+    // The task moves: the new owner finishes epochs 0..=2 from the spool, then goes on.
+    let mut new = open(d.path(), Some(2), None);
+    assert_eq!(visible(d.path()), want(0..3));
+    let manifest = fs::read(new.state_path()).unwrap();
+    new.write_epoch(3, &[rows(3)]).unwrap();
+    new.commit(3).unwrap();
+    // The old owner wakes up and rolls what it had open (as its timer would).
+    let err = old.roll(2).unwrap_err();
+    assert!(matches!(err, RuntimeError::Fenced(_)), "{err}");
+    assert_eq!(
+        fs::read(new.state_path()).unwrap(),
+        manifest,
+        "manifest overwritten"
+    );
+    // Its compaction is refused too.
+    assert!(matches!(
+        old.compact("date=2026-11-24/hour=10", 1, 2),
+        Err(RuntimeError::Fenced(_))
+    ));
+    new.close().unwrap();
+    assert_eq!(visible(d.path()), want(0..4));
+}
+
 fn inprogress_files_of(root: &Path, query_id: &str) -> Vec<PathBuf> {
     fs::read_dir(root.join("_rivulet").join(query_id).join(INPROGRESS_DIR))
         .unwrap()
