@@ -111,6 +111,35 @@ impl KafkaSource {
                 )
             })
     }
+
+    /// Moves each position past records librdkafka skipped without handing them out: the
+    /// transaction markers and, under read_committed, aborted records. A position taken from
+    /// the last record handed out would stay short of the end for good (KAFKA-6607): lag 1,
+    /// and a bounded run that never catches up. The client's own position has stepped over
+    /// them; it is only ever used to move ours forward, while nothing is waiting to be handed
+    /// out. (An assign resets it to "invalid" until the first record, so a position from
+    /// before a re-assign is never taken.)
+    fn step_over_skipped(&mut self) -> Result<()> {
+        let tpl = self
+            .consumer
+            .position()
+            .map_err(|e| RuntimeError::kafka("reading the source's positions", e))?;
+        for el in tpl.elements() {
+            let Offset::Offset(o) = el.offset() else {
+                continue;
+            };
+            let tp = TopicPartition {
+                topic: el.topic().to_string(),
+                partition: el.partition(),
+            };
+            if let Some(pos) = self.positions.get_mut(&tp) {
+                if o > *pos && *pos >= 0 {
+                    *pos = o;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Source for KafkaSource {
@@ -208,6 +237,7 @@ impl Source for KafkaSource {
                     if n > 0 {
                         break;
                     }
+                    self.step_over_skipped()?;
                 }
                 Some(Err(e)) => return Err(RuntimeError::kafka("polling the source", e)),
                 Some(Ok(m)) => {
