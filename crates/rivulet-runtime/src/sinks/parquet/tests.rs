@@ -87,6 +87,14 @@ fn visible(root: &Path) -> Vec<(i64, i64)> {
     out
 }
 
+/// Writes and commits epochs `epochs` (each [`rows`]) as the driver does.
+fn commit_epochs(s: &mut Dataset, epochs: std::ops::Range<u64>) {
+    for e in epochs {
+        s.write_epoch(e, &[rows(e)]).unwrap();
+        s.commit(e).unwrap();
+    }
+}
+
 fn want(epochs: std::ops::Range<i64>) -> Vec<(i64, i64)> {
     epochs.flat_map(|e| (0..3).map(move |i| (e, i))).collect()
 }
@@ -98,10 +106,7 @@ fn want(epochs: std::ops::Range<i64>) -> Vec<(i64, i64)> {
 fn two_queries_share_a_dataset() {
     let d = tempfile::tempdir().unwrap();
     let mut a = open_as(d.path(), "aaaa1111-query", None, Some(2));
-    for e in 0..2 {
-        a.write_epoch(e, &[rows(e)]).unwrap();
-        a.commit(e).unwrap();
-    }
+    commit_epochs(&mut a, 0..2);
     a.roll(1).unwrap();
     a.write_epoch(2, &[rows(2)]).unwrap();
     a.commit(2).unwrap();
@@ -130,10 +135,7 @@ fn two_queries_share_a_dataset() {
 fn legacy_layout_is_moved_into_the_query_dir() {
     let d = tempfile::tempdir().unwrap();
     let mut s = open(d.path(), None, None);
-    for e in 0..2 {
-        s.write_epoch(e, &[rows(e)]).unwrap();
-        s.commit(e).unwrap();
-    }
+    commit_epochs(&mut s, 0..2);
     s.roll(1).unwrap();
     s.write_epoch(2, &[rows(2)]).unwrap();
     s.commit(2).unwrap();
@@ -161,10 +163,7 @@ fn legacy_layout_is_moved_into_the_query_dir() {
 fn a_zombie_roll_is_fenced() {
     let d = tempfile::tempdir().unwrap();
     let mut old = open(d.path(), None, None);
-    for e in 0..3 {
-        old.write_epoch(e, &[rows(e)]).unwrap();
-        old.commit(e).unwrap();
-    }
+    commit_epochs(&mut old, 0..3);
     // The task moves: the new owner finishes epochs 0..=2 from the spool, then goes on.
     let mut new = open(d.path(), Some(2), None);
     assert_eq!(visible(d.path()), want(0..3));
@@ -199,10 +198,7 @@ fn inprogress_files_of(root: &Path, query_id: &str) -> Vec<PathBuf> {
 fn crash_between_roll_manifest_and_renames_rolls_forward() {
     let d = tempfile::tempdir().unwrap();
     let mut s = open(d.path(), None, None);
-    for e in 0..3 {
-        s.write_epoch(e, &[rows(e)]).unwrap();
-        s.commit(e).unwrap();
-    }
+    commit_epochs(&mut s, 0..3);
     s.crash_after = Some(STATE_FILE);
     assert!(s.roll(2).is_err());
     // Epoch 3 was spooled but never committed: the replay writes it again.
