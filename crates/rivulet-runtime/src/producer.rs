@@ -226,6 +226,17 @@ impl TaskProducer {
         }
     }
 
+    /// Waits (bounded) until everything queued is delivered, in short sleeps: the producer's
+    /// thread serves the deliveries, while the client library's own flush (also inside
+    /// `commit_transaction`) returned only on a 100 ms poll, which cost every epoch 100 ms
+    /// (docs/BENCHMARKS.md).
+    fn wait_in_flight(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Failed deliveries so far (to compare before and after a batch of sends).
     pub fn failures(&self) -> u64 {
         self.delivery.failed.load(Ordering::Relaxed)
@@ -234,13 +245,8 @@ impl TaskProducer {
     /// Waits until everything queued is acknowledged; an error when a delivery failed since
     /// `failures_before` ([`TaskProducer::failures`]).
     pub fn flush(&self, failures_before: u64) -> Result<(), DeliveryFailure> {
-        // Short sleeps first (the producer's thread serves the deliveries): the client
-        // library's flush alone returned only on a 100 ms poll, which cost every epoch
-        // 100 ms (docs/BENCHMARKS.md). Then flush, which is now immediate.
-        let deadline = Instant::now() + TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        self.wait_in_flight();
+        // Now immediate.
         self.producer
             .flush(TIMEOUT)
             .map_err(DeliveryFailure::Flush)?;
@@ -267,11 +273,7 @@ impl TaskProducer {
         if !self.open.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        // Delivered before the commit in short sleeps, as in `flush`.
-        let deadline = Instant::now() + TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        self.wait_in_flight();
         let done = self.producer.commit_transaction(TIMEOUT);
         if done.is_err() {
             let _ = self.producer.abort_transaction(TIMEOUT);

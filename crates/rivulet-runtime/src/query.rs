@@ -407,6 +407,7 @@ impl Query {
             source.retain_partitions(&std::collections::BTreeSet::from([t.task]));
         }
         let last_committed = checkpoint.latest_committed()?;
+        let joint = checkpoint.producer();
         let writers = WriterScope {
             dir: dir.clone(),
             query_name: plan.name.clone(),
@@ -415,7 +416,7 @@ impl Query {
             // only hints on this machine.
             fresh: store.is_dir() || checkpoint.latest_offsets()?.is_none(),
             transactional: !store.is_dir(),
-            joint: checkpoint.producer(),
+            joint: joint.clone(),
         };
         let mut sinks = Vec::with_capacity(job.branches.len());
         for (branch, chain) in job.branches.iter().zip(&pipeline.chains) {
@@ -448,7 +449,7 @@ impl Query {
             || shuffle
                 .as_ref()
                 .is_some_and(|s| !s.joins_epoch_transaction());
-        if checkpoint.producer().is_some() {
+        if joint.is_some() {
             tracing::info!(
                 "query `{}`: one Kafka transaction per epoch for the checkpoint and the Kafka \
                  writers on its cluster{}",
